@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/keys"
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
+)
+
+// app is everything a command needs, wired in one place: config -> store -> keys -> provider -> handlers.
+type app struct {
+	cfg    Config
+	logger *slog.Logger
+	secret []byte
+	store  *models.Store
+	keys   *keys.Manager
+	prov   *provider.Provider
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openApp opens the database (migrating unless told not to), loads the signing keys and composes the provider.
+func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
+	secret, err := cfg.systemSecret(logger)
+	if err != nil {
+		return nil, err
+	}
+	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{Logger: logger, MaxOpenConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	a := &app{cfg: cfg, logger: logger, secret: secret, store: store}
+	if cfg.AutoMigrate {
+		if err := store.Migrate(ctx); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("migrate database: %w", err)
+		}
+	}
+	a.keys, err = keys.NewManager(store, secret, keys.Options{
+		Logger:      logger,
+		RetainFor:   cfg.keyRetention(),
+		RotateEvery: cfg.KeyRotation,
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("key manager: %w", err)
+	}
+	if err := a.keys.Load(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	a.prov, err = provider.New(provider.Options{
+		Issuer:                cfg.Issuer,
+		SystemSecret:          secret,
+		AccessTokenLifespan:   cfg.AccessTokenTTL,
+		RefreshTokenLifespan:  cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan: cfg.AuthCodeTTL,
+		IDTokenLifespan:       cfg.IDTokenTTL,
+		AccessTokenFormat:     cfg.AccessTokenFormat,
+		SigningAlg:            cfg.SigningAlg,
+	}, store, a.keys)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("compose provider: %w", err)
+	}
+	return a, nil
+}
+
+// keyRetention is how long a retired public key stays in the JWKS: the longest lifetime of anything signed with
+// it, plus a margin for clock skew and verifiers' JWKS caches.
+func (c Config) keyRetention() time.Duration {
+	return max(c.AccessTokenTTL, c.IDTokenTTL) + 10*time.Minute
+}
+
+func (a *app) Close() error { return a.store.Close() }
+
+// handler is the whole HTTP surface.
+func (a *app) handler() http.Handler {
+	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes},
+		&handlers.Health{DB: a.store},
+		&handlers.Discovery{Metadata: a.prov.Metadata()},
+		&handlers.JWKS{Keys: a.keys},
+		&handlers.Token{OAuth: a.prov.OAuth2},
+		&handlers.Introspect{OAuth: a.prov.OAuth2},
+		&handlers.Revoke{OAuth: a.prov.OAuth2},
+	)
+}
+
+// runCleanup deletes expired rows every interval, in bounded batches so no statement holds locks for long.
+func (a *app) runCleanup(ctx context.Context) {
+	if a.cfg.CleanupInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(a.cfg.CleanupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.cleanupOnce(ctx)
+		}
+	}
+}
+
+func (a *app) cleanupOnce(ctx context.Context) int64 {
+	var total int64
+	for ctx.Err() == nil {
+		n, err := a.store.DeleteExpired(ctx, time.Now(), a.cfg.CleanupBatch)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.logger.Error("delete expired rows", "error", err)
+			}
+			break
+		}
+		total += n
+		if n < int64(a.cfg.CleanupBatch) {
+			break
+		}
+	}
+	if total > 0 {
+		a.logger.Info("deleted expired rows", "rows", total)
+	}
+	return total
+}

@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
+)
+
+func runClients(ctx context.Context, c *cli, args []string) error {
+	return dispatch(ctx, c, "clients", args, map[string]func(context.Context, *cli, []string) error{
+		"create":        clientsCreate,
+		"list":          clientsList,
+		"get":           clientsGet,
+		"delete":        clientsDelete,
+		"rotate-secret": clientsRotateSecret,
+	})
+}
+
+// dispatch runs the named subcommand of group.
+func dispatch(ctx context.Context, c *cli, group string, args []string, subs map[string]func(context.Context, *cli, []string) error) error {
+	names := make([]string, 0, len(subs))
+	for n := range subs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if len(args) == 0 || subs[args[0]] == nil {
+		if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
+			fmt.Fprintf(c.stderr, "latchkey %s: unknown subcommand %q\n", group, args[0])
+		}
+		fmt.Fprintf(c.stderr, "usage: latchkey %s {%s} [flags]\n", group, strings.Join(names, "|"))
+		return errUsage
+	}
+	return subs[args[0]](ctx, c, args[1:])
+}
+
+// splitList accepts space- or comma-separated values.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// clientJSON is how the CLI shows a client: RFC 7591 field names where they exist.
+type clientJSON struct {
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	ClientName              string    `json:"client_name"`
+	GrantTypes              []string  `json:"grant_types"`
+	ResponseTypes           []string  `json:"response_types"`
+	RedirectURIs            []string  `json:"redirect_uris"`
+	Scope                   string    `json:"scope"`
+	Audience                []string  `json:"audience"`
+	Public                  bool      `json:"public"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	AccessTokenFormat       string    `json:"access_token_format,omitempty"`
+	CreatedAt               time.Time `json:"created_at"`
+}
+
+func toClientJSON(cl *models.Client, secret string) clientJSON {
+	nonNil := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return clientJSON{
+		ClientID: cl.ID, ClientSecret: secret, ClientName: cl.Name,
+		GrantTypes: nonNil(cl.GrantTypes), ResponseTypes: nonNil(cl.ResponseTypes), RedirectURIs: nonNil(cl.RedirectURIs),
+		Scope: strings.Join(cl.Scopes, " "), Audience: nonNil(cl.Audience), Public: cl.Public,
+		TokenEndpointAuthMethod: cl.GetTokenEndpointAuthMethod(), AccessTokenFormat: cl.AccessTokenFormat,
+		CreatedAt: cl.CreatedAt,
+	}
+}
+
+var knownGrantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+var knownResponseTypes = []string{"code"}
+var knownAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+
+// clientFromFlags builds and validates a client registration, collecting every problem.
+func clientFromFlags(id, name, grants, responses, redirects, scopes, audience, authMethod, format string, public bool) (*models.Client, error) {
+	cl := &models.Client{
+		ID: id, Name: name, Public: public,
+		GrantTypes: splitList(grants), ResponseTypes: splitList(responses), RedirectURIs: splitList(redirects),
+		Scopes: splitList(scopes), Audience: splitList(audience),
+		TokenEndpointAuthMethod: authMethod, AccessTokenFormat: format,
+	}
+	if cl.ID == "" {
+		cl.ID = uuid.NewString()
+	}
+	if len(cl.GrantTypes) == 0 {
+		if public {
+			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
+		} else {
+			cl.GrantTypes = []string{"client_credentials"}
+		}
+	}
+	if len(cl.ResponseTypes) == 0 && slices.Contains(cl.GrantTypes, "authorization_code") {
+		cl.ResponseTypes = []string{"code"}
+	}
+	var p []string
+	if strings.TrimSpace(cl.Name) == "" {
+		p = append(p, "--name is required")
+	}
+	if len(cl.ID) > 255 || strings.ContainsAny(cl.ID, " \t\r\n:") {
+		p = append(p, "--id must be at most 255 characters, without spaces or colons")
+	}
+	for _, g := range cl.GrantTypes {
+		if !slices.Contains(knownGrantTypes, g) {
+			p = append(p, fmt.Sprintf("--grant-types: unknown grant type %q (known: %s)", g, strings.Join(knownGrantTypes, ", ")))
+		}
+	}
+	for _, r := range cl.ResponseTypes {
+		if !slices.Contains(knownResponseTypes, r) {
+			p = append(p, fmt.Sprintf("--response-types: unsupported response type %q (supported: code)", r))
+		}
+	}
+	if public && slices.Contains(cl.GrantTypes, "client_credentials") {
+		p = append(p, "--public clients cannot use client_credentials (they have no secret)")
+	}
+	if slices.Contains(cl.GrantTypes, "authorization_code") && len(cl.RedirectURIs) == 0 {
+		p = append(p, "--redirect-uris is required for authorization_code")
+	}
+	for _, r := range cl.RedirectURIs {
+		u, err := url.Parse(r)
+		if err != nil || u.Scheme == "" || u.Fragment != "" || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+			p = append(p, fmt.Sprintf("--redirect-uris: %q must be an absolute URI without a fragment", r))
+		}
+	}
+	for _, s := range cl.Scopes {
+		if !validScopeToken(s) {
+			p = append(p, fmt.Sprintf("--scopes: %q is not a valid scope token", s))
+		}
+	}
+	switch {
+	case authMethod == "":
+	case !slices.Contains(knownAuthMethods, authMethod):
+		p = append(p, fmt.Sprintf("--token-endpoint-auth-method must be one of %s", strings.Join(knownAuthMethods, ", ")))
+	case public != (authMethod == "none"):
+		p = append(p, "--token-endpoint-auth-method none goes with --public, and only with it")
+	}
+	if format != "" && format != provider.FormatOpaque && format != provider.FormatJWT {
+		p = append(p, "--access-token-format must be opaque or jwt")
+	}
+	if len(p) > 0 {
+		return nil, errors.New(strings.Join(p, "; "))
+	}
+	return cl, nil
+}
+
+// validScopeToken follows RFC 6749 §3.3: printable ASCII except space, double quote and backslash.
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func clientsCreate(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients create")
+	id := fs.String("id", "", "client id (default: a random UUID)")
+	secret := fs.String("secret", "", "client secret (default: generated, 256 bits); at least 32 characters")
+	name := fs.String("name", "", "human-readable name (required)")
+	grants := fs.String("grant-types", "", "grant types, comma or space separated (default: client_credentials; with --public: authorization_code,refresh_token)")
+	responses := fs.String("response-types", "", "response types (default: code when authorization_code is allowed)")
+	redirects := fs.String("redirect-uris", "", "allowed redirect URIs, matched exactly")
+	scopes := fs.String("scopes", "", "scopes the client may request")
+	audience := fs.String("audience", "", "audiences (RFC 8707 resources) the client may request")
+	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, or none (public)")
+	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_ACCESS_TOKEN_FORMAT)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cl, err := clientFromFlags(*id, *name, *grants, *responses, *redirects, *scopes, *audience, *authMethod, *format, *public)
+	if err != nil {
+		return err
+	}
+	if *public && *secret != "" {
+		return errors.New("--secret makes no sense with --public")
+	}
+	plain := ""
+	if !cl.Public {
+		plain = *secret
+		if plain == "" {
+			plain = provider.GenerateClientSecret()
+		} else if err := provider.CheckClientSecret(plain); err != nil {
+			return fmt.Errorf("--secret: %w", err)
+		}
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if plain != "" {
+		cl.SecretHash = a.prov.Hasher.HashSecret(plain)
+	}
+	if err := a.store.CreateClient(ctx, cl); err != nil {
+		if errors.Is(err, models.ErrConflict) {
+			return fmt.Errorf("a client with id %q already exists", cl.ID)
+		}
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c, toClientJSON(cl, plain))
+	}
+	fmt.Fprintf(c.stdout, "client_id:     %s\n", cl.ID)
+	if plain != "" {
+		fmt.Fprintf(c.stdout, "client_secret: %s\n(the secret is shown once; store it now)\n", plain)
+	}
+	return nil
+}
+
+func writeJSON(c *cli, v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// idArg takes an id from --id or the first positional argument.
+func idArg(fs *flag.FlagSet, flagValue string, what string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if fs.NArg() == 1 {
+		return fs.Arg(0), nil
+	}
+	return "", fmt.Errorf("give the %s as --id or as the one argument", what)
+}
+
+func clientsList(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	list, err := a.store.ListClients(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := make([]clientJSON, 0, len(list))
+		for i := range list {
+			out = append(out, toClientJSON(&list[i], ""))
+		}
+		return writeJSON(c, out)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT ID\tNAME\tGRANT TYPES\tSCOPES\tPUBLIC")
+	for _, cl := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "), cl.Public)
+	}
+	return tw.Flush()
+}
+
+func clientsGet(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients get")
+	id := fs.String("id", "", "client id")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cid, err := idArg(fs, *id, "client id")
+	if err != nil {
+		return err
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cl, err := a.store.ClientByID(ctx, cid)
+	if errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no client with id %q", cid)
+	} else if err != nil {
+		return err
+	}
+	return writeJSON(c, toClientJSON(cl, ""))
+}
+
+func clientsDelete(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients delete")
+	id := fs.String("id", "", "client id")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cid, err := idArg(fs, *id, "client id")
+	if err != nil {
+		return err
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.store.DeleteClient(ctx, cid); errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no client with id %q", cid)
+	} else if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "deleted client %s and its tokens\n", cid)
+	return nil
+}
+
+func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients rotate-secret")
+	id := fs.String("id", "", "client id")
+	secret := fs.String("secret", "", "new secret (default: generated); at least 32 characters")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cid, err := idArg(fs, *id, "client id")
+	if err != nil {
+		return err
+	}
+	plain := *secret
+	if plain == "" {
+		plain = provider.GenerateClientSecret()
+	} else if err := provider.CheckClientSecret(plain); err != nil {
+		return fmt.Errorf("--secret: %w", err)
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cl, err := a.store.ClientByID(ctx, cid)
+	if errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no client with id %q", cid)
+	} else if err != nil {
+		return err
+	}
+	if cl.Public {
+		return fmt.Errorf("client %q is public and has no secret", cid)
+	}
+	if err := a.store.UpdateClientSecret(ctx, cid, a.prov.Hasher.HashSecret(plain)); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c, map[string]string{"client_id": cid, "client_secret": plain})
+	}
+	fmt.Fprintf(c.stdout, "client_id:     %s\nclient_secret: %s\n(the old secret no longer works; the new one is shown once)\n", cid, plain)
+	return nil
+}

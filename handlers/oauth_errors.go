@@ -1,0 +1,27 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/ory/fosite"
+)
+
+// noteOAuthError logs an OAuth error the way the conventions ask (client mistakes at Info, server faults at
+// Error) and sets WWW-Authenticate on 401s as RFC 6749 §5.2 requires. fosite's writers produce the body.
+func noteOAuthError(ctx context.Context, w http.ResponseWriter, endpoint string, err error) {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
+	}
+	attrs := []any{"endpoint", endpoint, "error", rfc.ErrorField, "status", rfc.CodeField}
+	if rfc.HintField != "" {
+		attrs = append(attrs, "hint", rfc.HintField)
+	}
+	if rfc.CodeField >= http.StatusInternalServerError {
+		// The debug field carries the wrapped cause (storage errors and the like), never request secrets.
+		Logger(ctx).Error("oauth request failed", append(attrs, "cause", rfc.DebugField)...)
+		return
+	}
+	Logger(ctx).Info("oauth request refused", attrs...)
+}

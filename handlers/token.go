@@ -1,0 +1,79 @@
+package handlers
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/provider"
+)
+
+// Token serves the OAuth 2.0 token endpoint (RFC 6749 §3.2).
+type Token struct {
+	OAuth fosite.OAuth2Provider
+}
+
+func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h) }
+
+// singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
+var singleValued = []string{
+	"grant_type", "client_id", "client_secret", "scope", "code", "redirect_uri",
+	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type",
+}
+
+func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	session := provider.NewSession()
+	if err := prepareTokenForm(r); err != nil {
+		noteOAuthError(ctx, w, "token", err)
+		h.OAuth.WriteAccessError(ctx, w, nil, err)
+		return
+	}
+	ar, err := h.OAuth.NewAccessRequest(ctx, r, session)
+	if err != nil {
+		noteOAuthError(ctx, w, "token", err)
+		h.OAuth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// The client acts on its own behalf: it is the subject (RFC 9068 §2.2), and fosite has already checked
+		// every requested scope and audience against the client's registration.
+		session.Subject = ar.GetClient().GetID()
+		session.ClientID = ar.GetClient().GetID()
+		for _, scope := range ar.GetRequestedScopes() {
+			ar.GrantScope(scope)
+		}
+		for _, aud := range ar.GetRequestedAudience() {
+			ar.GrantAudience(aud)
+		}
+	}
+	resp, err := h.OAuth.NewAccessResponse(ctx, ar)
+	if err != nil {
+		noteOAuthError(ctx, w, "token", err)
+		h.OAuth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// prepareTokenForm parses the form, refuses repeated single-valued parameters, and folds RFC 8707 resource
+// indicators into fosite's audience parameter.
+func prepareTokenForm(r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s' but expected 'POST'.", r.Method)
+	}
+	if err := r.ParseForm(); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("Unable to parse the request body; send application/x-www-form-urlencoded of at most 64 KiB.")
+	}
+	for _, name := range singleValued {
+		if len(r.PostForm[name]) > 1 {
+			return fosite.ErrInvalidRequest.WithHintf("Parameter '%s' must not be repeated.", name)
+		}
+	}
+	if res := r.PostForm["resource"]; len(res) > 0 {
+		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
+		r.Form["audience"] = append(r.Form["audience"], res...)
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package provider
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ory/fosite"
+)
+
+// Session is what Latchkey stores with every grant: who the token is about and the claims it carries.
+// It is serialised as JSON into the token rows, so field names are part of the storage format.
+type Session struct {
+	Subject   string                         `json:"sub,omitempty"`
+	Username  string                         `json:"username,omitempty"`
+	ClientID  string                         `json:"client_id,omitempty"`
+	Roles     []string                       `json:"roles,omitempty"`
+	Extras    map[string]any                 `json:"extras,omitempty"`
+	Pool      string                         `json:"pool,omitempty"`
+	SID       string                         `json:"sid,omitempty"`
+	AuthTime  time.Time                      `json:"auth_time,omitzero"`
+	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+}
+
+var (
+	_ fosite.Session            = (*Session)(nil)
+	_ fosite.ExtraClaimsSession = (*Session)(nil)
+)
+
+// NewSession returns an empty session for fosite to fill while it parses a request.
+func NewSession() *Session { return &Session{} }
+
+func (s *Session) SetExpiresAt(key fosite.TokenType, exp time.Time) {
+	if s.ExpiresAt == nil {
+		s.ExpiresAt = make(map[fosite.TokenType]time.Time)
+	}
+	s.ExpiresAt[key] = exp
+}
+
+func (s *Session) GetExpiresAt(key fosite.TokenType) time.Time {
+	if s == nil || s.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return s.ExpiresAt[key]
+}
+
+func (s *Session) GetUsername() string {
+	if s == nil {
+		return ""
+	}
+	return s.Username
+}
+
+func (s *Session) SetSubject(subject string) { s.Subject = subject }
+
+func (s *Session) GetSubject() string {
+	if s == nil {
+		return ""
+	}
+	return s.Subject
+}
+
+// Clone returns a deep copy; fosite clones sessions before it lets a handler mutate one.
+func (s *Session) Clone() fosite.Session {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Roles = slices.Clone(s.Roles)
+	c.Extras = cloneJSONMap(s.Extras)
+	c.ExpiresAt = maps.Clone(s.ExpiresAt)
+	return &c
+}
+
+// GetExtraClaims is what introspection adds to its response beyond the registered fields.
+func (s *Session) GetExtraClaims() map[string]any {
+	if s == nil {
+		return nil
+	}
+	out := map[string]any{}
+	if len(s.Roles) > 0 {
+		out["roles"] = slices.Clone(s.Roles)
+	}
+	if s.Pool != "" {
+		out["pool"] = s.Pool
+	}
+	if len(s.Extras) > 0 {
+		out[ExtrasClaim] = cloneJSONMap(s.Extras)
+	}
+	return out
+}
+
+// ExtrasClaim is the claim under which a user's custom claims travel in tokens and introspection,
+// so they can never collide with a registered claim.
+const ExtrasClaim = "ext"
+
+func cloneJSONMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneJSONValue(v)
+	}
+	return out
+}
+
+func cloneJSONValue(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		return cloneJSONMap(t)
+	case []any:
+		c := make([]any, len(t))
+		for i, e := range t {
+			c[i] = cloneJSONValue(e)
+		}
+		return c
+	default:
+		return v
+	}
+}
