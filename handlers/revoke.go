@@ -18,9 +18,27 @@ func (h *Revoke) Mount(r *mux.Router) { r.Handle(provider.PathRevoke, h) }
 
 func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	err := h.OAuth.NewRevocationRequest(ctx, r)
+	err := checkRevocationRequest(r)
+	if err == nil {
+		err = h.OAuth.NewRevocationRequest(ctx, r)
+	}
 	if err != nil {
 		noteOAuthError(ctx, w, "revoke", err)
 	}
 	h.OAuth.WriteRevocationResponse(ctx, w, err)
+}
+
+// checkRevocationRequest answers a missing or malformed client authentication with invalid_client, as RFC 7009
+// §2.1 asks, where fosite would answer invalid_request.
+func checkRevocationRequest(r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s' but expected 'POST'.", r.Method)
+	}
+	if err := r.ParseForm(); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("Unable to parse the request body.")
+	}
+	if len(r.PostForm) == 0 {
+		return fosite.ErrInvalidRequest.WithHint("The POST body can not be empty.")
+	}
+	return checkClientAuthentication(r)
 }

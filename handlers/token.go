@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
@@ -11,7 +12,8 @@ import (
 
 // Token serves the OAuth 2.0 token endpoint (RFC 6749 §3.2).
 type Token struct {
-	OAuth fosite.OAuth2Provider
+	OAuth      fosite.OAuth2Provider
+	GrantTypes []string // the grants the provider composed; anything else is unsupported_grant_type
 }
 
 func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h) }
@@ -25,7 +27,7 @@ var singleValued = []string{
 func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	session := provider.NewSession()
-	if err := prepareTokenForm(r); err != nil {
+	if err := h.prepareForm(r); err != nil {
 		noteOAuthError(ctx, w, "token", err)
 		h.OAuth.WriteAccessError(ctx, w, nil, err)
 		return
@@ -57,9 +59,10 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// prepareTokenForm parses the form, refuses repeated single-valued parameters, and folds RFC 8707 resource
-// indicators into fosite's audience parameter.
-func prepareTokenForm(r *http.Request) error {
+// prepareForm parses the form and answers, with the precise RFC 6749 §5.2 error, what fosite would only call
+// invalid_request: repeated parameters, unknown grant types, missing or doubled client authentication. It folds
+// RFC 8707 resource indicators into fosite's audience parameter.
+func (h *Token) prepareForm(r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s' but expected 'POST'.", r.Method)
 	}
@@ -71,9 +74,37 @@ func prepareTokenForm(r *http.Request) error {
 			return fosite.ErrInvalidRequest.WithHintf("Parameter '%s' must not be repeated.", name)
 		}
 	}
+	switch grant := r.PostForm.Get("grant_type"); {
+	case grant == "":
+		return fosite.ErrInvalidRequest.WithHint("The 'grant_type' parameter is missing.")
+	case !slices.Contains(h.GrantTypes, grant):
+		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported by this server.", grant)
+	}
+	if err := checkClientAuthentication(r); err != nil {
+		return err
+	}
 	if res := r.PostForm["resource"]; len(res) > 0 {
 		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
 		r.Form["audience"] = append(r.Form["audience"], res...)
+	}
+	return nil
+}
+
+// checkClientAuthentication refuses requests that carry no client identification at all, a malformed Basic
+// header, or two authentication methods at once (RFC 6749 §2.3). Call it after ParseForm.
+func checkClientAuthentication(r *http.Request) error {
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		if r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
+			return fosite.ErrInvalidClient.WithHint("Client authentication is required.")
+		}
+		return nil
+	}
+	if _, _, ok := r.BasicAuth(); !ok {
+		return fosite.ErrInvalidClient.WithHint("The Authorization header is not valid HTTP Basic authentication.")
+	}
+	if r.PostForm.Get("client_secret") != "" || r.PostForm.Get("client_assertion") != "" {
+		return fosite.ErrInvalidRequest.WithHint("Use one client authentication method per request, not both HTTP Basic and form credentials.")
 	}
 	return nil
 }

@@ -50,3 +50,8 @@ func (p *Provider) Metadata() Metadata {
 		AccessTokenSigningAlgValuesSupported:      []string{p.options.SigningAlg},
 	}
 }
+
+// GrantTypes lists the grants the token endpoint accepts: exactly the fosite handlers New composed.
+func (p *Provider) GrantTypes() []string {
+	return []string{"client_credentials"}
+}

@@ -93,7 +93,7 @@ func (a *app) handler() http.Handler {
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
 		&handlers.JWKS{Keys: a.keys},
-		&handlers.Token{OAuth: a.prov.OAuth2},
+		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes()},
 		&handlers.Introspect{OAuth: a.prov.OAuth2},
 		&handlers.Revoke{OAuth: a.prov.OAuth2},
 	)
@@ -111,15 +111,16 @@ func (a *app) runCleanup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.cleanupOnce(ctx)
+			a.cleanupOnce(ctx, time.Now())
 		}
 	}
 }
 
-func (a *app) cleanupOnce(ctx context.Context) int64 {
+// cleanupOnce deletes everything that expired before now, one bounded batch per table at a time.
+func (a *app) cleanupOnce(ctx context.Context, now time.Time) int64 {
 	var total int64
 	for ctx.Err() == nil {
-		n, err := a.store.DeleteExpired(ctx, time.Now(), a.cfg.CleanupBatch)
+		n, err := a.store.DeleteExpired(ctx, now, a.cfg.CleanupBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.logger.Error("delete expired rows", "error", err)

@@ -182,7 +182,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	audience := fs.String("audience", "", "audiences (RFC 8707 resources) the client may request")
 	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
 	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, or none (public)")
-	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_ACCESS_TOKEN_FORMAT)")
+	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsage

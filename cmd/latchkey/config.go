@@ -59,7 +59,7 @@ var settings = []setting{
 		func(c *Config, v string) error { c.Addr = v; return nil }},
 	{"database-url", "LATCHKEY_DATABASE_URL", "sqlite://latchkey.db", "sqlite://PATH or postgres://...",
 		func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
-	{"secret", "LATCHKEY_SECRET", "", "system secret (>= 32 characters): encrypts keys at rest, keys token HMACs and client secret hashes",
+	{"system-secret", "LATCHKEY_SECRET", "", "system secret (>= 32 characters): encrypts keys at rest, keys token HMACs and client secret hashes",
 		func(c *Config, v string) error { c.Secret = v; return nil }},
 	{"access-token-ttl", "LATCHKEY_ACCESS_TOKEN_TTL", "1h", "access token lifetime",
 		durationSetter(func(c *Config) *time.Duration { return &c.AccessTokenTTL })},
@@ -69,7 +69,7 @@ var settings = []setting{
 		durationSetter(func(c *Config) *time.Duration { return &c.AuthCodeTTL })},
 	{"id-token-ttl", "LATCHKEY_ID_TOKEN_TTL", "1h", "ID token lifetime",
 		durationSetter(func(c *Config) *time.Duration { return &c.IDTokenTTL })},
-	{"access-token-format", "LATCHKEY_ACCESS_TOKEN_FORMAT", "opaque", "default access token format: opaque or jwt (clients may override)",
+	{"default-access-token-format", "LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT", "opaque", "default access token format: opaque or jwt (clients may override)",
 		func(c *Config, v string) error { c.AccessTokenFormat = v; return nil }},
 	{"signing-alg", "LATCHKEY_SIGNING_ALG", "RS256", "algorithm for JWTs we sign: RS256 or ES256",
 		func(c *Config, v string) error { c.SigningAlg = v; return nil }},
@@ -206,7 +206,7 @@ func (c *Config) validate() []string {
 		add("LATCHKEY_KEY_ROTATION", "must be 0 or at least 1h")
 	}
 	if c.AccessTokenFormat != provider.FormatOpaque && c.AccessTokenFormat != provider.FormatJWT {
-		add("LATCHKEY_ACCESS_TOKEN_FORMAT", "must be opaque or jwt, got %q", c.AccessTokenFormat)
+		add("LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT", "must be opaque or jwt, got %q", c.AccessTokenFormat)
 	}
 	if c.SigningAlg != keys.RS256 && c.SigningAlg != keys.ES256 {
 		add("LATCHKEY_SIGNING_ALG", "must be RS256 or ES256, got %q", c.SigningAlg)
