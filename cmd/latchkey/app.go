@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
@@ -38,7 +40,11 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
-	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{Logger: logger, MaxOpenConns: cfg.DBMaxConns})
+	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{
+		Logger:       logger,
+		MaxOpenConns: cfg.DBMaxConns,
+		NewSession:   func() fosite.Session { return provider.NewSession() },
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}

@@ -1,0 +1,295 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+)
+
+// Token endpoint authentication methods a client may use.
+const (
+	AuthMethodClientSecretBasic = "client_secret_basic"
+	AuthMethodClientSecretPost  = "client_secret_post"
+	AuthMethodNone              = "none"
+)
+
+// Client is a registered OAuth 2.0 client. *Client implements fosite.Client, fosite.OpenIDConnectClient and
+// fosite.ResponseModeClient.
+type Client struct {
+	ID                      string    `json:"id"`
+	Name                    string    `json:"name"`
+	SecretHash              string    `json:"-"` // computed by the caller's hasher; "" for public clients
+	RedirectURIs            []string  `json:"redirect_uris"`
+	GrantTypes              []string  `json:"grant_types"`
+	ResponseTypes           []string  `json:"response_types"`
+	Scopes                  []string  `json:"scopes"`
+	Audience                []string  `json:"audience"`
+	Public                  bool      `json:"public"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"` // "" → none if Public, else client_secret_basic
+	AccessTokenFormat       string    `json:"access_token_format"`        // "" (server default) | "opaque" | "jwt"
+	CreatedAt               time.Time `json:"created_at"`
+	UpdatedAt               time.Time `json:"updated_at"`
+}
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+	_ fosite.ResponseModeClient  = (*Client)(nil)
+)
+
+func (c *Client) GetID() string                   { return c.ID }
+func (c *Client) GetHashedSecret() []byte         { return []byte(c.SecretHash) }
+func (c *Client) GetRedirectURIs() []string       { return clone(c.RedirectURIs) }
+func (c *Client) GetGrantTypes() fosite.Arguments { return fosite.Arguments(clone(c.GrantTypes)) }
+func (c *Client) GetResponseTypes() fosite.Arguments {
+	return fosite.Arguments(clone(c.ResponseTypes))
+}
+func (c *Client) GetScopes() fosite.Arguments   { return fosite.Arguments(clone(c.Scopes)) }
+func (c *Client) IsPublic() bool                { return c.Public }
+func (c *Client) GetAudience() fosite.Arguments { return fosite.Arguments(clone(c.Audience)) }
+
+func (c *Client) GetRequestURIs() []string                     { return nil }
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet          { return nil }
+func (c *Client) GetJSONWebKeysURI() string                    { return "" }
+func (c *Client) GetRequestObjectSigningAlgorithm() string     { return "" }
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "RS256" }
+
+// GetTokenEndpointAuthMethod is TokenEndpointAuthMethod, defaulting to none for public clients and
+// client_secret_basic for confidential ones.
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	switch {
+	case c.TokenEndpointAuthMethod != "":
+		return c.TokenEndpointAuthMethod
+	case c.Public:
+		return AuthMethodNone
+	default:
+		return AuthMethodClientSecretBasic
+	}
+}
+
+// GetResponseModes allows query and form_post (not fragment: no implicit or hybrid flows).
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeQuery, fosite.ResponseModeFormPost}
+}
+
+func clone(v []string) []string {
+	if v == nil {
+		return nil
+	}
+	return append([]string{}, v...)
+}
+
+// clientRow is the clients table.
+type clientRow struct {
+	ID                      string    `gorm:"column:id;primaryKey"`
+	Name                    string    `gorm:"column:name"`
+	SecretHash              string    `gorm:"column:secret_hash"`
+	RedirectURIs            string    `gorm:"column:redirect_uris"`
+	GrantTypes              string    `gorm:"column:grant_types"`
+	ResponseTypes           string    `gorm:"column:response_types"`
+	Scopes                  string    `gorm:"column:scopes"`
+	Audience                string    `gorm:"column:audience"`
+	IsPublic                bool      `gorm:"column:is_public"`
+	TokenEndpointAuthMethod string    `gorm:"column:token_endpoint_auth_method"`
+	AccessTokenFormat       string    `gorm:"column:access_token_format"`
+	CreatedAt               time.Time `gorm:"column:created_at"`
+	UpdatedAt               time.Time `gorm:"column:updated_at"`
+}
+
+func (clientRow) TableName() string { return "clients" }
+
+func (r *clientRow) client() (*Client, error) {
+	c := &Client{
+		ID:                      r.ID,
+		Name:                    r.Name,
+		SecretHash:              r.SecretHash,
+		Public:                  r.IsPublic,
+		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod,
+		AccessTokenFormat:       r.AccessTokenFormat,
+		CreatedAt:               r.CreatedAt.UTC(),
+		UpdatedAt:               r.UpdatedAt.UTC(),
+	}
+	for _, f := range []struct {
+		dst *[]string
+		src string
+	}{
+		{&c.RedirectURIs, r.RedirectURIs}, {&c.GrantTypes, r.GrantTypes}, {&c.ResponseTypes, r.ResponseTypes},
+		{&c.Scopes, r.Scopes}, {&c.Audience, r.Audience},
+	} {
+		v, err := decodeList(f.src)
+		if err != nil {
+			return nil, fmt.Errorf("client %q: %w", r.ID, err)
+		}
+		*f.dst = v
+	}
+	return c, nil
+}
+
+func validateClient(c *Client) error {
+	if c == nil || c.ID == "" {
+		return fmt.Errorf("%w: client id is empty", ErrInvalid)
+	}
+	switch c.TokenEndpointAuthMethod {
+	case "", AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodNone:
+	default:
+		return fmt.Errorf("%w: unsupported token_endpoint_auth_method %q", ErrInvalid, c.TokenEndpointAuthMethod)
+	}
+	switch c.AccessTokenFormat {
+	case "", "opaque", "jwt":
+	default:
+		return fmt.Errorf("%w: unsupported access token format %q", ErrInvalid, c.AccessTokenFormat)
+	}
+	return nil
+}
+
+// CreateClient stores a new client and sets its timestamps; ErrConflict if the id is taken.
+func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("create client: %w", err)
+	}
+	now := dbTime(s.now())
+	row := clientRow{
+		ID:                      c.ID,
+		Name:                    c.Name,
+		SecretHash:              c.SecretHash,
+		RedirectURIs:            encodeList(c.RedirectURIs),
+		GrantTypes:              encodeList(c.GrantTypes),
+		ResponseTypes:           encodeList(c.ResponseTypes),
+		Scopes:                  encodeList(c.Scopes),
+		Audience:                encodeList(c.Audience),
+		IsPublic:                c.Public,
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		AccessTokenFormat:       c.AccessTokenFormat,
+		CreatedAt:               now,
+		UpdatedAt:               now,
+	}
+	if err := s.conn(ctx).Create(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fmt.Errorf("create client %q: %w", c.ID, ErrConflict)
+		}
+		return fmt.Errorf("create client %q: %w", c.ID, mapErr(err))
+	}
+	c.CreatedAt, c.UpdatedAt = now, now
+	return nil
+}
+
+// GetClient implements fosite.ClientManager; an unknown id is fosite.ErrNotFound.
+func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.ClientByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ClientByID returns a client; an unknown id is ErrNotFound.
+func (s *Store) ClientByID(ctx context.Context, id string) (*Client, error) {
+	var row clientRow
+	if err := s.conn(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, fmt.Errorf("get client: %w", mapErr(err))
+	}
+	return row.client()
+}
+
+// ListClients returns every client, oldest first.
+func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
+	var rows []clientRow
+	if err := s.conn(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list clients: %w", mapErr(err))
+	}
+	out := make([]Client, 0, len(rows))
+	for i := range rows {
+		c, err := rows[i].client()
+		if err != nil {
+			return nil, fmt.Errorf("list clients: %w", err)
+		}
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+// DeleteClient deletes a client and every token, code and request issued to it, in one transaction;
+// ErrNotFound if there is no such client.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("id = ?", id).Delete(&clientRow{})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		for _, table := range tokenTables {
+			if err := tx.Table(table).Where("client_id = ?", id).Delete(&tokenRow{}).Error; err != nil {
+				return mapErr(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete client %q: %w", id, err)
+	}
+	return nil
+}
+
+// UpdateClientSecret replaces a client's secret hash; ErrNotFound if there is no such client.
+func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash string) error {
+	res := s.conn(ctx).Model(&clientRow{}).Where("id = ?", id).
+		UpdateColumns(map[string]any{"secret_hash": secretHash, "updated_at": dbTime(s.now())})
+	if res.Error != nil {
+		return fmt.Errorf("update client secret: %w", mapErr(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("update client secret: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// Client assertion JWT ids (RFC 7523 replay protection).
+
+type jtiRow struct {
+	JTI       string    `gorm:"column:jti;primaryKey"`
+	ExpiresAt time.Time `gorm:"column:expires_at"`
+}
+
+func (jtiRow) TableName() string { return "oauth2_jti" }
+
+// ClientAssertionJWTValid returns fosite.ErrJTIKnown if jti was seen and has not expired, nil otherwise.
+func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
+	var n int64
+	err := s.conn(ctx).Model(&jtiRow{}).Where("jti = ? AND expires_at > ?", hashKey(jti), dbTime(s.now())).Count(&n).Error
+	if err != nil {
+		return fmt.Errorf("check client assertion jti: %w", mapErr(err))
+	}
+	if n > 0 {
+		return fosite.ErrJTIKnown
+	}
+	return nil
+}
+
+// SetClientAssertionJWT records jti until exp, first deleting expired ones; fosite.ErrJTIKnown if it is
+// already recorded and live.
+func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Where("expires_at < ?", dbTime(s.now())).Delete(&jtiRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		err := tx.Create(&jtiRow{JTI: hashKey(jti), ExpiresAt: dbTime(exp)}).Error
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fosite.ErrJTIKnown
+		}
+		return mapErr(err)
+	})
+	if err != nil {
+		if errors.Is(err, fosite.ErrJTIKnown) {
+			return err
+		}
+		return fmt.Errorf("record client assertion jti: %w", err)
+	}
+	return nil
+}

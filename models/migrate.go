@@ -1,0 +1,201 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+)
+
+// migration is one numbered schema change, with the statements for each dialect. Append only: never edit or
+// renumber a migration that has shipped.
+type migration struct {
+	version  int
+	name     string
+	sqlite   []string
+	postgres []string
+}
+
+func (m migration) statements(dialect string) []string {
+	if dialect == dialectPostgres {
+		return m.postgres
+	}
+	return m.sqlite
+}
+
+// migrations, in order.
+var migrations = []migration{
+	{
+		version:  1,
+		name:     "initial schema",
+		sqlite:   initialSchema(dialectSQLite),
+		postgres: initialSchema(dialectPostgres),
+	},
+}
+
+// tokenTables are the tables with one row per fosite token kind.
+var tokenTables = []string{"oauth2_access", "oauth2_refresh", "oauth2_code", "oauth2_pkce", "oauth2_oidc", "oauth2_par"}
+
+// initialSchema is migration 1, written once with the two dialects' type names filled in.
+func initialSchema(dialect string) []string {
+	ts, blob := "DATETIME", "BLOB" // DATETIME makes the SQLite driver return time.Time
+	if dialect == dialectPostgres {
+		ts, blob = "TIMESTAMPTZ", "BYTEA"
+	}
+	var stmts []string
+	for _, table := range tokenTables {
+		extra := ""
+		switch table {
+		case "oauth2_refresh":
+			extra = ",\n\taccess_token_signature TEXT NOT NULL DEFAULT ''"
+		case "oauth2_par":
+			extra = ",\n\tauthorize_params TEXT NOT NULL DEFAULT '{}'"
+		}
+		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE %[1]s (
+	signature TEXT PRIMARY KEY,
+	request_id TEXT NOT NULL,
+	requested_at %[2]s NOT NULL,
+	client_id TEXT NOT NULL,
+	subject TEXT NOT NULL DEFAULT '',
+	requested_scopes TEXT NOT NULL DEFAULT '[]',
+	granted_scopes TEXT NOT NULL DEFAULT '[]',
+	requested_audience TEXT NOT NULL DEFAULT '[]',
+	granted_audience TEXT NOT NULL DEFAULT '[]',
+	form TEXT NOT NULL DEFAULT '',
+	session TEXT NOT NULL DEFAULT '{}',
+	active BOOLEAN NOT NULL DEFAULT TRUE,
+	expires_at %[2]s NULL%[3]s
+)`, table, ts, extra))
+		for _, col := range []string{"request_id", "client_id", "subject", "expires_at"} {
+			stmts = append(stmts, fmt.Sprintf("CREATE INDEX %[1]s_%[2]s_idx ON %[1]s (%[2]s)", table, col))
+		}
+	}
+	stmts = append(stmts,
+		fmt.Sprintf(`CREATE TABLE oauth2_jti (
+	jti TEXT PRIMARY KEY,
+	expires_at %s NOT NULL
+)`, ts),
+		"CREATE INDEX oauth2_jti_expires_at_idx ON oauth2_jti (expires_at)",
+		fmt.Sprintf(`CREATE TABLE clients (
+	id TEXT PRIMARY KEY,
+	name TEXT NOT NULL DEFAULT '',
+	secret_hash TEXT NOT NULL DEFAULT '',
+	redirect_uris TEXT NOT NULL DEFAULT '[]',
+	grant_types TEXT NOT NULL DEFAULT '[]',
+	response_types TEXT NOT NULL DEFAULT '[]',
+	scopes TEXT NOT NULL DEFAULT '[]',
+	audience TEXT NOT NULL DEFAULT '[]',
+	is_public BOOLEAN NOT NULL DEFAULT FALSE,
+	token_endpoint_auth_method TEXT NOT NULL DEFAULT '',
+	access_token_format TEXT NOT NULL DEFAULT '',
+	created_at %[1]s NOT NULL,
+	updated_at %[1]s NOT NULL
+)`, ts),
+		"CREATE INDEX clients_created_at_idx ON clients (created_at, id)",
+		fmt.Sprintf(`CREATE TABLE users (
+	id TEXT PRIMARY KEY,
+	email TEXT NOT NULL,
+	email_normalized TEXT NOT NULL,
+	password_hash TEXT NOT NULL,
+	roles TEXT NOT NULL DEFAULT '[]',
+	created_at %[1]s NOT NULL,
+	updated_at %[1]s NOT NULL
+)`, ts),
+		"CREATE UNIQUE INDEX users_email_normalized_key ON users (email_normalized)",
+		"CREATE INDEX users_created_at_idx ON users (created_at, id)",
+		fmt.Sprintf(`CREATE TABLE signing_keys (
+	kid TEXT PRIMARY KEY,
+	alg TEXT NOT NULL,
+	public_jwk %[2]s NOT NULL,
+	sealed_private %[2]s NOT NULL,
+	created_at %[1]s NOT NULL,
+	retired_at %[1]s NULL,
+	not_after %[1]s NULL
+)`, ts, blob),
+		// The backstop for rotation's compare-and-swap: at most one active key per algorithm.
+		"CREATE UNIQUE INDEX signing_keys_active_alg_key ON signing_keys (alg) WHERE retired_at IS NULL",
+		"CREATE INDEX signing_keys_not_after_idx ON signing_keys (not_after)",
+	)
+	return stmts
+}
+
+// migrateLockKey is the pg_advisory_xact_lock key that serialises migrations across nodes ("ltchkey").
+const migrateLockKey int64 = 0x6c7463686b6579
+
+// Migrate applies the migrations not yet recorded in schema_migrations, each in its own transaction. It is
+// idempotent, and on PostgreSQL nodes starting at once take turns on an advisory lock.
+func (s *Store) Migrate(ctx context.Context) error {
+	createTable := fmt.Sprintf(
+		"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at %s NOT NULL)",
+		map[string]string{dialectSQLite: "DATETIME", dialectPostgres: "TIMESTAMPTZ"}[s.dialect])
+	if err := s.migrationTx(ctx, func(tx *gorm.DB) error { return tx.Exec(createTable).Error }); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	latest := migrations[len(migrations)-1].version
+	for _, m := range migrations {
+		err := s.migrationTx(ctx, func(tx *gorm.DB) error {
+			var current int
+			if err := tx.Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current).Error; err != nil {
+				return err
+			}
+			if current > latest {
+				return fmt.Errorf("database schema version %d is newer than this build knows (%d)", current, latest)
+			}
+			var n int64
+			if err := tx.Raw("SELECT COUNT(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n).Error; err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			for _, stmt := range m.statements(s.dialect) {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("%s: %w", strings.SplitN(stmt, "\n", 2)[0], err)
+				}
+			}
+			return tx.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+				m.version, dbTime(s.now())).Error
+		})
+		if err != nil {
+			return fmt.Errorf("migrate: %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) migrationTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		if s.dialect == dialectPostgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?)", migrateLockKey).Error; err != nil {
+				return fmt.Errorf("take migration lock: %w", err)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// SchemaVersion is the highest applied migration, 0 for an empty database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	db := s.conn(ctx)
+	var exists bool
+	var err error
+	if s.dialect == dialectPostgres {
+		err = db.Raw("SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists).Error
+	} else {
+		var n int64
+		err = db.Raw("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").Scan(&n).Error
+		exists = n > 0
+	}
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int
+	if err := db.Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v).Error; err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}

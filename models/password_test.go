@@ -1,0 +1,58 @@
+package models
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHashPasswordFormat(t *testing.T) {
+	h, err := HashPassword("hunter2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") || len(strings.Split(h, "$")) != 6 {
+		t.Errorf("hash %q is not the expected PHC string", h)
+	}
+	h2, _ := HashPassword("hunter2")
+	if h == h2 {
+		t.Error("two hashes of one password are equal: salt not random")
+	}
+}
+
+func TestVerifyPassword(t *testing.T) {
+	h, err := HashPassword("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Parameters are read from the hash: a hash made with other parameters still verifies.
+	cheap := "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$" // salt "saltsaltsalt"
+	tests := []struct {
+		name     string
+		encoded  string
+		password string
+		want     bool
+		wantErr  bool
+	}{
+		{"right password", h, "correct horse", true, false},
+		{"wrong password", h, "correct horsf", false, false},
+		{"empty password", h, "", false, false},
+		{"other parameters", cheap + b64.EncodeToString(argonKey("pw", "saltsaltsalt", 1, 64, 1, 32)), "pw", true, false},
+		{"not phc", "plain", "pw", false, true},
+		{"bcrypt", "$2a$12$abcdefghijklmnopqrstuv", "pw", false, true},
+		{"argon2i", strings.Replace(h, "argon2id", "argon2i", 1), "correct horse", false, true},
+		{"bad version", strings.Replace(h, "v=19", "v=16", 1), "correct horse", false, true},
+		{"bad params", strings.Replace(h, "m=19456,t=2,p=1", "m=x,t=2,p=1", 1), "correct horse", false, true},
+		{"huge memory", strings.Replace(h, "m=19456", "m=99999999", 1), "correct horse", false, true},
+		{"zero time", strings.Replace(h, "t=2", "t=0", 1), "correct horse", false, true},
+		{"bad salt", "$argon2id$v=19$m=19456,t=2,p=1$!!!$" + strings.Split(h, "$")[5], "correct horse", false, true},
+		{"truncated", h[:strings.LastIndex(h, "$")], "correct horse", false, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := VerifyPassword(tc.encoded, tc.password)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("VerifyPassword = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,68 @@
+package models_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx", for creating test schemas
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/models/storetest"
+)
+
+func TestPostgres(t *testing.T) {
+	base := os.Getenv("LATCHKEY_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("LATCHKEY_TEST_POSTGRES_URL not set; skipping PostgreSQL contract suite")
+	}
+	storetest.Run(t, func(t *testing.T) *models.Store { return newPostgresStore(t, base) })
+}
+
+// newPostgresStore creates a fresh schema, opens a store whose search_path is that schema, migrates it, and
+// drops the schema when the test ends.
+func newPostgresStore(t testing.TB, base string) *models.Store {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	schema := "lk_test_" + hex.EncodeToString(b)
+	if err := exec(ctx, admin, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := exec(context.Background(), admin, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		_ = admin.Close()
+	})
+
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse LATCHKEY_TEST_POSTGRES_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	s, err := models.Open(ctx, u.String(), models.Options{})
+	if err != nil {
+		t.Fatalf("open postgres schema %s: %v", schema, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("migrate postgres: %v", err)
+	}
+	return s
+}
+
+func exec(ctx context.Context, db *sql.DB, stmt string) error {
+	_, err := db.ExecContext(ctx, stmt)
+	return err
+}

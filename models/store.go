@@ -1,0 +1,304 @@
+// Package models is Latchkey's persistence layer: the gorm-backed Store that implements fosite's storage
+// interfaces, clients, users and signing-key rows, on SQLite or PostgreSQL. Callers never see gorm.
+package models
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	fositestorage "github.com/ory/fosite/storage"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	gormlogger "gorm.io/gorm/logger"
+
+	"github.com/latchkey/latchkey/keys"
+)
+
+// ErrNotFound is returned for every "not found"; it is fosite's, so fosite's handlers recognise it.
+var ErrNotFound = fosite.ErrNotFound
+
+// ErrConflict is returned when a row with the same identity (client id, user email) already exists.
+var ErrConflict = errors.New("already exists")
+
+// ErrInvalid is returned (wrapped, with the reason) when an argument fails validation.
+var ErrInvalid = errors.New("invalid")
+
+// Compile-time checks of every storage interface the Store must satisfy. Compose checks most of these at
+// start-up, but PAR only per request.
+var (
+	_ fosite.ClientManager               = (*Store)(nil)
+	_ oauth2.CoreStorage                 = (*Store)(nil)
+	_ oauth2.TokenRevocationStorage      = (*Store)(nil)
+	_ pkce.PKCERequestStorage            = (*Store)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*Store)(nil)
+	_ fosite.PARStorage                  = (*Store)(nil)
+	_ fositestorage.Transactional        = (*Store)(nil)
+	_ keys.Store                         = (*Store)(nil)
+)
+
+const (
+	dialectSQLite   = "sqlite"
+	dialectPostgres = "postgres"
+)
+
+// Options tunes Open.
+type Options struct {
+	// Logger receives slow-query warnings (SQL text only, never parameter values). nil: nothing is logged.
+	Logger *slog.Logger
+	// MaxOpenConns caps the connection pool. 0 = default: SQLite 1 (one writer), PostgreSQL 20.
+	MaxOpenConns int
+	// NewSession returns an empty session to decode a stored session into where fosite passes none
+	// (GetPARSession). nil: *openid.DefaultSession.
+	NewSession func() fosite.Session
+}
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	db         *gorm.DB
+	sqlDB      *sql.DB
+	dialect    string
+	newSession func() fosite.Session
+	now        func() time.Time
+}
+
+// Open connects to url: "sqlite://PATH" (relative or absolute) or "postgres://..." / "postgresql://...".
+// It does not migrate; call Migrate.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	var (
+		dialector gorm.Dialector
+		dialect   string
+		maxConns  = opts.MaxOpenConns
+	)
+	switch {
+	case strings.HasPrefix(url, "sqlite://"):
+		dsn, err := sqliteDSN(strings.TrimPrefix(url, "sqlite://"))
+		if err != nil {
+			return nil, err
+		}
+		dialector, dialect = sqlite.Open(dsn), dialectSQLite
+		if maxConns == 0 {
+			maxConns = 1
+		}
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		dialector, dialect = postgres.Open(url), dialectPostgres
+		if maxConns == 0 {
+			maxConns = 20
+		}
+	default:
+		scheme, _, ok := strings.Cut(url, "://")
+		if !ok {
+			scheme = "(none)"
+		}
+		return nil, fmt.Errorf("open database: unsupported URL scheme %q (want sqlite:// or postgres://)", scheme)
+	}
+
+	db, err := gorm.Open(dialector, &gorm.Config{
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return dbTime(time.Now()) },
+		Logger:                 newGormLogger(opts.Logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
+	if dialect == dialectPostgres {
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
+	if s.newSession == nil {
+		s.newSession = func() fosite.Session { return new(openid.DefaultSession) }
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqliteDSN builds the driver DSN: WAL, busy_timeout 5000, foreign keys, synchronous NORMAL, and
+// BEGIN IMMEDIATE so a transaction takes the write lock up front (another process waits on busy_timeout
+// instead of failing an upgrade from read to write).
+func sqliteDSN(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("open database: sqlite:// URL has no path")
+	}
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		return "", errors.New("open database: sqlite:// URL takes no query parameters")
+	}
+	if path != ":memory:" {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return "", fmt.Errorf("open database: %w", err)
+		}
+		path = abs
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	// No "file:" prefix: the driver then passes the path to SQLite as a plain file name, not a URI.
+	return path + "?" + q.Encode(), nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error { return s.sqlDB.Close() }
+
+// Ping checks the database is reachable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s database: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// Dialect is "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// txKey is per store, so a transaction of one Store is never used by another.
+type txKey struct{ s *Store }
+
+// BeginTX starts a transaction and returns a context carrying it; every Store method called with that
+// context (or one derived from it) runs inside it. Nested BeginTX is an error.
+func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{s}).(*gorm.DB); ok {
+		return ctx, errors.New("begin transaction: a transaction is already in progress in this context")
+	}
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return ctx, fmt.Errorf("begin transaction: %w", mapErr(tx.Error))
+	}
+	return context.WithValue(ctx, txKey{s}, tx), nil
+}
+
+// Commit commits the transaction in ctx.
+func (s *Store) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{s}).(*gorm.DB)
+	if !ok {
+		return errors.New("commit: no transaction in context")
+	}
+	if err := tx.Commit().Error; err != nil {
+		return fmt.Errorf("commit: %w", mapErr(err))
+	}
+	return nil
+}
+
+// Rollback rolls back the transaction in ctx. Rolling back a finished transaction is not an error, so it is
+// safe in a deferred cleanup after Commit.
+func (s *Store) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{s}).(*gorm.DB)
+	if !ok {
+		return errors.New("rollback: no transaction in context")
+	}
+	if err := tx.Rollback().Error; err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("rollback: %w", mapErr(err))
+	}
+	return nil
+}
+
+// conn returns the transaction in ctx if there is one, else the pool. Every query goes through it: with
+// SQLite's single connection, a query that bypassed the caller's transaction would wait for itself.
+func (s *Store) conn(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{s}).(*gorm.DB); ok {
+		return tx.WithContext(ctx)
+	}
+	return s.db.WithContext(ctx)
+}
+
+// inTx runs fn atomically: in a new transaction, or in a savepoint of the transaction in ctx, so a failure
+// changes nothing even inside the caller's transaction.
+func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.conn(ctx).Transaction(fn)
+}
+
+// mapErr turns driver errors into the errors callers check for: not found → fosite.ErrNotFound,
+// PostgreSQL serialization failure or deadlock → fosite.ErrSerializationFailure.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return fosite.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
+		return fmt.Errorf("%w: %s", fosite.ErrSerializationFailure, pgErr.Message)
+	}
+	return err
+}
+
+// hashKey is the stored key of a token signature, request URI or jti: hex SHA-256. Raw values never reach
+// the database.
+func hashKey(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:])
+}
+
+// dbTime normalises a time for storage: UTC (so SQLite's text timestamps compare correctly) at microsecond
+// precision (PostgreSQL's).
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// nullTime maps the zero time to NULL.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := dbTime(t)
+	return &u
+}
+
+// gormLogger reports slow queries at Warn with the SQL text only; parameter values are never logged.
+type gormLogger struct {
+	log  *slog.Logger
+	slow time.Duration
+}
+
+func newGormLogger(l *slog.Logger) gormlogger.Interface {
+	if l == nil {
+		return gormlogger.Discard
+	}
+	return &gormLogger{log: l, slow: 200 * time.Millisecond}
+}
+
+func (l *gormLogger) LogMode(gormlogger.LogLevel) gormlogger.Interface { return l }
+func (l *gormLogger) Info(context.Context, string, ...interface{})     {}
+func (l *gormLogger) Warn(ctx context.Context, msg string, _ ...interface{}) {
+	l.log.WarnContext(ctx, "database: "+msg)
+}
+func (l *gormLogger) Error(ctx context.Context, msg string, _ ...interface{}) {
+	l.log.ErrorContext(ctx, "database: "+msg)
+}
+
+func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), _ error) {
+	if elapsed := time.Since(begin); elapsed >= l.slow {
+		sqlText, rows := fc()
+		l.log.WarnContext(ctx, "slow database query", "elapsed", elapsed, "rows", rows, "sql", sqlText)
+	}
+}
+
+// ParamsFilter drops parameter values so logged SQL carries placeholders only.
+func (l *gormLogger) ParamsFilter(_ context.Context, sql string, _ ...interface{}) (string, []interface{}) {
+	return sql, nil
+}
