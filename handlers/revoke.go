@@ -12,9 +12,10 @@ import (
 // Revoke serves RFC 7009 token revocation. Revoking a refresh token also revokes the access tokens of its grant.
 type Revoke struct {
 	OAuth fosite.OAuth2Provider
+	CORS  *CORS
 }
 
-func (h *Revoke) Mount(r *mux.Router) { r.Handle(provider.PathRevoke, h) }
+func (h *Revoke) Mount(r *mux.Router) { r.Handle(provider.PathRevoke, h.CORS.Wrap(h)) }
 
 func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()

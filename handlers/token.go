@@ -14,9 +14,10 @@ import (
 type Token struct {
 	OAuth      fosite.OAuth2Provider
 	GrantTypes []string // the grants the provider composed; anything else is unsupported_grant_type
+	CORS       *CORS
 }
 
-func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h) }
+func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.Wrap(h)) }
 
 // singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
 var singleValued = []string{

@@ -32,8 +32,14 @@ type Client struct {
 	Public                  bool      `json:"public"`
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"` // "" → none if Public, else client_secret_basic
 	AccessTokenFormat       string    `json:"access_token_format"`        // "" (server default) | "opaque" | "jwt"
-	CreatedAt               time.Time `json:"created_at"`
-	UpdatedAt               time.Time `json:"updated_at"`
+	// FirstParty clients are our own applications: the user is not asked for consent.
+	FirstParty             bool     `json:"first_party"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	// AllowedOrigins are extra CORS origins (scheme://host[:port]) beyond those of the redirect URIs;
+	// stored normalised (see Origin).
+	AllowedOrigins []string  `json:"allowed_origins"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 var (
@@ -97,6 +103,9 @@ type clientRow struct {
 	IsPublic                bool      `gorm:"column:is_public"`
 	TokenEndpointAuthMethod string    `gorm:"column:token_endpoint_auth_method"`
 	AccessTokenFormat       string    `gorm:"column:access_token_format"`
+	FirstParty              bool      `gorm:"column:first_party"`
+	PostLogoutRedirectURIs  string    `gorm:"column:post_logout_redirect_uris"`
+	AllowedOrigins          string    `gorm:"column:allowed_origins"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -111,6 +120,7 @@ func (r *clientRow) client() (*Client, error) {
 		Public:                  r.IsPublic,
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod,
 		AccessTokenFormat:       r.AccessTokenFormat,
+		FirstParty:              r.FirstParty,
 		CreatedAt:               r.CreatedAt.UTC(),
 		UpdatedAt:               r.UpdatedAt.UTC(),
 	}
@@ -120,6 +130,7 @@ func (r *clientRow) client() (*Client, error) {
 	}{
 		{&c.RedirectURIs, r.RedirectURIs}, {&c.GrantTypes, r.GrantTypes}, {&c.ResponseTypes, r.ResponseTypes},
 		{&c.Scopes, r.Scopes}, {&c.Audience, r.Audience},
+		{&c.PostLogoutRedirectURIs, r.PostLogoutRedirectURIs}, {&c.AllowedOrigins, r.AllowedOrigins},
 	} {
 		v, err := decodeList(f.src)
 		if err != nil {
@@ -147,10 +158,16 @@ func validateClient(c *Client) error {
 	return nil
 }
 
-// CreateClient stores a new client and sets its timestamps; ErrConflict if the id is taken.
+// CreateClient stores a new client and its origins (those of its http(s) redirect URIs and its
+// AllowedOrigins), normalises c.AllowedOrigins and sets its timestamps; ErrConflict if the id is taken,
+// ErrInvalid if an allowed origin is not an origin.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err := validateClient(c); err != nil {
 		return fmt.Errorf("create client: %w", err)
+	}
+	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
+	if err != nil {
+		return fmt.Errorf("create client %q: %w", c.ID, err)
 	}
 	now := dbTime(s.now())
 	row := clientRow{
@@ -165,15 +182,25 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		IsPublic:                c.Public,
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		AccessTokenFormat:       c.AccessTokenFormat,
+		FirstParty:              c.FirstParty,
+		PostLogoutRedirectURIs:  encodeList(c.PostLogoutRedirectURIs),
+		AllowedOrigins:          encodeList(allowed),
 		CreatedAt:               now,
 		UpdatedAt:               now,
 	}
-	if err := s.conn(ctx).Create(&row).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("create client %q: %w", c.ID, ErrConflict)
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return ErrConflict
+			}
+			return mapErr(err)
 		}
-		return fmt.Errorf("create client %q: %w", c.ID, mapErr(err))
+		return insertClientOrigins(tx, c.ID, clientOrigins(c.RedirectURIs, allowed))
+	})
+	if err != nil {
+		return fmt.Errorf("create client %q: %w", c.ID, err)
 	}
+	c.AllowedOrigins = allowed
 	c.CreatedAt, c.UpdatedAt = now, now
 	return nil
 }
@@ -213,8 +240,8 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 	return out, nil
 }
 
-// DeleteClient deletes a client and every token, code and request issued to it, in one transaction;
-// ErrNotFound if there is no such client.
+// DeleteClient deletes a client, its origins, the consents given to it and every token, code and request
+// issued to it, in one transaction; ErrNotFound if there is no such client.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("id = ?", id).Delete(&clientRow{})
@@ -229,7 +256,10 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 				return mapErr(err)
 			}
 		}
-		return nil
+		if err := tx.Where("client_id = ?", id).Delete(&clientOriginRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		return mapErr(tx.Where("client_id = ?", id).Delete(&consentRow{}).Error)
 	})
 	if err != nil {
 		return fmt.Errorf("delete client %q: %w", id, err)

@@ -15,6 +15,8 @@ type migration struct {
 	name     string
 	sqlite   []string
 	postgres []string
+	// after, if set, runs in the migration's transaction after its statements: data backfills that need Go.
+	after func(tx *gorm.DB) error
 }
 
 func (m migration) statements(dialect string) []string {
@@ -31,6 +33,13 @@ var migrations = []migration{
 		name:     "initial schema",
 		sqlite:   initialSchema(dialectSQLite),
 		postgres: initialSchema(dialectPostgres),
+	},
+	{
+		version:  2,
+		name:     "user profiles, client origins, browser sessions, consents, authorization challenges",
+		sqlite:   schemaV2(dialectSQLite),
+		postgres: schemaV2(dialectPostgres),
+		after:    backfillClientOrigins,
 	},
 }
 
@@ -120,12 +129,108 @@ func initialSchema(dialect string) []string {
 	return stmts
 }
 
+// sidTables are the token tables that record the browser session (sid) a token was issued through.
+var sidTables = []string{"oauth2_access", "oauth2_refresh", "oauth2_code"}
+
+// schemaV2 is migration 2: user profile columns, first-party clients with post-logout redirect URIs and
+// allowed CORS origins (client_origins indexes every client's origins), browser sessions and the sid of the
+// tokens issued through them, consents, and pending authorization challenges.
+func schemaV2(dialect string) []string {
+	ts := "DATETIME"
+	if dialect == dialectPostgres {
+		ts = "TIMESTAMPTZ"
+	}
+	stmts := []string{
+		"ALTER TABLE users ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+		"ALTER TABLE users ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'",
+		"ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE",
+		"ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE",
+		"ALTER TABLE clients ADD COLUMN first_party BOOLEAN NOT NULL DEFAULT FALSE",
+		"ALTER TABLE clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]'",
+		"ALTER TABLE clients ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '[]'",
+		`CREATE TABLE client_origins (
+	client_id TEXT NOT NULL,
+	origin TEXT NOT NULL,
+	PRIMARY KEY (client_id, origin)
+)`,
+		"CREATE INDEX client_origins_origin_idx ON client_origins (origin)",
+		fmt.Sprintf(`CREATE TABLE browser_sessions (
+	id TEXT PRIMARY KEY,
+	token_hash TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	ip TEXT NOT NULL DEFAULT '',
+	user_agent TEXT NOT NULL DEFAULT '',
+	auth_time %[1]s NOT NULL,
+	created_at %[1]s NOT NULL,
+	last_active_at %[1]s NOT NULL,
+	idle_expires_at %[1]s NOT NULL,
+	expires_at %[1]s NOT NULL,
+	ended_at %[1]s NULL
+)`, ts),
+		"CREATE UNIQUE INDEX browser_sessions_token_hash_key ON browser_sessions (token_hash)",
+		"CREATE INDEX browser_sessions_user_id_idx ON browser_sessions (user_id, last_active_at)",
+		// idle_expires_at never exceeds expires_at, so it alone says when a session expired.
+		"CREATE INDEX browser_sessions_idle_expires_at_idx ON browser_sessions (idle_expires_at)",
+		"CREATE INDEX browser_sessions_ended_at_idx ON browser_sessions (ended_at)",
+		fmt.Sprintf(`CREATE TABLE consents (
+	user_id TEXT NOT NULL,
+	client_id TEXT NOT NULL,
+	scopes TEXT NOT NULL DEFAULT '[]',
+	created_at %[1]s NOT NULL,
+	updated_at %[1]s NOT NULL,
+	PRIMARY KEY (user_id, client_id)
+)`, ts),
+		"CREATE INDEX consents_client_id_idx ON consents (client_id)",
+		fmt.Sprintf(`CREATE TABLE auth_challenges (
+	id TEXT PRIMARY KEY,
+	query TEXT NOT NULL,
+	client_id TEXT NOT NULL DEFAULT '',
+	browser_session_id TEXT NOT NULL DEFAULT '',
+	login_at %[1]s NULL,
+	consent_at %[1]s NULL,
+	created_at %[1]s NOT NULL,
+	expires_at %[1]s NOT NULL
+)`, ts),
+		"CREATE INDEX auth_challenges_expires_at_idx ON auth_challenges (expires_at)",
+	}
+	for _, table := range sidTables {
+		stmts = append(stmts,
+			fmt.Sprintf("ALTER TABLE %s ADD COLUMN sid TEXT NULL", table),
+			fmt.Sprintf("CREATE INDEX %[1]s_sid_idx ON %[1]s (sid)", table))
+	}
+	return stmts
+}
+
+// backfillClientOrigins fills client_origins for the clients that existed before migration 2, from their
+// redirect URIs (they had no allowed origins yet).
+func backfillClientOrigins(tx *gorm.DB) error {
+	var rows []clientRow
+	if err := tx.Select("id", "redirect_uris").Find(&rows).Error; err != nil {
+		return fmt.Errorf("backfill client origins: %w", err)
+	}
+	for _, r := range rows {
+		uris, err := decodeList(r.RedirectURIs)
+		if err != nil {
+			return fmt.Errorf("backfill client origins: client %q: %w", r.ID, err)
+		}
+		if err := insertClientOrigins(tx, r.ID, clientOrigins(uris, nil)); err != nil {
+			return fmt.Errorf("backfill client origins: client %q: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
 // migrateLockKey is the pg_advisory_xact_lock key that serialises migrations across nodes ("ltchkey").
 const migrateLockKey int64 = 0x6c7463686b6579
 
 // Migrate applies the migrations not yet recorded in schema_migrations, each in its own transaction. It is
 // idempotent, and on PostgreSQL nodes starting at once take turns on an advisory lock.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrateTo(ctx, migrations[len(migrations)-1].version)
+}
+
+// migrateTo applies the migrations up to and including version target.
+func (s *Store) migrateTo(ctx context.Context, target int) error {
 	createTable := fmt.Sprintf(
 		"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at %s NOT NULL)",
 		map[string]string{dialectSQLite: "DATETIME", dialectPostgres: "TIMESTAMPTZ"}[s.dialect])
@@ -134,6 +239,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	}
 	latest := migrations[len(migrations)-1].version
 	for _, m := range migrations {
+		if m.version > target {
+			break
+		}
 		err := s.migrationTx(ctx, func(tx *gorm.DB) error {
 			var current int
 			if err := tx.Raw("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&current).Error; err != nil {
@@ -152,6 +260,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 			for _, stmt := range m.statements(s.dialect) {
 				if err := tx.Exec(stmt).Error; err != nil {
 					return fmt.Errorf("%s: %w", strings.SplitN(stmt, "\n", 2)[0], err)
+				}
+			}
+			if m.after != nil {
+				if err := m.after(tx); err != nil {
+					return err
 				}
 			}
 			return tx.Exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",

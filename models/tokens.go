@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -140,10 +141,18 @@ func sessionExpiry(req fosite.Requester, kind fosite.TokenType) time.Time {
 	return req.GetSession().GetExpiresAt(kind)
 }
 
+// sidSession is a session that knows the browser session it was issued through.
+type sidSession interface{ GetSID() string }
+
 func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosite.Requester, kind fosite.TokenType, extra map[string]any) error {
 	row, err := newTokenRow(hashKey(rawKey), req, sessionExpiry(req, kind))
 	if err != nil {
 		return err
+	}
+	if slices.Contains(sidTables, table) {
+		if ss, ok := req.GetSession().(sidSession); ok && ss.GetSID() != "" {
+			row["sid"] = ss.GetSID()
+		}
 	}
 	for k, v := range extra {
 		row[k] = v

@@ -6,10 +6,12 @@ import (
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"gorm.io/gorm"
@@ -21,8 +23,13 @@ type User struct {
 	Email        string    `json:"email"` // as entered, trimmed; unique case-insensitively
 	PasswordHash string    `json:"-"`     // PHC-format argon2id
 	Roles        []string  `json:"roles"`
-	CreatedAt    time.Time `json:"created_at"`
-	UpdatedAt    time.Time `json:"updated_at"`
+	Name         string    `json:"name"`
+	// Extras are extra claims for the user's tokens; never nil when read from the store.
+	Extras        map[string]any `json:"extras"`
+	EmailVerified bool           `json:"email_verified"`
+	Disabled      bool           `json:"disabled"` // a disabled user cannot sign in
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
 }
 
 type userRow struct {
@@ -31,6 +38,10 @@ type userRow struct {
 	EmailNormalized string    `gorm:"column:email_normalized"`
 	PasswordHash    string    `gorm:"column:password_hash"`
 	Roles           string    `gorm:"column:roles"`
+	Name            string    `gorm:"column:name"`
+	Extras          string    `gorm:"column:extras"`
+	EmailVerified   bool      `gorm:"column:email_verified"`
+	Disabled        bool      `gorm:"column:disabled"`
 	CreatedAt       time.Time `gorm:"column:created_at"`
 	UpdatedAt       time.Time `gorm:"column:updated_at"`
 }
@@ -42,16 +53,79 @@ func (r *userRow) user() (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", r.ID, err)
 	}
+	extras := map[string]any{}
+	if r.Extras != "" {
+		if err := json.Unmarshal([]byte(r.Extras), &extras); err != nil {
+			return nil, fmt.Errorf("user %q: decode extras: %w", r.ID, err)
+		}
+		if extras == nil { // the column held JSON null
+			extras = map[string]any{}
+		}
+	}
 	return &User{
 		ID: r.ID, Email: r.Email, PasswordHash: r.PasswordHash, Roles: roles,
+		Name: r.Name, Extras: extras, EmailVerified: r.EmailVerified, Disabled: r.Disabled,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}, nil
 }
 
+// MaxExtrasBytes is the size limit of a user's extras, JSON-encoded.
+const MaxExtrasBytes = 4096
+
 const (
 	maxEmailLen    = 254
 	maxPasswordLen = 1024
+	maxNameLen     = 200 // characters
 )
+
+// ErrInvalidCredentials is Authenticate's answer to an unknown email or a wrong password: the two are not
+// told apart.
+var ErrInvalidCredentials = errors.New("invalid email or password")
+
+// ErrUserDisabled is returned by Authenticate for the right password of a disabled user.
+var ErrUserDisabled = errors.New("user disabled")
+
+// encodeExtras validates extras and returns their JSON; nil is {}.
+func encodeExtras(extras map[string]any) (string, error) {
+	if extras == nil {
+		return "{}", nil
+	}
+	for k := range extras {
+		if k == "" {
+			return "", fmt.Errorf("%w: extras have an empty key", ErrInvalid)
+		}
+	}
+	b, err := json.Marshal(extras)
+	if err != nil {
+		return "", fmt.Errorf("%w: extras cannot be encoded as JSON: %v", ErrInvalid, err)
+	}
+	if len(b) > MaxExtrasBytes {
+		return "", fmt.Errorf("%w: extras are %d bytes as JSON, over the limit of %d bytes", ErrInvalid, len(b), MaxExtrasBytes)
+	}
+	return string(b), nil
+}
+
+// normalizeName trims name and checks it is valid UTF-8 of at most maxNameLen characters.
+func normalizeName(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return "", fmt.Errorf("%w: name is not valid UTF-8 text", ErrInvalid)
+	}
+	if n := utf8.RuneCountInString(name); n > maxNameLen {
+		return "", fmt.Errorf("%w: name is %d characters, over the limit of %d", ErrInvalid, n, maxNameLen)
+	}
+	return name, nil
+}
+
+func validatePassword(password string) error {
+	if password == "" {
+		return fmt.Errorf("%w: password is empty", ErrInvalid)
+	}
+	if len(password) > maxPasswordLen {
+		return fmt.Errorf("%w: password is longer than %d bytes", ErrInvalid, maxPasswordLen)
+	}
+	return nil
+}
 
 func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
@@ -71,28 +145,59 @@ func validateEmail(email string) error {
 
 var userIDEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-func newUserID() (string, error) {
+func newUserID() (string, error) { return newPublicID("usr_") }
+
+// newPublicID is prefix + 26 lower-case base32 characters of 128 random bits.
+func newPublicID(prefix string) (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return "usr_" + strings.ToLower(userIDEncoding.EncodeToString(b[:])), nil
+	return prefix + strings.ToLower(userIDEncoding.EncodeToString(b[:])), nil
 }
 
-// CreateUser validates and stores a new user with an argon2id password hash. Bad input is ErrInvalid
-// (wrapped, with the reason); an email already taken, ignoring case, is ErrConflict.
+// newSecretToken is 256 random bits, base64url without padding. Only hashKey of it is stored.
+func newSecretToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// NewUser is what CreateUserWith needs.
+type NewUser struct {
+	Email, Password, Name string
+	Roles                 []string
+	Extras                map[string]any // nil: {}
+	EmailVerified         bool
+}
+
+// CreateUser creates a user with an email, password and roles; see CreateUserWith.
 func (s *Store) CreateUser(ctx context.Context, email, password string, roles []string) (*User, error) {
-	email = strings.TrimSpace(email)
+	return s.CreateUserWith(ctx, NewUser{Email: email, Password: password, Roles: roles})
+}
+
+// CreateUserWith validates and stores a new user with an argon2id password hash. Bad input is ErrInvalid
+// (wrapped, with the reason): extras over MaxExtrasBytes or with an empty key, a name over 200
+// characters. An email already taken, ignoring case, is ErrConflict.
+func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
+	email := strings.TrimSpace(u.Email)
 	if err := validateEmail(email); err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
-	if password == "" {
-		return nil, fmt.Errorf("create user: %w: password is empty", ErrInvalid)
+	if err := validatePassword(u.Password); err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
 	}
-	if len(password) > maxPasswordLen {
-		return nil, fmt.Errorf("create user: %w: password is longer than %d bytes", ErrInvalid, maxPasswordLen)
+	name, err := normalizeName(u.Name)
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
 	}
-	hash, err := HashPassword(password)
+	extras, err := encodeExtras(u.Extras)
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
+	}
+	hash, err := HashPassword(u.Password)
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -103,7 +208,8 @@ func (s *Store) CreateUser(ctx context.Context, email, password string, roles []
 	now := dbTime(s.now())
 	row := userRow{
 		ID: id, Email: email, EmailNormalized: normalizeEmail(email), PasswordHash: hash,
-		Roles: encodeList(roles), CreatedAt: now, UpdatedAt: now,
+		Roles: encodeList(u.Roles), Name: name, Extras: extras, EmailVerified: u.EmailVerified,
+		CreatedAt: now, UpdatedAt: now,
 	}
 	if err := s.conn(ctx).Create(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -149,8 +255,128 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 	return out, nil
 }
 
-// DeleteUser deletes a user and every token, code and request whose subject is that user, in one
-// transaction; ErrNotFound if there is no such user.
+// updateUser sets columns (and updated_at) of user id; ErrNotFound if there is no such user.
+func (s *Store) updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
+	cols["updated_at"] = dbTime(now)
+	res := db.Model(&userRow{}).Where("id = ?", id).UpdateColumns(cols)
+	if res.Error != nil {
+		return mapErr(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetPassword replaces a user's password (argon2id-hashed); ErrInvalid for an empty or over-long password,
+// ErrNotFound if there is no such user.
+func (s *Store) SetPassword(ctx context.Context, userID, password string) error {
+	if err := validatePassword(password); err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"password_hash": hash}, s.now()); err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	return nil
+}
+
+// SetRoles replaces a user's roles; ErrNotFound if there is no such user.
+func (s *Store) SetRoles(ctx context.Context, userID string, roles []string) error {
+	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"roles": encodeList(roles)}, s.now()); err != nil {
+		return fmt.Errorf("set roles: %w", err)
+	}
+	return nil
+}
+
+// SetExtras replaces a user's extras (nil: {}); ErrInvalid as for CreateUserWith, ErrNotFound if there is
+// no such user.
+func (s *Store) SetExtras(ctx context.Context, userID string, extras map[string]any) error {
+	enc, err := encodeExtras(extras)
+	if err != nil {
+		return fmt.Errorf("set extras: %w", err)
+	}
+	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"extras": enc}, s.now()); err != nil {
+		return fmt.Errorf("set extras: %w", err)
+	}
+	return nil
+}
+
+// SetName replaces a user's display name; ErrInvalid over 200 characters, ErrNotFound if there is no such
+// user.
+func (s *Store) SetName(ctx context.Context, userID, name string) error {
+	name, err := normalizeName(name)
+	if err != nil {
+		return fmt.Errorf("set name: %w", err)
+	}
+	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"name": name}, s.now()); err != nil {
+		return fmt.Errorf("set name: %w", err)
+	}
+	return nil
+}
+
+// SetDisabled disables or re-enables a user; ErrNotFound if there is no such user. Disabling also, in the
+// same transaction, ends every browser session of the user and revokes the user's tokens: refresh tokens
+// become inactive, access tokens are deleted, unused authorization codes become used.
+func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, now time.Time) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
+			return err
+		}
+		if !disabled {
+			return nil
+		}
+		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND ended_at IS NULL", userID).
+			UpdateColumn("ended_at", dbTime(now)).Error
+		if err != nil {
+			return mapErr(err)
+		}
+		return revokeTokensWhere(tx, "subject = ?", userID)
+	})
+	if err != nil {
+		return fmt.Errorf("set user disabled: %w", err)
+	}
+	return nil
+}
+
+// dummyPasswordHash is verified against when Authenticate finds no user, so an unknown email costs the
+// same argon2id work as a known one. Its parameters must be the ones HashPassword uses (a test checks).
+const dummyPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$o1dGzItEuk92M0rMQHaIOg$wjTTn5vySm8PyD4pzFZtNSM7SF4hz6OV+3AdHkJvYYc"
+
+// Authenticate returns the user with this email (ignoring case) and password. An unknown email or a wrong
+// password is ErrInvalidCredentials, and both cost one argon2id verification, so timing does not tell
+// whether the account exists. The right password of a disabled user is ErrUserDisabled.
+func (s *Store) Authenticate(ctx context.Context, email, password string) (*User, error) {
+	if password == "" || len(password) > maxPasswordLen {
+		return nil, ErrInvalidCredentials
+	}
+	var row userRow
+	err := s.conn(ctx).Where("email_normalized = ?", normalizeEmail(email)).Take(&row).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("authenticate: %w", mapErr(err))
+	}
+	if err != nil {
+		_, _ = VerifyPassword(dummyPasswordHash, password)
+		return nil, ErrInvalidCredentials
+	}
+	ok, err := VerifyPassword(row.PasswordHash, password)
+	if err != nil {
+		return nil, fmt.Errorf("authenticate user %q: %w", row.ID, err)
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	if row.Disabled {
+		return nil, ErrUserDisabled
+	}
+	return row.user()
+}
+
+// DeleteUser deletes a user, their browser sessions and consents, and every token, code and request whose
+// subject is that user, in one transaction; ErrNotFound if there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("id = ?", id).Delete(&userRow{})
@@ -165,7 +391,10 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 				return mapErr(err)
 			}
 		}
-		return nil
+		if err := tx.Where("user_id = ?", id).Delete(&browserSessionRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		return mapErr(tx.Where("user_id = ?", id).Delete(&consentRow{}).Error)
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", id, err)

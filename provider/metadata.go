@@ -1,33 +1,64 @@
 package provider
 
+import "slices"
+
 // Paths of the endpoints the provider's handlers serve. Discovery and the router both read these, so what is
 // advertised is what is mounted.
 const (
+	PathAuthorize       = "/oauth2/auth"
 	PathToken           = "/oauth2/token"
 	PathIntrospect      = "/oauth2/introspect"
 	PathRevoke          = "/oauth2/revoke"
+	PathPAR             = "/oauth2/par"
+	PathUserInfo        = "/userinfo"
+	PathEndSession      = "/oauth2/logout"
 	PathJWKS            = "/.well-known/jwks.json"
 	PathOpenIDConfig    = "/.well-known/openid-configuration"
 	PathOAuthServerMeta = "/.well-known/oauth-authorization-server"
 )
 
+// Scopes with meaning to Latchkey. Clients may register any other scope for their own APIs.
+const (
+	ScopeOpenID        = "openid"
+	ScopeProfile       = "profile"
+	ScopeEmail         = "email"
+	ScopeRoles         = "roles"
+	ScopeOfflineAccess = "offline_access"
+)
+
+// StandardScopes lists the scopes Latchkey itself understands, in the order consent pages show them.
+var StandardScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeRoles, ScopeOfflineAccess}
+
 // Metadata is the RFC 8414 / OpenID Connect Discovery document. It lists only what the composed provider does.
 type Metadata struct {
 	Issuer                                    string   `json:"issuer"`
+	AuthorizationEndpoint                     string   `json:"authorization_endpoint"`
 	TokenEndpoint                             string   `json:"token_endpoint"`
+	UserInfoEndpoint                          string   `json:"userinfo_endpoint"`
+	JWKSURI                                   string   `json:"jwks_uri"`
+	EndSessionEndpoint                        string   `json:"end_session_endpoint"`
 	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
 	RevocationEndpoint                        string   `json:"revocation_endpoint"`
-	JWKSURI                                   string   `json:"jwks_uri"`
-	ScopesSupported                           []string `json:"scopes_supported,omitempty"`
+	PushedAuthorizationRequestEndpoint        string   `json:"pushed_authorization_request_endpoint"`
+	RequirePushedAuthorizationRequests        bool     `json:"require_pushed_authorization_requests"`
+	ScopesSupported                           []string `json:"scopes_supported"`
 	ResponseTypesSupported                    []string `json:"response_types_supported"`
+	ResponseModesSupported                    []string `json:"response_modes_supported"`
 	GrantTypesSupported                       []string `json:"grant_types_supported"`
+	CodeChallengeMethodsSupported             []string `json:"code_challenge_methods_supported"`
 	TokenEndpointAuthMethodsSupported         []string `json:"token_endpoint_auth_methods_supported"`
 	IntrospectionEndpointAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
 	SubjectTypesSupported                     []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
-	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported,omitempty"`
-	ClaimsSupported                           []string `json:"claims_supported,omitempty"`
+	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
+	PromptValuesSupported                     []string `json:"prompt_values_supported"`
+	ClaimsSupported                           []string `json:"claims_supported"`
+	ClaimsParameterSupported                  bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
+	FrontchannelLogoutSupported               bool     `json:"frontchannel_logout_supported"`
+	BackchannelLogoutSupported                bool     `json:"backchannel_logout_supported"`
 }
 
 // Metadata describes this provider.
@@ -35,23 +66,35 @@ func (p *Provider) Metadata() Metadata {
 	iss := p.Issuer
 	secretMethods := []string{"client_secret_basic", "client_secret_post"}
 	return Metadata{
-		Issuer:                            iss,
-		TokenEndpoint:                     iss + PathToken,
-		IntrospectionEndpoint:             iss + PathIntrospect,
-		RevocationEndpoint:                iss + PathRevoke,
-		JWKSURI:                           iss + PathJWKS,
-		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               []string{"client_credentials"},
-		TokenEndpointAuthMethodsSupported: secretMethods,
+		Issuer:                                    iss,
+		AuthorizationEndpoint:                     iss + PathAuthorize,
+		TokenEndpoint:                             iss + PathToken,
+		UserInfoEndpoint:                          iss + PathUserInfo,
+		JWKSURI:                                   iss + PathJWKS,
+		EndSessionEndpoint:                        iss + PathEndSession,
+		IntrospectionEndpoint:                     iss + PathIntrospect,
+		RevocationEndpoint:                        iss + PathRevoke,
+		PushedAuthorizationRequestEndpoint:        iss + PathPAR,
+		ScopesSupported:                           slices.Clone(StandardScopes),
+		ResponseTypesSupported:                    []string{"code"},
+		ResponseModesSupported:                    []string{"query", "form_post"},
+		GrantTypesSupported:                       p.GrantTypes(),
+		CodeChallengeMethodsSupported:             []string{"S256"},
+		TokenEndpointAuthMethodsSupported:         append(slices.Clone(secretMethods), "none"),
 		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic"},
-		RevocationEndpointAuthMethodsSupported:    secretMethods,
+		RevocationEndpointAuthMethodsSupported:    append(slices.Clone(secretMethods), "none"),
 		SubjectTypesSupported:                     []string{"public"},
 		IDTokenSigningAlgValuesSupported:          []string{p.options.SigningAlg},
 		AccessTokenSigningAlgValuesSupported:      []string{p.options.SigningAlg},
+		PromptValuesSupported:                     []string{"none", "login", "consent"},
+		ClaimsSupported: []string{
+			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
+			"name", "email", "email_verified", "roles", ExtrasClaim, "updated_at",
+		},
 	}
 }
 
 // GrantTypes lists the grants the token endpoint accepts: exactly the fosite handlers New composed.
 func (p *Provider) GrantTypes() []string {
-	return []string{"client_credentials"}
+	return []string{"authorization_code", "refresh_token", "client_credentials"}
 }

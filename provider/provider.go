@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"time"
 
@@ -41,6 +42,8 @@ type Options struct {
 	AccessTokenFormat     string // FormatOpaque (default) or FormatJWT
 	SigningAlg            string // keys.RS256 (default) or keys.ES256
 	Now                   func() time.Time
+	// FormPostTemplate renders response_mode=form_post responses (fosite's default when nil).
+	FormPostTemplate *template.Template
 }
 
 // Default lifespans. Codes are short-lived per RFC 9700; access tokens are short enough that revocation-by-expiry
@@ -54,11 +57,12 @@ const (
 
 // Provider is the composed OAuth 2.0 engine.
 type Provider struct {
-	OAuth2  fosite.OAuth2Provider
-	Config  *fosite.Config
-	Hasher  *SecretHasher
-	Issuer  string
-	options Options
+	OAuth2   fosite.OAuth2Provider
+	idSigner *idTokenSigner
+	Config   *fosite.Config
+	Hasher   *SecretHasher
+	Issuer   string
+	options  Options
 }
 
 // ErrInvalidTarget is RFC 8707's error for a resource (audience) the client may not ask for.
@@ -116,30 +120,47 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 
 	hasher := NewSecretHasher(opts.SystemSecret)
 	cfg := &fosite.Config{
-		AccessTokenLifespan:         opts.AccessTokenLifespan,
-		RefreshTokenLifespan:        opts.RefreshTokenLifespan,
-		AuthorizeCodeLifespan:       opts.AuthorizeCodeLifespan,
-		IDTokenLifespan:             opts.IDTokenLifespan,
-		IDTokenIssuer:               opts.Issuer,
-		AccessTokenIssuer:           opts.Issuer,
-		TokenURL:                    opts.Issuer + PathToken,
-		GlobalSecret:                keys.Derive(opts.SystemSecret, "fosite-hmac"),
-		ClientSecretsHasher:         hasher,
-		ScopeStrategy:               fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:    exactAudience,
-		SendDebugMessagesToClients:  false,
-		EnforcePKCE:                 false,
-		EnforcePKCEForPublicClients: true,
-		MinParameterEntropy:         fosite.MinParameterEntropy,
+		AccessTokenLifespan:        opts.AccessTokenLifespan,
+		RefreshTokenLifespan:       opts.RefreshTokenLifespan,
+		AuthorizeCodeLifespan:      opts.AuthorizeCodeLifespan,
+		IDTokenLifespan:            opts.IDTokenLifespan,
+		IDTokenIssuer:              opts.Issuer,
+		AccessTokenIssuer:          opts.Issuer,
+		TokenURL:                   opts.Issuer + PathToken,
+		GlobalSecret:               keys.Derive(opts.SystemSecret, "fosite-hmac"),
+		ClientSecretsHasher:        hasher,
+		ScopeStrategy:              fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:   exactAudience,
+		SendDebugMessagesToClients: false,
+		// RFC 9700 §2.1.1: PKCE for public clients, S256 only.
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		AllowedPromptValues:            []string{"login", "none", "consent"},
+		// A refresh token is issued only when offline_access was granted.
+		RefreshTokenScopes:   []string{ScopeOfflineAccess},
+		FormPostHTMLTemplate: opts.FormPostTemplate,
 	}
-	strategy := newTokenStrategy(cfg, signing, opts.Issuer, opts.AccessTokenFormat, opts.SigningAlg, opts.Now)
+	idSigner := newIDTokenSigner(signing, opts.SigningAlg)
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               newTokenStrategy(cfg, signing, opts.Issuer, opts.AccessTokenFormat, opts.SigningAlg, opts.Now),
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idSigner, Config: cfg},
+		Signer:                     idSigner,
+	}
 
+	// Exactly the grants we support: no implicit, no hybrid, no password grant.
 	oauth := compose.Compose(cfg, store, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2PKCEFactory,
+		compose.PushedAuthorizeHandlerFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
-	return &Provider{OAuth2: oauth, Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts}, nil
+	return &Provider{OAuth2: oauth, idSigner: idSigner, Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts}, nil
 }
 
 // NewSession returns an empty session for one request.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
 )
 
 // Session is what Latchkey stores with every grant: who the token is about and the claims it carries.
@@ -20,12 +22,41 @@ type Session struct {
 	SID       string                         `json:"sid,omitempty"`
 	AuthTime  time.Time                      `json:"auth_time,omitzero"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
+
+	// IDClaims and IDHeaders are what fosite's OpenID Connect handlers fill and sign into the ID token.
+	IDClaims  *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
+	IDHeaders *jwt.Headers       `json:"id_token_headers,omitempty"`
 }
 
 var (
 	_ fosite.Session            = (*Session)(nil)
 	_ fosite.ExtraClaimsSession = (*Session)(nil)
+	_ openid.Session            = (*Session)(nil)
 )
+
+// IDTokenClaims returns the ID token claims, always the same pointer (fosite modifies them in place).
+func (s *Session) IDTokenClaims() *jwt.IDTokenClaims {
+	if s.IDClaims == nil {
+		s.IDClaims = &jwt.IDTokenClaims{}
+	}
+	return s.IDClaims
+}
+
+// IDTokenHeaders returns the ID token headers, always the same pointer.
+func (s *Session) IDTokenHeaders() *jwt.Headers {
+	if s.IDHeaders == nil {
+		s.IDHeaders = &jwt.Headers{}
+	}
+	return s.IDHeaders
+}
+
+// GetSID is the browser session the grant was made in; storage indexes it so ending that session revokes the grant.
+func (s *Session) GetSID() string {
+	if s == nil {
+		return ""
+	}
+	return s.SID
+}
 
 // NewSession returns an empty session for fosite to fill while it parses a request.
 func NewSession() *Session { return &Session{} }
@@ -69,6 +100,16 @@ func (s *Session) Clone() fosite.Session {
 	c.Roles = slices.Clone(s.Roles)
 	c.Extras = cloneJSONMap(s.Extras)
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
+	if s.IDClaims != nil {
+		ic := *s.IDClaims
+		ic.Audience = slices.Clone(s.IDClaims.Audience)
+		ic.AuthenticationMethodsReferences = slices.Clone(s.IDClaims.AuthenticationMethodsReferences)
+		ic.Extra = cloneJSONMap(s.IDClaims.Extra)
+		c.IDClaims = &ic
+	}
+	if s.IDHeaders != nil {
+		c.IDHeaders = &jwt.Headers{Extra: cloneJSONMap(s.IDHeaders.Extra)}
+	}
 	return &c
 }
 
@@ -92,7 +133,7 @@ func (s *Session) GetExtraClaims() map[string]any {
 
 // ExtrasClaim is the claim under which a user's custom claims travel in tokens and introspection,
 // so they can never collide with a registered claim.
-const ExtrasClaim = "ext"
+const ExtrasClaim = "extras"
 
 func cloneJSONMap(m map[string]any) map[string]any {
 	if m == nil {

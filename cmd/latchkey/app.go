@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
+	"github.com/latchkey/latchkey/templates"
 )
 
 // app is everything a command needs, wired in one place: config -> store -> keys -> provider -> handlers.
@@ -24,6 +25,7 @@ type app struct {
 	store  *models.Store
 	keys   *keys.Manager
 	prov   *provider.Provider
+	pages  *templates.Renderer
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -68,7 +70,13 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		store.Close()
 		return nil, fmt.Errorf("load signing keys: %w", err)
 	}
+	a.pages, err = templates.New()
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
 	a.prov, err = provider.New(provider.Options{
+		FormPostTemplate:      a.pages.FormPostTemplate(),
 		Issuer:                cfg.Issuer,
 		SystemSecret:          secret,
 		AccessTokenLifespan:   cfg.AccessTokenTTL,
@@ -95,13 +103,21 @@ func (a *app) Close() error { return a.store.Close() }
 
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
+	cors := &handlers.CORS{Origins: a.store}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes},
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
 		&handlers.JWKS{Keys: a.keys},
-		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes()},
+		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors},
 		&handlers.Introspect{OAuth: a.prov.OAuth2},
-		&handlers.Revoke{OAuth: a.prov.OAuth2},
+		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors},
+		&handlers.PAR{OAuth: a.prov.OAuth2},
+		&handlers.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
+		&handlers.Browser{
+			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer,
+			Secret:      keys.Derive(a.secret, "csrf"),
+			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+		},
 	)
 }
 

@@ -55,7 +55,8 @@ func TestBadInputGetsOAuthErrors(t *testing.T) {
 			{"empty body", raw("POST", token, form, "", svc.ClientID, svc.ClientSecret), 400, "invalid_request", false},
 			{"oversized body", raw("POST", token, form, cc+"&scope="+strings.Repeat("a", 100<<10), svc.ClientID, svc.ClientSecret), 413, "invalid_request", false},
 			{"public client asks for client_credentials", raw("POST", token, form, cc+"&client_id=spa", "", ""), 400, "invalid_grant", false},
-			{"authorization_code grant is not composed yet", raw("POST", token, form, "grant_type=authorization_code&code=x&redirect_uri=http://localhost:5173/cb&client_id=spa", "", ""), 400, "unsupported_grant_type", false},
+			{"authorization code that was never issued", raw("POST", token, form, "grant_type=authorization_code&code=lk_ac_x.y&redirect_uri=http://localhost:5173/cb&client_id=spa&code_verifier="+strings.Repeat("v", 43), "", ""), 400, "invalid_grant", false},
+			{"client not registered for refresh_token", raw("POST", token, form, "grant_type=refresh_token&refresh_token=lk_rt_x.y", svc.ClientID, svc.ClientSecret), 400, "unauthorized_client", false},
 			{"basic auth header not base64", func() *http.Request {
 				r := raw("POST", token, form, cc, "", "")
 				r.Header.Set("Authorization", "Basic !!!")

@@ -63,6 +63,9 @@ type clientJSON struct {
 	Public                  bool      `json:"public"`
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
 	AccessTokenFormat       string    `json:"access_token_format,omitempty"`
+	FirstParty              bool      `json:"first_party"`
+	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
+	AllowedOrigins          []string  `json:"allowed_origins"`
 	CreatedAt               time.Time `json:"created_at"`
 }
 
@@ -78,7 +81,8 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		GrantTypes: nonNil(cl.GrantTypes), ResponseTypes: nonNil(cl.ResponseTypes), RedirectURIs: nonNil(cl.RedirectURIs),
 		Scope: strings.Join(cl.Scopes, " "), Audience: nonNil(cl.Audience), Public: cl.Public,
 		TokenEndpointAuthMethod: cl.GetTokenEndpointAuthMethod(), AccessTokenFormat: cl.AccessTokenFormat,
-		CreatedAt: cl.CreatedAt,
+		FirstParty: cl.FirstParty, PostLogoutRedirectURIs: nonNil(cl.PostLogoutRedirectURIs),
+		AllowedOrigins: nonNil(cl.AllowedOrigins), CreatedAt: cl.CreatedAt,
 	}
 }
 
@@ -87,12 +91,20 @@ var knownResponseTypes = []string{"code"}
 var knownAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
 
 // clientFromFlags builds and validates a client registration, collecting every problem.
-func clientFromFlags(id, name, grants, responses, redirects, scopes, audience, authMethod, format string, public bool) (*models.Client, error) {
+type clientFlags struct {
+	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
+	postLogout, origins                                                          string
+	public, firstParty                                                           bool
+}
+
+func clientFromFlags(f clientFlags) (*models.Client, error) {
+	id, name, public, authMethod, format := f.id, f.name, f.public, f.authMethod, f.format
 	cl := &models.Client{
-		ID: id, Name: name, Public: public,
-		GrantTypes: splitList(grants), ResponseTypes: splitList(responses), RedirectURIs: splitList(redirects),
-		Scopes: splitList(scopes), Audience: splitList(audience),
+		ID: id, Name: name, Public: public, FirstParty: f.firstParty,
+		GrantTypes: splitList(f.grants), ResponseTypes: splitList(f.responses), RedirectURIs: splitList(f.redirects),
+		Scopes: splitList(f.scopes), Audience: splitList(f.audience),
 		TokenEndpointAuthMethod: authMethod, AccessTokenFormat: format,
+		PostLogoutRedirectURIs: splitList(f.postLogout), AllowedOrigins: splitList(f.origins),
 	}
 	if cl.ID == "" {
 		cl.ID = uuid.NewString()
@@ -130,10 +142,20 @@ func clientFromFlags(id, name, grants, responses, redirects, scopes, audience, a
 	if slices.Contains(cl.GrantTypes, "authorization_code") && len(cl.RedirectURIs) == 0 {
 		p = append(p, "--redirect-uris is required for authorization_code")
 	}
-	for _, r := range cl.RedirectURIs {
-		u, err := url.Parse(r)
-		if err != nil || u.Scheme == "" || u.Fragment != "" || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
-			p = append(p, fmt.Sprintf("--redirect-uris: %q must be an absolute URI without a fragment", r))
+	for _, list := range []struct {
+		flag string
+		uris []string
+	}{{"--redirect-uris", cl.RedirectURIs}, {"--post-logout-redirect-uris", cl.PostLogoutRedirectURIs}} {
+		for _, r := range list.uris {
+			u, err := url.Parse(r)
+			if err != nil || u.Scheme == "" || u.Fragment != "" || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+				p = append(p, fmt.Sprintf("%s: %q must be an absolute URI without a fragment", list.flag, r))
+			}
+		}
+	}
+	for _, o := range cl.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			p = append(p, fmt.Sprintf("--allowed-origins: %q must be an origin like https://app.example.com (no path)", o))
 		}
 	}
 	for _, s := range cl.Scopes {
@@ -183,11 +205,18 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
 	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, or none (public)")
 	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
+	firstParty := fs.Bool("first-party", false, "first-party app: users are not asked for consent")
+	postLogout := fs.String("post-logout-redirect-uris", "", "where logout may send the browser back to, matched exactly")
+	origins := fs.String("allowed-origins", "", "extra web origins allowed to call the token, userinfo and revocation endpoints (CORS)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	cl, err := clientFromFlags(*id, *name, *grants, *responses, *redirects, *scopes, *audience, *authMethod, *format, *public)
+	cl, err := clientFromFlags(clientFlags{
+		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
+		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
+		public: *public, firstParty: *firstParty,
+	})
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,8 @@ type Config struct {
 	LogFormat         string
 	MaxBodyBytes      int64
 	ShutdownTimeout   time.Duration
+	SessionIdleTTL    time.Duration
+	SessionTTL        time.Duration
 
 	// secretGenerated is set when the SQLite default generated (or read) the secret file.
 	secretFile string
@@ -97,6 +99,10 @@ var settings = []setting{
 			c.MaxBodyBytes = n
 			return err
 		}},
+	{"session-idle-ttl", "LATCHKEY_SESSION_IDLE_TTL", "168h", "a browser session ends after this long unused",
+		durationSetter(func(c *Config) *time.Duration { return &c.SessionIdleTTL })},
+	{"session-ttl", "LATCHKEY_SESSION_TTL", "720h", "a browser session ends this long after sign-in in any case",
+		durationSetter(func(c *Config) *time.Duration { return &c.SessionTTL })},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -191,10 +197,14 @@ func (c *Config) validate() []string {
 		{"LATCHKEY_ACCESS_TOKEN_TTL", c.AccessTokenTTL}, {"LATCHKEY_REFRESH_TOKEN_TTL", c.RefreshTokenTTL},
 		{"LATCHKEY_AUTH_CODE_TTL", c.AuthCodeTTL}, {"LATCHKEY_ID_TOKEN_TTL", c.IDTokenTTL},
 		{"LATCHKEY_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
+		{"LATCHKEY_SESSION_IDLE_TTL", c.SessionIdleTTL}, {"LATCHKEY_SESSION_TTL", c.SessionTTL},
 	} {
 		if d.v <= 0 {
 			add(d.env, "must be positive")
 		}
+	}
+	if c.SessionIdleTTL > c.SessionTTL {
+		add("LATCHKEY_SESSION_IDLE_TTL", "must not exceed LATCHKEY_SESSION_TTL")
 	}
 	if c.AuthCodeTTL > 10*time.Minute {
 		add("LATCHKEY_AUTH_CODE_TTL", "must be at most 10m (RFC 6749 §4.1.2)")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -212,8 +213,14 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 		if m["issuer"] != srv.URL {
 			t.Errorf("issuer = %v", m["issuer"])
 		}
-		if g := m["grant_types_supported"]; len(g.([]any)) != 1 || g.([]any)[0] != "client_credentials" {
+		if g := fmt.Sprint(m["grant_types_supported"]); g != "[authorization_code refresh_token client_credentials]" {
 			t.Errorf("grant_types_supported = %v", g)
+		}
+		if g := fmt.Sprint(m["response_types_supported"]); g != "[code]" {
+			t.Errorf("response_types_supported = %v (no implicit or hybrid flows)", g)
+		}
+		if g := fmt.Sprint(m["code_challenge_methods_supported"]); g != "[S256]" {
+			t.Errorf("code_challenge_methods_supported = %v (plain must not be offered)", g)
 		}
 		for k, v := range m {
 			if !strings.HasSuffix(k, "_endpoint") && k != "jwks_uri" {

@@ -40,7 +40,8 @@ func commands() []command {
 		{"serve", "run the authorization server", runServe},
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"clients", "manage OAuth clients: create, list, get, delete, rotate-secret", runClients},
-		{"users", "manage users: create, list, delete", runUsers},
+		{"users", "manage users: create, list, get, delete, set-password, set-roles, set-claims, set-name, disable, enable", runUsers},
+		{"sessions", "list and end users' browser sessions", runSessions},
 		{"keys", "manage signing keys: list, rotate", runKeys},
 		{"version", "print the version", runVersion},
 	}

@@ -1,0 +1,73 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
+)
+
+type userLookup interface {
+	UserByID(ctx context.Context, id string) (*models.User, error)
+}
+
+// UserInfo is the OpenID Connect userinfo endpoint: the user behind a bearer access token, with the claims its
+// scopes release, read fresh from the database so role changes show at once.
+type UserInfo struct {
+	OAuth fosite.OAuth2Provider
+	Users userLookup
+	CORS  *CORS
+}
+
+func (h *UserInfo) Mount(r *mux.Router) { r.Handle(provider.PathUserInfo, h.CORS.Wrap(h)) }
+
+func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		writeJSONError(w, http.StatusMethodNotAllowed, "invalid_request", "Use GET or POST.")
+		return
+	}
+	if r.Method == http.MethodPost {
+		if err := r.ParseForm(); err != nil {
+			writeJSONError(w, http.StatusBadRequest, "invalid_request", "The request body could not be read.")
+			return
+		}
+	}
+	token := fosite.AccessTokenFromRequest(r)
+	if token == "" {
+		// RFC 6750 §3.1: no credentials at all gets a bare challenge, no error code.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
+		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "A bearer access token is required.")
+		return
+	}
+	_, ar, err := h.OAuth.IntrospectToken(ctx, token, fosite.AccessToken, provider.NewSession())
+	if err != nil {
+		h.invalidToken(w, r, "The access token is invalid, expired or revoked.")
+		return
+	}
+	if !ar.GetGrantedScopes().Has(provider.ScopeOpenID) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope", scope="openid"`)
+		writeJSONError(w, http.StatusForbidden, "insufficient_scope", "The access token lacks the openid scope.")
+		return
+	}
+	user, err := h.Users.UserByID(ctx, ar.GetSession().GetSubject())
+	if err != nil || user.Disabled {
+		h.invalidToken(w, r, "The user behind this token no longer exists or is disabled.")
+		return
+	}
+	claims := provider.UserClaims(identityOf(user), ar.GetGrantedScopes())
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(claims)
+}
+
+func (h *UserInfo) invalidToken(w http.ResponseWriter, r *http.Request, desc string) {
+	Logger(r.Context()).Info("userinfo refused", "error", "invalid_token")
+	w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token", error_description="`+desc+`"`)
+	writeJSONError(w, http.StatusUnauthorized, "invalid_token", desc)
+}

@@ -1,0 +1,258 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// BrowserSession is a signed-in browser: the cookie carries a secret token, the store keeps only its hash.
+type BrowserSession struct {
+	ID            string     `json:"id"` // "ses_" + 26 base32 characters of 128 random bits; safe to show
+	UserID        string     `json:"user_id"`
+	IP            string     `json:"ip"`
+	UserAgent     string     `json:"user_agent"`
+	AuthTime      time.Time  `json:"auth_time"` // when the user last entered their password
+	CreatedAt     time.Time  `json:"created_at"`
+	LastActiveAt  time.Time  `json:"last_active_at"`
+	IdleExpiresAt time.Time  `json:"idle_expires_at"` // never after ExpiresAt
+	ExpiresAt     time.Time  `json:"expires_at"`
+	EndedAt       *time.Time `json:"ended_at,omitempty"`
+}
+
+// Limits on what is recorded of the request that created or touched a session.
+const (
+	maxUserAgentBytes = 512
+	maxIPBytes        = 64
+)
+
+// browserSessionRetention is how long an ended or expired session is kept (for the record) before
+// DeleteExpired removes it.
+const browserSessionRetention = 7 * 24 * time.Hour
+
+type browserSessionRow struct {
+	ID            string     `gorm:"column:id;primaryKey"`
+	TokenHash     string     `gorm:"column:token_hash"`
+	UserID        string     `gorm:"column:user_id"`
+	IP            string     `gorm:"column:ip"`
+	UserAgent     string     `gorm:"column:user_agent"`
+	AuthTime      time.Time  `gorm:"column:auth_time"`
+	CreatedAt     time.Time  `gorm:"column:created_at"`
+	LastActiveAt  time.Time  `gorm:"column:last_active_at"`
+	IdleExpiresAt time.Time  `gorm:"column:idle_expires_at"`
+	ExpiresAt     time.Time  `gorm:"column:expires_at"`
+	EndedAt       *time.Time `gorm:"column:ended_at"`
+}
+
+func (browserSessionRow) TableName() string { return "browser_sessions" }
+
+func (r *browserSessionRow) session() *BrowserSession {
+	return &BrowserSession{
+		ID: r.ID, UserID: r.UserID, IP: r.IP, UserAgent: r.UserAgent,
+		AuthTime: r.AuthTime.UTC(), CreatedAt: r.CreatedAt.UTC(), LastActiveAt: r.LastActiveAt.UTC(),
+		IdleExpiresAt: r.IdleExpiresAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), EndedAt: utcPtr(r.EndedAt),
+	}
+}
+
+// activeSession is the condition for a session usable at now: not ended and not expired (idle_expires_at
+// never exceeds expires_at; both are checked anyway).
+const activeSession = "ended_at IS NULL AND idle_expires_at > ? AND expires_at > ?"
+
+// clip makes a request header value storable: valid UTF-8 without NUL (PostgreSQL text accepts neither),
+// at most max bytes, not cutting a character.
+func clip(v string, max int) string {
+	v = strings.ReplaceAll(strings.ToValidUTF8(v, "\uFFFD"), "\x00", "")
+	if len(v) <= max {
+		return v
+	}
+	v = v[:max]
+	for len(v) > 0 && !utf8.ValidString(v) {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+// CreateBrowserSession starts a session for userID, authenticated at now, idle-expiring after idle and
+// expiring after absolute. It returns the session and the cookie token (256 random bits, base64url); only
+// the token's hash is stored. An unknown user is ErrNotFound, a disabled one ErrUserDisabled (checked
+// under the user's row lock, so a concurrent SetDisabled cannot miss the new session).
+func (s *Store) CreateBrowserSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
+	if idle <= 0 || absolute <= 0 {
+		return nil, "", fmt.Errorf("create browser session: %w: idle and absolute lifetimes must be positive", ErrInvalid)
+	}
+	id, err := newPublicID("ses_")
+	if err != nil {
+		return nil, "", fmt.Errorf("create browser session: %w", err)
+	}
+	token, err := newSecretToken()
+	if err != nil {
+		return nil, "", fmt.Errorf("create browser session: %w", err)
+	}
+	now = dbTime(now)
+	expires := dbTime(now.Add(absolute))
+	row := browserSessionRow{
+		ID: id, TokenHash: hashKey(token), UserID: userID, IP: clip(ip, maxIPBytes),
+		UserAgent: clip(userAgent, maxUserAgentBytes), AuthTime: now, CreatedAt: now, LastActiveAt: now,
+		IdleExpiresAt: minTime(dbTime(now.Add(idle)), expires), ExpiresAt: expires,
+	}
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		q := tx.Select("id", "disabled").Where("id = ?", userID)
+		if s.dialect == dialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "SHARE"})
+		}
+		var u userRow
+		if err := q.Take(&u).Error; err != nil {
+			return mapErr(err)
+		}
+		if u.Disabled {
+			return ErrUserDisabled
+		}
+		return mapErr(tx.Create(&row).Error)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("create browser session: %w", err)
+	}
+	return row.session(), token, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// BrowserSessionByToken returns the session of a cookie token; ErrNotFound if there is none or it has
+// ended or expired at now.
+func (s *Store) BrowserSessionByToken(ctx context.Context, token string, now time.Time) (*BrowserSession, error) {
+	var row browserSessionRow
+	t := dbTime(now)
+	err := s.conn(ctx).Where("token_hash = ? AND "+activeSession, hashKey(token), t, t).Take(&row).Error
+	if err != nil {
+		return nil, fmt.Errorf("get browser session: %w", mapErr(err))
+	}
+	return row.session(), nil
+}
+
+// BrowserSessionByID returns a session in any state; ErrNotFound if there is none.
+func (s *Store) BrowserSessionByID(ctx context.Context, id string) (*BrowserSession, error) {
+	var row browserSessionRow
+	if err := s.conn(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, fmt.Errorf("get browser session: %w", mapErr(err))
+	}
+	return row.session(), nil
+}
+
+// TouchBrowserSession records activity at now from ip: last_active_at = now and idle_expires_at =
+// min(now+idle, expires_at). ErrNotFound if the session is not active at now.
+func (s *Store) TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error {
+	t, idleUntil := dbTime(now), dbTime(now.Add(idle))
+	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND "+activeSession, id, t, t).UpdateColumns(map[string]any{
+		"last_active_at":  t,
+		"ip":              clip(ip, maxIPBytes),
+		"idle_expires_at": gorm.Expr("CASE WHEN expires_at < ? THEN expires_at ELSE ? END", idleUntil, idleUntil),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("touch browser session: %w", mapErr(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("touch browser session: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// SetBrowserSessionAuthTime records that the user authenticated again at at (prompt=login, max_age) on a
+// session that has not ended; ErrNotFound otherwise.
+func (s *Store) SetBrowserSessionAuthTime(ctx context.Context, id string, at time.Time) error {
+	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND ended_at IS NULL", id).
+		UpdateColumn("auth_time", dbTime(at))
+	if res.Error != nil {
+		return fmt.Errorf("set browser session auth time: %w", mapErr(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("set browser session auth time: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// ListBrowserSessions returns the user's sessions active at now, most recently active first.
+func (s *Store) ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]BrowserSession, error) {
+	var rows []browserSessionRow
+	t := dbTime(now)
+	err := s.conn(ctx).Where("user_id = ? AND "+activeSession, userID, t, t).
+		Order("last_active_at DESC, id").Find(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("list browser sessions: %w", mapErr(err))
+	}
+	out := make([]BrowserSession, len(rows))
+	for i := range rows {
+		out[i] = *rows[i].session()
+	}
+	return out, nil
+}
+
+// EndBrowserSession ends a session (sign-out) and, in the same transaction, revokes every token issued
+// through it: its refresh tokens become inactive, its access tokens are deleted, its unused authorization
+// codes become used. ErrNotFound if there is no such session or it has already ended; an expired session
+// can still be ended.
+func (s *Store) EndBrowserSession(ctx context.Context, id string, now time.Time) error {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&browserSessionRow{}).Where("id = ? AND ended_at IS NULL", id).UpdateColumn("ended_at", dbTime(now))
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return revokeTokensWhere(tx, "sid = ?", id)
+	})
+	if err != nil {
+		return fmt.Errorf("end browser session: %w", err)
+	}
+	return nil
+}
+
+// EndUserBrowserSessions ends every session of the user that has not ended, except exceptID ("" for
+// none), revoking their tokens as EndBrowserSession does, in one transaction. Expired sessions are ended
+// too, so refresh tokens issued through them are revoked. It returns how many sessions it ended.
+func (s *Store) EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		var ids []string
+		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND ended_at IS NULL AND id <> ?", userID, exceptID).
+			Order("id").Pluck("id", &ids).Error
+		if err != nil {
+			return mapErr(err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		res := tx.Model(&browserSessionRow{}).Where("id IN ? AND ended_at IS NULL", ids).UpdateColumn("ended_at", dbTime(now))
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		n = int(res.RowsAffected)
+		return revokeTokensWhere(tx, "sid IN ?", ids)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("end user browser sessions: %w", err)
+	}
+	return n, nil
+}
+
+// revokeTokensWhere revokes the tokens matching cond (on the token tables' columns): refresh tokens become
+// inactive (kept, so reuse is still detected), access tokens are deleted, unused codes become used.
+func revokeTokensWhere(tx *gorm.DB, cond string, args ...any) error {
+	if err := tx.Table(tableRefresh).Where(cond, args...).Where("active = ?", true).Update("active", false).Error; err != nil {
+		return mapErr(err)
+	}
+	if err := tx.Table(tableAccess).Where(cond, args...).Delete(&tokenRow{}).Error; err != nil {
+		return mapErr(err)
+	}
+	return mapErr(tx.Table(tableCode).Where(cond, args...).Where("active = ?", true).Update("active", false).Error)
+}

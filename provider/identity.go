@@ -1,0 +1,93 @@
+package provider
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ory/fosite/token/jwt"
+)
+
+// Identity is what the provider needs to know about a signed-in user to build tokens and userinfo.
+type Identity struct {
+	UserID        string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Roles         []string
+	Extras        map[string]any
+	Pool          string
+	UpdatedAt     time.Time
+}
+
+// registeredClaims may never be overridden by a user's extras.
+var registeredClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true, "auth_time": true,
+	"nonce": true, "acr": true, "amr": true, "azp": true, "at_hash": true, "c_hash": true, "sid": true,
+	"scope": true, "client_id": true, "cnf": true, "typ": true,
+}
+
+// IsRegisteredClaim reports whether name is a claim Latchkey sets itself; extras never replace these.
+func IsRegisteredClaim(name string) bool { return registeredClaims[name] }
+
+// UserClaims returns the claims the granted scopes release about the user: what userinfo answers and what the
+// ID token carries. sub always; profile: name, updated_at and extras; email: email, email_verified; roles: roles.
+func UserClaims(id Identity, granted []string) map[string]any {
+	claims := map[string]any{"sub": id.UserID}
+	if slices.Contains(granted, ScopeProfile) {
+		claims["name"] = id.Name
+		if !id.UpdatedAt.IsZero() {
+			claims["updated_at"] = id.UpdatedAt.Unix()
+		}
+		if len(id.Extras) > 0 {
+			claims[ExtrasClaim] = maps.Clone(id.Extras)
+		}
+	}
+	if slices.Contains(granted, ScopeEmail) {
+		claims["email"] = id.Email
+		claims["email_verified"] = id.EmailVerified
+	}
+	if slices.Contains(granted, ScopeRoles) {
+		roles := id.Roles
+		if roles == nil {
+			roles = []string{}
+		}
+		claims["roles"] = slices.Clone(roles)
+	}
+	if id.Pool != "" {
+		claims["pool"] = id.Pool
+	}
+	return claims
+}
+
+// SessionFor builds the session of a grant made by a signed-in user: what the access token, refresh token and ID
+// token will say. sid ties the grant to the browser session so ending that session revokes it. requestedAt is
+// when the authorization request arrived; authTime when the user last authenticated.
+func SessionFor(id Identity, granted []string, sid string, authTime, requestedAt time.Time) *Session {
+	authTime = authTime.UTC().Truncate(time.Second)
+	requestedAt = requestedAt.UTC().Truncate(time.Second)
+	s := &Session{
+		Subject:  id.UserID,
+		Username: id.Email,
+		Pool:     id.Pool,
+		SID:      sid,
+		AuthTime: authTime,
+	}
+	if slices.Contains(granted, ScopeRoles) {
+		s.Roles = slices.Clone(id.Roles)
+	}
+	if len(id.Extras) > 0 {
+		s.Extras = maps.Clone(id.Extras)
+	}
+	extra := UserClaims(id, granted)
+	delete(extra, "sub")
+	extra["sid"] = sid
+	s.IDClaims = &jwt.IDTokenClaims{
+		Subject:                         id.UserID,
+		AuthTime:                        authTime,
+		RequestedAt:                     requestedAt,
+		AuthenticationMethodsReferences: []string{"pwd"},
+		Extra:                           extra,
+	}
+	return s
+}

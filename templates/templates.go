@@ -1,0 +1,293 @@
+// Package templates holds Latchkey's HTML pages and stylesheet, embedded in the binary and parsed once.
+//
+// Pages are rendered through typed methods on Renderer; template names never leave this package. Every page
+// is plain HTML that works without JavaScript. The one exception is FormPostTemplate, which fosite executes
+// itself for response_mode=form_post: it auto-submits when scripts run and shows a Continue button otherwise.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// CSSPath is where the caller serves CSS(); the layout links to it.
+const CSSPath = "/assets/latchkey.css"
+
+//go:embed html/*.html
+var pageFS embed.FS
+
+//go:embed static/latchkey.css
+var stylesheet []byte
+
+// Renderer renders Latchkey's pages. It is safe for concurrent use.
+type Renderer struct {
+	login, consent, errorPage, logout, loggedOut, sessions, formPost *template.Template
+}
+
+// LoginPage is the username/password form.
+type LoginPage struct {
+	Action     string // form action URL (POST)
+	CSRFToken  string // hidden input csrf_token
+	Challenge  string // hidden input challenge (opaque id of the pending authorization request); omitted if ""
+	ClientName string // "Sign in to continue to ClientName"; a generic heading if ""
+	Email      string // prefills the email input
+	Error      string // shown above the form with role="alert", referenced by the inputs' aria-describedby
+
+	// FormActionExtra lists further sources for the CSP form-action directive (see ConsentPage).
+	FormActionExtra []string
+}
+
+// ScopeInfo is one requested scope as shown on the consent page.
+type ScopeInfo struct {
+	Name, Description string
+}
+
+// ConsentPage asks the user to allow or deny a client's request; the form posts decision=allow or decision=deny.
+type ConsentPage struct {
+	Action, CSRFToken, Challenge string
+	ClientName                   string
+	UserEmail                    string
+	Scopes                       []ScopeInfo
+
+	// FormActionExtra lists further sources for the CSP form-action directive, as URLs or origins. Browsers
+	// apply form-action to the redirects that follow a submission, so when the POST answers with a redirect
+	// to the client (https://app.example/callback?code=...), that origin must be listed here or the
+	// browser blocks the redirect. Each entry is reduced to its origin (or "scheme:" for a custom scheme);
+	// entries that do not parse are dropped.
+	FormActionExtra []string
+}
+
+// ErrorPage is a human-readable error. RequestID is shown as a small "Reference" if set.
+type ErrorPage struct {
+	Title, Message, RequestID string
+}
+
+// LogoutPage asks "Sign out of ClientName?"; the form posts decision=logout or decision=cancel.
+type LogoutPage struct {
+	Action, CSRFToken string
+	ClientName        string
+	Hidden            map[string]string // extra hidden inputs, rendered sorted by key
+
+	// FormActionExtra lists further sources for the CSP form-action directive, e.g. the origin of the
+	// post_logout_redirect_uri (see ConsentPage).
+	FormActionExtra []string
+}
+
+// LoggedOutPage confirms the user is signed out.
+type LoggedOutPage struct {
+	Message string
+}
+
+// SessionRow is one of the user's sessions.
+type SessionRow struct {
+	ID                    string
+	Device                string
+	IP                    string
+	CreatedAt, LastActive time.Time
+	Current               bool
+}
+
+// SessionsPage lists the user's sessions with a form per row (csrf_token, session_id) and one form to end
+// all the others (csrf_token, all_others=1), all posting to Action.
+type SessionsPage struct {
+	UserEmail string
+	CSRFToken string
+	Action    string // POST target for revocations
+	Flash     string // e.g. "Session ended.", shown with role="status"
+	Sessions  []SessionRow
+}
+
+// formPostData is what fosite's WriteAuthorizeFormPostResponse passes to the form_post template.
+type formPostData struct {
+	RedirURL   string
+	Parameters url.Values
+}
+
+var funcs = template.FuncMap{
+	"cssPath": func() string { return CSSPath },
+	"datetime": func(t time.Time) string {
+		return t.UTC().Format(time.RFC3339)
+	},
+	"humanTime": func(t time.Time) string {
+		return t.UTC().Format("2 Jan 2006 15:04 UTC")
+	},
+	"hasOthers": func(rows []SessionRow) bool {
+		for _, s := range rows {
+			if !s.Current {
+				return true
+			}
+		}
+		return false
+	},
+}
+
+// New parses every template once. It also renders each page with empty data, so a template that
+// parses but cannot be escaped or executed fails here rather than on a user's request.
+func New() (*Renderer, error) {
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(pageFS, "html/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse layout: %w", err)
+	}
+	r := &Renderer{}
+	pages := []struct {
+		file  string
+		dst   **template.Template
+		dummy any
+	}{
+		{"login.html", &r.login, LoginPage{}},
+		{"consent.html", &r.consent, ConsentPage{}},
+		{"error.html", &r.errorPage, ErrorPage{}},
+		{"logout.html", &r.logout, LogoutPage{}},
+		{"loggedout.html", &r.loggedOut, LoggedOutPage{}},
+		{"sessions.html", &r.sessions, SessionsPage{Sessions: []SessionRow{{Current: true}, {}}}},
+		{"formpost.html", &r.formPost, formPostData{Parameters: url.Values{"code": {""}}}},
+	}
+	for _, p := range pages {
+		set, err := base.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone layout for %s: %w", p.file, err)
+		}
+		if _, err := set.ParseFS(pageFS, "html/"+p.file); err != nil {
+			return nil, fmt.Errorf("parse %s: %w", p.file, err)
+		}
+		t := set.Lookup(p.file)
+		if t == nil {
+			return nil, fmt.Errorf("parse %s: template not defined", p.file)
+		}
+		if err := t.Execute(io.Discard, p.dummy); err != nil {
+			return nil, fmt.Errorf("check %s: %w", p.file, err)
+		}
+		*p.dst = t
+	}
+	return r, nil
+}
+
+// CSS returns the stylesheet, to be served at CSSPath (Content-Type text/css; charset=utf-8).
+func (r *Renderer) CSS() []byte { return stylesheet }
+
+// FormPostTemplate is the OAuth 2.0 Form Post Response Mode page, for fosite.Config.FormPostHTMLTemplate.
+// It expects fosite's data (.RedirURL, .Parameters). It submits itself from the body's onload attribute
+// when scripts may run and shows a Continue button when they may not. fosite writes that response itself,
+// so none of the page headers set by the other methods apply to it.
+func (r *Renderer) FormPostTemplate() *template.Template { return r.formPost }
+
+// Login renders the sign-in form.
+func (r *Renderer) Login(w http.ResponseWriter, status int, p LoginPage) error {
+	return r.render(w, status, r.login, p, formActions(p.Action, p.FormActionExtra))
+}
+
+// Consent renders the allow/deny form.
+func (r *Renderer) Consent(w http.ResponseWriter, status int, p ConsentPage) error {
+	return r.render(w, status, r.consent, p, formActions(p.Action, p.FormActionExtra))
+}
+
+// Error renders a human-readable error page.
+func (r *Renderer) Error(w http.ResponseWriter, status int, p ErrorPage) error {
+	return r.render(w, status, r.errorPage, p, nil)
+}
+
+// Logout renders the "Sign out of <client>?" confirmation.
+func (r *Renderer) Logout(w http.ResponseWriter, status int, p LogoutPage) error {
+	return r.render(w, status, r.logout, p, formActions(p.Action, p.FormActionExtra))
+}
+
+// LoggedOut renders "You are signed out."
+func (r *Renderer) LoggedOut(w http.ResponseWriter, status int, p LoggedOutPage) error {
+	return r.render(w, status, r.loggedOut, p, nil)
+}
+
+// Sessions renders the user's session list.
+func (r *Renderer) Sessions(w http.ResponseWriter, status int, p SessionsPage) error {
+	return r.render(w, status, r.sessions, p, formActions(p.Action, nil))
+}
+
+// render executes t into a buffer first, so a failing template never leaves half a page on the wire.
+func (r *Renderer) render(w http.ResponseWriter, status int, t *template.Template, data any, formAction []string) error {
+	var buf bytes.Buffer
+	err := t.Execute(&buf, data)
+
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", csp(formAction))
+	if err != nil {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, "Internal Server Error\n")
+		return fmt.Errorf("render %s: %w", t.Name(), err)
+	}
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	if _, err := buf.WriteTo(w); err != nil {
+		return fmt.Errorf("write %s: %w", t.Name(), err)
+	}
+	return nil
+}
+
+func csp(formAction []string) string {
+	fa := "'self'"
+	if len(formAction) > 0 {
+		fa += " " + strings.Join(formAction, " ")
+	}
+	return "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + fa +
+		"; frame-ancestors 'none'; base-uri 'none'"
+}
+
+var (
+	schemeRE = regexp.MustCompile(`^[a-z][a-z0-9+.-]*$`)
+	hostRE   = regexp.MustCompile(`^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$`)
+)
+
+// formActions turns the page's own action and the caller's extras into CSP source expressions: an origin
+// for URLs with a host, "scheme:" for custom schemes. Relative actions are covered by 'self'; anything that
+// could break out of the header value is dropped.
+func formActions(action string, extra []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, raw := range append([]string{action}, extra...) {
+		src, ok := cspSource(raw)
+		if !ok || seen[src] {
+			continue
+		}
+		seen[src] = true
+		out = append(out, src)
+	}
+	return out
+}
+
+func cspSource(raw string) (string, bool) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Scheme == "" {
+		return "", false
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if !schemeRE.MatchString(scheme) {
+		return "", false
+	}
+	if u.Host != "" {
+		if !hostRE.MatchString(u.Host) {
+			return "", false
+		}
+		return scheme + "://" + strings.ToLower(u.Host), true
+	}
+	switch scheme {
+	case "http", "https": // "https:" alone would allow every site
+		return "", false
+	case "javascript", "data", "blob", "filesystem":
+		return "", false
+	}
+	return scheme + ":", true
+}
