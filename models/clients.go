@@ -21,17 +21,17 @@ const (
 // Client is a registered OAuth 2.0 client. *Client implements fosite.Client, fosite.OpenIDConnectClient and
 // fosite.ResponseModeClient.
 type Client struct {
-	ID                      string    `json:"id"`
-	Name                    string    `json:"name"`
-	SecretHash              string    `json:"-"` // computed by the caller's hasher; "" for public clients
-	RedirectURIs            []string  `json:"redirect_uris"`
-	GrantTypes              []string  `json:"grant_types"`
-	ResponseTypes           []string  `json:"response_types"`
-	Scopes                  []string  `json:"scopes"`
-	Audience                []string  `json:"audience"`
-	Public                  bool      `json:"public"`
-	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"` // "" → none if Public, else client_secret_basic
-	AccessTokenFormat       string    `json:"access_token_format"`        // "" (server default) | "opaque" | "jwt"
+	ID                      string   `json:"id"`
+	Name                    string   `json:"name"`
+	SecretHash              string   `json:"-"` // computed by the caller's hasher; "" for public clients
+	RedirectURIs            []string `json:"redirect_uris"`
+	GrantTypes              []string `json:"grant_types"`
+	ResponseTypes           []string `json:"response_types"`
+	Scopes                  []string `json:"scopes"`
+	Audience                []string `json:"audience"`
+	Public                  bool     `json:"public"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"` // "" → none if Public, else client_secret_basic
+	AccessTokenFormat       string   `json:"access_token_format"`        // "" (server default) | "opaque" | "jwt"
 	// FirstParty clients are our own applications: the user is not asked for consent.
 	FirstParty             bool     `json:"first_party"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`

@@ -25,6 +25,19 @@ func TestNoRawSecretsStored(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	user, err := s.CreateUser(ctx, "raw@example.com", "RAWSECRET-password", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sessionToken, err := s.CreateBrowserSession(ctx, user.ID, "", "", time.Now(), time.Hour, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge, err := s.CreateAuthChallenge(ctx, "state=kept", "app", time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []string{"RAWSECRET", sessionToken, challenge.ID}
 	client := &Client{ID: "app", SecretHash: "h"}
 	if err := s.CreateClient(ctx, client); err != nil {
 		t.Fatal(err)
@@ -54,7 +67,7 @@ func TestNoRawSecretsStored(t *testing.T) {
 			t.Fatalf("step %d: %v", i, err)
 		}
 	}
-	tables := append(append([]string{}, tokenTables...), "oauth2_jti")
+	tables := append(append([]string{}, tokenTables...), "oauth2_jti", "users", "browser_sessions", "auth_challenges")
 	for _, table := range tables {
 		rows, err := s.db.Raw("SELECT * FROM " + table).Rows()
 		if err != nil {
@@ -73,8 +86,11 @@ func TestNoRawSecretsStored(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, v := range vals {
-				if text := fmt.Sprintf("%s", v); strings.Contains(text, "RAWSECRET") {
-					t.Errorf("%s.%s holds a raw secret: %s", table, cols[i], text)
+				text := fmt.Sprintf("%s", v)
+				for _, secret := range raw {
+					if strings.Contains(text, secret) {
+						t.Errorf("%s.%s holds a raw secret: %s", table, cols[i], text)
+					}
 				}
 			}
 		}

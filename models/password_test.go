@@ -56,3 +56,24 @@ func TestVerifyPassword(t *testing.T) {
 		})
 	}
 }
+
+func TestDummyPasswordHashMatchesParameters(t *testing.T) {
+	h, err := HashPassword("x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := func(s string) string { p := strings.Split(s, "$"); return strings.Join(p[:4], "$") }
+	if params(dummyPasswordHash) != params(h) {
+		t.Errorf("dummy hash parameters %q differ from HashPassword's %q: unknown emails would verify faster or slower",
+			params(dummyPasswordHash), params(h))
+	}
+	parts := strings.Split(dummyPasswordHash, "$")
+	salt, _ := b64.DecodeString(parts[4])
+	key, _ := b64.DecodeString(parts[5])
+	if len(salt) != argonSaltLen || len(key) != argonKeyLen {
+		t.Errorf("dummy hash salt/key lengths %d/%d, want %d/%d", len(salt), len(key), argonSaltLen, argonKeyLen)
+	}
+	if ok, err := VerifyPassword(dummyPasswordHash, "password"); ok || err != nil {
+		t.Errorf("VerifyPassword(dummy) = %v, %v; want false, nil", ok, err)
+	}
+}

@@ -26,6 +26,17 @@ func TestPostgres(t *testing.T) {
 // drops the schema when the test ends.
 func newPostgresStore(t testing.TB, base string) *models.Store {
 	t.Helper()
+	s := openPostgresStore(t, base)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate postgres: %v", err)
+	}
+	return s
+}
+
+// openPostgresStore creates a fresh schema and opens a store whose search_path is that schema, without
+// migrating; the schema is dropped when the test ends.
+func openPostgresStore(t testing.TB, base string) *models.Store {
+	t.Helper()
 	ctx := context.Background()
 	admin, err := sql.Open("pgx", base)
 	if err != nil {
@@ -56,9 +67,6 @@ func newPostgresStore(t testing.TB, base string) *models.Store {
 		t.Fatalf("open postgres schema %s: %v", schema, err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("migrate postgres: %v", err)
-	}
 	return s
 }
 

@@ -16,14 +16,20 @@ func TestSQLite(t *testing.T) {
 // newSQLiteStore opens and migrates a fresh SQLite database in a temporary directory.
 func newSQLiteStore(t testing.TB) *models.Store {
 	t.Helper()
-	ctx := context.Background()
-	s, err := models.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "latchkey.db"), models.Options{})
+	s := openSQLiteStore(t)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("migrate sqlite: %v", err)
+	}
+	return s
+}
+
+// openSQLiteStore opens a fresh, empty SQLite database in a temporary directory.
+func openSQLiteStore(t testing.TB) *models.Store {
+	t.Helper()
+	s, err := models.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "latchkey.db"), models.Options{})
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("migrate sqlite: %v", err)
-	}
 	return s
 }

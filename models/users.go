@@ -19,11 +19,11 @@ import (
 
 // User is a person who can sign in.
 type User struct {
-	ID           string    `json:"id"`    // "usr_" + 26 base32 characters of 128 random bits
-	Email        string    `json:"email"` // as entered, trimmed; unique case-insensitively
-	PasswordHash string    `json:"-"`     // PHC-format argon2id
-	Roles        []string  `json:"roles"`
-	Name         string    `json:"name"`
+	ID           string   `json:"id"`    // "usr_" + 26 base32 characters of 128 random bits
+	Email        string   `json:"email"` // as entered, trimmed; unique case-insensitively
+	PasswordHash string   `json:"-"`     // PHC-format argon2id
+	Roles        []string `json:"roles"`
+	Name         string   `json:"name"`
 	// Extras are extra claims for the user's tokens; never nil when read from the store.
 	Extras        map[string]any `json:"extras"`
 	EmailVerified bool           `json:"email_verified"`
@@ -256,7 +256,7 @@ func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
 }
 
 // updateUser sets columns (and updated_at) of user id; ErrNotFound if there is no such user.
-func (s *Store) updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
+func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
 	cols["updated_at"] = dbTime(now)
 	res := db.Model(&userRow{}).Where("id = ?", id).UpdateColumns(cols)
 	if res.Error != nil {
@@ -278,7 +278,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, password string) error 
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
-	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"password_hash": hash}, s.now()); err != nil {
+	if err := updateUser(s.conn(ctx), userID, map[string]any{"password_hash": hash}, s.now()); err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
 	return nil
@@ -286,7 +286,7 @@ func (s *Store) SetPassword(ctx context.Context, userID, password string) error 
 
 // SetRoles replaces a user's roles; ErrNotFound if there is no such user.
 func (s *Store) SetRoles(ctx context.Context, userID string, roles []string) error {
-	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"roles": encodeList(roles)}, s.now()); err != nil {
+	if err := updateUser(s.conn(ctx), userID, map[string]any{"roles": encodeList(roles)}, s.now()); err != nil {
 		return fmt.Errorf("set roles: %w", err)
 	}
 	return nil
@@ -299,7 +299,7 @@ func (s *Store) SetExtras(ctx context.Context, userID string, extras map[string]
 	if err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
-	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"extras": enc}, s.now()); err != nil {
+	if err := updateUser(s.conn(ctx), userID, map[string]any{"extras": enc}, s.now()); err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
 	return nil
@@ -312,7 +312,7 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 	if err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
-	if err := s.updateUser(s.conn(ctx), userID, map[string]any{"name": name}, s.now()); err != nil {
+	if err := updateUser(s.conn(ctx), userID, map[string]any{"name": name}, s.now()); err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
 	return nil
@@ -323,7 +323,7 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 // become inactive, access tokens are deleted, unused authorization codes become used.
 func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, now time.Time) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := s.updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
+		if err := updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
 			return err
 		}
 		if !disabled {
@@ -348,7 +348,8 @@ const dummyPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$o1dGzItEuk92M0rMQHaIOg
 
 // Authenticate returns the user with this email (ignoring case) and password. An unknown email or a wrong
 // password is ErrInvalidCredentials, and both cost one argon2id verification, so timing does not tell
-// whether the account exists. The right password of a disabled user is ErrUserDisabled.
+// whether the account exists. The right password of a disabled user returns the user together with
+// ErrUserDisabled (so the caller can log who it was); check the error before using the user.
 func (s *Store) Authenticate(ctx context.Context, email, password string) (*User, error) {
 	if password == "" || len(password) > maxPasswordLen {
 		return nil, ErrInvalidCredentials
@@ -369,10 +370,14 @@ func (s *Store) Authenticate(ctx context.Context, email, password string) (*User
 	if !ok {
 		return nil, ErrInvalidCredentials
 	}
-	if row.Disabled {
-		return nil, ErrUserDisabled
+	u, err := row.user()
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	return row.user()
+	if u.Disabled {
+		return u, ErrUserDisabled
+	}
+	return u, nil
 }
 
 // DeleteUser deletes a user, their browser sessions and consents, and every token, code and request whose

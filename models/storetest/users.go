@@ -163,15 +163,17 @@ func testAuthenticate(t *testing.T, s *models.Store) {
 		{"password differing in case", "ivy@example.com", "Right password", "", models.ErrInvalidCredentials},
 		{"empty password", "ivy@example.com", "", "", models.ErrInvalidCredentials},
 		{"unknown email", "nobody@example.com", "right password", "", models.ErrInvalidCredentials},
-		{"disabled user, right password", "off@example.com", "right password", "", models.ErrUserDisabled},
+		{"disabled user, right password", "off@example.com", "right password", off.ID, models.ErrUserDisabled},
 		{"disabled user, wrong password", "off@example.com", "wrong password", "", models.ErrInvalidCredentials},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.Authenticate(ctx, tc.email, tc.password)
 			if tc.wantErr != nil {
-				if !errors.Is(err, tc.wantErr) || got != nil {
-					t.Fatalf("Authenticate = (%v, %v), want %v", got, err, tc.wantErr)
+				// A disabled user comes back with the error, so the caller can log who it was; an unknown
+				// email or a wrong password reveals no user.
+				if !errors.Is(err, tc.wantErr) || (tc.wantID == "") != (got == nil) || (got != nil && got.ID != tc.wantID) {
+					t.Fatalf("Authenticate = (%+v, %v), want user %q with %v", got, err, tc.wantID, tc.wantErr)
 				}
 				return
 			}
@@ -344,7 +346,7 @@ func testClientOrigins(t *testing.T, s *models.Store) {
 	}
 
 	tests := []struct {
-		origin          string
+		origin                string
 		anyClient, thisClient bool
 	}{
 		{"https://app.example", true, true},

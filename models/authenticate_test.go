@@ -1,0 +1,37 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// TestAuthenticateTimingHidesUnknownEmails checks an unknown email costs an argon2id verification like a
+// wrong password does. Without the dummy verification it would be two orders of magnitude faster; the
+// bound is loose so a busy machine does not make it flaky.
+func TestAuthenticateTimingHidesUnknownEmails(t *testing.T) {
+	ctx := context.Background()
+	s := newSQLiteStore(t)
+	if _, err := s.CreateUser(ctx, "known@example.com", "right password", nil); err != nil {
+		t.Fatal(err)
+	}
+	fastest := func(email string) time.Duration {
+		best := time.Duration(1<<63 - 1)
+		for range 3 {
+			start := time.Now()
+			_, err := s.Authenticate(ctx, email, "wrong password")
+			if !errors.Is(err, models.ErrInvalidCredentials) {
+				t.Fatalf("Authenticate(%q): %v", email, err)
+			}
+			best = min(best, time.Since(start))
+		}
+		return best
+	}
+	known, unknown := fastest("known@example.com"), fastest("unknown@example.com")
+	if unknown < known/4 {
+		t.Errorf("unknown email took %v, wrong password %v: the difference reveals which accounts exist", unknown, known)
+	}
+}
