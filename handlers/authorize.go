@@ -69,6 +69,10 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 			bs, user = nil, nil
 		}
 	}
+	if user != nil && user.Pool != client.Pool {
+		// Signed in, but as a user of another pool: this client can only sign in its own pool's users.
+		bs, user = nil, nil
+	}
 	freshLogin := bs != nil && chal != nil && chal.LoginAt != nil && chal.BrowserSessionID == bs.ID
 	needLogin := bs == nil ||
 		(slices.Contains(prompts, "login") && !freshLogin) ||
@@ -150,7 +154,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 func identityOf(u *models.User) provider.Identity {
 	return provider.Identity{
 		UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
-		Roles: u.Roles, Extras: u.Extras, UpdatedAt: u.UpdatedAt,
+		Roles: u.Roles, Extras: u.Extras, Pool: u.Pool, UpdatedAt: u.UpdatedAt,
 	}
 }
 

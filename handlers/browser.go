@@ -25,7 +25,7 @@ import (
 type browserStore interface {
 	ClientByID(ctx context.Context, id string) (*models.Client, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
-	Authenticate(ctx context.Context, email, password string) (*models.User, error)
+	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
 
 	CreateBrowserSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	BrowserSessionByToken(ctx context.Context, token string, now time.Time) (*models.BrowserSession, error)
@@ -53,13 +53,15 @@ type idTokenHints interface {
 
 // Browser serves the interactive flows: authorization, sign-in, consent, logout and the account sessions page.
 type Browser struct {
-	OAuth  fosite.OAuth2Provider
-	Store  browserStore
-	Hints  idTokenHints
-	Pages  *templates.Renderer
-	Issuer string
-	Secret []byte // keys the CSRF tokens
-	Now    func() time.Time
+	OAuth fosite.OAuth2Provider
+	Store browserStore
+	Hints idTokenHints
+	Pages *templates.Renderer
+	// Throttle slows password guessing on the sign-in form; nil disables it.
+	Throttle *Throttle
+	Issuer   string
+	Secret   []byte // keys the CSRF tokens
+	Now      func() time.Time
 
 	SessionIdle     time.Duration // a browser session ends after this long without use
 	SessionAbsolute time.Duration // and after this long in any case

@@ -40,7 +40,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
 
 	var chal *models.AuthChallenge
-	clientName, redirect := "", ""
+	clientName, redirect, pool := "", "", models.DefaultPool
 	if challengeID != "" {
 		var err error
 		chal, err = h.Store.AuthChallenge(ctx, challengeID, now)
@@ -49,7 +49,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if c, err := h.Store.ClientByID(ctx, chal.ClientID); err == nil {
-			clientName = c.Name
+			clientName, pool = c.Name, c.Pool
 		}
 		if q, err := url.ParseQuery(chal.Query); err == nil {
 			redirect = q.Get("redirect_uri")
@@ -69,13 +69,20 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusBadRequest, "Enter your email and password.")
 		return
 	}
+	if d := h.Throttle.wait(r, pool, email); d > 0 {
+		w.Header().Set("Retry-After", retryAfter(d))
+		retry(http.StatusTooManyRequests, "Too many attempts. Try again in "+retryAfter(d)+" seconds.")
+		return
+	}
 	if len(email) > maxEmailField || len(password) > maxPasswordField {
+		h.Throttle.failed(r, pool, email)
 		retry(http.StatusUnauthorized, "Incorrect email or password.")
 		return
 	}
-	user, err := h.Store.Authenticate(ctx, email, password)
+	user, err := h.Store.Authenticate(ctx, pool, email, password)
 	switch {
 	case errors.Is(err, models.ErrInvalidCredentials):
+		h.Throttle.failed(r, pool, email)
 		Logger(ctx).Info("sign-in failed", "reason", "invalid credentials")
 		retry(http.StatusUnauthorized, "Incorrect email or password.")
 		return
@@ -88,6 +95,8 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
 		return
 	}
+
+	h.Throttle.succeeded(r, pool, email)
 
 	// The same user re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else
 	// replaces the session in this browser.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
@@ -16,8 +17,15 @@ type userLookup interface {
 	UserByID(ctx context.Context, id string) (*models.User, error)
 }
 
+// userinfoEncryption is implemented by clients that registered userinfo encryption (models.Client): the key,
+// alg and enc to encrypt the response with, and ok=false when responses are plain JSON.
+type userinfoEncryption interface {
+	UserinfoEncryption() (key *jose.JSONWebKey, alg, enc string, ok bool)
+}
+
 // UserInfo is the OpenID Connect userinfo endpoint: the user behind a bearer access token, with the claims its
-// scopes release, read fresh from the database so role changes show at once.
+// scopes release, read fresh from the database so role changes show at once. A client that registered userinfo
+// encryption gets the claims as a compact JWE (application/jwt, OpenID Connect Core §5.3.2).
 type UserInfo struct {
 	OAuth fosite.OAuth2Provider
 	Users userLookup
@@ -61,9 +69,29 @@ func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims := provider.UserClaims(identityOf(user), ar.GetGrantedScopes())
-	w.Header().Set("Content-Type", "application/json")
+	body, err := json.Marshal(claims)
+	if err != nil {
+		Logger(ctx).Error("userinfo: encode claims", "error", err)
+		writeJSONError(w, http.StatusInternalServerError, "server_error", "The claims could not be encoded.")
+		return
+	}
+	contentType := "application/json"
+	if c, ok := ar.GetClient().(userinfoEncryption); ok {
+		if key, alg, enc, ok := c.UserinfoEncryption(); ok {
+			jwe, err := provider.EncryptCompact(body, key, alg, enc, "")
+			if err != nil {
+				// Registration validates the key, so this is a broken stored registration. Never fall back to
+				// plain JSON: the client asked for its claims to be hidden.
+				Logger(ctx).Error("userinfo: encrypt response", "client_id", ar.GetClient().GetID(), "error", err)
+				writeJSONError(w, http.StatusInternalServerError, "server_error", "The userinfo response could not be encrypted.")
+				return
+			}
+			body, contentType = []byte(jwe), "application/jwt"
+		}
+	}
+	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(claims)
+	_, _ = w.Write(body)
 }
 
 func (h *UserInfo) invalidToken(w http.ResponseWriter, r *http.Request, desc string) {

@@ -37,9 +37,31 @@ type Client struct {
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
 	// AllowedOrigins are extra CORS origins (scheme://host[:port]) beyond those of the redirect URIs;
 	// stored normalised (see Origin).
-	AllowedOrigins []string  `json:"allowed_origins"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	AllowedOrigins []string `json:"allowed_origins"`
+	// Pool is the user pool whose users sign in through this client ("" → DefaultPool when stored).
+	Pool string `json:"pool"`
+	// AllowSignup lets users sign themselves up through this client, if the pool also has SignupEnabled.
+	AllowSignup bool `json:"allow_signup"`
+
+	// Encryption (OpenID Connect Core §10.2). JWKs are the JSON text of a public JWK; see IDTokenEncryption,
+	// UserinfoEncryption and AccessTokenEncryption. An enc left empty means A256GCM.
+
+	// EncryptionJWK is the client's own key, for ID token and userinfo encryption.
+	EncryptionJWK                string `json:"encryption_jwk,omitempty"`
+	IDTokenEncryptedResponseAlg  string `json:"id_token_encrypted_response_alg,omitempty"`
+	IDTokenEncryptedResponseEnc  string `json:"id_token_encrypted_response_enc,omitempty"`
+	UserinfoEncryptedResponseAlg string `json:"userinfo_encrypted_response_alg,omitempty"`
+	UserinfoEncryptedResponseEnc string `json:"userinfo_encrypted_response_enc,omitempty"`
+	// AccessTokenEncryptionJWK is the resource server's key, for JWT access token encryption.
+	AccessTokenEncryptionJWK string `json:"access_token_encryption_jwk,omitempty"`
+	AccessTokenEncryptionAlg string `json:"access_token_encryption_alg,omitempty"`
+	AccessTokenEncryptionEnc string `json:"access_token_encryption_enc,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+
+	// The JWKs parsed once, when the client was loaded or stored (see parsedJWK).
+	encJWK, atJWK *parsedJWK
 }
 
 var (
@@ -106,6 +128,16 @@ type clientRow struct {
 	FirstParty              bool      `gorm:"column:first_party"`
 	PostLogoutRedirectURIs  string    `gorm:"column:post_logout_redirect_uris"`
 	AllowedOrigins          string    `gorm:"column:allowed_origins"`
+	Pool                    string    `gorm:"column:pool"`
+	AllowSignup             bool      `gorm:"column:allow_signup"`
+	EncryptionJWK           string    `gorm:"column:encryption_jwk"`
+	IDTokenEncAlg           string    `gorm:"column:id_token_encrypted_response_alg"`
+	IDTokenEncEnc           string    `gorm:"column:id_token_encrypted_response_enc"`
+	UserinfoEncAlg          string    `gorm:"column:userinfo_encrypted_response_alg"`
+	UserinfoEncEnc          string    `gorm:"column:userinfo_encrypted_response_enc"`
+	AccessTokenEncJWK       string    `gorm:"column:access_token_encryption_jwk"`
+	AccessTokenEncAlg       string    `gorm:"column:access_token_encryption_alg"`
+	AccessTokenEncEnc       string    `gorm:"column:access_token_encryption_enc"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -121,9 +153,22 @@ func (r *clientRow) client() (*Client, error) {
 		TokenEndpointAuthMethod: r.TokenEndpointAuthMethod,
 		AccessTokenFormat:       r.AccessTokenFormat,
 		FirstParty:              r.FirstParty,
-		CreatedAt:               r.CreatedAt.UTC(),
-		UpdatedAt:               r.UpdatedAt.UTC(),
+		Pool:                    r.Pool,
+		AllowSignup:             r.AllowSignup,
+
+		EncryptionJWK:                r.EncryptionJWK,
+		IDTokenEncryptedResponseAlg:  r.IDTokenEncAlg,
+		IDTokenEncryptedResponseEnc:  r.IDTokenEncEnc,
+		UserinfoEncryptedResponseAlg: r.UserinfoEncAlg,
+		UserinfoEncryptedResponseEnc: r.UserinfoEncEnc,
+		AccessTokenEncryptionJWK:     r.AccessTokenEncJWK,
+		AccessTokenEncryptionAlg:     r.AccessTokenEncAlg,
+		AccessTokenEncryptionEnc:     r.AccessTokenEncEnc,
+
+		CreatedAt: r.CreatedAt.UTC(),
+		UpdatedAt: r.UpdatedAt.UTC(),
 	}
+	c.cacheKeys()
 	for _, f := range []struct {
 		dst *[]string
 		src string
@@ -155,12 +200,43 @@ func validateClient(c *Client) error {
 	default:
 		return fmt.Errorf("%w: unsupported access token format %q", ErrInvalid, c.AccessTokenFormat)
 	}
-	return nil
+	return validateClientEncryption(c)
+}
+
+// clientColumns are the mutable columns of c (all but id, secret_hash and the timestamps), with its
+// already normalised allowed origins and pool.
+func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]any {
+	return map[string]any{
+		"name":                            c.Name,
+		"redirect_uris":                   encodeList(c.RedirectURIs),
+		"grant_types":                     encodeList(c.GrantTypes),
+		"response_types":                  encodeList(c.ResponseTypes),
+		"scopes":                          encodeList(c.Scopes),
+		"audience":                        encodeList(c.Audience),
+		"is_public":                       c.Public,
+		"token_endpoint_auth_method":      c.TokenEndpointAuthMethod,
+		"access_token_format":             c.AccessTokenFormat,
+		"first_party":                     c.FirstParty,
+		"post_logout_redirect_uris":       encodeList(c.PostLogoutRedirectURIs),
+		"allowed_origins":                 encodeList(allowedOrigins),
+		"pool":                            pool,
+		"allow_signup":                    c.AllowSignup,
+		"encryption_jwk":                  c.EncryptionJWK,
+		"id_token_encrypted_response_alg": c.IDTokenEncryptedResponseAlg,
+		"id_token_encrypted_response_enc": c.IDTokenEncryptedResponseEnc,
+		"userinfo_encrypted_response_alg": c.UserinfoEncryptedResponseAlg,
+		"userinfo_encrypted_response_enc": c.UserinfoEncryptedResponseEnc,
+		"access_token_encryption_jwk":     c.AccessTokenEncryptionJWK,
+		"access_token_encryption_alg":     c.AccessTokenEncryptionAlg,
+		"access_token_encryption_enc":     c.AccessTokenEncryptionEnc,
+	}
 }
 
 // CreateClient stores a new client and its origins (those of its http(s) redirect URIs and its
-// AllowedOrigins), normalises c.AllowedOrigins and sets its timestamps; ErrConflict if the id is taken,
-// ErrInvalid if an allowed origin is not an origin.
+// AllowedOrigins), normalises c.AllowedOrigins, sets c.Pool ("" → DefaultPool) and its timestamps;
+// ErrConflict if the id is taken, ErrInvalid if an allowed origin is not an origin, the pool does not
+// exist, or the encryption settings are unusable (an alg without a usable key, a private or symmetric JWK,
+// an unsupported alg or enc).
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err := validateClient(c); err != nil {
 		return fmt.Errorf("create client: %w", err)
@@ -169,27 +245,15 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, err)
 	}
+	pool := poolOrDefault(c.Pool)
 	now := dbTime(s.now())
-	row := clientRow{
-		ID:                      c.ID,
-		Name:                    c.Name,
-		SecretHash:              c.SecretHash,
-		RedirectURIs:            encodeList(c.RedirectURIs),
-		GrantTypes:              encodeList(c.GrantTypes),
-		ResponseTypes:           encodeList(c.ResponseTypes),
-		Scopes:                  encodeList(c.Scopes),
-		Audience:                encodeList(c.Audience),
-		IsPublic:                c.Public,
-		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		AccessTokenFormat:       c.AccessTokenFormat,
-		FirstParty:              c.FirstParty,
-		PostLogoutRedirectURIs:  encodeList(c.PostLogoutRedirectURIs),
-		AllowedOrigins:          encodeList(allowed),
-		CreatedAt:               now,
-		UpdatedAt:               now,
-	}
+	cols := clientColumns(c, allowed, pool)
+	cols["id"], cols["secret_hash"], cols["created_at"], cols["updated_at"] = c.ID, c.SecretHash, now, now
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Create(&row).Error; err != nil {
+		if err := requirePool(tx, pool); err != nil {
+			return err
+		}
+		if err := tx.Model(&clientRow{}).Create(cols).Error; err != nil {
 			if errors.Is(err, gorm.ErrDuplicatedKey) {
 				return ErrConflict
 			}
@@ -200,8 +264,50 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, err)
 	}
-	c.AllowedOrigins = allowed
+	c.AllowedOrigins, c.Pool = allowed, pool
 	c.CreatedAt, c.UpdatedAt = now, now
+	c.cacheKeys()
+	return nil
+}
+
+// UpdateClient replaces every mutable field of client c.ID (all but the id, the secret hash, which
+// UpdateClientSecret changes, and CreatedAt) and its origins, as CreateClient stores them, in one
+// transaction; it normalises c.AllowedOrigins and sets c.Pool and c.UpdatedAt. ErrNotFound if there is no
+// such client, ErrInvalid as for CreateClient. Tokens already issued are not touched.
+func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	if err := validateClient(c); err != nil {
+		return fmt.Errorf("update client: %w", err)
+	}
+	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
+	if err != nil {
+		return fmt.Errorf("update client %q: %w", c.ID, err)
+	}
+	pool := poolOrDefault(c.Pool)
+	now := dbTime(s.now())
+	cols := clientColumns(c, allowed, pool)
+	cols["updated_at"] = now
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := requirePool(tx, pool); err != nil {
+			return err
+		}
+		res := tx.Model(&clientRow{}).Where("id = ?", c.ID).UpdateColumns(cols)
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if err := tx.Where("client_id = ?", c.ID).Delete(&clientOriginRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		return insertClientOrigins(tx, c.ID, clientOrigins(c.RedirectURIs, allowed))
+	})
+	if err != nil {
+		return fmt.Errorf("update client %q: %w", c.ID, err)
+	}
+	c.AllowedOrigins, c.Pool = allowed, pool
+	c.UpdatedAt = now
+	c.cacheKeys()
 	return nil
 }
 

@@ -17,3 +17,6 @@ func (s *Store) MigrateTo(ctx context.Context, version int) error { return s.mig
 func (s *Store) ExecSQL(ctx context.Context, stmt string, args ...any) error {
 	return s.conn(ctx).Exec(stmt, args...).Error
 }
+
+// LatestSchemaVersion is the version Migrate brings a database to.
+var LatestSchemaVersion = migrations[len(migrations)-1].version

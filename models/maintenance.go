@@ -9,27 +9,33 @@ import (
 )
 
 // expiringTables are the tables DeleteExpired sweeps: table, primary key, the condition for a row to go
-// (each ? is bound to the cutoff), and how long past `before` rows are kept (cutoff = before - keep).
+// (each ? is bound to the cutoff), and how long past `before` rows are kept (cutoff = before - keep). When
+// keeps is set, the i-th ? is bound to before - keeps[i] instead.
 var expiringTables = []struct {
 	table, pk, expired string
 	keep               time.Duration
+	keeps              []time.Duration
 }{
-	{tableAccess, "signature", "expires_at < ?", 0},
-	{tableRefresh, "signature", "expires_at < ?", 0},
-	{tableCode, "signature", "expires_at < ?", 0},
-	{tablePKCE, "signature", "expires_at < ?", 0},
-	{tableOIDC, "signature", "expires_at < ?", 0},
-	{tablePAR, "signature", "expires_at < ?", 0},
-	{"oauth2_jti", "jti", "expires_at < ?", 0},
-	{"signing_keys", "kid", "not_after < ?", 0},
-	{"auth_challenges", "id", "expires_at < ?", 0},
+	{tableAccess, "signature", "expires_at < ?", 0, nil},
+	{tableRefresh, "signature", "expires_at < ?", 0, nil},
+	{tableCode, "signature", "expires_at < ?", 0, nil},
+	{tablePKCE, "signature", "expires_at < ?", 0, nil},
+	{tableOIDC, "signature", "expires_at < ?", 0, nil},
+	{tablePAR, "signature", "expires_at < ?", 0, nil},
+	{"oauth2_jti", "jti", "expires_at < ?", 0, nil},
+	{"signing_keys", "kid", "not_after < ?", 0, nil},
+	{"auth_challenges", "id", "expires_at < ?", 0, nil},
 	// A session expires when idle_expires_at passes (it never exceeds expires_at).
-	{"browser_sessions", "id", "ended_at < ? OR idle_expires_at < ?", browserSessionRetention},
+	{"browser_sessions", "id", "ended_at < ? OR idle_expires_at < ?", browserSessionRetention, nil},
+	// A throttle row goes a day after its last failure, once its block has passed too.
+	{"login_throttle", "key_hash", "last_failure_at < ? AND (blocked_until IS NULL OR blocked_until < ?)", 0,
+		[]time.Duration{throttleRetention, 0}},
 }
 
 // DeleteExpired deletes at most batch rows from each table whose expiry is before `before` (rows without
 // an expiry never expire; signing keys go when their not_after has passed; browser sessions go 7 days
-// after they ended or expired). Each delete is one bounded statement, so it holds locks briefly. It
+// after they ended or expired; sign-in throttle rows go 24 hours after their last failure, once their
+// block has passed). Each delete is one bounded statement, so it holds locks briefly. It
 // returns the total deleted; the caller loops while that is >= batch.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error) {
 	if batch <= 0 {
@@ -39,10 +45,13 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 	for _, t := range expiringTables {
 		q := fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT ?)",
 			t.table, t.pk, t.expired)
-		cutoff := dbTime(before.Add(-t.keep))
 		args := make([]any, 0, 3)
-		for range strings.Count(t.expired, "?") {
-			args = append(args, cutoff)
+		for i := range strings.Count(t.expired, "?") {
+			keep := t.keep
+			if t.keeps != nil {
+				keep = t.keeps[i]
+			}
+			args = append(args, dbTime(before.Add(-keep)))
 		}
 		res := s.conn(ctx).Exec(q, append(args, batch)...)
 		if res.Error != nil {

@@ -41,6 +41,13 @@ var migrations = []migration{
 		postgres: schemaV2(dialectPostgres),
 		after:    backfillClientOrigins,
 	},
+	{
+		version:  3,
+		name:     "user pools, client signup and encryption settings, sign-in throttling",
+		sqlite:   schemaV3(dialectSQLite),
+		postgres: schemaV3(dialectPostgres),
+		after:    createDefaultPool,
+	},
 }
 
 // tokenTables are the tables with one row per fosite token kind.
@@ -216,6 +223,60 @@ func backfillClientOrigins(tx *gorm.DB) error {
 		if err := insertClientOrigins(tx, r.ID, clientOrigins(uris, nil)); err != nil {
 			return fmt.Errorf("backfill client origins: client %q: %w", r.ID, err)
 		}
+	}
+	return nil
+}
+
+// schemaV3 is migration 3: user pools (every existing user and client lands in "default"; email addresses
+// become unique per pool instead of globally), clients' signup switch and OpenID Connect encryption
+// settings, and the shared sign-in throttle. users_email_normalized_key was created by migration 1 as a
+// plain unique index (not a table constraint) on both dialects, so DROP INDEX removes it.
+func schemaV3(dialect string) []string {
+	ts := "DATETIME"
+	if dialect == dialectPostgres {
+		ts = "TIMESTAMPTZ"
+	}
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE pools (
+	name TEXT PRIMARY KEY,
+	signup_enabled BOOLEAN NOT NULL DEFAULT FALSE,
+	default_roles TEXT NOT NULL DEFAULT '[]',
+	created_at %s NOT NULL
+)`, ts),
+		// No foreign keys to pools: SQLite cannot add a REFERENCES column with a non-NULL default. Pools are
+		// never deleted, and the store checks the pool exists in the transaction that writes the user or client.
+		"ALTER TABLE users ADD COLUMN pool TEXT NOT NULL DEFAULT 'default'",
+		"DROP INDEX users_email_normalized_key",
+		"CREATE UNIQUE INDEX users_pool_email_normalized_key ON users (pool, email_normalized)",
+		"CREATE INDEX users_pool_created_at_idx ON users (pool, created_at, id)",
+		"ALTER TABLE clients ADD COLUMN pool TEXT NOT NULL DEFAULT 'default'",
+		"ALTER TABLE clients ADD COLUMN allow_signup BOOLEAN NOT NULL DEFAULT FALSE",
+	}
+	for _, col := range []string{
+		"encryption_jwk", "id_token_encrypted_response_alg", "id_token_encrypted_response_enc",
+		"userinfo_encrypted_response_alg", "userinfo_encrypted_response_enc",
+		"access_token_encryption_jwk", "access_token_encryption_alg", "access_token_encryption_enc",
+	} {
+		stmts = append(stmts, fmt.Sprintf("ALTER TABLE clients ADD COLUMN %s TEXT NOT NULL DEFAULT ''", col))
+	}
+	return append(stmts,
+		fmt.Sprintf(`CREATE TABLE login_throttle (
+	key_hash TEXT PRIMARY KEY,
+	failures INTEGER NOT NULL,
+	last_failure_at %[1]s NOT NULL,
+	blocked_until %[1]s NULL
+)`, ts),
+		"CREATE INDEX login_throttle_last_failure_at_idx ON login_throttle (last_failure_at)",
+	)
+}
+
+// createDefaultPool creates the "default" pool, the one every existing user and client now belongs to.
+// Signup is off: nobody could sign themselves up before pools existed.
+func createDefaultPool(tx *gorm.DB) error {
+	err := tx.Exec("INSERT INTO pools (name, signup_enabled, default_roles, created_at) VALUES (?, ?, ?, ?)",
+		"default", false, "[]", dbTime(tx.NowFunc())).Error
+	if err != nil {
+		return fmt.Errorf("create the default pool: %w", err)
 	}
 	return nil
 }

@@ -64,11 +64,11 @@ func testMigrationUpgrade(t *testing.T, s *models.Store) {
 			t.Fatalf("Migrate #%d: %v", i+1, err)
 		}
 	}
-	if v, err := s.SchemaVersion(ctx); err != nil || v != 2 {
-		t.Fatalf("SchemaVersion = %d, %v; want 2", v, err)
+	if v, err := s.SchemaVersion(ctx); err != nil || v != models.LatestSchemaVersion {
+		t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, models.LatestSchemaVersion)
 	}
 
-	u, err := s.Authenticate(ctx, "old@example.com", "old password")
+	u, err := s.Authenticate(ctx, "", "old@example.com", "old password")
 	if err != nil {
 		t.Fatalf("Authenticate the pre-upgrade user: %v", err)
 	}

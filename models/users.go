@@ -20,7 +20,8 @@ import (
 // User is a person who can sign in.
 type User struct {
 	ID           string   `json:"id"`    // "usr_" + 26 base32 characters of 128 random bits
-	Email        string   `json:"email"` // as entered, trimmed; unique case-insensitively
+	Email        string   `json:"email"` // as entered, trimmed; unique case-insensitively within the pool
+	Pool         string   `json:"pool"`  // the user population the user belongs to; see Pool
 	PasswordHash string   `json:"-"`     // PHC-format argon2id
 	Roles        []string `json:"roles"`
 	Name         string   `json:"name"`
@@ -36,6 +37,7 @@ type userRow struct {
 	ID              string    `gorm:"column:id;primaryKey"`
 	Email           string    `gorm:"column:email"`
 	EmailNormalized string    `gorm:"column:email_normalized"`
+	Pool            string    `gorm:"column:pool"`
 	PasswordHash    string    `gorm:"column:password_hash"`
 	Roles           string    `gorm:"column:roles"`
 	Name            string    `gorm:"column:name"`
@@ -63,7 +65,7 @@ func (r *userRow) user() (*User, error) {
 		}
 	}
 	return &User{
-		ID: r.ID, Email: r.Email, PasswordHash: r.PasswordHash, Roles: roles,
+		ID: r.ID, Email: r.Email, Pool: r.Pool, PasswordHash: r.PasswordHash, Roles: roles,
 		Name: r.Name, Extras: extras, EmailVerified: r.EmailVerified, Disabled: r.Disabled,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}, nil
@@ -167,21 +169,24 @@ func newSecretToken() (string, error) {
 
 // NewUser is what CreateUserWith needs.
 type NewUser struct {
+	Pool                  string // "" = DefaultPool
 	Email, Password, Name string
 	Roles                 []string
 	Extras                map[string]any // nil: {}
 	EmailVerified         bool
 }
 
-// CreateUser creates a user with an email, password and roles; see CreateUserWith.
+// CreateUser creates a user of the default pool with an email, password and roles; see CreateUserWith.
 func (s *Store) CreateUser(ctx context.Context, email, password string, roles []string) (*User, error) {
 	return s.CreateUserWith(ctx, NewUser{Email: email, Password: password, Roles: roles})
 }
 
 // CreateUserWith validates and stores a new user with an argon2id password hash. Bad input is ErrInvalid
 // (wrapped, with the reason): extras over MaxExtrasBytes or with an empty key, a name over 200
-// characters. An email already taken, ignoring case, is ErrConflict.
+// characters, a pool that does not exist. An email already taken in the same pool, ignoring case, is
+// ErrConflict; the same email in another pool is another user.
 func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
+	pool := poolOrDefault(u.Pool)
 	email := strings.TrimSpace(u.Email)
 	if err := validateEmail(email); err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
@@ -207,15 +212,24 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 	}
 	now := dbTime(s.now())
 	row := userRow{
-		ID: id, Email: email, EmailNormalized: normalizeEmail(email), PasswordHash: hash,
+		ID: id, Email: email, EmailNormalized: normalizeEmail(email), Pool: pool, PasswordHash: hash,
 		Roles: encodeList(u.Roles), Name: name, Extras: extras, EmailVerified: u.EmailVerified,
 		CreatedAt: now, UpdatedAt: now,
 	}
-	if err := s.conn(ctx).Create(&row).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return nil, fmt.Errorf("create user: email already registered: %w", ErrConflict)
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := requirePool(tx, pool); err != nil {
+			return err
 		}
-		return nil, fmt.Errorf("create user: %w", mapErr(err))
+		if err := tx.Create(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrDuplicatedKey) {
+				return fmt.Errorf("email already registered in pool %q: %w", pool, ErrConflict)
+			}
+			return mapErr(err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create user: %w", err)
 	}
 	return row.user()
 }
@@ -229,20 +243,32 @@ func (s *Store) UserByID(ctx context.Context, id string) (*User, error) {
 	return row.user()
 }
 
-// UserByEmail returns the user with this email, ignoring case; ErrNotFound if there is none.
-func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
+// UserByEmail returns the user of pool ("" = DefaultPool) with this email, ignoring case; ErrNotFound if
+// there is none.
+func (s *Store) UserByEmail(ctx context.Context, pool, email string) (*User, error) {
 	var row userRow
-	if err := s.conn(ctx).Where("email_normalized = ?", normalizeEmail(email)).Take(&row).Error; err != nil {
+	err := s.conn(ctx).Where("pool = ? AND email_normalized = ?", poolOrDefault(pool), normalizeEmail(email)).Take(&row).Error
+	if err != nil {
 		return nil, fmt.Errorf("get user by email: %w", mapErr(err))
 	}
 	return row.user()
 }
 
-// ListUsers returns every user, oldest first.
-func (s *Store) ListUsers(ctx context.Context) ([]User, error) {
+// ListUsers returns the users of pool, or of every pool if pool is "", oldest first. A pool that does not
+// exist is ErrNotFound (an existing pool without users is an empty list).
+func (s *Store) ListUsers(ctx context.Context, pool string) ([]User, error) {
 	var rows []userRow
-	if err := s.conn(ctx).Order("created_at, id").Find(&rows).Error; err != nil {
+	q := s.conn(ctx).Order("created_at, id")
+	if pool != "" {
+		q = q.Where("pool = ?", pool)
+	}
+	if err := q.Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list users: %w", mapErr(err))
+	}
+	if len(rows) == 0 && pool != "" {
+		if _, err := s.GetPool(ctx, pool); err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
 	}
 	out := make([]User, 0, len(rows))
 	for i := range rows {
@@ -346,16 +372,17 @@ func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, n
 // same argon2id work as a known one. Its parameters must be the ones HashPassword uses (a test checks).
 const dummyPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$o1dGzItEuk92M0rMQHaIOg$wjTTn5vySm8PyD4pzFZtNSM7SF4hz6OV+3AdHkJvYYc"
 
-// Authenticate returns the user with this email (ignoring case) and password. An unknown email or a wrong
-// password is ErrInvalidCredentials, and both cost one argon2id verification, so timing does not tell
-// whether the account exists. The right password of a disabled user returns the user together with
-// ErrUserDisabled (so the caller can log who it was); check the error before using the user.
-func (s *Store) Authenticate(ctx context.Context, email, password string) (*User, error) {
+// Authenticate returns the user of pool ("" = DefaultPool) with this email (ignoring case) and password. An
+// unknown email, an unknown pool or a wrong password is ErrInvalidCredentials, and each costs one argon2id
+// verification, so timing does not tell whether the account exists. The right password of a disabled user
+// returns the user together with ErrUserDisabled (so the caller can log who it was); check the error
+// before using the user.
+func (s *Store) Authenticate(ctx context.Context, pool, email, password string) (*User, error) {
 	if password == "" || len(password) > maxPasswordLen {
 		return nil, ErrInvalidCredentials
 	}
 	var row userRow
-	err := s.conn(ctx).Where("email_normalized = ?", normalizeEmail(email)).Take(&row).Error
+	err := s.conn(ctx).Where("pool = ? AND email_normalized = ?", poolOrDefault(pool), normalizeEmail(email)).Take(&row).Error
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, fmt.Errorf("authenticate: %w", mapErr(err))
 	}

@@ -52,6 +52,10 @@ type Metadata struct {
 	SubjectTypesSupported                     []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported          []string `json:"id_token_signing_alg_values_supported"`
 	AccessTokenSigningAlgValuesSupported      []string `json:"access_token_signing_alg_values_supported"`
+	IDTokenEncryptionAlgValuesSupported       []string `json:"id_token_encryption_alg_values_supported"`
+	IDTokenEncryptionEncValuesSupported       []string `json:"id_token_encryption_enc_values_supported"`
+	UserInfoEncryptionAlgValuesSupported      []string `json:"userinfo_encryption_alg_values_supported"`
+	UserInfoEncryptionEncValuesSupported      []string `json:"userinfo_encryption_enc_values_supported"`
 	PromptValuesSupported                     []string `json:"prompt_values_supported"`
 	ClaimsSupported                           []string `json:"claims_supported"`
 	ClaimsParameterSupported                  bool     `json:"claims_parameter_supported"`
@@ -86,6 +90,10 @@ func (p *Provider) Metadata() Metadata {
 		SubjectTypesSupported:                     []string{"public"},
 		IDTokenSigningAlgValuesSupported:          []string{p.options.SigningAlg},
 		AccessTokenSigningAlgValuesSupported:      []string{p.options.SigningAlg},
+		IDTokenEncryptionAlgValuesSupported:       slices.Clone(SupportedEncryptionAlgs),
+		IDTokenEncryptionEncValuesSupported:       slices.Clone(SupportedEncryptionEncs),
+		UserInfoEncryptionAlgValuesSupported:      slices.Clone(SupportedEncryptionAlgs),
+		UserInfoEncryptionEncValuesSupported:      slices.Clone(SupportedEncryptionEncs),
 		PromptValuesSupported:                     []string{"none", "login", "consent"},
 		ClaimsSupported: []string{
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",

@@ -59,6 +59,9 @@ const (
 type Provider struct {
 	OAuth2   fosite.OAuth2Provider
 	idSigner *idTokenSigner
+	store    Storage
+	core     oauth2.CoreStrategy
+	idTokens openid.OpenIDConnectTokenStrategy
 	Config   *fosite.Config
 	Hasher   *SecretHasher
 	Issuer   string
@@ -144,7 +147,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	idSigner := newIDTokenSigner(signing, opts.SigningAlg)
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               newTokenStrategy(cfg, signing, opts.Issuer, opts.AccessTokenFormat, opts.SigningAlg, opts.Now),
-		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idSigner, Config: cfg},
+		OpenIDConnectTokenStrategy: encryptingIDTokenStrategy{inner: &openid.DefaultStrategy{Signer: idSigner, Config: cfg}},
 		Signer:                     idSigner,
 	}
 
@@ -160,7 +163,12 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
-	return &Provider{OAuth2: oauth, idSigner: idSigner, Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts}, nil
+	// The token API refreshes on behalf of first-party apps; see firstparty.go.
+	cfg.ClientAuthenticationStrategy = firstPartyRefreshAuth(oauth.(*fosite.Fosite), store)
+	return &Provider{
+		OAuth2: oauth, idSigner: idSigner, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy,
+		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
+	}, nil
 }
 
 // NewSession returns an empty session for one request.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/jwt"
 )
 
 func fullSession() *Session {
@@ -28,6 +29,15 @@ func fullSession() *Session {
 			fosite.AccessToken:  time.Date(2030, 1, 2, 4, 4, 5, 0, time.UTC),
 			fosite.RefreshToken: time.Date(2030, 2, 1, 3, 4, 5, 0, time.UTC),
 		},
+		IDClaims: &jwt.IDTokenClaims{
+			Subject:                         "usr_1",
+			Audience:                        []string{"spa"},
+			Nonce:                           "n-0S6_WzA2Mj",
+			AuthTime:                        time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
+			AuthenticationMethodsReferences: []string{"pwd"},
+			Extra:                           map[string]any{"email": "ada@example.com", "groups": []any{"ops"}},
+		},
+		IDHeaders: &jwt.Headers{Extra: map[string]any{"kid": "k1", "crit": []any{"x"}}},
 	}
 }
 
@@ -52,6 +62,13 @@ func TestSessionCloneIsDeep(t *testing.T) {
 		{"adding an expiry", func(c *Session) { c.SetExpiresAt(fosite.AuthorizeCode, time.Now()) }},
 		{"setting the subject", func(c *Session) { c.SetSubject("someone-else") }},
 		{"changing scalar fields", func(c *Session) { c.Pool, c.SID, c.AuthTime = "x", "y", time.Time{} }},
+		{"changing ID token scalar claims", func(c *Session) { c.IDTokenClaims().Subject, c.IDTokenClaims().Nonce = "x", "y" }},
+		{"changing the ID token audience", func(c *Session) { c.IDTokenClaims().Audience[0] = "evil" }},
+		{"changing the ID token amr", func(c *Session) { c.IDTokenClaims().AuthenticationMethodsReferences[0] = "otp" }},
+		{"adding an ID token extra claim", func(c *Session) { c.IDTokenClaims().Extra["at_hash"] = "x" }},
+		{"changing a nested ID token extra claim", func(c *Session) { c.IDTokenClaims().Extra["groups"].([]any)[0] = "root" }},
+		{"changing an ID token header", func(c *Session) { c.IDTokenHeaders().Extra["kid"] = "k2" }},
+		{"changing a nested ID token header", func(c *Session) { c.IDTokenHeaders().Extra["crit"].([]any)[0] = "y" }},
 	} {
 		t.Run(tc.name+" on the clone leaves the original alone", func(t *testing.T) {
 			orig := fullSession()
@@ -115,7 +132,7 @@ func TestSessionJSONRoundTrip(t *testing.T) {
 		b, _ := json.Marshal(fullSession())
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
-		for _, k := range []string{"sub", "username", "client_id", "roles", "extras", "pool", "sid", "auth_time", "expires_at"} {
+		for _, k := range []string{"sub", "username", "client_id", "roles", "extras", "pool", "sid", "auth_time", "expires_at", "id_token_claims", "id_token_headers"} {
 			if _, ok := m[k]; !ok {
 				t.Errorf("JSON %s has no %q", b, k)
 			}
@@ -146,5 +163,27 @@ func TestSessionAccessors(t *testing.T) {
 	}
 	if got := NewSession().GetExtraClaims(); len(got) != 0 {
 		t.Errorf("empty session extra claims = %v", got)
+	}
+}
+
+func TestSessionIDTokenAccessors(t *testing.T) {
+	s := NewSession()
+	claims, headers := s.IDTokenClaims(), s.IDTokenHeaders()
+	if claims == nil || headers == nil {
+		t.Fatal("IDTokenClaims/IDTokenHeaders of an empty session are nil")
+	}
+	if s.IDTokenClaims() != claims || s.IDTokenHeaders() != headers {
+		t.Error("IDTokenClaims/IDTokenHeaders return a new pointer each call; fosite fills them in place")
+	}
+	claims.Subject = "usr_1"
+	if s.IDClaims.Subject != "usr_1" {
+		t.Error("changes through IDTokenClaims do not reach the session")
+	}
+	if got := (&Session{SID: "sid-1"}).GetSID(); got != "sid-1" {
+		t.Errorf("GetSID = %q", got)
+	}
+	var nilSession *Session
+	if nilSession.GetSID() != "" {
+		t.Error("GetSID of nil session")
 	}
 }

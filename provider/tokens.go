@@ -45,8 +45,9 @@ type accessTokenFormatter interface {
 }
 
 // tokenStrategy issues opaque HMAC tokens (fosite's) with Latchkey prefixes, or RFC 9068 JWT access tokens
-// when the client or the server default asks for them. It tells the two apart by shape: a JWT has three
-// dot-separated parts, an HMAC token two.
+// when the client or the server default asks for them, nested in a JWE for the resource server when the client
+// registered access token encryption. It tells them apart by shape: a JWE has five dot-separated parts, a JWT
+// three, an HMAC token two.
 type tokenStrategy struct {
 	hmac          *oauth2.HMACSHAStrategyUnPrefixed
 	keys          SigningKeys
@@ -90,6 +91,9 @@ func (s *tokenStrategy) AccessTokenSignature(ctx context.Context, token string) 
 	if isJWT(token) {
 		return token[strings.LastIndexByte(token, '.')+1:]
 	}
+	if isJWE(token) {
+		return jweSignature(token)
+	}
 	return s.hmac.AccessTokenSignature(ctx, strings.TrimPrefix(token, prefixAccessToken))
 }
 
@@ -107,6 +111,9 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reques
 func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requester, token string) error {
 	if isJWT(token) {
 		return s.validateJWT(r, token)
+	}
+	if isJWE(token) {
+		return s.validateJWE(r, token)
 	}
 	rest, ok := strings.CutPrefix(token, prefixAccessToken)
 	if !ok {
@@ -237,6 +244,13 @@ func (s *tokenStrategy) generateJWT(r fosite.Requester) (string, string, error) 
 	if err != nil {
 		return "", "", fmt.Errorf("serialise access token: %w", err)
 	}
+	jwe, encrypted, err := encryptAccessToken(r, token)
+	if err != nil {
+		return "", "", err
+	}
+	if encrypted {
+		return jwe, jweSignature(jwe), nil
+	}
 	return token, token[strings.LastIndexByte(token, '.')+1:], nil
 }
 
@@ -260,6 +274,11 @@ func (s *tokenStrategy) validateJWT(r fosite.Requester, token string) error {
 	if _, err := jws.Verify(key); err != nil {
 		return fosite.ErrTokenSignatureMismatch.WithHint("Invalid JWT access token signature.")
 	}
+	return s.checkExpiry(r)
+}
+
+// checkExpiry refuses a token whose stored grant has expired.
+func (s *tokenStrategy) checkExpiry(r fosite.Requester) error {
 	if exp := r.GetSession().GetExpiresAt(fosite.AccessToken); !exp.IsZero() && exp.Before(s.now()) {
 		return fosite.ErrTokenExpired.WithHint("Access token expired.")
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/templates"
 )
@@ -26,6 +27,7 @@ type app struct {
 	keys   *keys.Manager
 	prov   *provider.Provider
 	pages  *templates.Renderer
+	policy *passwords.Policy
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -67,8 +69,17 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, fmt.Errorf("key manager: %w", err)
 	}
 	if err := a.keys.Load(ctx); err != nil {
+		v, verr := store.SchemaVersion(ctx)
 		store.Close()
-		return nil, fmt.Errorf("load signing keys: %w", err)
+		if verr != nil || v == 0 {
+			return nil, fmt.Errorf("the database has no schema yet: run `latchkey migrate` (or leave LATCHKEY_AUTO_MIGRATE on): %w", err)
+		}
+		return nil, err
+	}
+	a.policy, err = passwords.NewPolicy(cfg.PasswordMinLength, cfg.PasswordBlocklist)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("LATCHKEY_PASSWORD_BLOCKLIST: %w", err)
 	}
 	a.pages, err = templates.New()
 	if err != nil {
@@ -104,6 +115,7 @@ func (a *app) Close() error { return a.store.Close() }
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	cors := &handlers.CORS{Origins: a.store}
+	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes},
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
@@ -114,9 +126,13 @@ func (a *app) handler() http.Handler {
 		&handlers.PAR{OAuth: a.prov.OAuth2},
 		&handlers.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
 		&handlers.Browser{
-			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer,
+			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: throttle,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+		},
+		&handlers.API{
+			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: throttle, CORS: cors,
+			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
 	)
 }

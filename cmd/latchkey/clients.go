@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
 	"github.com/latchkey/latchkey/models"
@@ -64,6 +66,14 @@ type clientJSON struct {
 	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
 	AccessTokenFormat       string    `json:"access_token_format,omitempty"`
 	FirstParty              bool      `json:"first_party"`
+	Pool                    string    `json:"pool"`
+	AllowSignup             bool      `json:"allow_signup"`
+	IDTokenEncryptedAlg     string    `json:"id_token_encrypted_response_alg,omitempty"`
+	IDTokenEncryptedEnc     string    `json:"id_token_encrypted_response_enc,omitempty"`
+	UserinfoEncryptedAlg    string    `json:"userinfo_encrypted_response_alg,omitempty"`
+	UserinfoEncryptedEnc    string    `json:"userinfo_encrypted_response_enc,omitempty"`
+	AccessTokenEncryptedAlg string    `json:"access_token_encryption_alg,omitempty"`
+	AccessTokenEncryptedEnc string    `json:"access_token_encryption_enc,omitempty"`
 	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
 	AllowedOrigins          []string  `json:"allowed_origins"`
 	CreatedAt               time.Time `json:"created_at"`
@@ -81,8 +91,12 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		GrantTypes: nonNil(cl.GrantTypes), ResponseTypes: nonNil(cl.ResponseTypes), RedirectURIs: nonNil(cl.RedirectURIs),
 		Scope: strings.Join(cl.Scopes, " "), Audience: nonNil(cl.Audience), Public: cl.Public,
 		TokenEndpointAuthMethod: cl.GetTokenEndpointAuthMethod(), AccessTokenFormat: cl.AccessTokenFormat,
-		FirstParty: cl.FirstParty, PostLogoutRedirectURIs: nonNil(cl.PostLogoutRedirectURIs),
-		AllowedOrigins: nonNil(cl.AllowedOrigins), CreatedAt: cl.CreatedAt,
+		FirstParty: cl.FirstParty, Pool: cl.Pool, AllowSignup: cl.AllowSignup,
+		IDTokenEncryptedAlg: cl.IDTokenEncryptedResponseAlg, IDTokenEncryptedEnc: cl.IDTokenEncryptedResponseEnc,
+		UserinfoEncryptedAlg: cl.UserinfoEncryptedResponseAlg, UserinfoEncryptedEnc: cl.UserinfoEncryptedResponseEnc,
+		AccessTokenEncryptedAlg: cl.AccessTokenEncryptionAlg, AccessTokenEncryptedEnc: cl.AccessTokenEncryptionEnc,
+		PostLogoutRedirectURIs: nonNil(cl.PostLogoutRedirectURIs),
+		AllowedOrigins:         nonNil(cl.AllowedOrigins), CreatedAt: cl.CreatedAt,
 	}
 }
 
@@ -93,8 +107,86 @@ var knownAuthMethods = []string{"client_secret_basic", "client_secret_post", "no
 // clientFromFlags builds and validates a client registration, collecting every problem.
 type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
-	postLogout, origins                                                          string
-	public, firstParty                                                           bool
+	postLogout, origins, pool                                                    string
+	public, firstParty, allowSignup                                              bool
+	enc                                                                          encryptionFlags
+}
+
+// encryptionFlags are a client's OpenID Connect §10.2 encryption settings, JWKs given as JSON or @file.
+type encryptionFlags struct {
+	jwk, idAlg, idEnc, uiAlg, uiEnc, atJWK, atAlg, atEnc string
+}
+
+func (e *encryptionFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&e.jwk, "encryption-jwk", "", "the client's public JWK (JSON or @file) for ID token and userinfo encryption")
+	fs.StringVar(&e.idAlg, "id-token-encrypted-response-alg", "", "encrypt ID tokens: RSA-OAEP-256 or ECDH-ES")
+	fs.StringVar(&e.idEnc, "id-token-encrypted-response-enc", "", "content encryption for ID tokens (default A256GCM)")
+	fs.StringVar(&e.uiAlg, "userinfo-encrypted-response-alg", "", "encrypt userinfo responses: RSA-OAEP-256 or ECDH-ES")
+	fs.StringVar(&e.uiEnc, "userinfo-encrypted-response-enc", "", "content encryption for userinfo (default A256GCM)")
+	fs.StringVar(&e.atJWK, "access-token-encryption-jwk", "", "resource server's public JWK (JSON or @file): JWT access tokens are nested in a JWE to it")
+	fs.StringVar(&e.atAlg, "access-token-encryption-alg", "", "RSA-OAEP-256 or ECDH-ES")
+	fs.StringVar(&e.atEnc, "access-token-encryption-enc", "", "content encryption (default A256GCM)")
+}
+
+// readJWKArg accepts inline JSON or @path.
+func readJWKArg(v string) (string, error) {
+	if path, ok := strings.CutPrefix(v, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return v, nil
+}
+
+// apply validates the settings (key usable for the algorithm, public only) and copies them onto the client.
+func (e encryptionFlags) apply(cl *models.Client) []string {
+	var p []string
+	load := func(flagName, v string) (string, *jose.JSONWebKey) {
+		if v == "" {
+			return "", nil
+		}
+		raw, err := readJWKArg(v)
+		if err != nil {
+			p = append(p, fmt.Sprintf("%s: %v", flagName, err))
+			return "", nil
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON([]byte(raw)); err != nil {
+			p = append(p, fmt.Sprintf("%s: not a JWK: %v", flagName, err))
+			return "", nil
+		}
+		return raw, &k
+	}
+	check := func(what string, key *jose.JSONWebKey, alg, enc *string) {
+		if *alg == "" {
+			return
+		}
+		if *enc == "" {
+			*enc = "A256GCM"
+		}
+		if key == nil {
+			p = append(p, what+" needs a key")
+			return
+		}
+		if err := provider.ValidateEncryption(key, *alg, *enc); err != nil {
+			p = append(p, fmt.Sprintf("%s: %v", what, err))
+		}
+	}
+	var ownKey, rsKey *jose.JSONWebKey
+	cl.EncryptionJWK, ownKey = load("--encryption-jwk", e.jwk)
+	cl.AccessTokenEncryptionJWK, rsKey = load("--access-token-encryption-jwk", e.atJWK)
+	check("--id-token-encrypted-response-alg", ownKey, &e.idAlg, &e.idEnc)
+	check("--userinfo-encrypted-response-alg", ownKey, &e.uiAlg, &e.uiEnc)
+	check("--access-token-encryption-alg", rsKey, &e.atAlg, &e.atEnc)
+	cl.IDTokenEncryptedResponseAlg, cl.IDTokenEncryptedResponseEnc = e.idAlg, e.idEnc
+	cl.UserinfoEncryptedResponseAlg, cl.UserinfoEncryptedResponseEnc = e.uiAlg, e.uiEnc
+	cl.AccessTokenEncryptionAlg, cl.AccessTokenEncryptionEnc = e.atAlg, e.atEnc
+	if e.atAlg != "" && cl.AccessTokenFormat != provider.FormatJWT {
+		p = append(p, "--access-token-encryption-alg needs --access-token-format jwt")
+	}
+	return p
 }
 
 func clientFromFlags(f clientFlags) (*models.Client, error) {
@@ -105,21 +197,28 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 		Scopes: splitList(f.scopes), Audience: splitList(f.audience),
 		TokenEndpointAuthMethod: authMethod, AccessTokenFormat: format,
 		PostLogoutRedirectURIs: splitList(f.postLogout), AllowedOrigins: splitList(f.origins),
+		Pool: f.pool, AllowSignup: f.allowSignup,
 	}
 	if cl.ID == "" {
 		cl.ID = uuid.NewString()
 	}
 	if len(cl.GrantTypes) == 0 {
-		if public {
+		switch {
+		case public:
 			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
-		} else {
+		case f.firstParty && len(cl.RedirectURIs) > 0:
+			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
+		case f.firstParty:
+			// A first-party app signing users in through the token API needs only to refresh what it gets.
+			cl.GrantTypes = []string{"refresh_token"}
+		default:
 			cl.GrantTypes = []string{"client_credentials"}
 		}
 	}
 	if len(cl.ResponseTypes) == 0 && slices.Contains(cl.GrantTypes, "authorization_code") {
 		cl.ResponseTypes = []string{"code"}
 	}
-	var p []string
+	p := f.enc.apply(cl)
 	if strings.TrimSpace(cl.Name) == "" {
 		p = append(p, "--name is required")
 	}
@@ -207,7 +306,11 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
 	firstParty := fs.Bool("first-party", false, "first-party app: users are not asked for consent")
 	postLogout := fs.String("post-logout-redirect-uris", "", "where logout may send the browser back to, matched exactly")
-	origins := fs.String("allowed-origins", "", "extra web origins allowed to call the token, userinfo and revocation endpoints (CORS)")
+	origins := fs.String("allowed-origins", "", "extra web origins allowed to call the token, userinfo, revocation and token API endpoints (CORS)")
+	pool := fs.String("pool", "", "the user pool this client signs users in from (default: default)")
+	allowSignup := fs.Bool("allow-signup", true, "with --first-party: users may sign up through the token API (if the pool allows it too)")
+	var enc encryptionFlags
+	enc.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -215,7 +318,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	cl, err := clientFromFlags(clientFlags{
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
-		public: *public, firstParty: *firstParty,
+		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
 	})
 	if err != nil {
 		return err

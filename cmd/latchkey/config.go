@@ -43,6 +43,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	SessionIdleTTL    time.Duration
 	SessionTTL        time.Duration
+	APITokenHeader    string
+	PasswordMinLength int
+	PasswordBlocklist string
 
 	// secretGenerated is set when the SQLite default generated (or read) the secret file.
 	secretFile string
@@ -96,13 +99,22 @@ var settings = []setting{
 	{"max-body-bytes", "LATCHKEY_MAX_BODY_BYTES", "65536", "largest request body accepted",
 		func(c *Config, v string) error {
 			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return errors.New("not a whole number of bytes")
+			}
 			c.MaxBodyBytes = n
-			return err
+			return nil
 		}},
 	{"session-idle-ttl", "LATCHKEY_SESSION_IDLE_TTL", "168h", "a browser session ends after this long unused",
 		durationSetter(func(c *Config) *time.Duration { return &c.SessionIdleTTL })},
 	{"session-ttl", "LATCHKEY_SESSION_TTL", "720h", "a browser session ends this long after sign-in in any case",
 		durationSetter(func(c *Config) *time.Duration { return &c.SessionTTL })},
+	{"api-token-header", "LATCHKEY_API_TOKEN_HEADER", "", "extra header the token API accepts the access token in, for tools that cannot set Authorization (e.g. X-Auth-Token)",
+		func(c *Config, v string) error { c.APITokenHeader = v; return nil }},
+	{"password-min-length", "LATCHKEY_PASSWORD_MIN_LENGTH", "10", "shortest password users may choose (at least 8)",
+		intSetter(func(c *Config) *int { return &c.PasswordMinLength })},
+	{"password-blocklist", "LATCHKEY_PASSWORD_BLOCKLIST", "", "file of refused passwords, one per line (default: a built-in list of common ones)",
+		func(c *Config, v string) error { c.PasswordBlocklist = v; return nil }},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -150,12 +162,19 @@ func registerConfigFlags(fs *flag.FlagSet, env func(string) string) *configFlags
 func (cf *configFlags) load() (Config, error) {
 	var c Config
 	var problems []string
+	unparsed := map[string]bool{}
 	for _, s := range settings {
 		if err := s.set(&c, *cf.values[s.flag]); err != nil {
 			problems = append(problems, fmt.Sprintf("%s (--%s): %v", s.env, s.flag, err))
+			unparsed[s.env] = true
 		}
 	}
-	problems = append(problems, c.validate()...)
+	// A value that did not parse is reported once, not again by the checks on its (zero) value.
+	for _, p := range c.validate() {
+		if env, _, _ := strings.Cut(p, ":"); !unparsed[env] {
+			problems = append(problems, p)
+		}
+	}
 	if len(problems) > 0 {
 		return c, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
 	}
@@ -167,13 +186,15 @@ func (c *Config) validate() []string {
 	add := func(env, format string, args ...any) { p = append(p, env+": "+fmt.Sprintf(format, args...)) }
 
 	if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") ||
-		u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.Issuer, "/") {
-		add("LATCHKEY_ISSUER", "must be an absolute http(s) URL with no query, fragment or trailing slash, got %q", c.Issuer)
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(c.Issuer, "/") {
+		add("LATCHKEY_ISSUER", "must be an absolute http(s) URL with no credentials, query, fragment or trailing slash")
 	} else if u.Scheme == "http" && !isLoopbackHost(u.Hostname()) {
 		add("LATCHKEY_ISSUER", "must use https unless the host is localhost or a loopback address")
 	}
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
 		add("LATCHKEY_ADDR", "must be host:port or :port, got %q", c.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add("LATCHKEY_ADDR", "port must be a number from 0 to 65535, got %q", port)
 	}
 	switch {
 	case strings.HasPrefix(c.DatabaseURL, "sqlite://"):
@@ -205,6 +226,17 @@ func (c *Config) validate() []string {
 	}
 	if c.SessionIdleTTL > c.SessionTTL {
 		add("LATCHKEY_SESSION_IDLE_TTL", "must not exceed LATCHKEY_SESSION_TTL")
+	}
+	if c.PasswordMinLength < 8 || c.PasswordMinLength > 128 {
+		add("LATCHKEY_PASSWORD_MIN_LENGTH", "must be between 8 and 128")
+	}
+	if c.PasswordBlocklist != "" {
+		if _, err := os.Stat(c.PasswordBlocklist); err != nil {
+			add("LATCHKEY_PASSWORD_BLOCKLIST", "cannot read %q", c.PasswordBlocklist)
+		}
+	}
+	if c.APITokenHeader != "" && (strings.ContainsAny(c.APITokenHeader, " :\t\r\n") || strings.EqualFold(c.APITokenHeader, "Cookie")) {
+		add("LATCHKEY_API_TOKEN_HEADER", "must be a plain header name such as X-Auth-Token")
 	}
 	if c.AuthCodeTTL > 10*time.Minute {
 		add("LATCHKEY_AUTH_CODE_TTL", "must be at most 10m (RFC 6749 §4.1.2)")
@@ -240,7 +272,7 @@ func (c *Config) validate() []string {
 }
 
 func isLoopbackHost(h string) bool {
-	if h == "localhost" {
+	if strings.EqualFold(h, "localhost") {
 		return true
 	}
 	ip := net.ParseIP(h)

@@ -245,3 +245,16 @@ func TestWrongSecretAgainstExistingDatabase(t *testing.T) {
 		}
 	})
 }
+
+// A port that is out of range or not a number must stop every command at start, not only serve at listen time.
+func TestAddrPortIsValidated(t *testing.T) {
+	for _, addr := range []string{":99999", ":abc", ":-1", "localhost:http-alt-nope"} {
+		t.Run(addr, func(t *testing.T) {
+			dbURL, _ := sqliteTestURL(t)
+			_, errOut, code := newTestEnv(t, dbURL).with("LATCHKEY_ADDR", addr).cliCode(t, "", "migrate")
+			if code != 1 || !strings.Contains(errOut, "LATCHKEY_ADDR") || strings.Count(errOut, "\n") != 1 {
+				t.Errorf("LATCHKEY_ADDR=%q: exit %d, stderr %q; want exit 1 and one line naming LATCHKEY_ADDR", addr, code, errOut)
+			}
+		})
+	}
+}

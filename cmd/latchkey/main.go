@@ -41,7 +41,8 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"clients", "manage OAuth clients: create, list, get, delete, rotate-secret", runClients},
 		{"users", "manage users: create, list, get, delete, set-password, set-roles, set-claims, set-name, disable, enable", runUsers},
-		{"sessions", "list and end users' browser sessions", runSessions},
+		{"sessions", "list and end users' sessions", runSessions},
+		{"pools", "manage user pools: create, list, update", runPools},
 		{"keys", "manage signing keys: list, rotate", runKeys},
 		{"version", "print the version", runVersion},
 	}

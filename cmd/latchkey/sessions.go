@@ -34,6 +34,7 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("sessions list")
 	email := fs.String("user", "", "the user's email (or --user-id)")
 	userID := fs.String("user-id", "", "the user's id")
+	pool := fs.String("pool", "", "the pool the email is in (default: default)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -43,7 +44,7 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	u, err := lookupUser(ctx, a, fs, *userID, *email)
+	u, err := lookupUser(ctx, a, fs, *userID, *email, *pool)
 	if err != nil {
 		return err
 	}
@@ -74,6 +75,7 @@ func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
 	id := fs.String("id", "", "the session to end")
 	email := fs.String("user", "", "with --all: the user's email")
 	all := fs.Bool("all", false, "end every session of --user")
+	pool := fs.String("pool", "", "the pool the email is in (default: default)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -87,7 +89,7 @@ func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
 		if *email == "" {
 			return errors.New("--all needs --user EMAIL")
 		}
-		u, err := lookupUser(ctx, a, fs, "", *email)
+		u, err := lookupUser(ctx, a, fs, "", *email, *pool)
 		if err != nil {
 			return err
 		}

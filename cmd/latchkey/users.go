@@ -36,6 +36,7 @@ type userJSON struct {
 	Name          string         `json:"name"`
 	EmailVerified bool           `json:"email_verified"`
 	Disabled      bool           `json:"disabled"`
+	Pool          string         `json:"pool"`
 	Roles         []string       `json:"roles"`
 	Extras        map[string]any `json:"extras"`
 	CreatedAt     time.Time      `json:"created_at"`
@@ -52,7 +53,7 @@ func toUserJSON(u *models.User) userJSON {
 		extras = map[string]any{}
 	}
 	return userJSON{
-		ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, Disabled: u.Disabled,
+		ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, Disabled: u.Disabled, Pool: u.Pool,
 		Roles: roles, Extras: extras, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 	}
 }
@@ -105,7 +106,7 @@ func splitClaims(s string) []string {
 }
 
 // lookupUser finds a user by --id, --email or the one positional argument (an id or an email).
-func lookupUser(ctx context.Context, a *app, fs *flag.FlagSet, id, email string) (*models.User, error) {
+func lookupUser(ctx context.Context, a *app, fs *flag.FlagSet, id, email, pool string) (*models.User, error) {
 	if id == "" && email == "" && fs.NArg() == 1 {
 		if strings.Contains(fs.Arg(0), "@") {
 			email = fs.Arg(0)
@@ -119,7 +120,7 @@ func lookupUser(ctx context.Context, a *app, fs *flag.FlagSet, id, email string)
 	case id != "":
 		u, err = a.store.UserByID(ctx, id)
 	case email != "":
-		u, err = a.store.UserByEmail(ctx, email)
+		u, err = a.store.UserByEmail(ctx, pool, email)
 	default:
 		return nil, errors.New("give the user as --id, --email or the one argument")
 	}
@@ -135,6 +136,7 @@ func userCommand(name string, extra func(fs *flag.FlagSet) func(ctx context.Cont
 		fs, cf := c.newFlagSet("users " + name)
 		id := fs.String("id", "", "user id")
 		email := fs.String("email", "", "user email")
+		pool := fs.String("pool", "", "the pool the email is in (default: default)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		act := extra(fs)
 		if err := fs.Parse(args); err != nil {
@@ -145,7 +147,7 @@ func userCommand(name string, extra func(fs *flag.FlagSet) func(ctx context.Cont
 			return err
 		}
 		defer a.Close()
-		u, err := lookupUser(ctx, a, fs, *id, *email)
+		u, err := lookupUser(ctx, a, fs, *id, *email, *pool)
 		if err != nil {
 			return err
 		}
@@ -253,6 +255,7 @@ func usersCreate(ctx context.Context, c *cli, args []string) error {
 	roles := fs.String("roles", "", "roles, comma separated")
 	name := fs.String("name", "", "display name")
 	verified := fs.Bool("email-verified", false, "mark the email address as verified")
+	pool := fs.String("pool", "", "user pool (default: default)")
 	claims := claimsFlag{}
 	fs.Var(claims, "claims", "custom claims k=v (repeatable; values that parse as JSON stay JSON)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -273,9 +276,10 @@ func usersCreate(ctx context.Context, c *cli, args []string) error {
 	defer a.Close()
 	u, err := a.store.CreateUserWith(ctx, models.NewUser{
 		Email: *email, Password: pw, Name: *name, Roles: splitList(*roles), Extras: claims, EmailVerified: *verified,
+		Pool: *pool,
 	})
 	if errors.Is(err, models.ErrConflict) {
-		return fmt.Errorf("a user with email %q already exists", *email)
+		return fmt.Errorf("a user with email %q already exists in that pool", *email)
 	} else if err != nil {
 		return err
 	}
@@ -288,6 +292,7 @@ func usersCreate(ctx context.Context, c *cli, args []string) error {
 
 func usersList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("users list")
+	pool := fs.String("pool", "", "only this pool (default: every pool)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -297,7 +302,7 @@ func usersList(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	list, err := a.store.ListUsers(ctx)
+	list, err := a.store.ListUsers(ctx, *pool)
 	if err != nil {
 		return err
 	}
@@ -309,9 +314,9 @@ func usersList(ctx context.Context, c *cli, args []string) error {
 		return writeJSON(c, out)
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tEMAIL\tROLES\tCREATED")
+	fmt.Fprintln(tw, "ID\tPOOL\tEMAIL\tROLES\tCREATED")
 	for _, u := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.ID, u.Email, strings.Join(u.Roles, ","), u.CreatedAt.UTC().Format(time.RFC3339))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Pool, u.Email, strings.Join(u.Roles, ","), u.CreatedAt.UTC().Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -320,6 +325,7 @@ func usersDelete(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("users delete")
 	id := fs.String("id", "", "user id")
 	email := fs.String("email", "", "or the user's email")
+	pool := fs.String("pool", "", "the pool the email is in (default: default)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -330,7 +336,7 @@ func usersDelete(ctx context.Context, c *cli, args []string) error {
 	defer a.Close()
 	uid := *id
 	if uid == "" && *email != "" {
-		u, err := a.store.UserByEmail(ctx, *email)
+		u, err := a.store.UserByEmail(ctx, *pool, *email)
 		if errors.Is(err, models.ErrNotFound) {
 			return fmt.Errorf("no user with email %q", *email)
 		} else if err != nil {

@@ -710,7 +710,7 @@ func testTxRollback(t *testing.T, s *models.Store) {
 	wantNotFound(t, "token after rollback", err)
 	_, err = s.GetRefreshTokenSession(ctx, "r1", new(openid.DefaultSession))
 	must(t, "refresh token active again after rollback", err)
-	_, err = s.UserByEmail(ctx, "tx@example.com")
+	_, err = s.UserByEmail(ctx, "", "tx@example.com")
 	wantNotFound(t, "user after rollback", err)
 }
 
@@ -878,14 +878,14 @@ func testUsersCRUD(t *testing.T, s *models.Store) {
 	}
 	byID, err := s.UserByID(ctx, u.ID)
 	must(t, "UserByID", err)
-	byEmail, err := s.UserByEmail(ctx, "alice@EXAMPLE.com")
+	byEmail, err := s.UserByEmail(ctx, "", "alice@EXAMPLE.com")
 	must(t, "UserByEmail", err)
 	if byID.ID != u.ID || byEmail.ID != u.ID || byID.PasswordHash != u.PasswordHash || !byID.CreatedAt.Equal(u.CreatedAt) {
 		t.Errorf("lookups = %+v / %+v, want %+v", byID, byEmail, u)
 	}
 	bob, err := s.CreateUser(ctx, "bob@example.com", "pw", nil)
 	must(t, "CreateUser bob", err)
-	list, err := s.ListUsers(ctx)
+	list, err := s.ListUsers(ctx, "")
 	must(t, "ListUsers", err)
 	if len(list) != 2 || list[0].ID != u.ID || list[1].ID != bob.ID || list[1].Roles == nil {
 		t.Errorf("ListUsers = %+v", list)
@@ -899,7 +899,7 @@ func testUsersCRUD(t *testing.T, s *models.Store) {
 	_, err = s.GetAccessTokenSession(ctx, "a-alice", new(openid.DefaultSession))
 	wantNotFound(t, "deleted user's token", err)
 	wantNotFound(t, "DeleteUser again", s.DeleteUser(ctx, u.ID))
-	_, err = s.UserByEmail(ctx, "nobody@example.com")
+	_, err = s.UserByEmail(ctx, "", "nobody@example.com")
 	wantNotFound(t, "UserByEmail unknown", err)
 }
 

@@ -104,7 +104,7 @@ func testUserProfile(t *testing.T, s *models.Store) {
 	if plain.Extras == nil || len(plain.Extras) != 0 || plain.Name != "" || plain.EmailVerified {
 		t.Errorf("CreateUser defaults = %+v, want empty non-nil extras, no name, unverified", plain)
 	}
-	list, err := s.ListUsers(ctx)
+	list, err := s.ListUsers(ctx, "")
 	must(t, "ListUsers", err)
 	if len(list) != 2 || list[1].Extras == nil {
 		t.Errorf("ListUsers = %+v", list)
@@ -131,7 +131,7 @@ func testUserProfileInvalid(t *testing.T, s *models.Store) {
 			if !errors.Is(err, models.ErrInvalid) || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("CreateUserWith: %v, want models.ErrInvalid mentioning %q", err, tc.wantMsg)
 			}
-			_, err = s.UserByEmail(ctx, "frank@example.com")
+			_, err = s.UserByEmail(ctx, "", "frank@example.com")
 			wantNotFound(t, "user after rejected create", err)
 		})
 	}
@@ -168,7 +168,7 @@ func testAuthenticate(t *testing.T, s *models.Store) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := s.Authenticate(ctx, tc.email, tc.password)
+			got, err := s.Authenticate(ctx, "", tc.email, tc.password)
 			if tc.wantErr != nil {
 				// A disabled user comes back with the error, so the caller can log who it was; an unknown
 				// email or a wrong password reveals no user.
@@ -190,9 +190,9 @@ func testUserSetters(t *testing.T, s *models.Store) {
 	must(t, "CreateUserWith", err)
 
 	must(t, "SetPassword", s.SetPassword(ctx, u.ID, "new password"))
-	_, err = s.Authenticate(ctx, "jo@example.com", "new password")
+	_, err = s.Authenticate(ctx, "", "jo@example.com", "new password")
 	must(t, "Authenticate with the new password", err)
-	if _, err := s.Authenticate(ctx, "jo@example.com", "old password"); !errors.Is(err, models.ErrInvalidCredentials) {
+	if _, err := s.Authenticate(ctx, "", "jo@example.com", "old password"); !errors.Is(err, models.ErrInvalidCredentials) {
 		t.Errorf("Authenticate with the old password: %v, want models.ErrInvalidCredentials", err)
 	}
 	must(t, "SetRoles", s.SetRoles(ctx, u.ID, []string{"ops", "admin"}))
@@ -231,7 +231,7 @@ func testUserSetters(t *testing.T, s *models.Store) {
 	if got.Name != "Jo March" || len(got.Extras) != 0 {
 		t.Errorf("rejected setters changed the user: %+v", got)
 	}
-	_, err = s.Authenticate(ctx, "jo@example.com", "new password")
+	_, err = s.Authenticate(ctx, "", "jo@example.com", "new password")
 	must(t, "password unchanged by rejected SetPassword", err)
 
 	for name, err := range map[string]error{
@@ -286,7 +286,7 @@ func testUserDisable(t *testing.T, s *models.Store) {
 		t.Errorf("CreateBrowserSession for a disabled user: %v, want models.ErrUserDisabled", err)
 	}
 	must(t, "SetDisabled false", s.SetDisabled(ctx, kim.ID, false, now.Add(3*time.Minute)))
-	_, err = s.Authenticate(ctx, "kim@example.com", "pw-kim@example.com")
+	_, err = s.Authenticate(ctx, "", "kim@example.com", "pw-kim@example.com")
 	must(t, "Authenticate after re-enabling", err)
 }
 

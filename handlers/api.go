@@ -1,0 +1,683 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passwords"
+	"github.com/latchkey/latchkey/provider"
+)
+
+// apiStore is what the token API reads and writes.
+type apiStore interface {
+	ClientByID(ctx context.Context, id string) (*models.Client, error)
+	ClientOriginAllowed(ctx context.Context, clientID, origin string) (bool, error)
+	GetPool(ctx context.Context, name string) (*models.Pool, error)
+	CreateUserWith(ctx context.Context, u models.NewUser) (*models.User, error)
+	DeleteUser(ctx context.Context, id string) error
+	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
+	UserByID(ctx context.Context, id string) (*models.User, error)
+	SetName(ctx context.Context, userID, name string) error
+	SetPassword(ctx context.Context, userID, password string) error
+
+	CreateBrowserSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
+	BrowserSessionByID(ctx context.Context, id string) (*models.BrowserSession, error)
+	TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error
+	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
+	EndBrowserSession(ctx context.Context, id string, now time.Time) error
+	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
+
+	ThrottleCheck(ctx context.Context, keys []string, now time.Time) (time.Duration, error)
+	ThrottleFailure(ctx context.Context, key string, now time.Time, p models.ThrottlePolicy) (time.Duration, error)
+	ThrottleReset(ctx context.Context, key string) error
+}
+
+// tokenIssuer issues tokens for a direct sign-in through the provider, so they are ordinary OAuth tokens.
+type tokenIssuer interface {
+	IssueTokens(ctx context.Context, client fosite.Client, session *provider.Session, scopes []string) (provider.TokenSet, error)
+}
+
+// API is the JSON token API for no-code frontends and backends: signup, login, me, refresh, logout, password and
+// sessions under /api/v1/auth/. Every token it hands out is a standard Latchkey token issued for the named
+// first-party client: introspection, revocation and userinfo treat them like any other.
+type API struct {
+	OAuth    fosite.OAuth2Provider
+	Issuer   tokenIssuer
+	Store    apiStore
+	Policy   *passwords.Policy
+	Throttle *Throttle
+	CORS     *CORS
+	// TokenHeader is an extra request header that may carry the access token, for tools that cannot set
+	// Authorization (e.g. "X-Auth-Token"). Empty: Authorization only.
+	TokenHeader     string
+	SessionIdle     time.Duration
+	SessionAbsolute time.Duration
+	Now             func() time.Time
+}
+
+// APIPrefix is where the token API lives.
+const APIPrefix = "/api/v1/auth"
+
+func (h *API) Mount(r *mux.Router) {
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	s := r.PathPrefix(APIPrefix).Subrouter()
+	route := func(path string, fn http.HandlerFunc, methods ...string) {
+		s.Handle(path, h.CORS.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for _, m := range methods {
+				if r.Method == m {
+					fn(w, r)
+					return
+				}
+			}
+			w.Header().Set("Allow", strings.Join(methods, ", "))
+			apiError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed; use "+strings.Join(methods, " or ")+".")
+		})))
+	}
+	route("/signup", h.signup, http.MethodPost)
+	route("/login", h.login, http.MethodPost)
+	route("/refresh", h.refresh, http.MethodPost)
+	route("/me", h.me, http.MethodGet, http.MethodPatch)
+	route("/logout", h.logout, http.MethodPost)
+	route("/password", h.password, http.MethodPost)
+	route("/sessions", h.sessions, http.MethodGet, http.MethodDelete)
+	route("/sessions/{id}", h.endSession, http.MethodDelete)
+}
+
+// apiError writes the token API's error shape, the same as OAuth's.
+func apiError(w http.ResponseWriter, status int, code, description string) {
+	writeJSONError(w, status, code, description)
+}
+
+func writeAPIJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads a JSON object body strictly: right content type, one object, no unknown fields, bounded size.
+func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		apiError(w, http.StatusUnsupportedMediaType, "invalid_request", "Send a JSON body with Content-Type: application/json.")
+		return false
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			apiError(w, http.StatusRequestEntityTooLarge, "invalid_request", "Request body too large.")
+		case errors.Is(err, io.EOF):
+			apiError(w, http.StatusBadRequest, "invalid_request", "The request body is empty.")
+		default:
+			apiError(w, http.StatusBadRequest, "invalid_request", "Malformed JSON: "+jsonErrorText(err))
+		}
+		return false
+	}
+	if dec.More() {
+		apiError(w, http.StatusBadRequest, "invalid_request", "Send exactly one JSON object.")
+		return false
+	}
+	return true
+}
+
+// jsonErrorText keeps decoder messages short and free of the input itself.
+func jsonErrorText(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("syntax error at byte %d.", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Sprintf("field %q must be %s.", typ.Field, typ.Type)
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return strings.TrimPrefix(err.Error(), "json: ") + "."
+	}
+	return "could not decode the body."
+}
+
+// apiUser is the /me shape no-code tools map: a flat object with a roles array.
+type apiUser struct {
+	ID            string         `json:"id"`
+	Email         string         `json:"email"`
+	Name          string         `json:"name"`
+	EmailVerified bool           `json:"email_verified"`
+	Roles         []string       `json:"roles"`
+	Pool          string         `json:"pool"`
+	Extras        map[string]any `json:"extras"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
+}
+
+func toAPIUser(u *models.User) apiUser {
+	roles, extras := u.Roles, u.Extras
+	if roles == nil {
+		roles = []string{}
+	}
+	if extras == nil {
+		extras = map[string]any{}
+	}
+	return apiUser{ID: u.ID, Email: u.Email, Name: u.Name, EmailVerified: u.EmailVerified, Roles: roles,
+		Pool: u.Pool, Extras: extras, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+}
+
+type tokenResponse struct {
+	AccessToken  string   `json:"access_token"`
+	RefreshToken string   `json:"refresh_token,omitempty"`
+	IDToken      string   `json:"id_token,omitempty"`
+	TokenType    string   `json:"token_type"`
+	ExpiresIn    int64    `json:"expires_in"`
+	Scope        string   `json:"scope,omitempty"`
+	SessionID    string   `json:"session_id,omitempty"`
+	User         *apiUser `json:"user,omitempty"`
+}
+
+// firstPartyClient loads the client named in a login or signup and checks it may use the token API from this
+// origin. Only first-party clients may collect passwords directly.
+func (h *API) firstPartyClient(w http.ResponseWriter, r *http.Request, clientID string) (*models.Client, bool) {
+	ctx := r.Context()
+	if clientID == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "client_id is required.")
+		return nil, false
+	}
+	c, err := h.Store.ClientByID(ctx, clientID)
+	if err != nil || !c.FirstParty {
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			Logger(ctx).Error("load client", "error", err)
+			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+			return nil, false
+		}
+		apiError(w, http.StatusUnauthorized, "invalid_client", "Unknown client, or the client is not a first-party app.")
+		return nil, false
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		ok, err := h.Store.ClientOriginAllowed(ctx, c.ID, strings.ToLower(origin))
+		if err != nil || !ok {
+			apiError(w, http.StatusForbidden, "invalid_origin", "This origin is not allowed for this client.")
+			return nil, false
+		}
+	}
+	return c, true
+}
+
+// startSession records the sign-in as a session (listed and revocable like browser ones) and issues tokens tied to it.
+func (h *API) startSession(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scope string) (*tokenResponse, bool) {
+	ctx := r.Context()
+	now := h.Now()
+	scopes := strings.Fields(scope)
+	if len(scopes) == 0 {
+		scopes = c.Scopes
+	}
+	bs, _, err := h.Store.CreateBrowserSession(ctx, u.ID, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	if err != nil {
+		Logger(ctx).Error("create session", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return nil, false
+	}
+	session := provider.SessionFor(identityOf(u), scopes, bs.ID, now, now)
+	session.ClientID = c.ID
+	tokens, err := h.Issuer.IssueTokens(ctx, c, session, scopes)
+	if err != nil {
+		_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
+		if rfc := fosite.ErrorToRFC6749Error(err); rfc.CodeField < 500 {
+			apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
+			return nil, false
+		}
+		Logger(ctx).Error("issue tokens", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return nil, false
+	}
+	user := toAPIUser(u)
+	return &tokenResponse{
+		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
+		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), Scope: strings.Join(tokens.Scopes, " "),
+		SessionID: bs.ID, User: &user,
+	}, true
+}
+
+type credentialsBody struct {
+	ClientID string `json:"client_id"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+	Scope    string `json:"scope"`
+}
+
+func (h *API) signup(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var body credentialsBody
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	c, ok := h.firstPartyClient(w, r, body.ClientID)
+	if !ok {
+		return
+	}
+	if body.Email == "" || body.Password == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "email and password are required.")
+		return
+	}
+	if !h.Throttle.allow(w, r, c.Pool, body.Email) {
+		return
+	}
+	pool, err := h.Store.GetPool(ctx, c.Pool)
+	if err != nil {
+		Logger(ctx).Error("load pool", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	if !c.AllowSignup || !pool.SignupEnabled {
+		apiError(w, http.StatusForbidden, "signup_disabled", "Sign-up is not enabled for this app.")
+		return
+	}
+	if err := h.Policy.Check(body.Password, body.Email); err != nil {
+		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
+		return
+	}
+	u, err := h.Store.CreateUserWith(ctx, models.NewUser{
+		Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles,
+	})
+	switch {
+	case errors.Is(err, models.ErrConflict):
+		// Saying so enumerates accounts, but a signup form has to: the person must learn to sign in instead.
+		// Throttling bounds how fast anyone can probe.
+		h.Throttle.failed(r, c.Pool, body.Email)
+		apiError(w, http.StatusConflict, "email_taken", "An account with this email already exists; sign in instead.")
+		return
+	case errors.Is(err, models.ErrInvalid):
+		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
+		return
+	case err != nil:
+		Logger(ctx).Error("create user", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	resp, ok := h.startSession(w, r, c, u, body.Scope)
+	if !ok {
+		// Nothing half-done: the account goes again if we could not sign it in.
+		if err := h.Store.DeleteUser(ctx, u.ID); err != nil {
+			Logger(ctx).Error("undo signup", "error", err)
+		}
+		return
+	}
+	Logger(ctx).Info("signed up", "user", u.ID, "pool", c.Pool, "client", c.ID)
+	writeAPIJSON(w, http.StatusCreated, resp)
+}
+
+func (h *API) login(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var body credentialsBody
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	c, ok := h.firstPartyClient(w, r, body.ClientID)
+	if !ok {
+		return
+	}
+	if body.Email == "" || body.Password == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "email and password are required.")
+		return
+	}
+	if body.Name != "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "name is not a login field.")
+		return
+	}
+	if !h.Throttle.allow(w, r, c.Pool, body.Email) {
+		return
+	}
+	if len(body.Email) > maxEmailField || len(body.Password) > maxPasswordField {
+		h.Throttle.failed(r, c.Pool, body.Email)
+		apiError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect email or password.")
+		return
+	}
+	u, err := h.Store.Authenticate(ctx, c.Pool, body.Email, body.Password)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials):
+		h.Throttle.failed(r, c.Pool, body.Email)
+		Logger(ctx).Info("api sign-in failed", "reason", "invalid credentials", "client", c.ID)
+		apiError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect email or password.")
+		return
+	case errors.Is(err, models.ErrUserDisabled):
+		apiError(w, http.StatusForbidden, "account_disabled", "This account is disabled.")
+		return
+	case err != nil:
+		Logger(ctx).Error("authenticate", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	h.Throttle.succeeded(r, c.Pool, body.Email)
+	resp, ok := h.startSession(w, r, c, u, body.Scope)
+	if !ok {
+		return
+	}
+	Logger(ctx).Info("api signed in", "user", u.ID, "client", c.ID, "session", resp.SessionID)
+	writeAPIJSON(w, http.StatusOK, resp)
+}
+
+// refresh exchanges a refresh token through fosite's refresh_token grant: rotation and reuse detection are
+// exactly the token endpoint's.
+func (h *API) refresh(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var body struct {
+		RefreshToken string `json:"refresh_token"`
+		ClientID     string `json:"client_id"`
+		ClientSecret string `json:"client_secret"`
+	}
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	if body.RefreshToken == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required.")
+		return
+	}
+	clientID := body.ClientID
+	if clientID == "" {
+		// The refresh token names its client; look it up so no-code tools need send only the token.
+		if _, ar, err := h.OAuth.IntrospectToken(ctx, body.RefreshToken, fosite.RefreshToken, provider.NewSession()); err == nil {
+			clientID = ar.GetClient().GetID()
+		} else if ar != nil && ar.GetClient() != nil {
+			clientID = ar.GetClient().GetID() // an inactive (reused) token: let fosite detect the reuse
+		}
+	}
+	if clientID == "" {
+		apiError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid, expired or revoked.")
+		return
+	}
+	c, err := h.Store.ClientByID(ctx, clientID)
+	if err != nil || !c.FirstParty {
+		apiError(w, http.StatusUnauthorized, "invalid_client", "Unknown client, or the client is not a first-party app.")
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		if ok, err := h.Store.ClientOriginAllowed(ctx, c.ID, strings.ToLower(origin)); err != nil || !ok {
+			apiError(w, http.StatusForbidden, "invalid_origin", "This origin is not allowed for this client.")
+			return
+		}
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body.RefreshToken}, "client_id": {clientID}}
+	refreshCtx := provider.WithFirstPartyRefresh(ctx, clientID)
+	if body.ClientSecret != "" {
+		// A backend that holds the secret authenticates properly.
+		form.Del("client_id")
+		refreshCtx = ctx
+	}
+	req, _ := http.NewRequestWithContext(refreshCtx, http.MethodPost, provider.PathToken, strings.NewReader(""))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if body.ClientSecret != "" {
+		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(body.ClientSecret))
+	}
+	req.PostForm, req.Form = form, form
+	ctx = refreshCtx
+	session := provider.NewSession()
+	ar, err := h.OAuth.NewAccessRequest(ctx, req, session)
+	if err == nil {
+		var resp fosite.AccessResponder
+		if resp, err = h.OAuth.NewAccessResponse(ctx, ar); err == nil {
+			if sid := session.SID; sid != "" {
+				_ = h.Store.TouchBrowserSession(ctx, sid, clientIP(r), h.Now(), h.SessionIdle)
+			}
+			out := tokenResponse{AccessToken: resp.GetAccessToken(), TokenType: "Bearer", SessionID: session.SID}
+			if v, ok := resp.GetExtra("refresh_token").(string); ok {
+				out.RefreshToken = v
+			}
+			if v, ok := resp.GetExtra("id_token").(string); ok {
+				out.IDToken = v
+			}
+			if v, ok := resp.GetExtra("expires_in").(int64); ok {
+				out.ExpiresIn = v
+			}
+			if v, ok := resp.GetExtra("scope").(string); ok {
+				out.Scope = v
+			}
+			writeAPIJSON(w, http.StatusOK, out)
+			return
+		}
+	}
+	rfc := fosite.ErrorToRFC6749Error(err)
+	noteOAuthError(ctx, w, "api refresh", err)
+	w.Header().Del("WWW-Authenticate")
+	if rfc.CodeField >= 500 {
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
+}
+
+// bearer is the authenticated caller of me, logout, password and sessions.
+type bearer struct {
+	user    *models.User
+	session *provider.Session
+	client  fosite.Client
+}
+
+// authenticate reads the access token from Authorization: Bearer or the configured custom header and answers
+// 401 with an RFC 6750 challenge when it is missing or not active.
+func (h *API) authenticate(w http.ResponseWriter, r *http.Request) (*bearer, bool) {
+	ctx := r.Context()
+	token := ""
+	if a := r.Header.Get("Authorization"); a != "" {
+		if scheme, rest, ok := strings.Cut(a, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(rest)
+		}
+	}
+	if token == "" && h.TokenHeader != "" {
+		token = strings.TrimSpace(r.Header.Get(h.TokenHeader))
+		if scheme, rest, ok := strings.Cut(token, " "); ok && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(rest)
+		}
+	}
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
+		apiError(w, http.StatusUnauthorized, "invalid_token", "An access token is required.")
+		return nil, false
+	}
+	session := provider.NewSession()
+	_, ar, err := h.OAuth.IntrospectToken(ctx, token, fosite.AccessToken, session)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
+		apiError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
+		return nil, false
+	}
+	sess, _ := ar.GetSession().(*provider.Session)
+	u, err := h.Store.UserByID(ctx, ar.GetSession().GetSubject())
+	if err != nil || u.Disabled || sess == nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
+		apiError(w, http.StatusUnauthorized, "invalid_token", "This token does not belong to an active user.")
+		return nil, false
+	}
+	if sess.SID != "" {
+		if bs, err := h.Store.BrowserSessionByID(ctx, sess.SID); err == nil && bs.EndedAt == nil && h.Now().Sub(bs.LastActiveAt) > time.Minute {
+			_ = h.Store.TouchBrowserSession(ctx, sess.SID, clientIP(r), h.Now(), h.SessionIdle)
+		}
+	}
+	return &bearer{user: u, session: sess, client: ar.GetClient()}, true
+}
+
+func (h *API) me(w http.ResponseWriter, r *http.Request) {
+	b, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if r.Method == http.MethodPatch {
+		var body struct {
+			Name *string `json:"name"`
+		}
+		if !decodeJSON(w, r, &body) {
+			return
+		}
+		if body.Name != nil {
+			if err := h.Store.SetName(r.Context(), b.user.ID, *body.Name); errors.Is(err, models.ErrInvalid) {
+				apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
+				return
+			} else if err != nil {
+				Logger(r.Context()).Error("update profile", "error", err)
+				apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+				return
+			}
+		}
+		u, err := h.Store.UserByID(r.Context(), b.user.ID)
+		if err != nil {
+			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+			return
+		}
+		b.user = u
+	}
+	writeAPIJSON(w, http.StatusOK, toAPIUser(b.user))
+}
+
+// logout ends the session the token belongs to, which revokes its refresh and access tokens.
+func (h *API) logout(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	b, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if r.ContentLength > 0 {
+		var body struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if !decodeJSON(w, r, &body) {
+			return
+		}
+	}
+	if b.session.SID == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "This token is not tied to a session; revoke it at "+provider.PathRevoke+".")
+		return
+	}
+	if err := h.Store.EndBrowserSession(ctx, b.session.SID, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
+		Logger(ctx).Error("end session", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	Logger(ctx).Info("api signed out", "user", b.user.ID, "session", b.session.SID)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// password changes the password and ends every other session of the user.
+func (h *API) password(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	b, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	var body struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if !decodeJSON(w, r, &body) {
+		return
+	}
+	if body.CurrentPassword == "" || body.NewPassword == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "current_password and new_password are required.")
+		return
+	}
+	if !h.Throttle.allow(w, r, b.user.Pool, b.user.Email) {
+		return
+	}
+	if _, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, body.CurrentPassword); err != nil {
+		h.Throttle.failed(r, b.user.Pool, b.user.Email)
+		apiError(w, http.StatusUnauthorized, "invalid_grant", "The current password is incorrect.")
+		return
+	}
+	if err := h.Policy.Check(body.NewPassword, b.user.Email); err != nil {
+		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
+		return
+	}
+	if err := h.Store.SetPassword(ctx, b.user.ID, body.NewPassword); err != nil {
+		Logger(ctx).Error("set password", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	n, err := h.Store.EndUserBrowserSessions(ctx, b.user.ID, b.session.SID, h.Now())
+	if err != nil {
+		Logger(ctx).Error("end other sessions", "error", err)
+	}
+	Logger(ctx).Info("password changed", "user", b.user.ID, "sessions_ended", n)
+	writeAPIJSON(w, http.StatusOK, map[string]any{"sessions_ended": n})
+}
+
+type apiSession struct {
+	ID           string    `json:"id"`
+	Device       string    `json:"device"`
+	IP           string    `json:"ip"`
+	CreatedAt    time.Time `json:"created_at"`
+	LastActiveAt time.Time `json:"last_active_at"`
+	Current      bool      `json:"current"`
+}
+
+func (h *API) sessions(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	b, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if r.Method == http.MethodDelete {
+		n, err := h.Store.EndUserBrowserSessions(ctx, b.user.ID, b.session.SID, h.Now())
+		if err != nil {
+			Logger(ctx).Error("end other sessions", "error", err)
+			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+			return
+		}
+		writeAPIJSON(w, http.StatusOK, map[string]any{"sessions_ended": n})
+		return
+	}
+	list, err := h.Store.ListBrowserSessions(ctx, b.user.ID, h.Now())
+	if err != nil {
+		Logger(ctx).Error("list sessions", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	out := make([]apiSession, 0, len(list))
+	for _, s := range list {
+		out = append(out, apiSession{ID: s.ID, Device: DeviceName(s.UserAgent), IP: s.IP, CreatedAt: s.CreatedAt,
+			LastActiveAt: s.LastActiveAt, Current: s.ID == b.session.SID})
+	}
+	writeAPIJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (h *API) endSession(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	b, ok := h.authenticate(w, r)
+	if !ok {
+		return
+	}
+	id := mux.Vars(r)["id"]
+	s, err := h.Store.BrowserSessionByID(ctx, id)
+	if errors.Is(err, models.ErrNotFound) || (err == nil && (s.UserID != b.user.ID || s.EndedAt != nil)) {
+		apiError(w, http.StatusNotFound, "not_found", "No such active session.")
+		return
+	} else if err != nil {
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	if err := h.Store.EndBrowserSession(ctx, id, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
+		Logger(ctx).Error("end session", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// retryAfter formats a wait as whole seconds, rounding up.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}

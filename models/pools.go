@@ -1,0 +1,140 @@
+package models
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// DefaultPool is the pool migration 3 creates; every user and client that existed before pools belongs to it,
+// and "" means it wherever a pool is named.
+const DefaultPool = "default"
+
+// Pool is an independent population of users, like a separate table of accounts: the same email address
+// may be registered in two pools as two different users. Every client belongs to one pool, whose users
+// sign in through it.
+type Pool struct {
+	Name string `json:"name"` // ^[a-z0-9][a-z0-9_-]{0,63}$
+	// SignupEnabled says whether users may sign themselves up (through the token API, and only via a client
+	// with AllowSignup). The default pool has it off.
+	SignupEnabled bool      `json:"signup_enabled"`
+	DefaultRoles  []string  `json:"default_roles"` // roles given to users who sign up; never nil when read
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+var poolNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func validatePoolName(name string) error {
+	if !poolNamePattern.MatchString(name) {
+		return fmt.Errorf("%w: pool name %q must be 1 to 64 of a-z, 0-9, _ and -, starting with a letter or digit",
+			ErrInvalid, name)
+	}
+	return nil
+}
+
+// poolOrDefault maps "" to DefaultPool.
+func poolOrDefault(name string) string {
+	if name == "" {
+		return DefaultPool
+	}
+	return name
+}
+
+// poolRow is the pools table.
+type poolRow struct {
+	Name          string    `gorm:"column:name;primaryKey"`
+	SignupEnabled bool      `gorm:"column:signup_enabled"`
+	DefaultRoles  string    `gorm:"column:default_roles"`
+	CreatedAt     time.Time `gorm:"column:created_at"`
+}
+
+func (poolRow) TableName() string { return "pools" }
+
+func (r *poolRow) pool() (*Pool, error) {
+	roles, err := decodeList(r.DefaultRoles)
+	if err != nil {
+		return nil, fmt.Errorf("pool %q: %w", r.Name, err)
+	}
+	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, CreatedAt: r.CreatedAt.UTC()}, nil
+}
+
+// requirePool checks, in db (the caller's transaction), that pool exists; an unknown or malformed name is
+// ErrInvalid. Pools are never deleted, so the answer holds for the rest of the transaction.
+func requirePool(db *gorm.DB, pool string) error {
+	if validatePoolName(pool) != nil {
+		return fmt.Errorf("%w: unknown pool %q", ErrInvalid, pool)
+	}
+	var n int64
+	if err := db.Model(&poolRow{}).Where("name = ?", pool).Count(&n).Error; err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: unknown pool %q", ErrInvalid, pool)
+	}
+	return nil
+}
+
+// CreatePool stores a new pool; ErrInvalid for a malformed name, ErrConflict if the name is taken.
+// p.CreatedAt is ignored: the pool is created now.
+func (s *Store) CreatePool(ctx context.Context, p Pool) error {
+	if err := validatePoolName(p.Name); err != nil {
+		return fmt.Errorf("create pool: %w", err)
+	}
+	row := poolRow{
+		Name: p.Name, SignupEnabled: p.SignupEnabled, DefaultRoles: encodeList(p.DefaultRoles),
+		CreatedAt: dbTime(s.now()),
+	}
+	if err := s.conn(ctx).Create(&row).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) {
+			return fmt.Errorf("create pool %q: %w", p.Name, ErrConflict)
+		}
+		return fmt.Errorf("create pool %q: %w", p.Name, mapErr(err))
+	}
+	return nil
+}
+
+// GetPool returns a pool; ErrNotFound if there is none.
+func (s *Store) GetPool(ctx context.Context, name string) (*Pool, error) {
+	var row poolRow
+	if err := s.conn(ctx).Where("name = ?", name).Take(&row).Error; err != nil {
+		return nil, fmt.Errorf("get pool %q: %w", name, mapErr(err))
+	}
+	return row.pool()
+}
+
+// ListPools returns every pool, oldest first (so the default pool comes first).
+func (s *Store) ListPools(ctx context.Context) ([]Pool, error) {
+	var rows []poolRow
+	if err := s.conn(ctx).Order("created_at, name").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list pools: %w", mapErr(err))
+	}
+	out := make([]Pool, 0, len(rows))
+	for i := range rows {
+		p, err := rows[i].pool()
+		if err != nil {
+			return nil, fmt.Errorf("list pools: %w", err)
+		}
+		out = append(out, *p)
+	}
+	return out, nil
+}
+
+// UpdatePool replaces a pool's SignupEnabled and DefaultRoles (its name and creation time never change);
+// ErrNotFound if there is no such pool.
+func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
+	res := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name).UpdateColumns(map[string]any{
+		"signup_enabled": p.SignupEnabled,
+		"default_roles":  encodeList(p.DefaultRoles),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("update pool %q: %w", p.Name, mapErr(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("update pool %q: %w", p.Name, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,234 @@
+package provider
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+)
+
+// Encrypted tokens and responses (OpenID Connect Core §10.2, RFC 7516). A client that registered an encryption
+// key gets its ID tokens and userinfo responses as compact JWEs, and its JWT access tokens nested in a JWE for the
+// resource server, so claims stay hidden from the browser. We only ever encrypt to public keys the client
+// registered; we never decrypt.
+
+// encryptionClient is implemented by clients (models.Client) that registered encryption keys. Each method says
+// whom to encrypt for: the recipient's public key (its KeyID becomes the JWE kid header), the key management
+// algorithm and the content encryption. ok is false when that output is not encrypted.
+type encryptionClient interface {
+	IDTokenEncryption() (key *jose.JSONWebKey, alg, enc string, ok bool)
+	UserinfoEncryption() (key *jose.JSONWebKey, alg, enc string, ok bool)
+	// AccessTokenEncryption names the resource server's key: JWT access tokens are for it, not the client.
+	AccessTokenEncryption() (key *jose.JSONWebKey, alg, enc string, ok bool)
+}
+
+// SupportedEncryptionAlgs are the JWE key management algorithms Latchkey encrypts with, preferred first. RSA1_5
+// is left out on purpose (RFC 8725 §3.2); RSA-OAEP (SHA-1) stays for clients that have nothing better, as the
+// SHA-1 collision attacks do not apply to OAEP.
+var SupportedEncryptionAlgs = []string{
+	string(jose.RSA_OAEP_256),
+	string(jose.ECDH_ES),
+	string(jose.ECDH_ES_A256KW),
+	string(jose.ECDH_ES_A192KW),
+	string(jose.ECDH_ES_A128KW),
+	string(jose.RSA_OAEP),
+}
+
+// SupportedEncryptionEncs are the JWE content encryption algorithms Latchkey encrypts with, preferred first.
+// A128CBC-HS256 is the default OpenID Connect Registration gives *_encrypted_response_enc when only the alg is
+// registered.
+var SupportedEncryptionEncs = []string{
+	string(jose.A256GCM),
+	string(jose.A192GCM),
+	string(jose.A128GCM),
+	string(jose.A256CBC_HS512),
+	string(jose.A192CBC_HS384),
+	string(jose.A128CBC_HS256),
+}
+
+// jwtContentType is the JWE cty of a nested JWT (RFC 7519 §5.2).
+const jwtContentType = "JWT"
+
+// minRSAEncryptionBits is the smallest RSA key we encrypt to.
+const minRSAEncryptionBits = 2048
+
+// ValidateEncryption checks an encryption registration: alg and enc are supported, and key is a public key of
+// the kind alg needs (RSA of at least 2048 bits for RSA-OAEP*; EC P-256, P-384 or P-521 for ECDH-ES*). A
+// private or symmetric key is refused: a client registers only the public half. The error says what is wrong.
+func ValidateEncryption(key *jose.JSONWebKey, alg, enc string) error {
+	if !slices.Contains(SupportedEncryptionAlgs, alg) {
+		return fmt.Errorf("unsupported encryption alg %q (supported: %s)", alg, strings.Join(SupportedEncryptionAlgs, ", "))
+	}
+	if !slices.Contains(SupportedEncryptionEncs, enc) {
+		return fmt.Errorf("unsupported encryption enc %q (supported: %s)", enc, strings.Join(SupportedEncryptionEncs, ", "))
+	}
+	if key == nil || key.Key == nil {
+		return errors.New("no encryption key")
+	}
+	switch key.Key.(type) {
+	case []byte:
+		return errors.New("symmetric encryption keys are not supported; register a public RSA or EC key")
+	case *rsa.PrivateKey, *ecdsa.PrivateKey:
+		return errors.New("the encryption key is a private key; register only its public key")
+	}
+	if !key.IsPublic() || !key.Valid() {
+		return errors.New("the encryption key is not a valid public key")
+	}
+	if key.Use != "" && key.Use != "enc" {
+		return fmt.Errorf("the encryption key has use %q, want \"enc\"", key.Use)
+	}
+	if key.Algorithm != "" && key.Algorithm != alg {
+		return fmt.Errorf("the encryption key is for alg %q, not %q", key.Algorithm, alg)
+	}
+	switch jose.KeyAlgorithm(alg) {
+	case jose.RSA_OAEP_256, jose.RSA_OAEP:
+		k, ok := key.Key.(*rsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("alg %s needs an RSA key, got %s", alg, keyKind(key.Key))
+		}
+		if k.N.BitLen() < minRSAEncryptionBits {
+			return fmt.Errorf("the RSA encryption key has %d bits, want at least %d", k.N.BitLen(), minRSAEncryptionBits)
+		}
+	case jose.ECDH_ES, jose.ECDH_ES_A128KW, jose.ECDH_ES_A192KW, jose.ECDH_ES_A256KW:
+		k, ok := key.Key.(*ecdsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("alg %s needs an EC key, got %s", alg, keyKind(key.Key))
+		}
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+		default:
+			return fmt.Errorf("alg %s needs an EC key on P-256, P-384 or P-521, got curve %s", alg, k.Curve.Params().Name)
+		}
+	}
+	return nil
+}
+
+func keyKind(k any) string {
+	switch k.(type) {
+	case *rsa.PublicKey:
+		return "an RSA key"
+	case *ecdsa.PublicKey:
+		return "an EC key"
+	default:
+		return fmt.Sprintf("a %T", k)
+	}
+}
+
+// EncryptCompact encrypts plaintext to key and returns the compact JWE. cty is "JWT" when plaintext is a signed
+// JWT (a nested token), "" otherwise. The registration is checked again here, so a bad key fails loudly instead
+// of producing something the recipient cannot read.
+func EncryptCompact(plaintext []byte, key *jose.JSONWebKey, alg, enc, cty string) (string, error) {
+	if err := ValidateEncryption(key, alg, enc); err != nil {
+		return "", fmt.Errorf("encrypt: %w", err)
+	}
+	opts := &jose.EncrypterOptions{}
+	if cty != "" {
+		opts = opts.WithContentType(jose.ContentType(cty))
+	}
+	// A *JSONWebKey recipient puts its KeyID in the JWE kid header.
+	e, err := jose.NewEncrypter(jose.ContentEncryption(enc), jose.Recipient{Algorithm: jose.KeyAlgorithm(alg), Key: key}, opts)
+	if err != nil {
+		return "", fmt.Errorf("encrypt: build %s/%s encrypter: %w", alg, enc, err)
+	}
+	jwe, err := e.Encrypt(plaintext)
+	if err != nil {
+		return "", fmt.Errorf("encrypt: %w", err)
+	}
+	out, err := jwe.CompactSerialize()
+	if err != nil {
+		return "", fmt.Errorf("encrypt: serialise: %w", err)
+	}
+	return out, nil
+}
+
+// isJWE tells a compact JWE (five parts) from a JWS (three) and an opaque token (two).
+func isJWE(token string) bool { return strings.Count(token, ".") == 4 }
+
+// jweSignature is the storage key of an encrypted access token: a hash of the whole token, not just its
+// authentication tag. We cannot decrypt the token to check it, so the lookup must bind every byte we issued: a
+// token with any part changed then finds no row and introspects as inactive.
+func jweSignature(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// validateJWE checks an encrypted access token. It is encrypted for the resource server, so we cannot open it;
+// the storage lookup by jweSignature that precedes this call is authoritative (it matched the exact token and
+// checked revocation), and what is left is the shape and the grant's expiry.
+func (s *tokenStrategy) validateJWE(r fosite.Requester, token string) error {
+	algs := make([]jose.KeyAlgorithm, len(SupportedEncryptionAlgs))
+	for i, a := range SupportedEncryptionAlgs {
+		algs[i] = jose.KeyAlgorithm(a)
+	}
+	encs := make([]jose.ContentEncryption, len(SupportedEncryptionEncs))
+	for i, e := range SupportedEncryptionEncs {
+		encs[i] = jose.ContentEncryption(e)
+	}
+	jwe, err := jose.ParseEncryptedCompact(token, algs, encs)
+	if err != nil {
+		return fosite.ErrInvalidTokenFormat.WithHint("Malformed encrypted access token.")
+	}
+	if cty, _ := jwe.Header.ExtraHeaders[jose.HeaderContentType].(string); cty != jwtContentType {
+		return fosite.ErrInvalidTokenFormat.WithHint("Not an encrypted JWT access token.")
+	}
+	return s.checkExpiry(r)
+}
+
+// encryptAccessToken nests a signed JWT access token in a JWE for the resource server, when the client asks.
+func encryptAccessToken(r fosite.Requester, jwt string) (token string, encrypted bool, err error) {
+	c, ok := r.GetClient().(encryptionClient)
+	if !ok {
+		return jwt, false, nil
+	}
+	key, alg, enc, ok := c.AccessTokenEncryption()
+	if !ok {
+		return jwt, false, nil
+	}
+	token, err = EncryptCompact([]byte(jwt), key, alg, enc, jwtContentType)
+	if err != nil {
+		return "", false, fmt.Errorf("access token for client %s: %w", r.GetClient().GetID(), err)
+	}
+	return token, true, nil
+}
+
+// encryptingIDTokenStrategy wraps fosite's ID token strategy: a client that registered ID token encryption gets
+// the signed ID token nested in a JWE (OpenID Connect Core §10.2). Every fosite flow that issues an ID token
+// (authorization code, refresh) goes through GenerateIDToken; fosite's other uses of the signer (id_token_hint)
+// are untouched.
+type encryptingIDTokenStrategy struct {
+	inner openid.OpenIDConnectTokenStrategy
+}
+
+var _ openid.OpenIDConnectTokenStrategy = encryptingIDTokenStrategy{}
+
+func (s encryptingIDTokenStrategy) GenerateIDToken(ctx context.Context, lifespan time.Duration, r fosite.Requester) (string, error) {
+	token, err := s.inner.GenerateIDToken(ctx, lifespan, r)
+	if err != nil {
+		return "", err
+	}
+	c, ok := r.GetClient().(encryptionClient)
+	if !ok {
+		return token, nil
+	}
+	key, alg, enc, ok := c.IDTokenEncryption()
+	if !ok {
+		return token, nil
+	}
+	jwe, err := EncryptCompact([]byte(token), key, alg, enc, jwtContentType)
+	if err != nil {
+		// Never fall back to a plain ID token: the client asked for its claims to be hidden.
+		return "", fosite.ErrServerError.WithWrap(err).WithDebugf("ID token for client %s: %s", r.GetClient().GetID(), err)
+	}
+	return jwe, nil
+}
