@@ -9,8 +9,8 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// TestAuthenticateTimingHidesUnknownEmails checks an unknown email costs an argon2id verification like a
-// wrong password does. Without the dummy verification it would be two orders of magnitude faster; the
+// TestAuthenticateTimingHidesUnknownEmails checks an unknown email (or an unknown pool) costs an argon2id
+// verification like a wrong password does. Without the dummy verification it would be two orders of magnitude faster; the
 // bound is loose so a busy machine does not make it flaky.
 func TestAuthenticateTimingHidesUnknownEmails(t *testing.T) {
 	ctx := context.Background()
@@ -18,11 +18,11 @@ func TestAuthenticateTimingHidesUnknownEmails(t *testing.T) {
 	if _, err := s.CreateUser(ctx, "known@example.com", "right password", nil); err != nil {
 		t.Fatal(err)
 	}
-	fastest := func(email string) time.Duration {
+	fastest := func(pool, email string) time.Duration {
 		best := time.Duration(1<<63 - 1)
 		for range 3 {
 			start := time.Now()
-			_, err := s.Authenticate(ctx, "", email, "wrong password")
+			_, err := s.Authenticate(ctx, pool, email, "wrong password")
 			if !errors.Is(err, models.ErrInvalidCredentials) {
 				t.Fatalf("Authenticate(%q): %v", email, err)
 			}
@@ -30,8 +30,11 @@ func TestAuthenticateTimingHidesUnknownEmails(t *testing.T) {
 		}
 		return best
 	}
-	known, unknown := fastest("known@example.com"), fastest("unknown@example.com")
-	if unknown < known/4 {
+	known := fastest("", "known@example.com")
+	if unknown := fastest("", "unknown@example.com"); unknown < known/4 {
 		t.Errorf("unknown email took %v, wrong password %v: the difference reveals which accounts exist", unknown, known)
+	}
+	if unknownPool := fastest("no-such-pool", "known@example.com"); unknownPool < known/4 {
+		t.Errorf("unknown pool took %v, wrong password %v: the difference reveals which pools exist", unknownPool, known)
 	}
 }

@@ -91,3 +91,16 @@ func (p *Provider) IssueTokens(ctx context.Context, client fosite.Client, sessio
 	}
 	return out, nil
 }
+
+// RefreshTokenClient names the client a refresh token was issued to, also when the token was already used, so a
+// caller that sends only the token still gets reuse detection from the refresh grant.
+func (p *Provider) RefreshTokenClient(ctx context.Context, token string) (string, error) {
+	ar, err := p.store.GetRefreshTokenSession(ctx, p.core.RefreshTokenSignature(ctx, token), NewSession())
+	if ar != nil && ar.GetClient() != nil && (err == nil || errors.Is(err, fosite.ErrInactiveToken)) {
+		return ar.GetClient().GetID(), nil
+	}
+	if err == nil {
+		err = fosite.ErrNotFound
+	}
+	return "", err
+}

@@ -312,7 +312,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	var enc encryptionFlags
 	enc.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	cl, err := clientFromFlags(clientFlags{
@@ -379,7 +379,7 @@ func idArg(fs *flag.FlagSet, flagValue string, what string) (string, error) {
 func clientsList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)
@@ -409,7 +409,7 @@ func clientsList(ctx context.Context, c *cli, args []string) error {
 func clientsGet(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients get")
 	id := fs.String("id", "", "client id")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	cid, err := idArg(fs, *id, "client id")
@@ -433,7 +433,7 @@ func clientsGet(ctx context.Context, c *cli, args []string) error {
 func clientsDelete(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients delete")
 	id := fs.String("id", "", "client id")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	cid, err := idArg(fs, *id, "client id")
@@ -459,7 +459,7 @@ func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 	id := fs.String("id", "", "client id")
 	secret := fs.String("secret", "", "new secret (default: generated); at least 32 characters")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	cid, err := idArg(fs, *id, "client id")

@@ -38,7 +38,7 @@ func printKeys(c *cli, list []keys.KeyInfo, asJSON bool) error {
 func keysList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("keys list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)
@@ -56,7 +56,7 @@ func keysList(ctx context.Context, c *cli, args []string) error {
 func keysRotate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("keys rotate")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)

@@ -37,7 +37,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 	signup := fs.Bool("signup", true, "users may sign themselves up through the token API (clients must also allow it)")
 	roles := fs.String("default-roles", "", "roles given to users who sign up, comma separated")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	n, err := poolName(fs, *name)
@@ -72,7 +72,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	signup := fs.String("signup", "", "true or false")
 	roles := fs.String("default-roles", "", "replace the default roles (comma separated; \"-\" clears them)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	n, err := poolName(fs, *name)
@@ -119,7 +119,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 func poolsList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("pools list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)

@@ -29,7 +29,7 @@ func (c *cli) openFromFlags(ctx context.Context, cf *configFlags) (*app, error) 
 
 func runServe(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("serve")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)
@@ -91,7 +91,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 
 func runMigrate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("migrate")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	cfg, err := cf.load()
@@ -110,4 +110,27 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "database at schema version %d\n", v)
 	return nil
+}
+
+// parseArgs parses flags that may come before or after positional arguments (`pools create customers --signup`),
+// which the flag package alone stops at. The positionals are left in a fresh flag set's Args via Parse.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			positional = append(positional, rest[1:]...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Re-parse only the positionals so fs.Args()/NArg() report them.
+	return fs.Parse(append([]string{"--"}, positional...))
 }

@@ -36,7 +36,7 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 	userID := fs.String("user-id", "", "the user's id")
 	pool := fs.String("pool", "", "the pool the email is in (default: default)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)
@@ -76,7 +76,7 @@ func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
 	email := fs.String("user", "", "with --all: the user's email")
 	all := fs.Bool("all", false, "end every session of --user")
 	pool := fs.String("pool", "", "the pool the email is in (default: default)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)

@@ -139,7 +139,7 @@ func userCommand(name string, extra func(fs *flag.FlagSet) func(ctx context.Cont
 		pool := fs.String("pool", "", "the pool the email is in (default: default)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		act := extra(fs)
-		if err := fs.Parse(args); err != nil {
+		if err := parseArgs(fs, args); err != nil {
 			return errUsage
 		}
 		a, err := c.openFromFlags(ctx, cf)
@@ -259,7 +259,7 @@ func usersCreate(ctx context.Context, c *cli, args []string) error {
 	claims := claimsFlag{}
 	fs.Var(claims, "claims", "custom claims k=v (repeatable; values that parse as JSON stay JSON)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	if *email == "" || (*password == "" && !*passwordStdin) {
@@ -294,7 +294,7 @@ func usersList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("users list")
 	pool := fs.String("pool", "", "only this pool (default: every pool)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)
@@ -326,7 +326,7 @@ func usersDelete(ctx context.Context, c *cli, args []string) error {
 	id := fs.String("id", "", "user id")
 	email := fs.String("email", "", "or the user's email")
 	pool := fs.String("pool", "", "the pool the email is in (default: default)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
 	a, err := c.openFromFlags(ctx, cf)
