@@ -32,7 +32,9 @@ func apiCall(t *testing.T, method, endpoint string, body any, headers map[string
 	return do(t, req)
 }
 
-func bearerHeader(tok string) map[string]string { return map[string]string{"Authorization": "Bearer " + tok} }
+func bearerHeader(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}
 
 // noCodeFixture: a "customers" pool with sign-up and a default role, and a first-party app in it.
 func noCodeFixture(t *testing.T, env testEnv) (*server, string) {
