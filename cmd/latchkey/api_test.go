@@ -303,3 +303,52 @@ func TestTokenAPIBadInput(t *testing.T) {
 		}
 	})
 }
+
+func TestAdminAPISetsExtrasAndRoles(t *testing.T) {
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		srv, clientID := noCodeFixture(t, env)
+		admin := env.createClient(t, "--name", "xano", "--scopes", "latchkey.admin")
+		plain := env.createClient(t, "--name", "plain", "--scopes", "read")
+		_, _, signup := apiCall(t, "POST", srv.URL+"/api/v1/auth/signup", map[string]any{"client_id": clientID, "email": "dee@example.com", "password": "violet-tractor-47"}, nil)
+		userID := signup["user"].(map[string]any)["id"].(string)
+		userAT := signup["access_token"].(string)
+		token := func(c createdClient, scope string) string {
+			_, _, b := postForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, c.ClientID, c.ClientSecret)
+			return b["access_token"].(string)
+		}
+		adminAT := token(admin, "latchkey.admin")
+		users := srv.URL + "/api/v1/admin/users/"
+
+		if code, _, _ := apiCall(t, "PATCH", users+userID, map[string]any{"roles": []string{"admin"}}, bearerHeader(token(plain, "read"))); code != 403 {
+			t.Fatalf("a token without latchkey.admin: %d", code)
+		}
+		if code, _, _ := apiCall(t, "PATCH", users+userID, map[string]any{"roles": []string{"admin"}}, bearerHeader(userAT)); code != 403 {
+			t.Fatalf("a user's own token: %d", code)
+		}
+		code, _, u := apiCall(t, "PATCH", users+userID, map[string]any{"roles": []string{"customer", "vip"}, "extras": map[string]any{"plan": "pro", "seats": 5}}, bearerHeader(adminAT))
+		if code != 200 || u["extras"].(map[string]any)["plan"] != "pro" {
+			t.Fatalf("admin patch: %d %v", code, u)
+		}
+		for _, bad := range []map[string]any{
+			{"extras": map[string]any{"sub": "someone-else"}},
+			{"extras": map[string]any{"blob": strings.Repeat("x", 5000)}},
+			{"name": strings.Repeat("n", 201)},
+		} {
+			if code, _, b := apiCall(t, "PATCH", users+userID, bad, bearerHeader(adminAT)); code != 400 {
+				t.Errorf("patch %v: %d %v", bad, code, b)
+			}
+		}
+		if code, _, _ := apiCall(t, "PATCH", users+"usr_nobody", map[string]any{"name": "x"}, bearerHeader(adminAT)); code != 404 {
+			t.Errorf("unknown user: %d", code)
+		}
+		// The user's /me and new JWT claims show the change; the extras never shadow registered claims.
+		_, _, me := apiCall(t, "GET", srv.URL+"/api/v1/auth/me", nil, bearerHeader(userAT))
+		if me["extras"].(map[string]any)["seats"] != float64(5) || len(me["roles"].([]any)) != 2 {
+			t.Fatalf("me after admin patch: %v", me)
+		}
+		_, _, list := apiCall(t, "GET", srv.URL+"/api/v1/admin/users?pool=customers&email=DEE@example.com", nil, bearerHeader(adminAT))
+		if found, _ := list["users"].([]any); len(found) != 1 {
+			t.Fatalf("lookup by email: %v", list)
+		}
+	})
+}

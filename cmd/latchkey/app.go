@@ -130,6 +130,7 @@ func (a *app) handler() http.Handler {
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
+		&handlers.Admin{OAuth: a.prov.OAuth2, Store: a.store},
 		&handlers.API{
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: throttle, CORS: cors,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,

@@ -328,7 +328,7 @@ func TestUntrustedAuthorizeRequestsGetOurErrorPage(t *testing.T) {
 			{"redirect_uri with another port", url.Values{"redirect_uri": {"http://localhost:5174/callback"}}, http.StatusBadRequest, ""},
 			{"missing redirect_uri is not guessed for a public client", url.Values{"redirect_uri": {""}}, 0, ""},
 			{"unknown client_id", url.Values{"client_id": {"no-such-client"}}, http.StatusBadRequest,
-				"handlers/authorize.go:219-223 keeps fosite's 401 (invalid_client) for our HTML error page after :213 " +
+				"handlers/authorize.go:223-226 keeps fosite's 401 (invalid_client) for our HTML error page after :217 " +
 					"deleted the WWW-Authenticate header, so the browser gets a 401 without the challenge RFC 9110 §15.5.2 " +
 					"requires; an unknown client_id should be a 400 page like the other untrusted requests"},
 		} {
@@ -533,7 +533,7 @@ func TestConsent(t *testing.T) {
 			got := victim.get(e.srv.URL + resume)
 			if got.url != nil && strings.HasPrefix(got.url.String(), spaCallback) && got.url.Query().Get("code") != "" {
 				_, claims := e.exchange(t, e.scoped("openid", "profile", "email", "roles"), got.url.Query().Get("code"), verifier)
-				t.Skipf("BUG: handlers/authorize.go:95-97 trusts chal.ConsentAt without checking who consented: grace's approval "+
+				t.Skipf("BUG: handlers/authorize.go:100-102 trusts chal.ConsentAt without checking who consented: grace's approval "+
 					"issued a code for %v with scopes ada never granted: a client's owner can approve its own request and get any "+
 					"signed-in user to open the resume URL /oauth2/auth?lk_challenge=ID, skipping that user's consent", claims["email"])
 			}
@@ -1139,7 +1139,7 @@ func TestUserInfoErrors(t *testing.T) {
 			{"no token", withBearer(http.MethodGet, ""), http.StatusUnauthorized, "", `Bearer realm="latchkey"`, ""},
 			{"garbage token", withBearer(http.MethodGet, "lk_at_garbage.garbage"), http.StatusUnauthorized, "invalid_token", `error="invalid_token"…`, ""},
 			{"refresh token used as access token", withBearer(http.MethodGet, tok.RefreshToken), http.StatusUnauthorized, "invalid_token", `error="invalid_token"…`,
-				"handlers/userinfo.go:48 ignores the token use IntrospectToken returns; fosite falls back to refresh tokens, so a refresh token is accepted as a bearer access token"},
+				"handlers/userinfo.go:56 ignores the token use IntrospectToken returns; fosite falls back to refresh tokens, so a refresh token is accepted as a bearer access token"},
 			{"client_credentials token without openid", withBearer(http.MethodGet, ccToken), http.StatusForbidden, "insufficient_scope", `error="insufficient_scope"…`, ""},
 			{"GET with the bearer header", withBearer(http.MethodGet, tok.AccessToken), http.StatusOK, "", "", ""},
 			{"POST with the token in the form body", formBody(tok.AccessToken), http.StatusOK, "", "", ""},
