@@ -49,13 +49,13 @@ func (h *Admin) Mount(r *mux.Router) {
 
 // authorize accepts only an active access token with the admin scope.
 func (h *Admin) authorize(w http.ResponseWriter, r *http.Request) bool {
-	token := fosite.AccessTokenFromRequest(r)
+	token := bearerToken(r)
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
 		apiError(w, http.StatusUnauthorized, "invalid_token", "An access token with the "+AdminScope+" scope is required.")
 		return false
 	}
-	_, ar, err := h.OAuth.IntrospectToken(r.Context(), token, fosite.AccessToken, provider.NewSession())
+	ar, _, err := activeAccessToken(r.Context(), h.OAuth, token)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
 		apiError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")

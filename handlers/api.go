@@ -486,16 +486,14 @@ func (h *API) authenticate(w http.ResponseWriter, r *http.Request) (*bearer, boo
 		apiError(w, http.StatusUnauthorized, "invalid_token", "An access token is required.")
 		return nil, false
 	}
-	session := provider.NewSession()
-	_, ar, err := h.OAuth.IntrospectToken(ctx, token, fosite.AccessToken, session)
+	ar, sess, err := activeAccessToken(ctx, h.OAuth, token)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
 		apiError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
 		return nil, false
 	}
-	sess, _ := ar.GetSession().(*provider.Session)
-	u, err := h.Store.UserByID(ctx, ar.GetSession().GetSubject())
-	if err != nil || u.Disabled || sess == nil {
+	u, err := h.Store.UserByID(ctx, sess.Subject)
+	if err != nil || u.Disabled {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
 		apiError(w, http.StatusUnauthorized, "invalid_token", "This token does not belong to an active user.")
 		return nil, false

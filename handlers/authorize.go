@@ -38,7 +38,24 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := ar.GetRequestForm()
+	// PKCE is required of public clients (RFC 9700 §2.1.1); refuse before the user signs in or consents, not after.
+	if client.IsPublic() {
+		switch method := form.Get("code_challenge_method"); {
+		case form.Get("code_challenge") == "":
+			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE: code_challenge is missing."))
+			return
+		case method != "S256":
+			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256."))
+			return
+		}
+	}
 	prompts := strings.Fields(form.Get("prompt"))
+	for _, p := range prompts {
+		if p != "none" && p != "login" && p != "consent" {
+			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("Unsupported prompt value '%s'.", p))
+			return
+		}
+	}
 	promptNone := slices.Contains(prompts, "none")
 	if promptNone && len(prompts) > 1 {
 		h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values."))
@@ -97,7 +114,8 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 
 	requested := ar.GetRequestedScopes()
-	freshConsent := chal != nil && chal.ConsentAt != nil
+	// Consent recorded on the challenge counts only for the browser session that gave it.
+	freshConsent := chal != nil && chal.ConsentAt != nil && chal.BrowserSessionID == bs.ID
 	needConsent := slices.Contains(prompts, "consent") && !freshConsent
 	if !client.FirstParty && !needConsent && !freshConsent {
 		granted, err := h.Store.ConsentedScopes(ctx, user.ID, client.ID)
@@ -220,9 +238,10 @@ func (h *Browser) authorizeError(w http.ResponseWriter, r *http.Request, ar fosi
 		if rfc.HintField != "" {
 			msg += " " + rfc.HintField
 		}
-		status := rfc.CodeField
-		if status < 400 || status >= 500 {
-			status = http.StatusBadRequest
+		// Our page is for a person, not an HTTP client authenticating: any client-side problem is a 400.
+		status := http.StatusBadRequest
+		if rfc.CodeField >= 500 {
+			status = http.StatusInternalServerError
 		}
 		h.errorPage(w, r, status, "This sign-in request is invalid", msg)
 		return

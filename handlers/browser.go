@@ -42,7 +42,7 @@ type browserStore interface {
 	CreateAuthChallenge(ctx context.Context, query, clientID string, now time.Time, ttl time.Duration) (*models.AuthChallenge, error)
 	AuthChallenge(ctx context.Context, id string, now time.Time) (*models.AuthChallenge, error)
 	MarkChallengeLogin(ctx context.Context, id, browserSessionID string, at time.Time) error
-	MarkChallengeConsent(ctx context.Context, id string, at time.Time) error
+	MarkChallengeConsent(ctx context.Context, id, browserSessionID string, at time.Time) error
 	DeleteAuthChallenge(ctx context.Context, id string) error
 }
 

@@ -41,7 +41,7 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 			h.authorizeError(w, orig, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}
-		if err := h.Store.MarkChallengeConsent(ctx, chal.ID, now); err != nil {
+		if err := h.Store.MarkChallengeConsent(ctx, chal.ID, bs.ID, now); err != nil {
 			h.authorizeError(w, orig, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}

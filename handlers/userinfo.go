@@ -46,14 +46,14 @@ func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	token := fosite.AccessTokenFromRequest(r)
+	token := bearerToken(r)
 	if token == "" {
 		// RFC 6750 §3.1: no credentials at all gets a bare challenge, no error code.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
 		writeJSONError(w, http.StatusUnauthorized, "invalid_token", "A bearer access token is required.")
 		return
 	}
-	_, ar, err := h.OAuth.IntrospectToken(ctx, token, fosite.AccessToken, provider.NewSession())
+	ar, _, err := activeAccessToken(ctx, h.OAuth, token)
 	if err != nil {
 		h.invalidToken(w, r, "The access token is invalid, expired or revoked.")
 		return

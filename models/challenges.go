@@ -105,10 +105,11 @@ func (s *Store) MarkChallengeLogin(ctx context.Context, id, browserSessionID str
 	return nil
 }
 
-// MarkChallengeConsent records that the user consented at at; ErrNotFound if the challenge does not exist
-// or has expired.
-func (s *Store) MarkChallengeConsent(ctx context.Context, id string, at time.Time) error {
-	if err := s.markChallenge(ctx, id, at, map[string]any{"consent_at": dbTime(at)}); err != nil {
+// MarkChallengeConsent records that the user of browserSessionID consented at at. The consent counts only for
+// that browser session, so a challenge approved in one browser cannot be completed by another user's session.
+// ErrNotFound if the challenge does not exist or has expired.
+func (s *Store) MarkChallengeConsent(ctx context.Context, id, browserSessionID string, at time.Time) error {
+	if err := s.markChallenge(ctx, id, at, map[string]any{"consent_at": dbTime(at), "browser_session_id": browserSessionID}); err != nil {
 		return fmt.Errorf("mark auth challenge consent: %w", err)
 	}
 	return nil

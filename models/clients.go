@@ -275,6 +275,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 // transaction; it normalises c.AllowedOrigins and sets c.Pool and c.UpdatedAt. ErrNotFound if there is no
 // such client, ErrInvalid as for CreateClient. Tokens already issued are not touched.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
+	defer s.clients.forget(c.ID)
 	if err := validateClient(c); err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
@@ -349,6 +350,7 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 // DeleteClient deletes a client, its origins, the consents given to it and every token, code and request
 // issued to it, in one transaction; ErrNotFound if there is no such client.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	defer s.clients.forget(id)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("id = ?", id).Delete(&clientRow{})
 		if res.Error != nil {
@@ -375,6 +377,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 
 // UpdateClientSecret replaces a client's secret hash; ErrNotFound if there is no such client.
 func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash string) error {
+	defer s.clients.forget(id)
 	res := s.conn(ctx).Model(&clientRow{}).Where("id = ?", id).
 		UpdateColumns(map[string]any{"secret_hash": secretHash, "updated_at": dbTime(s.now())})
 	if res.Error != nil {

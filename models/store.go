@@ -74,6 +74,7 @@ type Store struct {
 	dialect    string
 	newSession func() fosite.Session
 	now        func() time.Time
+	clients    clientCache
 }
 
 // Open connects to url: "sqlite://PATH" (relative or absolute) or "postgres://..." / "postgresql://...".

@@ -177,7 +177,7 @@ func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow,
 // request rebuilds a fosite.Request from a row, decoding the stored session into session (a fresh default
 // session when nil). The client is loaded again, so a deleted client makes the token unusable.
 func (s *Store) request(ctx context.Context, row *tokenRow, session fosite.Session) (*fosite.Request, error) {
-	client, err := s.GetClient(ctx, row.ClientID)
+	client, err := s.storedRequestClient(ctx, row.ClientID)
 	if err != nil {
 		return nil, err
 	}

@@ -364,12 +364,17 @@ func testAuthChallenges(t *testing.T, s *models.Store) {
 	wantNotFound(t, "challenge at its expiry", err)
 
 	must(t, "MarkChallengeLogin", s.MarkChallengeLogin(ctx, ch.ID, "ses_1", now.Add(2*time.Minute)))
-	must(t, "MarkChallengeConsent", s.MarkChallengeConsent(ctx, ch.ID, now.Add(3*time.Minute)))
+	must(t, "MarkChallengeConsent", s.MarkChallengeConsent(ctx, ch.ID, "ses_1", now.Add(3*time.Minute)))
 	got, err = s.AuthChallenge(ctx, ch.ID, now.Add(4*time.Minute))
 	must(t, "AuthChallenge after marks", err)
 	if got.BrowserSessionID != "ses_1" || got.LoginAt == nil || !got.LoginAt.Equal(now.Add(2*time.Minute)) ||
 		got.ConsentAt == nil || !got.ConsentAt.Equal(now.Add(3*time.Minute)) {
 		t.Errorf("after marks = %+v", got)
+	}
+	// Consent given from another browser session takes the challenge over: the consent binds to that session.
+	must(t, "MarkChallengeConsent from another session", s.MarkChallengeConsent(ctx, ch.ID, "ses_other", now.Add(3*time.Minute)))
+	if got, _ = s.AuthChallenge(ctx, ch.ID, now.Add(4*time.Minute)); got.BrowserSessionID != "ses_other" {
+		t.Errorf("consent from another session left the challenge bound to %q", got.BrowserSessionID)
 	}
 	// A new sign-in clears a consent given under the previous one.
 	must(t, "MarkChallengeLogin again", s.MarkChallengeLogin(ctx, ch.ID, "ses_2", now.Add(5*time.Minute)))
@@ -379,9 +384,9 @@ func testAuthChallenges(t *testing.T, s *models.Store) {
 		t.Errorf("after second login = %+v, want session ses_2 and no consent", got)
 	}
 	wantNotFound(t, "mark login on an expired challenge", s.MarkChallengeLogin(ctx, ch.ID, "ses_3", now.Add(11*time.Minute)))
-	wantNotFound(t, "mark consent on an expired challenge", s.MarkChallengeConsent(ctx, ch.ID, now.Add(11*time.Minute)))
+	wantNotFound(t, "mark consent on an expired challenge", s.MarkChallengeConsent(ctx, ch.ID, "ses_2", now.Add(11*time.Minute)))
 	wantNotFound(t, "mark login on an unknown challenge", s.MarkChallengeLogin(ctx, "nope", "ses_1", now))
-	wantNotFound(t, "mark consent on an unknown challenge", s.MarkChallengeConsent(ctx, "nope", now))
+	wantNotFound(t, "mark consent on an unknown challenge", s.MarkChallengeConsent(ctx, "nope", "", now))
 
 	must(t, "DeleteAuthChallenge", s.DeleteAuthChallenge(ctx, ch.ID))
 	_, err = s.AuthChallenge(ctx, ch.ID, now)
