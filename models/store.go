@@ -280,7 +280,7 @@ func newGormLogger(l *slog.Logger) gormlogger.Interface {
 	if l == nil {
 		return gormlogger.Discard
 	}
-	return &gormLogger{log: l, slow: 200 * time.Millisecond}
+	return &gormLogger{log: l, slow: 500 * time.Millisecond}
 }
 
 func (l *gormLogger) LogMode(gormlogger.LogLevel) gormlogger.Interface { return l }
@@ -295,6 +295,9 @@ func (l *gormLogger) Error(ctx context.Context, msg string, _ ...interface{}) {
 func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (string, int64), _ error) {
 	if elapsed := time.Since(begin); elapsed >= l.slow {
 		sqlText, rows := fc()
+		if strings.Contains(sqlText, "pg_advisory_xact_lock") {
+			return // waiting for another node's migration is the point of that lock, not a slow query
+		}
 		l.log.WarnContext(ctx, "slow database query", "elapsed", elapsed, "rows", rows, "sql", sqlText)
 	}
 }
