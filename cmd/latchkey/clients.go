@@ -379,31 +379,25 @@ func idArg(fs *flag.FlagSet, flagValue string, what string) (string, error) {
 func clientsList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	list, err := a.store.ListClients(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]clientJSON, 0, len(list))
-		for i := range list {
-			out = append(out, toClientJSON(&list[i], ""))
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		list, err := a.store.ListClients(ctx)
+		if err != nil {
+			return err
 		}
-		return writeJSON(c, out)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT ID\tNAME\tGRANT TYPES\tSCOPES\tPUBLIC")
-	for _, cl := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "), cl.Public)
-	}
-	return tw.Flush()
+		if *asJSON {
+			out := make([]clientJSON, 0, len(list))
+			for i := range list {
+				out = append(out, toClientJSON(&list[i], ""))
+			}
+			return writeJSON(c, out)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tGRANT TYPES\tSCOPES\tPUBLIC")
+		for _, cl := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "), cl.Public)
+		}
+		return tw.Flush()
+	})
 }
 
 func clientsGet(ctx context.Context, c *cli, args []string) error {

@@ -38,41 +38,29 @@ func printKeys(c *cli, list []keys.KeyInfo, asJSON bool) error {
 func keysList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("keys list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	list, err := a.keys.List(ctx)
-	if err != nil {
-		return err
-	}
-	return printKeys(c, list, *asJSON)
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		list, err := a.keys.List(ctx)
+		if err != nil {
+			return err
+		}
+		return printKeys(c, list, *asJSON)
+	})
 }
 
 func keysRotate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("keys rotate")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	if _, err := a.keys.Rotate(ctx); err != nil {
-		return err
-	}
-	list, err := a.keys.List(ctx)
-	if err != nil {
-		return err
-	}
-	if !*asJSON {
-		fmt.Fprintln(c.stdout, "rotated; running servers pick up the new keys within their refresh interval (30s). Previous public keys stay published until tokens they signed have expired.")
-	}
-	return printKeys(c, list, *asJSON)
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		if _, err := a.keys.Rotate(ctx); err != nil {
+			return err
+		}
+		list, err := a.keys.List(ctx)
+		if err != nil {
+			return err
+		}
+		if !*asJSON {
+			fmt.Fprintln(c.stdout, "rotated; running servers pick up the new keys within their refresh interval (30s). Previous public keys stay published until tokens they signed have expired.")
+		}
+		return printKeys(c, list, *asJSON)
+	})
 }

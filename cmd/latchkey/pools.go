@@ -119,28 +119,22 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 func poolsList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("pools list")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	list, err := a.store.ListPools(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		if list == nil {
-			list = []models.Pool{}
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		list, err := a.store.ListPools(ctx)
+		if err != nil {
+			return err
 		}
-		return writeJSON(c, list)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POOL\tSIGNUP\tDEFAULT ROLES\tCREATED")
-	for _, p := range list {
-		fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.Name, p.SignupEnabled, strings.Join(p.DefaultRoles, ","), p.CreatedAt.UTC().Format(time.RFC3339))
-	}
-	return tw.Flush()
+		if *asJSON {
+			if list == nil {
+				list = []models.Pool{}
+			}
+			return writeJSON(c, list)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "POOL\tSIGNUP\tDEFAULT ROLES\tCREATED")
+		for _, p := range list {
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.Name, p.SignupEnabled, strings.Join(p.DefaultRoles, ","), p.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	})
 }

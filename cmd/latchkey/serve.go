@@ -134,3 +134,17 @@ func parseArgs(fs *flag.FlagSet, args []string) error {
 	// Re-parse only the positionals so fs.Args()/NArg() report them.
 	return fs.Parse(append([]string{"--"}, positional...))
 }
+
+// withApp is the shape of every management command: parse the flags, open the app from the configuration
+// flags, run fn, close the app.
+func (c *cli) withApp(ctx context.Context, fs *flag.FlagSet, cf *configFlags, args []string, fn func(a *app) error) error {
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}

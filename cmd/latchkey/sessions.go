@@ -36,38 +36,32 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 	userID := fs.String("user-id", "", "the user's id")
 	pool := fs.String("pool", "", "the pool the email is in (default: default)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	u, err := lookupUser(ctx, a, fs, *userID, *email, *pool)
-	if err != nil {
-		return err
-	}
-	list, err := a.store.ListBrowserSessions(ctx, u.ID, time.Now())
-	if err != nil {
-		return err
-	}
-	out := make([]sessionJSON, 0, len(list))
-	for _, s := range list {
-		out = append(out, sessionJSON{
-			ID: s.ID, UserID: s.UserID, Device: handlers.DeviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
-			CreatedAt: s.CreatedAt, LastActive: s.LastActiveAt, AuthTime: s.AuthTime, ExpiresAt: s.ExpiresAt,
-		})
-	}
-	if *asJSON {
-		return writeJSON(c, out)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SESSION\tDEVICE\tIP\tSIGNED IN\tLAST ACTIVE")
-	for _, s := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.IP, s.CreatedAt.UTC().Format(time.RFC3339), s.LastActive.UTC().Format(time.RFC3339))
-	}
-	return tw.Flush()
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		u, err := lookupUser(ctx, a, fs, *userID, *email, *pool)
+		if err != nil {
+			return err
+		}
+		list, err := a.store.ListBrowserSessions(ctx, u.ID, time.Now())
+		if err != nil {
+			return err
+		}
+		out := make([]sessionJSON, 0, len(list))
+		for _, s := range list {
+			out = append(out, sessionJSON{
+				ID: s.ID, UserID: s.UserID, Device: handlers.DeviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
+				CreatedAt: s.CreatedAt, LastActive: s.LastActiveAt, AuthTime: s.AuthTime, ExpiresAt: s.ExpiresAt,
+			})
+		}
+		if *asJSON {
+			return writeJSON(c, out)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SESSION\tDEVICE\tIP\tSIGNED IN\tLAST ACTIVE")
+		for _, s := range out {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.IP, s.CreatedAt.UTC().Format(time.RFC3339), s.LastActive.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	})
 }
 
 func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
@@ -76,42 +70,36 @@ func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
 	email := fs.String("user", "", "with --all: the user's email")
 	all := fs.Bool("all", false, "end every session of --user")
 	pool := fs.String("pool", "", "the pool the email is in (default: default)")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	switch {
-	case *all:
-		if *email == "" {
-			return errors.New("--all needs --user EMAIL")
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		switch {
+		case *all:
+			if *email == "" {
+				return errors.New("--all needs --user EMAIL")
+			}
+			u, err := lookupUser(ctx, a, fs, "", *email, *pool)
+			if err != nil {
+				return err
+			}
+			n, err := a.store.EndUserBrowserSessions(ctx, u.ID, "", time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "ended %d session(s) of %s and revoked their refresh tokens\n", n, u.Email)
+		default:
+			sid := *id
+			if sid == "" && fs.NArg() == 1 {
+				sid = fs.Arg(0)
+			}
+			if sid == "" {
+				return errors.New("give --id SESSION, or --user EMAIL --all")
+			}
+			if err := a.store.EndBrowserSession(ctx, sid, time.Now()); errors.Is(err, models.ErrNotFound) {
+				return fmt.Errorf("no active session %q", sid)
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "ended session %s and revoked its refresh tokens\n", sid)
 		}
-		u, err := lookupUser(ctx, a, fs, "", *email, *pool)
-		if err != nil {
-			return err
-		}
-		n, err := a.store.EndUserBrowserSessions(ctx, u.ID, "", time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "ended %d session(s) of %s and revoked their refresh tokens\n", n, u.Email)
-	default:
-		sid := *id
-		if sid == "" && fs.NArg() == 1 {
-			sid = fs.Arg(0)
-		}
-		if sid == "" {
-			return errors.New("give --id SESSION, or --user EMAIL --all")
-		}
-		if err := a.store.EndBrowserSession(ctx, sid, time.Now()); errors.Is(err, models.ErrNotFound) {
-			return fmt.Errorf("no active session %q", sid)
-		} else if err != nil {
-			return err
-		}
-		fmt.Fprintf(c.stdout, "ended session %s and revoked its refresh tokens\n", sid)
-	}
-	return nil
+		return nil
+	})
 }

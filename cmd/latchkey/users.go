@@ -294,31 +294,25 @@ func usersList(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("users list")
 	pool := fs.String("pool", "", "only this pool (default: every pool)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	list, err := a.store.ListUsers(ctx, *pool)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		out := make([]userJSON, 0, len(list))
-		for i := range list {
-			out = append(out, toUserJSON(&list[i]))
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		list, err := a.store.ListUsers(ctx, *pool)
+		if err != nil {
+			return err
 		}
-		return writeJSON(c, out)
-	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tPOOL\tEMAIL\tROLES\tCREATED")
-	for _, u := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Pool, u.Email, strings.Join(u.Roles, ","), u.CreatedAt.UTC().Format(time.RFC3339))
-	}
-	return tw.Flush()
+		if *asJSON {
+			out := make([]userJSON, 0, len(list))
+			for i := range list {
+				out = append(out, toUserJSON(&list[i]))
+			}
+			return writeJSON(c, out)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPOOL\tEMAIL\tROLES\tCREATED")
+		for _, u := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.ID, u.Pool, u.Email, strings.Join(u.Roles, ","), u.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		return tw.Flush()
+	})
 }
 
 func usersDelete(ctx context.Context, c *cli, args []string) error {
@@ -326,34 +320,29 @@ func usersDelete(ctx context.Context, c *cli, args []string) error {
 	id := fs.String("id", "", "user id")
 	email := fs.String("email", "", "or the user's email")
 	pool := fs.String("pool", "", "the pool the email is in (default: default)")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-	uid := *id
-	if uid == "" && *email != "" {
-		u, err := a.store.UserByEmail(ctx, *pool, *email)
-		if errors.Is(err, models.ErrNotFound) {
-			return fmt.Errorf("no user with email %q", *email)
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		uid := *id
+		if uid == "" && *email != "" {
+			u, err := a.store.UserByEmail(ctx, *pool, *email)
+			if errors.Is(err, models.ErrNotFound) {
+				return fmt.Errorf("no user with email %q", *email)
+			} else if err != nil {
+				return err
+			}
+			uid = u.ID
+		}
+		if uid == "" {
+			var err error
+			if uid, err = idArg(fs, "", "user id"); err != nil {
+				return errors.New("give --id, --email or the user id as the one argument")
+			}
+		}
+		if err := a.store.DeleteUser(ctx, uid); errors.Is(err, models.ErrNotFound) {
+			return fmt.Errorf("no user with id %q", uid)
 		} else if err != nil {
 			return err
 		}
-		uid = u.ID
-	}
-	if uid == "" {
-		if uid, err = idArg(fs, "", "user id"); err != nil {
-			return errors.New("give --id, --email or the user id as the one argument")
-		}
-	}
-	if err := a.store.DeleteUser(ctx, uid); errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("no user with id %q", uid)
-	} else if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "deleted user %s\n", uid)
-	return nil
+		fmt.Fprintf(c.stdout, "deleted user %s\n", uid)
+		return nil
+	})
 }
