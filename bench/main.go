@@ -39,6 +39,7 @@ type options struct {
 	pgURL          string
 	cleanupTimeout time.Duration
 	keep           bool
+	profileDir     string
 }
 
 func main() {
@@ -78,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pgURL, "pg-url", defaultPGURL(), "PostgreSQL server to create the bench database on (-db postgres)")
 	fs.DurationVar(&o.cleanupTimeout, "cleanup-timeout", 3*time.Minute, "with -seed: longest to wait for cleanup to delete the expired rows")
 	fs.BoolVar(&o.keep, "keep-logs", false, "print the server log path and keep the temp directory")
+	fs.StringVar(&o.profileDir, "profile", "", "write a server CPU profile per measured row into this directory (<scenario>-c<N>.pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench -db sqlite|postgres -duration 15s -c 16,64 [-scenarios a,b,...] [-seed N] [-out docs/PERFORMANCE.md]")
 		fmt.Fprintln(stderr, "\nscenarios: "+strings.Join(scenarioNames(), ", ")+"\n")
@@ -203,6 +205,18 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 		"LATCHKEY_ISSUER":           base,
 		"LATCHKEY_CLEANUP_INTERVAL": "0", // scenarios run on a stable table; cleanup is measured on its own
 	}
+	debugBase := ""
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("-profile: %w", err)
+		}
+		dport, err := freePort()
+		if err != nil {
+			return err
+		}
+		vars["LATCHKEY_DEBUG_ADDR"] = "127.0.0.1:" + strconv.Itoa(dport)
+		debugBase = "http://" + vars["LATCHKEY_DEBUG_ADDR"]
+	}
 	env := serverEnv(vars)
 
 	logf("migrating and provisioning through the CLI (%s)", o.db)
@@ -267,7 +281,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 				return err
 			}
 			logf("%s c=%d", name, c)
-			r := runScenario(ctx, sc, t, c, o, srv, db, ceil.URL)
+			r := runScenario(ctx, sc, t, c, o, srv, db, ceil.URL, debugBase)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -404,7 +418,7 @@ type row struct {
 
 // runScenario measures one scenario at one concurrency. Failures to prepare are reported in the row, not
 // returned, so one broken endpoint does not hide the others.
-func runScenario(ctx context.Context, sc *scenario, t *target, c int, o options, srv *serverProc, db *benchDB, ceilingURL string) row {
+func runScenario(ctx context.Context, sc *scenario, t *target, c int, o options, srv *serverProc, db *benchDB, ceilingURL, debugBase string) row {
 	r := row{scenario: sc.name, c: c, cpuPer1k: -1, pctCeiling: -1, dbCPUPer1k: -1}
 	base := t.base
 	if !sc.server {
@@ -456,7 +470,18 @@ func runScenario(ctx context.Context, sc *scenario, t *target, c int, o options,
 		r.startRSS, _ = srv.status("VmRSS")
 		logOff = srv.logSize()
 	}
+	var profileDone chan error
+	if sc.server && debugBase != "" {
+		profileDone = make(chan error, 1)
+		path := filepath.Join(o.profileDir, fmt.Sprintf("%s-c%d.pprof", sc.name, c))
+		go func() { profileDone <- fetchProfile(ctx, debugBase, o.duration, path) }()
+	}
 	res := runPhase(ctx, workers, time.Now().Add(o.duration), nil, true)
+	if profileDone != nil {
+		if err := <-profileDone; err != nil {
+			fmt.Fprintf(os.Stderr, "bench: profile of %s c=%d: %v\n", sc.name, c, err)
+		}
+	}
 	r.ops, r.lat, r.errs = res.ops, res.lat, res.errs
 	r.rps = float64(res.ops) / res.elapsed.Seconds()
 	snap1 := takeCPUSnapshot(ctx, srv, db)
@@ -569,4 +594,30 @@ func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, 
 	r.logWarn, r.logErr, r.firstLogErr = srv.logLevels(logOff)
 	cr.load = r
 	return cr, nil
+}
+
+// fetchProfile asks the server's debug listener for a CPU profile covering d and writes it to path.
+func fetchProfile(ctx context.Context, debugBase string, d time.Duration, path string) error {
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", debugBase, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("debug listener answered %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 
 	"github.com/gorilla/mux"
 
@@ -26,10 +27,13 @@ func (h *Discovery) Mount(r *mux.Router) {
 
 // staticJSON serves fixed bytes to any origin.
 func staticJSON(body []byte, cacheControl string) http.Handler {
+	length := strconv.Itoa(len(body))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		allowAnyOrigin(w)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", cacheControl)
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", cacheControl)
+		h.Set("Content-Length", length) // one write, no chunked encoding
 		_, _ = w.Write(body)
 	})
 }

@@ -8,19 +8,33 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 type ctxKey int
 
-const loggerKey ctxKey = iota
+const requestKey ctxKey = iota
+
+// requestInfo is what withRequestContext attaches to a request. The logger carrying the request id is built on
+// first use: most requests never log beyond the access line, and slog's With encodes its attributes eagerly.
+type requestInfo struct {
+	id     string
+	base   *slog.Logger
+	logger *slog.Logger
+}
 
 // Logger returns the request-scoped logger (carrying the request id), or the default logger.
 func Logger(ctx context.Context) *slog.Logger {
-	if l, ok := ctx.Value(loggerKey).(*slog.Logger); ok {
-		return l
+	info, ok := ctx.Value(requestKey).(*requestInfo)
+	if !ok {
+		return slog.Default()
 	}
-	return slog.Default()
+	if info.logger == nil {
+		info.logger = info.base.With("request_id", info.id)
+	}
+	return info.logger
 }
 
 // statusRecorder remembers the status code for the access log.
@@ -53,11 +67,10 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func withRequestContext(base *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := newRequestID()
-		w.Header().Set("X-Request-Id", id)
-		logger := base.With("request_id", id)
+		info := &requestInfo{id: newRequestID(), base: base}
+		w.Header()["X-Request-Id"] = []string{info.id}
 		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), loggerKey, logger)))
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey, info)))
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
@@ -65,7 +78,11 @@ func withRequestContext(base *slog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			level = slog.LevelError
 		}
-		logger.LogAttrs(r.Context(), level, "http request",
+		if !base.Enabled(r.Context(), level) {
+			return
+		}
+		base.LogAttrs(r.Context(), level, "http request",
+			slog.String("request_id", info.id),
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
 			slog.Int("status", rec.status),
@@ -76,10 +93,19 @@ func withRequestContext(base *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// requestIDPrefix makes ids unique across processes; the counter makes them unique within one. Request ids only
+// correlate log lines, so they need not be unpredictable, and a counter costs no system call per request.
+var (
+	requestIDPrefix = func() string {
+		b := make([]byte, 9)
+		_, _ = rand.Read(b)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}()
+	requestIDCounter atomic.Uint64
+)
+
 func newRequestID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
+	return requestIDPrefix + "-" + strconv.FormatUint(requestIDCounter.Add(1), 36)
 }
 
 // recoverPanics turns a panic into a logged 500 so one bad request never takes the process down.

@@ -97,7 +97,7 @@ func TestBinary(t *testing.T) {
 
 	for _, db := range databases() {
 		t.Run(db.name, func(t *testing.T) {
-			addr := freePort(t)
+			addr, debugAddr := freePort(t), freePort(t)
 			issuer := "http://" + addr
 			const systemSecret = "binary-test-system-secret-0123456789-abcdef"
 			settings := map[string]string{
@@ -108,6 +108,7 @@ func TestBinary(t *testing.T) {
 				"LATCHKEY_LOG_LEVEL":        "info",
 				"LATCHKEY_LOG_FORMAT":       "json",
 				"LATCHKEY_CLEANUP_INTERVAL": "0",
+				"LATCHKEY_DEBUG_ADDR":       debugAddr,
 			}
 
 			create := func(args ...string) createdClient {
@@ -159,6 +160,21 @@ func TestBinary(t *testing.T) {
 				}
 				if time.Now().After(deadline) {
 					t.Fatalf("latchkey serve not ready after 30s\nstderr:\n%s", stderr.String())
+				}
+			}
+
+			// Profiles are served on the debug listener only, never on the public one.
+			for _, probe := range []struct {
+				url  string
+				want int
+			}{{"http://" + debugAddr + "/debug/pprof/", http.StatusOK}, {issuer + "/debug/pprof/", http.StatusNotFound}} {
+				resp, err := http.Get(probe.url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != probe.want {
+					t.Errorf("GET %s: %d, want %d", probe.url, resp.StatusCode, probe.want)
 				}
 			}
 

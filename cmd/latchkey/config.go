@@ -46,6 +46,7 @@ type Config struct {
 	APITokenHeader    string
 	PasswordMinLength int
 	PasswordBlocklist string
+	DebugAddr         string
 
 	// secretGenerated is set when the SQLite default generated (or read) the secret file.
 	secretFile string
@@ -115,6 +116,8 @@ var settings = []setting{
 		intSetter(func(c *Config) *int { return &c.PasswordMinLength })},
 	{"password-blocklist", "LATCHKEY_PASSWORD_BLOCKLIST", "", "file of refused passwords, one per line (default: a built-in list of common ones)",
 		func(c *Config, v string) error { c.PasswordBlocklist = v; return nil }},
+	{"debug-addr", "LATCHKEY_DEBUG_ADDR", "", "loopback host:port serving Go's pprof profiles for operators (empty = off)",
+		func(c *Config, v string) error { c.DebugAddr = v; return nil }},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -264,6 +267,13 @@ func (c *Config) validate() []string {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("LATCHKEY_LOG_FORMAT", "must be json or text")
+	}
+	if c.DebugAddr != "" {
+		// Profiles expose memory contents and cost CPU: only an operator on the machine (or through a tunnel)
+		// may reach them, never the public listener.
+		if host, _, err := net.SplitHostPort(c.DebugAddr); err != nil || !isLoopbackHost(host) {
+			add("LATCHKEY_DEBUG_ADDR", "must be a loopback host:port such as 127.0.0.1:6060, got %q", c.DebugAddr)
+		}
 	}
 	if c.MaxBodyBytes < 1024 {
 		add("LATCHKEY_MAX_BODY_BYTES", "must be at least 1024")

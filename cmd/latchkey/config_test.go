@@ -66,6 +66,9 @@ func TestBadConfigurationIsOneLineNamingTheSetting(t *testing.T) {
 		{"bad signing alg", []string{"LATCHKEY_SIGNING_ALG", "HS256"}, []string{"LATCHKEY_SIGNING_ALG"}},
 		{"bad auto migrate", []string{"LATCHKEY_AUTO_MIGRATE", "maybe"}, []string{"LATCHKEY_AUTO_MIGRATE"}},
 		{"tiny body limit", []string{"LATCHKEY_MAX_BODY_BYTES", "10"}, []string{"LATCHKEY_MAX_BODY_BYTES"}},
+		{"debug listener on every interface", []string{"LATCHKEY_DEBUG_ADDR", ":6060"}, []string{"LATCHKEY_DEBUG_ADDR", "loopback"}},
+		{"debug listener on a public address", []string{"LATCHKEY_DEBUG_ADDR", "192.0.2.10:6060"}, []string{"LATCHKEY_DEBUG_ADDR"}},
+		{"debug listener without a port", []string{"LATCHKEY_DEBUG_ADDR", "127.0.0.1"}, []string{"LATCHKEY_DEBUG_ADDR"}},
 		{"body limit not a number", []string{"LATCHKEY_MAX_BODY_BYTES", "64k"}, []string{"LATCHKEY_MAX_BODY_BYTES"}},
 		{"several bad settings at once", []string{
 			"LATCHKEY_ISSUER", "http://auth.example.com/", "LATCHKEY_ADDR", "nope", "LATCHKEY_DATABASE_URL", "mysql://x",

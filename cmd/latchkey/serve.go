@@ -42,6 +42,17 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", a.cfg.Addr, err)
 	}
+	if a.cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", a.cfg.DebugAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on %s (LATCHKEY_DEBUG_ADDR): %w", a.cfg.DebugAddr, err)
+		}
+		dbg := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = dbg.Serve(dln) }()
+		defer dbg.Close()
+		a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
+	}
 	return a.serve(ctx, ln)
 }
 
