@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -14,14 +15,20 @@ import (
 // Introspect serves RFC 7662 token introspection. The caller authenticates as a client (HTTP Basic) or with a
 // bearer access token; fosite enforces that.
 type Introspect struct {
-	OAuth fosite.OAuth2Provider
+	OAuth   fosite.OAuth2Provider
+	Clients ClientCache
 }
 
 func (h *Introspect) Mount(r *mux.Router) { r.Handle(provider.PathIntrospect, h) }
 
 func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ir, err := h.OAuth.NewIntrospectionRequest(ctx, r, provider.NewSession())
+	var ir fosite.IntrospectionResponder
+	err := withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+		var err error
+		ir, err = h.OAuth.NewIntrospectionRequest(ctx, r, provider.NewSession())
+		return err
+	})
 	if err != nil {
 		if !errorIsInactive(err) {
 			noteOAuthError(ctx, w, "introspect", err)

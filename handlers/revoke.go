@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -11,8 +12,9 @@ import (
 
 // Revoke serves RFC 7009 token revocation. Revoking a refresh token also revokes the access tokens of its grant.
 type Revoke struct {
-	OAuth fosite.OAuth2Provider
-	CORS  *CORS
+	OAuth   fosite.OAuth2Provider
+	CORS    *CORS
+	Clients ClientCache
 }
 
 func (h *Revoke) Mount(r *mux.Router) { r.Handle(provider.PathRevoke, h.CORS.Wrap(h)) }
@@ -21,7 +23,9 @@ func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := checkRevocationRequest(r)
 	if err == nil {
-		err = h.OAuth.NewRevocationRequest(ctx, r)
+		err = withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+			return h.OAuth.NewRevocationRequest(ctx, r)
+		})
 	}
 	if err != nil {
 		noteOAuthError(ctx, w, "revoke", err)

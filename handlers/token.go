@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"slices"
 
@@ -15,6 +16,7 @@ type Token struct {
 	OAuth      fosite.OAuth2Provider
 	GrantTypes []string // the grants the provider composed; anything else is unsupported_grant_type
 	CORS       *CORS
+	Clients    ClientCache
 }
 
 func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.Wrap(h)) }
@@ -27,31 +29,36 @@ var singleValued = []string{
 
 func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	session := provider.NewSession()
 	if err := h.prepareForm(r); err != nil {
 		noteOAuthError(ctx, w, "token", err)
 		h.OAuth.WriteAccessError(ctx, w, nil, err)
 		return
 	}
-	ar, err := h.OAuth.NewAccessRequest(ctx, r, session)
-	if err != nil {
-		noteOAuthError(ctx, w, "token", err)
-		h.OAuth.WriteAccessError(ctx, w, ar, err)
-		return
-	}
-	if ar.GetGrantTypes().ExactOne("client_credentials") {
-		// The client acts on its own behalf: it is the subject (RFC 9068 §2.2), and fosite has already checked
-		// every requested scope and audience against the client's registration.
-		session.Subject = ar.GetClient().GetID()
-		session.ClientID = ar.GetClient().GetID()
-		for _, scope := range ar.GetRequestedScopes() {
-			ar.GrantScope(scope)
+	var (
+		ar   fosite.AccessRequester
+		resp fosite.AccessResponder
+	)
+	err := withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+		var err error
+		session := provider.NewSession()
+		if ar, err = h.OAuth.NewAccessRequest(ctx, r, session); err != nil {
+			return err
 		}
-		for _, aud := range ar.GetRequestedAudience() {
-			ar.GrantAudience(aud)
+		if ar.GetGrantTypes().ExactOne("client_credentials") {
+			// The client acts on its own behalf: it is the subject (RFC 9068 §2.2), and fosite has already checked
+			// every requested scope and audience against the client's registration.
+			session.Subject = ar.GetClient().GetID()
+			session.ClientID = ar.GetClient().GetID()
+			for _, scope := range ar.GetRequestedScopes() {
+				ar.GrantScope(scope)
+			}
+			for _, aud := range ar.GetRequestedAudience() {
+				ar.GrantAudience(aud)
+			}
 		}
-	}
-	resp, err := h.OAuth.NewAccessResponse(ctx, ar)
+		resp, err = h.OAuth.NewAccessResponse(ctx, ar)
+		return err
+	})
 	if err != nil {
 		noteOAuthError(ctx, w, "token", err)
 		h.OAuth.WriteAccessError(ctx, w, ar, err)

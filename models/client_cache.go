@@ -9,9 +9,10 @@ import (
 	"gorm.io/gorm"
 )
 
-// clientCacheTTL bounds how long another node's change to a client's metadata (scopes, redirect URIs) can go
-// unseen when a stored token is loaded. Client authentication never uses this cache: GetClient always reads the
-// row, so a rotated secret stops working at once on every node.
+// clientCacheTTL bounds how long another node's change to a client's metadata (scopes, redirect URIs, token
+// format) can go unseen. Secrets are never trusted from the cache: authentication from it is confirmed by the
+// database in the same statement that uses it (ClientCheck), so a rotated secret stops working at once on every
+// node.
 const clientCacheTTL = 10 * time.Second
 
 const clientCacheMax = 10000
@@ -22,7 +23,7 @@ type cachedClient struct {
 }
 
 // clientCache holds clients for rebuilding stored requests (introspection, refresh), where every token lookup
-// would otherwise read its client row again.
+// would otherwise read its client row again, and for confirmed authentication (ClientCheck).
 type clientCache struct {
 	mu      sync.RWMutex
 	entries map[string]cachedClient
@@ -53,10 +54,12 @@ func (c *clientCache) forget(id string) {
 	c.mu.Unlock()
 }
 
-// storedRequestClient is the client of a stored token: from the cache when fresh, else read and cached. Inside a
-// transaction it always reads, so a transaction sees its own writes.
-func (s *Store) storedRequestClient(ctx context.Context, id string) (fosite.Client, error) {
-	if _, inTx := ctx.Value(txKey{s}).(*gorm.DB); !inTx {
+// storedRequestClient is the client of a stored token: from the cache when fresh (unless fresh is set), else read
+// and cached. Inside a transaction it always reads and never caches, so a transaction sees its own writes and
+// nothing uncommitted reaches other requests.
+func (s *Store) storedRequestClient(ctx context.Context, id string, fresh bool) (fosite.Client, error) {
+	_, inTx := ctx.Value(txKey{s}).(*gorm.DB)
+	if !inTx && !fresh {
 		if c, ok := s.clients.get(id, time.Now()); ok {
 			return c, nil
 		}
@@ -65,6 +68,8 @@ func (s *Store) storedRequestClient(ctx context.Context, id string) (fosite.Clie
 	if err != nil {
 		return nil, err
 	}
-	s.clients.put(c, time.Now())
+	if !inTx {
+		s.clients.put(c, time.Now())
+	}
 	return c, nil
 }

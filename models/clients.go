@@ -312,13 +312,13 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	return nil
 }
 
-// GetClient implements fosite.ClientManager; an unknown id is fosite.ErrNotFound.
+// GetClient implements fosite.ClientManager; an unknown id is fosite.ErrNotFound. It reads the row, unless the
+// request runs under WithClientCache and the cache holds the client (see ClientCheck).
 func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := s.ClientByID(ctx, id)
-	if err != nil {
-		return nil, err
+	if c, ok := s.cachedClientForAuth(ctx, id); ok {
+		return c, nil
 	}
-	return c, nil
+	return s.storedRequestClient(ctx, id, true)
 }
 
 // ClientByID returns a client; an unknown id is ErrNotFound.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -95,13 +94,13 @@ func storedForm(form url.Values) string {
 	return clean.Encode()
 }
 
-// newTokenRow builds the columns common to every token table.
-func newTokenRow(key string, req fosite.Requester, expiresAt time.Time) (map[string]any, error) {
+// newTokenRow builds the columns common to every token table, with their values in the same order.
+func newTokenRow(key string, req fosite.Requester, expiresAt time.Time) ([]string, []any, error) {
 	if req == nil {
-		return nil, errors.New("nil requester")
+		return nil, nil, errors.New("nil requester")
 	}
 	if req.GetClient() == nil {
-		return nil, errors.New("requester has no client")
+		return nil, nil, errors.New("requester has no client")
 	}
 	sess := req.GetSession()
 	sessJSON := []byte("{}")
@@ -109,7 +108,7 @@ func newTokenRow(key string, req fosite.Requester, expiresAt time.Time) (map[str
 	if sess != nil {
 		var err error
 		if sessJSON, err = json.Marshal(sess); err != nil {
-			return nil, fmt.Errorf("encode session: %w", err)
+			return nil, nil, fmt.Errorf("encode session: %w", err)
 		}
 		subject = sess.GetSubject()
 	}
@@ -117,21 +116,13 @@ func newTokenRow(key string, req fosite.Requester, expiresAt time.Time) (map[str
 	if requestedAt.IsZero() {
 		requestedAt = time.Now()
 	}
-	return map[string]any{
-		"signature":          key,
-		"request_id":         req.GetID(),
-		"requested_at":       dbTime(requestedAt),
-		"client_id":          req.GetClient().GetID(),
-		"subject":            subject,
-		"requested_scopes":   encodeList(req.GetRequestedScopes()),
-		"granted_scopes":     encodeList(req.GetGrantedScopes()),
-		"requested_audience": encodeList(req.GetRequestedAudience()),
-		"granted_audience":   encodeList(req.GetGrantedAudience()),
-		"form":               storedForm(req.GetRequestForm()),
-		"session":            string(sessJSON),
-		"active":             true,
-		"expires_at":         nullTime(expiresAt),
-	}, nil
+	cols := []string{"signature", "request_id", "requested_at", "client_id", "subject", "requested_scopes",
+		"granted_scopes", "requested_audience", "granted_audience", "form", "session", "active", "expires_at"}
+	args := []any{key, req.GetID(), dbTime(requestedAt), req.GetClient().GetID(), subject,
+		encodeList(req.GetRequestedScopes()), encodeList(req.GetGrantedScopes()),
+		encodeList(req.GetRequestedAudience()), encodeList(req.GetGrantedAudience()),
+		storedForm(req.GetRequestForm()), string(sessJSON), true, nullTime(expiresAt)}
+	return cols, args, nil
 }
 
 func sessionExpiry(req fosite.Requester, kind fosite.TokenType) time.Time {
@@ -144,40 +135,10 @@ func sessionExpiry(req fosite.Requester, kind fosite.TokenType) time.Time {
 // sidSession is a session that knows the browser session it was issued through.
 type sidSession interface{ GetSID() string }
 
-func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosite.Requester, kind fosite.TokenType, extra map[string]any) error {
-	row, err := newTokenRow(hashKey(rawKey), req, sessionExpiry(req, kind))
-	if err != nil {
-		return err
-	}
-	if slices.Contains(sidTables, table) {
-		if ss, ok := req.GetSession().(sidSession); ok && ss.GetSID() != "" {
-			row["sid"] = ss.GetSID()
-		}
-	}
-	for k, v := range extra {
-		row[k] = v
-	}
-	if err := s.conn(ctx).Table(table).Create(row).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-		return mapErr(err)
-	}
-	return nil
-}
-
-func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow, error) {
-	var row tokenRow
-	if err := s.conn(ctx).Table(table).Where("signature = ?", hashKey(rawKey)).Take(&row).Error; err != nil {
-		return nil, mapErr(err)
-	}
-	return &row, nil
-}
-
 // request rebuilds a fosite.Request from a row, decoding the stored session into session (a fresh default
 // session when nil). The client is loaded again, so a deleted client makes the token unusable.
 func (s *Store) request(ctx context.Context, row *tokenRow, session fosite.Session) (*fosite.Request, error) {
-	client, err := s.storedRequestClient(ctx, row.ClientID)
+	client, err := s.storedRequestClient(ctx, row.ClientID, false)
 	if err != nil {
 		return nil, err
 	}
@@ -489,18 +450,11 @@ func (s *Store) CreatePARSession(ctx context.Context, requestURI string, request
 		if err != nil {
 			return fmt.Errorf("encode authorize parameters: %w", err)
 		}
-		row, err := newTokenRow(hashKey(requestURI), request, expiresAt)
+		cols, args, err := newTokenRow(hashKey(requestURI), request, expiresAt)
 		if err != nil {
 			return err
 		}
-		row["authorize_params"] = string(paramsJSON)
-		if err := s.conn(ctx).Table(tablePAR).Create(row).Error; err != nil {
-			if errors.Is(err, gorm.ErrDuplicatedKey) {
-				return fmt.Errorf("%w: %w", ErrConflict, err)
-			}
-			return mapErr(err)
-		}
-		return nil
+		return s.insertRow(ctx, tablePAR, append(cols, "authorize_params"), append(args, string(paramsJSON)))
 	}()
 	if err != nil {
 		return fmt.Errorf("create par session: %w", err)

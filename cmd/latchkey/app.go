@@ -120,9 +120,9 @@ func (a *app) handler() http.Handler {
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
 		&handlers.JWKS{Keys: a.keys},
-		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors},
-		&handlers.Introspect{OAuth: a.prov.OAuth2},
-		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors},
+		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
+		&handlers.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
+		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&handlers.PAR{OAuth: a.prov.OAuth2},
 		&handlers.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
 		&handlers.Browser{
