@@ -41,10 +41,16 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 	if batch <= 0 {
 		return 0, errors.New("delete expired: batch must be positive")
 	}
+	// On PostgreSQL every node cleans: SKIP LOCKED lets concurrent nodes take different rows instead of
+	// queueing behind each other's row locks.
+	lock := ""
+	if s.dialect == dialectPostgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
 	var total int64
 	for _, t := range expiringTables {
-		q := fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT ?)",
-			t.table, t.pk, t.expired)
+		q := fmt.Sprintf("DELETE FROM %[1]s WHERE %[2]s IN (SELECT %[2]s FROM %[1]s WHERE %[3]s LIMIT ?%[4]s)",
+			t.table, t.pk, t.expired, lock)
 		args := make([]any, 0, 3)
 		for i := range strings.Count(t.expired, "?") {
 			keep := t.keep

@@ -159,6 +159,7 @@ func (a *app) runCleanup(ctx context.Context) {
 func (a *app) cleanupOnce(ctx context.Context, now time.Time) int64 {
 	var total int64
 	for ctx.Err() == nil {
+		start := time.Now()
 		n, err := a.store.DeleteExpired(ctx, now, a.cfg.CleanupBatch)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -169,6 +170,12 @@ func (a *app) cleanupOnce(ctx context.Context, now time.Time) int64 {
 		total += n
 		if n < int64(a.cfg.CleanupBatch) {
 			break
+		}
+		// Rest as long as the batch took: a backlog then drains using at most half of this node's database
+		// time, and requests in between keep their latency (SQLite's single connection most of all).
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Since(start)):
 		}
 	}
 	if total > 0 {
