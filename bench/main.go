@@ -40,6 +40,7 @@ type options struct {
 	cleanupTimeout time.Duration
 	keep           bool
 	profileDir     string
+	signingAlg     string
 }
 
 func main() {
@@ -79,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.pgURL, "pg-url", defaultPGURL(), "PostgreSQL server to create the bench database on (-db postgres)")
 	fs.DurationVar(&o.cleanupTimeout, "cleanup-timeout", 3*time.Minute, "with -seed: longest to wait for cleanup to delete the expired rows")
 	fs.BoolVar(&o.keep, "keep-logs", false, "print the server log path and keep the temp directory")
+	fs.StringVar(&o.signingAlg, "signing-alg", "RS256", "LATCHKEY_SIGNING_ALG of the server: RS256 or ES256 (JWT access tokens and ID tokens)")
 	fs.StringVar(&o.profileDir, "profile", "", "write a server CPU profile per measured row into this directory (<scenario>-c<N>.pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench -db sqlite|postgres -duration 15s -c 16,64 [-scenarios a,b,...] [-seed N] [-out docs/PERFORMANCE.md]")
@@ -127,6 +129,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.seed < 0 {
 		problems = append(problems, "-seed must not be negative")
+	}
+	if o.signingAlg != "RS256" && o.signingAlg != "ES256" {
+		problems = append(problems, "-signing-alg must be RS256 or ES256")
 	}
 	if len(problems) > 0 {
 		return o, errors.New(strings.Join(problems, "; "))
@@ -204,6 +209,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 		"LATCHKEY_ADDR":             "127.0.0.1:" + strconv.Itoa(port),
 		"LATCHKEY_ISSUER":           base,
 		"LATCHKEY_CLEANUP_INTERVAL": "0", // scenarios run on a stable table; cleanup is measured on its own
+		"LATCHKEY_SIGNING_ALG":      o.signingAlg,
 	}
 	debugBase := ""
 	if o.profileDir != "" {

@@ -83,10 +83,14 @@ type report struct {
 // sectionKey names this run's section of the output file: one per database, and a separate one per database
 // when seeded so the seeded figures sit next to the empty ones instead of replacing them.
 func (r *report) sectionKey() string {
+	key := r.opts.db
 	if r.opts.seed > 0 {
-		return r.opts.db + "-seeded"
+		key += "-seeded"
 	}
-	return r.opts.db
+	if r.opts.signingAlg != "" && r.opts.signingAlg != "RS256" {
+		key += "-" + strings.ToLower(r.opts.signingAlg)
+	}
+	return key
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -161,7 +165,7 @@ func (r *report) markdown() string {
 	if r.commit != "" {
 		srv += " at " + r.commit
 	}
-	fmt.Fprintf(&b, "- Server: %s; idle RSS right after start %.1f MiB. Argon2id for passwords: m=19456 KiB, t=2, p=1.\n", srv, mib(r.idleRSS))
+	fmt.Fprintf(&b, "- Server: %s; idle RSS right after start %.1f MiB. Argon2id for passwords: m=19456 KiB, t=2, p=1. JWTs signed with %s.\n", srv, mib(r.idleRSS), r.opts.signingAlg)
 	fmt.Fprintf(&b, "- Each row: %s warm-up, then %s measured with c closed-loop workers on keep-alive connections.", r.opts.warmup, r.opts.duration)
 	fmt.Fprintf(&b, " req/s counts successful iterations; latencies are of successful ones (exact percentiles of every sample).\n")
 	if r.opts.seed > 0 {

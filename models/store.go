@@ -12,9 +12,11 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
+	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for the read pool
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
@@ -54,6 +56,8 @@ var (
 const (
 	dialectSQLite   = "sqlite"
 	dialectPostgres = "postgres"
+
+	sqliteDriverName = "sqlite" // glebarez/go-sqlite, the driver gorm's SQLite dialector uses
 )
 
 // Options tunes Open.
@@ -69,8 +73,12 @@ type Options struct {
 
 // Store is the database. It is safe for concurrent use.
 type Store struct {
-	db         *gorm.DB
-	sqlDB      *sql.DB
+	db    *gorm.DB
+	sqlDB *sql.DB
+	// readDB serves the token and client lookups outside transactions. On SQLite it is a separate pool of
+	// read-only connections: WAL lets them read while the single writer writes, so introspection does not
+	// queue behind issuance. On PostgreSQL it is sqlDB.
+	readDB     *sql.DB
 	dialect    string
 	newSession func() fosite.Session
 	now        func() time.Time
@@ -84,6 +92,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		dialector gorm.Dialector
 		dialect   string
 		maxConns  = opts.MaxOpenConns
+		readDSN   string
 	)
 	switch {
 	case strings.HasPrefix(url, "sqlite://"):
@@ -94,6 +103,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		dialector, dialect = sqlite.Open(dsn), dialectSQLite
 		if maxConns == 0 {
 			maxConns = 1
+		}
+		if !strings.Contains(dsn, ":memory:") {
+			readDSN = dsn + "&_pragma=query_only(1)"
 		}
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		dialector, dialect = postgres.Open(url), dialectPostgres
@@ -126,7 +138,16 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if dialect == dialectPostgres {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
+	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
+	if readDSN != "" {
+		if s.readDB, err = sql.Open(sqliteDriverName, readDSN); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open sqlite read pool: %w", err)
+		}
+		n := max(2, runtime.NumCPU())
+		s.readDB.SetMaxOpenConns(n)
+		s.readDB.SetMaxIdleConns(n)
+	}
 	if s.newSession == nil {
 		s.newSession = func() fosite.Session { return new(openid.DefaultSession) }
 	}
@@ -165,7 +186,13 @@ func sqliteDSN(path string) (string, error) {
 }
 
 // Close closes the pool.
-func (s *Store) Close() error { return s.sqlDB.Close() }
+func (s *Store) Close() error {
+	var err error
+	if s.readDB != s.sqlDB {
+		err = s.readDB.Close()
+	}
+	return errors.Join(s.sqlDB.Close(), err)
+}
 
 // Ping checks the database is reachable.
 func (s *Store) Ping(ctx context.Context) error {

@@ -121,7 +121,7 @@ func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow,
 		args = append(args, check.id, check.secretHash)
 	}
 	var row tokenRow
-	err := s.pool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(row.scanTargets(table)...)
+	err := s.readPool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(row.scanTargets(table)...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if check != nil {
@@ -142,6 +142,14 @@ func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow,
 // pool is the transaction in ctx, or the connection pool.
 func (s *Store) pool(ctx context.Context) gorm.ConnPool {
 	return s.conn(ctx).Statement.ConnPool
+}
+
+// readPool is the transaction in ctx, or the read pool.
+func (s *Store) readPool(ctx context.Context) gorm.ConnPool {
+	if tx, ok := ctx.Value(txKey{s}).(*gorm.DB); ok {
+		return tx.Statement.ConnPool
+	}
+	return s.readDB
 }
 
 // translate maps a driver error to gorm's portable errors (duplicate key, foreign key), as gorm does for its own

@@ -187,3 +187,38 @@ func TestSessionIDTokenAccessors(t *testing.T) {
 		t.Error("GetSID of nil session")
 	}
 }
+
+// BenchmarkSessionJSON measures the session's trip through a token row: encoded on every issuance, decoded on
+// every lookup (introspection, refresh, userinfo).
+func BenchmarkSessionJSON(b *testing.B) {
+	exp := time.Now().Add(time.Hour).UTC()
+	service := &Session{Subject: "svc", ClientID: "svc", ExpiresAt: map[fosite.TokenType]time.Time{fosite.AccessToken: exp}}
+	user := &Session{Subject: "usr_0123456789", Username: "ada@example.com", ClientID: "app", Roles: []string{"admin", "editor"},
+		Extras: map[string]any{"plan": "pro", "tenant": "acme"}, Pool: "default", SID: "ses_0123456789", AuthTime: exp,
+		ExpiresAt: map[fosite.TokenType]time.Time{fosite.AccessToken: exp, fosite.RefreshToken: exp},
+		IDClaims:  &jwt.IDTokenClaims{Subject: "usr_0123456789", Nonce: "n-0S6_WzA2Mj", AuthTime: exp, Extra: map[string]any{"roles": []string{"admin"}}},
+		IDHeaders: &jwt.Headers{Extra: map[string]any{"kid": "abc"}}}
+	for name, s := range map[string]*Session{"client_credentials": service, "user": user} {
+		data, err := json.Marshal(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(name+"/encode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := json.Marshal(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/decode", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var out Session
+				if err := json.Unmarshal(data, &out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
