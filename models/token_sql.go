@@ -18,29 +18,19 @@ import (
 // gorm: gorm's reflection and clause building cost about as much CPU as the round trip itself. The SQL text is
 // fixed per table, so the PostgreSQL driver prepares each statement once per connection and reuses it.
 
-// tokenSelectColumns lists, per table, the columns findToken reads, in tokenRow.scanTargets order.
-func tokenSelectColumns(table string) string {
+// selectColumns is the column list findToken reads from table and, in the same order, where each lands in r.
+func (r *tokenRow) selectColumns(table string) (string, []any) {
 	cols := "signature, request_id, requested_at, client_id, subject, requested_scopes, granted_scopes, " +
 		"requested_audience, granted_audience, form, session, active, expires_at"
-	switch table {
-	case tableRefresh:
-		cols += ", access_token_signature"
-	case tablePAR:
-		cols += ", authorize_params"
-	}
-	return cols
-}
-
-func (r *tokenRow) scanTargets(table string) []any {
-	t := []any{&r.Signature, &r.RequestID, &r.RequestedAt, &r.ClientID, &r.Subject, &r.RequestedScopes,
+	targets := []any{&r.Signature, &r.RequestID, &r.RequestedAt, &r.ClientID, &r.Subject, &r.RequestedScopes,
 		&r.GrantedScopes, &r.RequestedAudience, &r.GrantedAudience, &r.Form, &r.Session, &r.Active, &r.ExpiresAt}
 	switch table {
 	case tableRefresh:
-		t = append(t, &r.AccessTokenSignature)
+		cols, targets = cols+", access_token_signature", append(targets, &r.AccessTokenSignature)
 	case tablePAR:
-		t = append(t, &r.AuthorizeParams)
+		cols, targets = cols+", authorize_params", append(targets, &r.AuthorizeParams)
 	}
-	return t
+	return cols, targets
 }
 
 // clientStillSame is the condition that confirms a cached client row in the statement that uses it.
@@ -110,7 +100,9 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 // findToken reads one token row by its raw key. If the request authenticated its client from the cache, the
 // lookup also confirms that client row; a miss then tells "no such token" from "the client changed".
 func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow, error) {
-	q := "SELECT " + tokenSelectColumns(table) + " FROM " + table + " WHERE signature = ?"
+	var row tokenRow
+	cols, targets := row.selectColumns(table)
+	q := "SELECT " + cols + " FROM " + table + " WHERE signature = ?"
 	args := []any{hashKey(rawKey)}
 	check := s.unsettledCheck(ctx)
 	if check != nil && check.stale {
@@ -120,8 +112,7 @@ func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow,
 		q += " AND" + clientStillSame
 		args = append(args, check.id, check.secretHash)
 	}
-	var row tokenRow
-	err := s.readPool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(row.scanTargets(table)...)
+	err := s.readPool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(targets...)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if check != nil {
