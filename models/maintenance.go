@@ -36,7 +36,8 @@ var expiringTables = []struct {
 // an expiry never expire; signing keys go when their not_after has passed; browser sessions go 7 days
 // after they ended or expired; sign-in throttle rows go 24 hours after their last failure, once their
 // block has passed). Each delete is one bounded statement, so it holds locks briefly. It
-// returns the total deleted; the caller loops while that is >= batch.
+// returns the total deleted; the caller loops while that is >= batch. It runs on the store's maintenance
+// connection, never in the caller's transaction.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error) {
 	if batch <= 0 {
 		return 0, errors.New("delete expired: batch must be positive")
@@ -52,11 +53,15 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 			}
 			args = append(args, dbTime(before.Add(-keep)))
 		}
-		res := s.conn(ctx).Exec(q, append(args, batch)...)
-		if res.Error != nil {
-			return total, fmt.Errorf("delete expired %s: %w", t.table, mapErr(res.Error))
+		res, err := s.maintDB.ExecContext(ctx, s.bind(q), append(args, batch)...)
+		if err != nil {
+			return total, fmt.Errorf("delete expired %s: %w", t.table, mapErr(s.translate(err)))
 		}
-		total += res.RowsAffected
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("delete expired %s: %w", t.table, err)
+		}
+		total += n
 	}
 	return total, nil
 }

@@ -19,6 +19,7 @@ import (
 	_ "github.com/glebarez/go-sqlite" // database/sql driver "sqlite", for the read pool
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers postgresDriverName (gorm's dialector imports it too)
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
@@ -57,7 +58,8 @@ const (
 	dialectSQLite   = "sqlite"
 	dialectPostgres = "postgres"
 
-	sqliteDriverName = "sqlite" // glebarez/go-sqlite, the driver gorm's SQLite dialector uses
+	sqliteDriverName   = "sqlite" // glebarez/go-sqlite, the driver gorm's SQLite dialector uses
+	postgresDriverName = "pgx"    // jackc/pgx's database/sql driver, which gorm's PostgreSQL dialector uses
 )
 
 // Options tunes Open.
@@ -78,7 +80,11 @@ type Store struct {
 	// readDB serves the token and client lookups outside transactions. On SQLite it is a separate pool of
 	// read-only connections: WAL lets them read while the single writer writes, so introspection does not
 	// queue behind issuance. On PostgreSQL it is sqlDB.
-	readDB     *sql.DB
+	readDB *sql.DB
+	// maintDB runs expired-row cleanup. On PostgreSQL it is one connection of its own: in the shared pool each
+	// cleanup statement queued behind every waiting request, which under load cut cleanup to a fraction of what
+	// the database can delete. On SQLite it is sqlDB, whose single connection is the only writer.
+	maintDB    *sql.DB
 	dialect    string
 	newSession func() fosite.Session
 	now        func() time.Time
@@ -138,7 +144,17 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if dialect == dialectPostgres {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
+	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
+	if dialect == dialectPostgres {
+		// sql.Open only parses the URL; the connection is made on first use, so an idle node holds none.
+		if s.maintDB, err = sql.Open(postgresDriverName, url); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open postgres maintenance connection: %w", err)
+		}
+		s.maintDB.SetMaxOpenConns(1)
+		s.maintDB.SetMaxIdleConns(1)
+		s.maintDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
 	if readDSN != "" {
 		if s.readDB, err = sql.Open(sqliteDriverName, readDSN); err != nil {
 			_ = sqlDB.Close()
@@ -188,8 +204,10 @@ func sqliteDSN(path string) (string, error) {
 // Close closes the pool.
 func (s *Store) Close() error {
 	var err error
-	if s.readDB != s.sqlDB {
-		err = s.readDB.Close()
+	for _, extra := range []*sql.DB{s.readDB, s.maintDB} {
+		if extra != s.sqlDB {
+			err = errors.Join(err, extra.Close())
+		}
 	}
 	return errors.Join(s.sqlDB.Close(), err)
 }
