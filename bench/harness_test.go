@@ -177,6 +177,16 @@ func TestReplaceSectionKeepsTheOtherDatabase(t *testing.T) {
 	}
 }
 
+// A marker quoted in prose is not a section: replacing must leave that prose and everything after it.
+func TestReplaceSectionIgnoresQuotedMarkers(t *testing.T) {
+	doc := "intro: a run writes `<!-- bench:sqlite -->` sections.\n\nnotes\n\n<!-- bench:sqlite -->\nold\n<!-- /bench:sqlite -->\n\ntail\n"
+	got := replaceSection(doc, "sqlite", "new")
+	want := "intro: a run writes `<!-- bench:sqlite -->` sections.\n\nnotes\n\n<!-- bench:sqlite -->\nnew\n<!-- /bench:sqlite -->\n\ntail\n"
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 func TestErrorCountsClassify(t *testing.T) {
 	var e errorCounts
 	e.add(&statusError{code: 500, body: "boom"})

@@ -343,9 +343,8 @@ func sectionMarkers(key string) (begin, end string) {
 func replaceSection(doc, key, body string) string {
 	begin, end := sectionMarkers(key)
 	section := begin + "\n" + strings.TrimRight(body, "\n") + "\n" + end
-	i := strings.Index(doc, begin)
-	if i >= 0 {
-		if j := strings.Index(doc[i:], end); j >= 0 {
+	if i := lineIndex(doc, begin); i >= 0 {
+		if j := lineIndex(doc[i:], end); j >= 0 {
 			return doc[:i] + section + doc[i+j+len(end):]
 		}
 	}
@@ -356,6 +355,24 @@ func replaceSection(doc, key, body string) string {
 		doc += "\n"
 	}
 	return doc + section + "\n"
+}
+
+// lineIndex is the index of the first occurrence of marker that is a whole line of doc, or -1. Prose that quotes
+// a marker (the document explains them) must not be taken for one: that replaced everything from the quote on.
+func lineIndex(doc, marker string) int {
+	for off := 0; ; {
+		i := strings.Index(doc[off:], marker)
+		if i < 0 {
+			return -1
+		}
+		i += off
+		startOK := i == 0 || doc[i-1] == '\n'
+		after := i + len(marker)
+		if startOK && (after == len(doc) || doc[after] == '\n') {
+			return i
+		}
+		off = after
+	}
 }
 
 func writeSection(path, key, body string) error {

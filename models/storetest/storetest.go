@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		{"transaction rollback leaves nothing", testTxRollback},
 		{"transaction nested begin is refused", testTxNested},
 		{"transaction failed step inside a caller's transaction changes nothing", testTxSavepoint},
+		{"the same token statements inside and outside transactions", testTokenStatementsAcrossTx},
 		{"clients create, get, list, update secret", testClientsCRUD},
 		{"clients duplicate id is ErrConflict", testClientDuplicate},
 		{"clients unknown id is not found", testClientNotFound},
@@ -730,6 +731,41 @@ func testTxRollback(t *testing.T, s *models.Store) {
 	must(t, "refresh token active again after rollback", err)
 	_, err = s.UserByEmail(ctx, "", "tx@example.com")
 	wantNotFound(t, "user after rollback", err)
+}
+
+// testTokenStatementsAcrossTx runs the token insert and lookup outside a transaction, then inside ones that roll
+// back and commit, then outside again: the statements prepared on the pool must serve the transactions (and be
+// undone with them) without waiting for a connection the transaction holds, and duplicates stay conflicts.
+func testTokenStatementsAcrossTx(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	client := mustClient(t, s, "app")
+	req := func(id string) fosite.Requester { return newRequest(client, id, "usr_alice", baseTime.Add(time.Hour)) }
+	get := func(ctx context.Context, sig string) error {
+		_, err := s.GetAccessTokenSession(ctx, sig, new(openid.DefaultSession))
+		return err
+	}
+	must(t, "create a0", s.CreateAccessTokenSession(ctx, "a0", req("g0")))
+	must(t, "get a0", get(ctx, "a0"))
+
+	txCtx, err := s.BeginTX(ctx)
+	must(t, "begin", err)
+	must(t, "create a1 in tx", s.CreateAccessTokenSession(txCtx, "a1", req("g1")))
+	must(t, "get a1 in tx", get(txCtx, "a1"))
+	must(t, "get a0 in tx", get(txCtx, "a0"))
+	must(t, "rollback", s.Rollback(txCtx))
+
+	txCtx, err = s.BeginTX(ctx)
+	must(t, "begin", err)
+	must(t, "create a2 in tx", s.CreateAccessTokenSession(txCtx, "a2", req("g2")))
+	must(t, "commit", s.Commit(txCtx))
+
+	wantNotFound(t, "a1 after rollback", get(ctx, "a1"))
+	must(t, "get a2 after commit", get(ctx, "a2"))
+	if err := s.CreateAccessTokenSession(ctx, "a2", req("g2")); !errors.Is(err, models.ErrConflict) {
+		t.Errorf("duplicate access token: %v, want models.ErrConflict", err)
+	}
+	must(t, "create a3", s.CreateAccessTokenSession(ctx, "a3", req("g3")))
+	must(t, "get a3", get(ctx, "a3"))
 }
 
 func testTxNested(t *testing.T, s *models.Store) {
