@@ -141,11 +141,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	sqlDB.SetMaxOpenConns(maxConns)
 	sqlDB.SetMaxIdleConns(maxConns)
-	if dialect == dialectPostgres {
-		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	}
 	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
 	if dialect == dialectPostgres {
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 		// sql.Open only parses the URL; the connection is made on first use, so an idle node holds none.
 		if s.maintDB, err = sql.Open(postgresDriverName, url); err != nil {
 			_ = sqlDB.Close()
@@ -168,7 +166,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.newSession = func() fosite.Session { return new(openid.DefaultSession) }
 	}
 	if err := s.Ping(ctx); err != nil {
-		_ = sqlDB.Close()
+		_ = s.Close() // every pool Open made, not only the main one
 		return nil, err
 	}
 	return s, nil
