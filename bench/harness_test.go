@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,5 +230,63 @@ func TestParseMachineBusy(t *testing.T) {
 	}
 	if _, err := parseMachineBusy([]byte("intr 1 2 3\n")); err == nil {
 		t.Error("parsed a file without the cpu line")
+	}
+}
+
+// The cleanup measurement on PostgreSQL reads rows left from the table's deleted-row counter instead of COUNT(*);
+// this checks the counter sees deletes made on another connection, as the server's cleanup is.
+func TestDeletedAccessRowsSeesDeletesFromAnotherConnection(t *testing.T) {
+	pgURL := os.Getenv("LATCHKEY_TEST_POSTGRES_URL")
+	if pgURL == "" {
+		t.Skip("LATCHKEY_TEST_POSTGRES_URL is not set; skipping the PostgreSQL deleted-row counter test")
+	}
+	ctx := t.Context()
+	db, err := createDB(ctx, "postgres", t.TempDir(), pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	writer, err := sql.Open("pgx", db.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	writer.SetMaxOpenConns(1) // one backend, whose counts the polls below nudge out
+	for _, stmt := range []string{
+		"CREATE TABLE oauth2_access (signature text PRIMARY KEY, expires_at timestamptz)",
+		"INSERT INTO oauth2_access SELECT g::text, now() - interval '1 hour' FROM generate_series(1, 10) AS g",
+	} {
+		if _, err := writer.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := db.deletedAccessRows(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.ExecContext(ctx, "DELETE FROM oauth2_access WHERE signature IN ('1', '2', '3', '4')"); err != nil {
+		t.Fatal(err)
+	}
+	// A backend publishes its counts when a transaction ends at least a second after its last report (an idle
+	// one within 10 s): poll, ending a transaction on the writer each time, until they arrive.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		after, err := db.deletedAccessRows(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := after - before; got == 4 {
+			return
+		} else if got > 4 || time.Now().After(deadline) {
+			t.Fatalf("deleted-row counter moved by %d, want 4", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if _, err := writer.ExecContext(ctx, "SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

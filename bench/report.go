@@ -224,12 +224,12 @@ func (cr *cleanupResult) markdown(rows []row) string {
 	if cr.elapsed > 0 {
 		avg = float64(deleted) / cr.elapsed.Seconds()
 	}
-	b.WriteString("**Cleanup** (server restarted with `LATCHKEY_CLEANUP_INTERVAL=1s`, default batch; expired rows counted every second):\n\n")
+	fmt.Fprintf(&b, "**Cleanup** (server restarted with `LATCHKEY_CLEANUP_INTERVAL=1s`, default batch; %s):\n\n", cr.progress)
 	fmt.Fprintf(&b, "- %s expired access-token rows at start; %s deleted in %s", groupThousands(cr.initial), groupThousands(deleted), cr.elapsed.Round(100*time.Millisecond))
 	if cr.timedOut {
 		fmt.Fprintf(&b, " (stopped waiting: %s still expired)", groupThousands(cr.remaining))
 	}
-	fmt.Fprintf(&b, ": %s rows/s on average from server start (including the first 1 s tick), fastest one-second fall %s rows/s.\n",
+	fmt.Fprintf(&b, ": %s rows/s on average from server start (including the first 1 s tick), fastest 5 s window %s rows/s.\n",
 		fmtRate(avg), fmtRate(cr.maxRate))
 	l := cr.load
 	fmt.Fprintf(&b, "- client_credentials at c=%d meanwhile: %s req/s, p50 %s ms, p90 %s ms, p99 %s ms, %d errors, peak RSS %.1f MiB",
