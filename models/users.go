@@ -457,6 +457,10 @@ var b64 = base64.RawStdEncoding
 // concurrent sign-ins took the server to 1.9 GiB. Waiting callers queue; throughput is unchanged.
 var passwordSlots = make(chan struct{}, max(2, runtime.NumCPU()))
 
+// PasswordHashingBytes is the most memory the password hashes in flight hold at once (every slot busy hashing
+// with the default parameters).
+func PasswordHashingBytes() int64 { return int64(cap(passwordSlots)) * argonMemory * 1024 }
+
 func boundedIDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
 	passwordSlots <- struct{}{}
 	defer func() { <-passwordSlots }()

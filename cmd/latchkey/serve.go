@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/latchkey/latchkey/models"
 )
 
 // newFlagSet returns a flag set carrying every configuration flag.
@@ -53,6 +55,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		defer dbg.Close()
 		a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
 	}
+	percent, limit := gcSettings(c.env, models.PasswordHashingBytes())
+	applyGCSettings(percent, limit)
+	a.logger.Debug("garbage collector", "gogc_percent", percent, "memory_limit_bytes", limit)
 	return a.serve(ctx, ln)
 }
 
