@@ -235,7 +235,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 	}
 
 	rep := &report{opts: o, args: os.Args[1:], machine: machineInfo(), dbVersion: db.version(ctx), started: time.Now()}
-	rep.commit = gitDescribe(root)
+	rep.commit = gitDescribe(root, o.out)
 	if v, err := runCLI(ctx, bin, env, "", "version"); err == nil {
 		rep.serverVersion = strings.TrimSpace(string(v))
 	}

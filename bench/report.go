@@ -56,14 +56,28 @@ func cpuModel(cpuinfo []byte) string {
 	return "unknown CPU"
 }
 
-func gitDescribe(root string) string {
-	cmd := exec.Command("git", "describe", "--always", "--dirty")
-	cmd.Dir = root
-	out, err := cmd.Output()
+// gitDescribe names the commit the server was built from, with "-dirty" when tracked files differ from it.
+func gitDescribe(root, out string) string {
+	rev, err := gitOutput(root, "rev-parse", "--short", "HEAD")
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(out))
+	// The -out document does not count: the run before this one may just have written its own section there.
+	args := []string{"status", "--porcelain", "--untracked-files=no", "--", "."}
+	if out != "" {
+		args = append(args, ":(exclude)"+out)
+	}
+	if st, err := gitOutput(root, args...); err != nil || st != "" {
+		return rev + "-dirty"
+	}
+	return rev
+}
+
+func gitOutput(root string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	return strings.TrimSpace(string(out)), err
 }
 
 type report struct {
