@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -209,16 +208,6 @@ func (h *Browser) parsePost(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-// clientIP is the peer address. Latchkey does not trust X-Forwarded-For: a proxy in front should be configured
-// to pass the real peer address at the TCP level, or the IP shown on the sessions page is the proxy's.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // localPath accepts only same-site absolute paths for post-login redirects (no //host, no scheme).

@@ -20,9 +20,11 @@ const requestKey ctxKey = iota
 // requestInfo is what withRequestContext attaches to a request. The logger carrying the request id is built on
 // first use: most requests never log beyond the access line, and slog's With encodes its attributes eagerly.
 type requestInfo struct {
-	id     string
-	base   *slog.Logger
-	logger *slog.Logger
+	id       string
+	base     *slog.Logger
+	logger   *slog.Logger
+	proxies  TrustedProxies
+	clientIP string // resolved on first use by clientIP
 }
 
 // Logger returns the request-scoped logger (carrying the request id), or the default logger.
@@ -64,10 +66,10 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 
 // withRequestContext gives each request an id (echoed in X-Request-Id), a logger carrying it, and one access log
 // line. The log has the path but never the query string or body: those carry codes, tokens and secrets.
-func withRequestContext(base *slog.Logger, next http.Handler) http.Handler {
+func withRequestContext(base *slog.Logger, proxies TrustedProxies, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: newRequestID(), base: base}
+		info := &requestInfo{id: newRequestID(), base: base, proxies: proxies}
 		w.Header()["X-Request-Id"] = []string{info.id}
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestKey, info)))
@@ -89,6 +91,7 @@ func withRequestContext(base *slog.Logger, next http.Handler) http.Handler {
 			slog.Int64("bytes", rec.bytes),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
+			slog.String("client_ip", info.client(r)),
 		)
 	})
 }

@@ -25,6 +25,9 @@ func Mount(r *mux.Router, families ...Routes) {
 type RouterOptions struct {
 	Logger       *slog.Logger
 	MaxBodyBytes int64 // default 64 KiB: OAuth requests are small forms
+	// TrustedProxies are the load balancers whose X-Forwarded-For names the client (sign-in throttling by IP,
+	// the IP on the sessions page, the access log); none by default.
+	TrustedProxies TrustedProxies
 }
 
 // NewRouter returns the full handler: request ids, recovery, body limits and access logs around the routes.
@@ -39,7 +42,7 @@ func NewRouter(opts RouterOptions, families ...Routes) http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
 	Mount(r, families...)
-	return withRequestContext(opts.Logger, recoverPanics(limitBody(opts.MaxBodyBytes, r)))
+	return withRequestContext(opts.Logger, opts.TrustedProxies, recoverPanics(limitBody(opts.MaxBodyBytes, r)))
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {

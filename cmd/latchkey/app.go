@@ -116,7 +116,7 @@ func (a *app) Close() error { return a.store.Close() }
 func (a *app) handler() http.Handler {
 	cors := &handlers.CORS{Origins: a.store}
 	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy}
-	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes},
+	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
 		&handlers.JWKS{Keys: a.keys},

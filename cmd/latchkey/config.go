@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/provider"
 )
@@ -47,6 +48,7 @@ type Config struct {
 	PasswordMinLength int
 	PasswordBlocklist string
 	DebugAddr         string
+	TrustedProxies    handlers.TrustedProxies
 
 	// secretGenerated is set when the SQLite default generated (or read) the secret file.
 	secretFile string
@@ -118,6 +120,12 @@ var settings = []setting{
 		func(c *Config, v string) error { c.PasswordBlocklist = v; return nil }},
 	{"debug-addr", "LATCHKEY_DEBUG_ADDR", "", "loopback host:port serving Go's pprof profiles for operators (empty = off)",
 		func(c *Config, v string) error { c.DebugAddr = v; return nil }},
+	{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "", "comma-separated CIDRs or addresses of load balancers whose X-Forwarded-For names the client (empty = trust none)",
+		func(c *Config, v string) error {
+			p, err := handlers.ParseTrustedProxies(v)
+			c.TrustedProxies = p
+			return err
+		}},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
