@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,7 +16,8 @@ import (
 type TrustedProxies []netip.Prefix
 
 // ParseTrustedProxies reads a comma-separated list of CIDR prefixes or single addresses
-// ("10.0.0.0/8, 192.168.1.7, fd00::/8").
+// ("10.0.3.0/24, 192.168.1.7, fd00:3::/64"). It refuses what would trust clients themselves or never match:
+// prefixes of length 0, which trust every address, and zoned addresses (fe80::1%eth0), which netip never matches.
 func ParseTrustedProxies(s string) (TrustedProxies, error) {
 	var out TrustedProxies
 	for _, part := range strings.Split(s, ",") {
@@ -23,26 +25,50 @@ func ParseTrustedProxies(s string) (TrustedProxies, error) {
 		if part == "" {
 			continue
 		}
-		if strings.Contains(part, "/") {
-			p, err := netip.ParsePrefix(part)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an address or CIDR prefix", part)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(part)
+		p, err := parseTrustedPrefix(part)
 		if err != nil {
-			return nil, fmt.Errorf("%q is not an address or CIDR prefix", part)
+			return nil, fmt.Errorf("%q %w", part, err)
 		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		out = append(out, p)
 	}
 	return out, nil
 }
 
+func parseTrustedPrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "%") {
+		return netip.Prefix{}, errors.New("has a zone; list the address or network without it")
+	}
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, errors.New("is not an address or CIDR prefix")
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("is not an address or CIDR prefix")
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	// Peers are compared as plain IPv4 when they are IPv4-mapped, so a mapped prefix becomes its IPv4 one.
+	if p.Addr().Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, errors.New("mixes IPv4-mapped and other IPv6 addresses; list the IPv4 network")
+		}
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+	}
+	if p.Bits() == 0 {
+		return netip.Prefix{}, errors.New("trusts every address, so any client could name its own; list your proxies' networks")
+	}
+	return p.Masked(), nil
+}
+
+// canonicalAddr is how addresses are compared and reported: IPv4-mapped IPv6 as IPv4, without a zone.
+func canonicalAddr(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
+
 func (t TrustedProxies) trusts(a netip.Addr) bool {
-	a = a.Unmap()
+	a = canonicalAddr(a)
 	for _, p := range t {
 		if p.Contains(a) {
 			return true
@@ -61,6 +87,8 @@ func clientIP(r *http.Request) string {
 	return info.client(r)
 }
 
+// client resolves the client address once per request. Only the request's own goroutine calls it (handlers start
+// none), so the cache needs no lock.
 func (info *requestInfo) client(r *http.Request) string {
 	if info.clientIP == "" {
 		info.clientIP = info.proxies.clientAddr(r)
@@ -81,12 +109,13 @@ func (t TrustedProxies) clientAddr(r *http.Request) string {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if len(t) == 0 {
-		return host
-	}
 	cur, err := netip.ParseAddr(host)
-	if err != nil || !t.trusts(cur) {
-		return host
+	if err != nil {
+		return host // not an IP peer (a Unix socket, say): nothing to resolve
+	}
+	cur = canonicalAddr(cur)
+	if len(t) == 0 || !t.trusts(cur) {
+		return cur.String()
 	}
 	// Several X-Forwarded-For lines are one list in order (RFC 9110 section 5.3); read it from the right.
 	entries := forwardedFromRight{lines: r.Header.Values("X-Forwarded-For")}
@@ -101,27 +130,31 @@ func (t TrustedProxies) clientAddr(r *http.Request) string {
 		}
 		cur = prev
 	}
-	return cur.Unmap().String()
+	return cur.String()
 }
 
 // forwardedFromRight hands out the comma-separated entries of header lines from the last one back, without
-// copying or changing the lines (they belong to the request).
+// copying or changing the lines (they belong to the request). An empty line and the empty piece before a leading
+// comma are entries too (empty ones), so they stop the walk like any other unreadable entry.
 type forwardedFromRight struct {
 	lines []string
 	rest  string // what is left of the line being read
+	open  bool   // rest still holds at least one entry
 }
 
 func (f *forwardedFromRight) next() (string, bool) {
-	for f.rest == "" {
+	if !f.open {
 		if len(f.lines) == 0 {
 			return "", false
 		}
-		f.rest = f.lines[len(f.lines)-1]
-		f.lines = f.lines[:len(f.lines)-1]
+		f.rest, f.lines, f.open = f.lines[len(f.lines)-1], f.lines[:len(f.lines)-1], true
 	}
-	i := strings.LastIndexByte(f.rest, ',')
-	entry := f.rest[i+1:]
-	f.rest = f.rest[:max(i, 0)]
+	entry := f.rest
+	if i := strings.LastIndexByte(f.rest, ','); i >= 0 {
+		entry, f.rest = f.rest[i+1:], f.rest[:i]
+	} else {
+		f.rest, f.open = "", false
+	}
 	return strings.TrimSpace(entry), true
 }
 
@@ -129,11 +162,11 @@ func (f *forwardedFromRight) next() (string, bool) {
 // "[2001:db8::1]:4711"), as some proxies write it.
 func parseForwardedAddr(s string) (netip.Addr, error) {
 	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), nil
+		return canonicalAddr(a), nil
 	}
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	return ap.Addr().Unmap(), nil
+	return canonicalAddr(ap.Addr()), nil
 }

@@ -19,6 +19,12 @@ func TestParseTrustedProxies(t *testing.T) {
 		{"10.0.0.0/8", []string{"10.0.0.0/8"}, false},
 		{"10.1.2.3/8, 192.168.1.7 ,fd00::/8", []string{"10.0.0.0/8", "192.168.1.7/32", "fd00::/8"}, false},
 		{"::ffff:10.0.0.1", []string{"10.0.0.1/32"}, false},
+		{"::ffff:10.0.0.0/104", []string{"10.0.0.0/8"}, false},
+		{"::ffff:0:0/80", nil, true},
+		{"0.0.0.0/0", nil, true},
+		{"10.0.0.0/8, ::/0", nil, true},
+		{"fe80::1%eth0", nil, true},
+		{"fe80::%eth0/10", nil, true},
 		{"10.0.0.0/33", nil, true},
 		{"proxy.internal", nil, true},
 		{"10.0.0.1:8080", nil, true},
@@ -36,6 +42,19 @@ func TestParseTrustedProxies(t *testing.T) {
 		if strings.Join(s, " ") != strings.Join(tt.want, " ") {
 			t.Errorf("ParseTrustedProxies(%q) = %v, want %v", tt.in, s, tt.want)
 		}
+	}
+}
+
+func TestMappedTrustedPrefixMatchesIPv4Peers(t *testing.T) {
+	mapped, err := ParseTrustedProxies("::ffff:10.0.0.0/104")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "10.0.0.2:5000"
+	r.Header.Set("X-Forwarded-For", "198.51.100.1")
+	if got := mapped.clientAddr(r); got != "198.51.100.1" {
+		t.Fatalf("clientAddr = %q, want the forwarded client", got)
 	}
 }
 
@@ -62,6 +81,12 @@ func TestClientAddr(t *testing.T) {
 		{"garbage entry: stop at the last trusted hop", lb, "10.0.0.2:5000", []string{"198.51.100.1, not-an-ip"}, "10.0.0.2"},
 		{"empty entry: stop at the last trusted hop", lb, "10.0.0.2:5000", []string{"198.51.100.1,"}, "10.0.0.2"},
 		{"peer without a port", lb, "10.0.0.2", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"untrusted IPv4-mapped peer: reported as IPv4", nil, "[::ffff:203.0.113.9]:5000", nil, "203.0.113.9"},
+		{"zoned link-local proxy is trusted", TrustedProxies{netip.MustParsePrefix("fe80::/10")}, "[fe80::1%eth0]:5000", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"zone in an entry is dropped", lb, "10.0.0.2:5000", []string{"2001:db8::1%zz"}, "2001:db8::1"},
+		{"empty line stops the walk", lb, "10.0.0.2:5000", []string{"6.6.6.6", "", "10.0.0.9"}, "10.0.0.9"},
+		{"leading comma stops the walk", lb, "10.0.0.2:5000", []string{"6.6.6.6", ",10.0.0.9"}, "10.0.0.9"},
+		{"not an IP peer: as is", lb, "@", nil, "@"},
 		{"more trusted hops than the bound: stop", lb, "10.0.0.2:5000",
 			[]string{"198.51.100.1" + strings.Repeat(", 10.0.0.1", maxForwardedHops)}, "10.0.0.1"},
 	}
@@ -83,39 +108,54 @@ func TestClientAddr(t *testing.T) {
 	}
 }
 
-// FuzzClientAddr: whatever a client puts in X-Forwarded-For, the answer is the peer or an address that appears
-// in the header, and never one to the left of an untrusted entry.
+// FuzzClientAddr compares clientAddr, which walks the header lines in place, with the plainest reading of the
+// rule: join the lines with commas, split, and step left from the peer while the address at hand is trusted.
 func FuzzClientAddr(f *testing.F) {
-	for _, s := range []string{"198.51.100.1", "1.2.3.4, 10.0.0.9", "[2001:db8::1]:80,,", ",,,", "10.0.0.1, x, 10.0.0.2"} {
+	for _, s := range []string{"198.51.100.1", "1.2.3.4, 10.0.0.9", "[2001:db8::1]:80,,", ",,,", "10.0.0.1, x, 10.0.0.2",
+		"6.6.6.6\n\n10.0.0.9", "6.6.6.6\n,10.0.0.9", "fe80::1%eth0, 10.0.0.3", ""} {
 		f.Add(s)
 	}
 	lb := TrustedProxies{netip.MustParsePrefix("10.0.0.0/8")}
 	f.Fuzz(func(t *testing.T, xff string) {
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
 		r.RemoteAddr = "10.0.0.2:5000"
-		r.Header.Set("X-Forwarded-For", xff)
-		got := lb.clientAddr(r)
-		if got == "10.0.0.2" {
-			return
+		lines := strings.Split(xff, "\n") // several header lines: one list, as if joined by commas
+		for _, line := range lines {
+			r.Header.Add("X-Forwarded-For", line)
 		}
-		a, err := netip.ParseAddr(got)
-		if err != nil {
-			t.Fatalf("clientAddr = %q, not an address", got)
-		}
-		// The answer must be the first entry from the right that is not trusted, or a trusted one.
-		entries := strings.Split(xff, ",")
-		for i := len(entries) - 1; i >= 0; i-- {
-			e, err := parseForwardedAddr(strings.TrimSpace(entries[i]))
+		cur := netip.MustParseAddr("10.0.0.2")
+		entries := strings.Split(strings.Join(lines, ","), ",")
+		for hop, i := 0, len(entries)-1; hop < maxForwardedHops && i >= 0 && lb.trusts(cur); hop, i = hop+1, i-1 {
+			a, err := parseForwardedAddr(strings.TrimSpace(entries[i]))
 			if err != nil {
-				t.Fatalf("clientAddr = %q, read past the unreadable entry %q in %q", got, entries[i], xff)
+				break
 			}
-			if e == a {
-				return
-			}
-			if !lb.trusts(e) {
-				t.Fatalf("clientAddr = %q, read past the untrusted entry %q in %q", got, entries[i], xff)
-			}
+			cur = a
 		}
-		t.Fatalf("clientAddr = %q, which is not in %q", got, xff)
+		if got, want := lb.clientAddr(r), cur.String(); got != want {
+			t.Fatalf("clientAddr = %q, want %q for X-Forwarded-For lines %q", got, want, lines)
+		}
 	})
+}
+
+func TestIPKeyGroupsAnIPv6SlashSixtyFour(t *testing.T) {
+	key := func(peer string) string {
+		r := httptest.NewRequest(http.MethodPost, "/login", nil)
+		r.RemoteAddr = peer
+		return ipKey(r)
+	}
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"[2001:db8:1:2::1]:5000", "[2001:db8:1:2:ffff::9]:6000", true},
+		{"[2001:db8:1:2::1]:5000", "[2001:db8:1:3::1]:5000", false},
+		{"203.0.113.9:5000", "203.0.113.10:5000", false},
+		{"[::ffff:203.0.113.9]:5000", "203.0.113.9:6000", true},
+	}
+	for _, tt := range tests {
+		if ka, kb := key(tt.a), key(tt.b); (ka == kb) != tt.same {
+			t.Errorf("ipKey(%s) = %q, ipKey(%s) = %q; same = %v, want %v", tt.a, ka, tt.b, kb, ka == kb, tt.same)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -34,7 +35,17 @@ var DefaultIPPolicy = models.ThrottlePolicy{Free: 30, Base: time.Second, Max: 15
 func accountKey(pool, email string) string {
 	return "acct:" + pool + ":" + strings.ToLower(strings.TrimSpace(email))
 }
-func ipKey(r *http.Request) string { return "ip:" + clientIP(r) }
+// ipKey is the client's IPv4 address, or the /64 of its IPv6 one: a single host is commonly given a whole /64,
+// and stepping through it must not buy fresh failures.
+func ipKey(r *http.Request) string {
+	ip := clientIP(r)
+	if a, err := netip.ParseAddr(ip); err == nil && a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return "ip:" + p.String()
+		}
+	}
+	return "ip:" + ip
+}
 
 func (t *Throttle) now() time.Time {
 	if t.Now != nil {

@@ -69,6 +69,8 @@ func TestBadConfigurationIsOneLineNamingTheSetting(t *testing.T) {
 		{"debug listener on every interface", []string{"LATCHKEY_DEBUG_ADDR", ":6060"}, []string{"LATCHKEY_DEBUG_ADDR", "loopback"}},
 		{"debug listener on a public address", []string{"LATCHKEY_DEBUG_ADDR", "192.0.2.10:6060"}, []string{"LATCHKEY_DEBUG_ADDR"}},
 		{"debug listener without a port", []string{"LATCHKEY_DEBUG_ADDR", "127.0.0.1"}, []string{"LATCHKEY_DEBUG_ADDR"}},
+		{"trusted proxy that is a host name", []string{"LATCHKEY_TRUSTED_PROXIES", "10.0.3.0/24, lb.internal"}, []string{"LATCHKEY_TRUSTED_PROXIES", "lb.internal"}},
+		{"trusted proxies that are everyone", []string{"LATCHKEY_TRUSTED_PROXIES", "0.0.0.0/0"}, []string{"LATCHKEY_TRUSTED_PROXIES", "every address"}},
 		{"body limit not a number", []string{"LATCHKEY_MAX_BODY_BYTES", "64k"}, []string{"LATCHKEY_MAX_BODY_BYTES"}},
 		{"several bad settings at once", []string{
 			"LATCHKEY_ISSUER", "http://auth.example.com/", "LATCHKEY_ADDR", "nope", "LATCHKEY_DATABASE_URL", "mysql://x",

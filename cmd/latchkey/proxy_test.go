@@ -71,3 +71,20 @@ func TestTrustedProxiesThrottleByForwardedClient(t *testing.T) {
 		t.Fatalf("another forwarded client after the first was throttled: %d, want 401", code)
 	}
 }
+
+// A peer that is not a trusted proxy cannot dodge the IP limit by sending a new X-Forwarded-For each time.
+func TestUntrustedPeerCannotDodgeTheIPLimit(t *testing.T) {
+	env := newTestEnv(t, databases()[0].url(t))
+	env["LATCHKEY_TRUSTED_PROXIES"] = "10.0.0.0/8" // not the test's loopback peer
+	srv, clientID := noCodeFixture(t, env)
+	api := srv.URL + "/api/v1/auth"
+	last := 0
+	for n := 0; n < 40 && last != http.StatusTooManyRequests; n++ {
+		last, _, _ = apiCall(t, "POST", api+"/login", map[string]any{
+			"client_id": clientID, "email": fmt.Sprintf("nobody%d@example.com", n), "password": "wrong-guess-123",
+		}, map[string]string{"X-Forwarded-For": fmt.Sprintf("198.51.100.%d", n)})
+	}
+	if last != http.StatusTooManyRequests {
+		t.Fatalf("40 failures from one untrusted peer with a new X-Forwarded-For each: last answer %d, want 429", last)
+	}
+}
