@@ -35,6 +35,7 @@ var DefaultIPPolicy = models.ThrottlePolicy{Free: 30, Base: time.Second, Max: 15
 func accountKey(pool, email string) string {
 	return "acct:" + pool + ":" + strings.ToLower(strings.TrimSpace(email))
 }
+
 // ipKey is the client's IPv4 address, or the /64 of its IPv6 one: a single host is commonly given a whole /64,
 // and stepping through it must not buy fresh failures.
 func ipKey(r *http.Request) string {
