@@ -455,7 +455,7 @@ var b64 = base64.RawStdEncoding
 // passwordSlots bounds how many argon2id computations run at once. Each holds 19 MiB for its whole run, and the
 // work is CPU-bound anyway, so more in parallel than there are cores only multiplies memory: without this bound 64
 // concurrent sign-ins took the server to 1.9 GiB. Waiting callers queue; throughput is unchanged.
-var passwordSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+var passwordSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0))) // GOMAXPROCS follows a container's CPU quota
 
 // PasswordHashingBytes is the most memory the password hashes in flight hold at once (every slot busy hashing
 // with the default parameters).

@@ -55,9 +55,14 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		defer dbg.Close()
 		a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
 	}
-	percent, limit := gcSettings(c.env, models.PasswordHashingBytes())
+	percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
 	applyGCSettings(percent, limit)
-	a.logger.Debug("garbage collector", "gogc_percent", percent, "memory_limit_bytes", limit)
+	switch {
+	case limit >= 0:
+		a.logger.Info("garbage collector tuned (set GOGC to choose yourself)", "gogc", percent, "memory_limit_mib", limit>>20)
+	case percent >= 0:
+		a.logger.Info("garbage collector tuned (set GOGC to choose yourself)", "gogc", percent)
+	}
 	return a.serve(ctx, ln)
 }
 
