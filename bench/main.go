@@ -38,6 +38,7 @@ type options struct {
 	out            string
 	pgURL          string
 	cleanupTimeout time.Duration
+	cleanupBatch   int
 	keep           bool
 	profileDir     string
 	signingAlg     string
@@ -79,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", "write (replace) this database's section of a Markdown file, e.g. docs/PERFORMANCE.md")
 	fs.StringVar(&o.pgURL, "pg-url", defaultPGURL(), "PostgreSQL server to create the bench database on (-db postgres)")
 	fs.DurationVar(&o.cleanupTimeout, "cleanup-timeout", 3*time.Minute, "with -seed: longest to wait for cleanup to delete the expired rows")
+	fs.IntVar(&o.cleanupBatch, "cleanup-batch", 0, "with -seed: LATCHKEY_CLEANUP_BATCH for the cleanup measurement (0 = the server's default)")
 	fs.BoolVar(&o.keep, "keep-logs", false, "print the server log path and keep the temp directory")
 	fs.StringVar(&o.signingAlg, "signing-alg", "RS256", "LATCHKEY_SIGNING_ALG of the server: RS256 or ES256 (JWT access tokens and ID tokens)")
 	fs.StringVar(&o.profileDir, "profile", "", "write a server CPU profile per measured row into this directory (<scenario>-c<N>.pprof)")
@@ -315,6 +317,9 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 			return err
 		}
 		vars["LATCHKEY_CLEANUP_INTERVAL"] = "1s"
+		if o.cleanupBatch > 0 {
+			vars["LATCHKEY_CLEANUP_BATCH"] = strconv.Itoa(o.cleanupBatch)
+		}
 		c := slices.Max(o.concurrency)
 		logf("cleanup: restarting the server with LATCHKEY_CLEANUP_INTERVAL=1s, client_credentials at c=%d meanwhile", c)
 		cr, err := measureCleanup(ctx, db, bin, serverEnv(vars), base, logPath, t, c, o, &srv)
@@ -518,6 +523,7 @@ type cleanupResult struct {
 	maxRate            float64       // the fastest fall over a window of at least 5 s, rows/s
 	polls              int
 	progress           string // how rows left were read
+	batch              string // the cleanup batch, as the report names it
 	load               row    // client_credentials meanwhile
 	timedOut           bool
 }
@@ -525,7 +531,10 @@ type cleanupResult struct {
 // measureCleanup restarts the server with a 1s cleanup interval and reads the number of expired access-token
 // rows every second until it reaches zero, while client_credentials load runs against the server.
 func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, base, logPath string, t *target, c int, o options, srvp **serverProc) (*cleanupResult, error) {
-	cr := &cleanupResult{}
+	cr := &cleanupResult{batch: "default batch"}
+	if o.cleanupBatch > 0 {
+		cr.batch = fmt.Sprintf("`LATCHKEY_CLEANUP_BATCH=%d`", o.cleanupBatch)
+	}
 	var err error
 	if cr.initial, err = db.countExpired(ctx); err != nil {
 		return nil, fmt.Errorf("count expired rows: %w", err)

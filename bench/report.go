@@ -238,7 +238,7 @@ func (cr *cleanupResult) markdown(rows []row) string {
 	if cr.elapsed > 0 {
 		avg = float64(deleted) / cr.elapsed.Seconds()
 	}
-	fmt.Fprintf(&b, "**Cleanup** (server restarted with `LATCHKEY_CLEANUP_INTERVAL=1s`, default batch; %s):\n\n", cr.progress)
+	fmt.Fprintf(&b, "**Cleanup** (server restarted with `LATCHKEY_CLEANUP_INTERVAL=1s`, %s; %s):\n\n", cr.batch, cr.progress)
 	fmt.Fprintf(&b, "- %s expired access-token rows at start; %s deleted in %s", groupThousands(cr.initial), groupThousands(deleted), cr.elapsed.Round(100*time.Millisecond))
 	if cr.timedOut {
 		fmt.Fprintf(&b, " (stopped waiting: %s still expired)", groupThousands(cr.remaining))
