@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +33,17 @@ var expiringTables = []struct {
 		[]time.Duration{throttleRetention, 0}},
 }
 
+// DefaultCleanupBatch is the batch DeleteExpired is best called with here. On PostgreSQL a delete blocks no
+// request, so batches are large. On SQLite each statement holds the single writer that token requests queue
+// for: with client_credentials at c=64 on a 1M-row table, 5000-row batches raised p99 4.4×, 1000-row ones
+// 1.6× (docs/PERFORMANCE.md).
+func (s *Store) DefaultCleanupBatch() int {
+	if s.dialect == dialectPostgres {
+		return 5000
+	}
+	return 1000
+}
+
 // DeleteExpired deletes at most batch rows from each table whose expiry is before `before` (rows without
 // an expiry never expire; signing keys go when their not_after has passed; browser sessions go 7 days
 // after they ended or expired; sign-in throttle rows go 24 hours after their last failure, once their
@@ -39,11 +51,22 @@ var expiringTables = []struct {
 // returns the total deleted; the caller loops while that is >= batch. It runs on the store's maintenance
 // connection, never in the caller's transaction.
 func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error) {
+	n, _, err := s.DeleteExpiredRound(ctx, before, batch, nil)
+	return n, err
+}
+
+// DeleteExpiredRound is one round of DeleteExpired over the named tables only (nil: every table it sweeps). It
+// also returns the tables a full batch was deleted from, the only ones that may still hold rows expired before
+// `before`: a caller draining a backlog passes those to the next round, so a backlog in one table costs one
+// statement per round rather than one per table (on SQLite each statement queues for the single writer).
+func (s *Store) DeleteExpiredRound(ctx context.Context, before time.Time, batch int, tables []string) (deleted int64, more []string, err error) {
 	if batch <= 0 {
-		return 0, errors.New("delete expired: batch must be positive")
+		return 0, nil, errors.New("delete expired: batch must be positive")
 	}
-	var total int64
 	for _, t := range expiringTables {
+		if tables != nil && !slices.Contains(tables, t.table) {
+			continue
+		}
 		q := s.deleteExpiredSQL(t.table, t.expired)
 		args := make([]any, 0, 3)
 		for i := range strings.Count(t.expired, "?") {
@@ -55,15 +78,18 @@ func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) 
 		}
 		res, err := s.maintDB.ExecContext(ctx, s.bind(q), append(args, batch)...)
 		if err != nil {
-			return total, fmt.Errorf("delete expired %s: %w", t.table, mapErr(s.translate(err)))
+			return deleted, more, fmt.Errorf("delete expired %s: %w", t.table, mapErr(s.translate(err)))
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return total, fmt.Errorf("delete expired %s: %w", t.table, err)
+			return deleted, more, fmt.Errorf("delete expired %s: %w", t.table, err)
 		}
-		total += n
+		deleted += n
+		if n >= int64(batch) {
+			more = append(more, t.table)
+		}
 	}
-	return total, nil
+	return deleted, more, nil
 }
 
 // deleteExpiredSQL is one bounded delete of expired rows. When the condition is a single "column < ?" the

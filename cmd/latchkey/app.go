@@ -155,12 +155,18 @@ func (a *app) runCleanup(ctx context.Context) {
 	}
 }
 
-// cleanupOnce deletes everything that expired before now, one bounded batch per table at a time.
+// cleanupOnce deletes everything that expired before now, one bounded batch per table at a time; after the
+// first round only the tables that still had a full batch are swept again.
 func (a *app) cleanupOnce(ctx context.Context, now time.Time) int64 {
+	batch := a.cfg.CleanupBatch
+	if batch == 0 {
+		batch = a.store.DefaultCleanupBatch()
+	}
 	var total int64
+	var tables []string // nil: all of them
 	for ctx.Err() == nil {
 		start := time.Now()
-		n, err := a.store.DeleteExpired(ctx, now, a.cfg.CleanupBatch)
+		n, more, err := a.store.DeleteExpiredRound(ctx, now, batch, tables)
 		if err != nil {
 			if ctx.Err() == nil {
 				a.logger.Error("delete expired rows", "error", err)
@@ -168,9 +174,10 @@ func (a *app) cleanupOnce(ctx context.Context, now time.Time) int64 {
 			break
 		}
 		total += n
-		if n < int64(a.cfg.CleanupBatch) {
+		if len(more) == 0 {
 			break
 		}
+		tables = more
 		// Rest as long as the batch took: a backlog then drains using at most half of this node's database
 		// time, and requests in between keep their latency (SQLite's single connection most of all).
 		select {

@@ -91,7 +91,7 @@ var settings = []setting{
 		}},
 	{"cleanup-interval", "LATCHKEY_CLEANUP_INTERVAL", "1m", "how often expired codes and tokens are deleted (0 = never)",
 		durationSetter(func(c *Config) *time.Duration { return &c.CleanupInterval })},
-	{"cleanup-batch", "LATCHKEY_CLEANUP_BATCH", "5000", "rows deleted per table per cleanup statement",
+	{"cleanup-batch", "LATCHKEY_CLEANUP_BATCH", "0", "rows deleted per table per cleanup statement (0 = 5000 for PostgreSQL, 1000 for SQLite)",
 		intSetter(func(c *Config) *int { return &c.CleanupBatch })},
 	{"db-max-conns", "LATCHKEY_DB_MAX_CONNS", "0", "database connection pool size (0 = 1 for SQLite, 20 for PostgreSQL)",
 		intSetter(func(c *Config) *int { return &c.DBMaxConns })},
@@ -264,8 +264,8 @@ func (c *Config) validate() []string {
 	if c.SigningAlg != keys.RS256 && c.SigningAlg != keys.ES256 {
 		add("LATCHKEY_SIGNING_ALG", "must be RS256 or ES256, got %q", c.SigningAlg)
 	}
-	if c.CleanupBatch < 1 || c.CleanupBatch > 100000 {
-		add("LATCHKEY_CLEANUP_BATCH", "must be between 1 and 100000")
+	if c.CleanupBatch < 0 || c.CleanupBatch > 100000 {
+		add("LATCHKEY_CLEANUP_BATCH", "must be between 1 and 100000, or 0 for the database's default")
 	}
 	if c.DBMaxConns < 0 {
 		add("LATCHKEY_DB_MAX_CONNS", "must not be negative")

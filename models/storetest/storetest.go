@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		{"par round trip keeps the authorize parameters", testPARRoundTrip},
 		{"par expired is not found", testPARExpired},
 		{"expired rows are deleted in bounded batches", testDeleteExpired},
+		{"a cleanup round names the tables with more to delete", testDeleteExpiredRound},
 		{"transaction commit makes writes visible", testTxCommit},
 		{"transaction rollback leaves nothing", testTxRollback},
 		{"transaction nested begin is refused", testTxNested},
@@ -694,6 +695,34 @@ func testDeleteExpired(t *testing.T, s *models.Store) {
 	}
 	if _, err := s.DeleteExpired(ctx, now, 0); err == nil {
 		t.Error("DeleteExpired with batch 0 succeeded")
+	}
+}
+
+// A round names the tables it deleted a full batch from, and a round over only those touches no other table.
+func testDeleteExpiredRound(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	client := mustClient(t, s, "app")
+	now := time.Now().UTC()
+	for i := range 3 {
+		must(t, "create expired access", s.CreateAccessTokenSession(ctx, fmt.Sprintf("old-%d", i),
+			newRequest(client, fmt.Sprintf("g-old-%d", i), "usr_alice", now.Add(-time.Minute))))
+	}
+	must(t, "create expired refresh", s.CreateRefreshTokenSession(ctx, "r-old", "", newRequest(client, "g-r", "usr_alice", now.Add(-time.Minute))))
+
+	n, more, err := s.DeleteExpiredRound(ctx, now, 2, nil)
+	must(t, "first round", err)
+	if n != 3 || !reflect.DeepEqual(more, []string{"oauth2_access"}) {
+		t.Fatalf("first round = %d, %v; want 3 (2 access + 1 refresh), [oauth2_access]", n, more)
+	}
+	// An expired refresh token appears now; a round over the access table alone leaves it.
+	must(t, "create another expired refresh", s.CreateRefreshTokenSession(ctx, "r-old-2", "", newRequest(client, "g-r2", "usr_alice", now.Add(-time.Minute))))
+	n, more, err = s.DeleteExpiredRound(ctx, now, 2, more)
+	must(t, "second round", err)
+	if n != 1 || len(more) != 0 {
+		t.Fatalf("second round = %d, %v; want 1, none", n, more)
+	}
+	if n, err := s.DeleteExpired(ctx, now, 2); err != nil || n != 1 {
+		t.Fatalf("a full sweep after = %d, %v; want the refresh token left out", n, err)
 	}
 }
 
