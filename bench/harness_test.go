@@ -290,3 +290,67 @@ func TestDeletedAccessRowsSeesDeletesFromAnotherConnection(t *testing.T) {
 		}
 	}
 }
+
+func TestCleanupProgressComparesLikeWithLike(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name     string
+		readings []progressReading
+		want     float64
+	}{
+		{"shorter than a window", []progressReading{{at(0), 1000, true}, {at(4), 600, true}}, 0},
+		{"counted ends", []progressReading{{at(0), 1000, true}, {at(5), 500, true}}, 100},
+		{"the nearest 5 s-old reading of the same kind",
+			[]progressReading{{at(0), 1000, true}, {at(1), 990, false}, {at(2), 900, false}, {at(6), 500, false}, {at(7), 300, false}}, 120},
+		// A counted end against a lagging counter end would report 700 rows in 5 s; they are not compared.
+		{"counter and count are not mixed", []progressReading{{at(0), 1000, false}, {at(5), 300, true}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var p cleanupProgress
+			for _, r := range tt.readings {
+				p.add(r)
+			}
+			if p.maxRate != tt.want {
+				t.Fatalf("maxRate = %v, want %v", p.maxRate, tt.want)
+			}
+		})
+	}
+}
+
+func TestGitDescribeIgnoresOnlyTheOutDocument(t *testing.T) {
+	dir := t.TempDir()
+	git := func(args ...string) {
+		t.Helper()
+		if _, err := gitOutput(dir, append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...); err != nil {
+			t.Fatalf("git %v: %v", args, err)
+		}
+	}
+	git("init", "-q")
+	for _, f := range []string{"code.go", "docs/PERF.md"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("v1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git("add", ".")
+	git("commit", "-q", "-m", "one")
+	outside := filepath.Join(t.TempDir(), "perf.md")
+	dirty := func(out string) bool { return strings.HasSuffix(gitDescribe(dir, out), "-dirty") }
+
+	if dirty("") || dirty(outside) {
+		t.Fatal("a clean tree is -dirty")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "docs/PERF.md"), []byte("v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if dirty(filepath.Join(dir, "docs/PERF.md")) {
+		t.Fatal("a changed -out document made the tree -dirty")
+	}
+	if !dirty("") || !dirty(outside) {
+		t.Fatal("a changed tracked file other than -out is not -dirty")
+	}
+}

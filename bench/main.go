@@ -132,6 +132,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.seed < 0 {
 		problems = append(problems, "-seed must not be negative")
 	}
+	if o.cleanupBatch < 0 || o.cleanupBatch > 100000 {
+		problems = append(problems, "-cleanup-batch must be between 1 and 100000, or 0 for the server's default")
+	}
+	if o.cleanupBatch > 0 && o.seed == 0 {
+		problems = append(problems, "-cleanup-batch needs -seed (cleanup is measured only on a seeded table)")
+	}
 	if o.signingAlg != "RS256" && o.signingAlg != "ES256" {
 		problems = append(problems, "-signing-alg must be RS256 or ES256")
 	}
@@ -520,7 +526,7 @@ func runScenario(ctx context.Context, sc *scenario, t *target, c int, o options,
 type cleanupResult struct {
 	initial, remaining int64
 	elapsed            time.Duration // server ready → no expired rows left (or the timeout)
-	maxRate            float64       // the fastest fall over a window of at least 5 s, rows/s
+	maxRate            float64       // the fastest fall over a window of at least 5 s, rows/s (0: none)
 	polls              int
 	progress           string // how rows left were read
 	batch              string // the cleanup batch, as the report names it
@@ -528,10 +534,36 @@ type cleanupResult struct {
 	timedOut           bool
 }
 
+// cleanupProgress turns readings of the expired rows left into the fastest rate of fall.
+type cleanupProgress struct {
+	hist    []progressReading
+	maxRate float64 // rows/s; 0 until two comparable readings are 5 s apart
+}
+
+type progressReading struct {
+	at    time.Time
+	left  int64
+	exact bool // counted, rather than derived from PostgreSQL's deleted-row counter
+}
+
+// add records a reading. The rate is taken over windows of at least 5 s, which the counter's once-a-second steps
+// barely move, and only between readings taken the same way: a counted end against a counter end would add
+// the counter's publishing lag to the fall.
+func (p *cleanupProgress) add(r progressReading) {
+	for i := len(p.hist) - 1; i >= 0; i-- {
+		h := p.hist[i]
+		if span := r.at.Sub(h.at); span >= 5*time.Second && h.exact == r.exact {
+			p.maxRate = max(p.maxRate, float64(h.left-r.left)/span.Seconds())
+			break
+		}
+	}
+	p.hist = append(p.hist, r)
+}
+
 // measureCleanup restarts the server with a 1s cleanup interval and reads the number of expired access-token
 // rows every second until it reaches zero, while client_credentials load runs against the server.
 func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, base, logPath string, t *target, c int, o options, srvp **serverProc) (*cleanupResult, error) {
-	cr := &cleanupResult{batch: "default batch"}
+	cr := &cleanupResult{batch: "the server's default batch for this database"}
 	if o.cleanupBatch > 0 {
 		cr.batch = fmt.Sprintf("`LATCHKEY_CLEANUP_BATCH=%d`", o.cleanupBatch)
 	}
@@ -540,28 +572,37 @@ func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, 
 		return nil, fmt.Errorf("count expired rows: %w", err)
 	}
 	// Expired rows left: on PostgreSQL from the table's deleted-row counter (the load only inserts, so every
-	// delete is cleanup's), confirmed by one COUNT at the end; on SQLite by COUNT each time.
-	remaining := db.countExpired
+	// delete is cleanup's), counted only to confirm the end; on SQLite counted each time.
+	remaining := func(ctx context.Context) (int64, bool, error) {
+		n, err := db.countExpired(ctx)
+		return n, true, err
+	}
 	cr.progress = "expired rows counted every second"
 	if db.kind == "postgres" {
-		cr.progress = "rows left read every second from PostgreSQL's deleted-row counter, `pg_stat_user_tables.n_tup_del`, and confirmed by one `COUNT(*)` at the end"
-		base0, err := db.deletedAccessRows(ctx)
+		cr.progress = "rows left read every second from PostgreSQL's deleted-row counter, `pg_stat_user_tables.n_tup_del`, and counted with `COUNT(*)` only when that counter stalls or reaches zero"
+		base0, err := db.settledDeletedAccessRows(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("read deleted-row counter: %w", err)
 		}
-		last := int64(-1)
-		remaining = func(ctx context.Context) (int64, error) {
+		last, stalls := base0, 0
+		remaining = func(ctx context.Context) (int64, bool, error) {
 			n, err := db.deletedAccessRows(ctx)
 			if err != nil {
-				return 0, err
+				return 0, false, err
 			}
-			// A counter that has stopped moving means cleanup is done or idle, and its last counts may not
-			// be published for up to 10 s: count instead.
-			if left := cr.initial - (n - base0); left > 0 && n != last {
-				last = n
-				return left, nil
+			if n == last {
+				stalls++
+			} else {
+				last, stalls = n, 0
 			}
-			return db.countExpired(ctx)
+			// Backends publish the counter about once a second, so one poll without movement is normal; two
+			// mean cleanup is done or idle (an idle backend may hold its last counts for up to 10 s). Count then,
+			// and when the counter says nothing is left.
+			if left := cr.initial - (n - base0); left > 0 && stalls < 2 {
+				return left, false, nil
+			}
+			n, err = db.countExpired(ctx)
+			return n, true, err
 		}
 	}
 	srv, err := startServer(ctx, bin, env, base, logPath)
@@ -584,13 +625,8 @@ func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, 
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// The counter moves in steps of about a second per backend, so the fastest rate is taken over
-		// windows of at least 5 s, which a step early or late barely moves.
-		type reading struct {
-			at   time.Time
-			left int64
-		}
-		hist := []reading{{ready, cr.initial}}
+		progress := cleanupProgress{}
+		progress.add(progressReading{ready, cr.initial, true})
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
@@ -600,19 +636,14 @@ func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, 
 				return
 			case <-tick.C:
 			}
-			n, err := remaining(ctx)
+			n, exact, err := remaining(ctx)
 			if err != nil {
 				continue
 			}
 			now := time.Now()
 			cr.polls++
-			hist = append(hist, reading{now, n})
-			for i := len(hist) - 2; i >= 0; i-- {
-				if span := now.Sub(hist[i].at); span >= 5*time.Second {
-					cr.maxRate = max(cr.maxRate, float64(hist[i].left-n)/span.Seconds())
-					break
-				}
-			}
+			progress.add(progressReading{now, n, exact})
+			cr.maxRate = progress.maxRate
 			cr.remaining, cr.elapsed = n, now.Sub(ready)
 			if n == 0 {
 				stop.Store(true)
@@ -620,6 +651,9 @@ func measureCleanup(ctx context.Context, db *benchDB, bin string, env []string, 
 			}
 			if now.Sub(ready) > o.cleanupTimeout {
 				cr.timedOut = true
+				if n, err := db.countExpired(ctx); err == nil { // the counter may lag; the report needs the rows left
+					cr.remaining = n
+				}
 				stop.Store(true)
 				return
 			}

@@ -56,21 +56,42 @@ func cpuModel(cpuinfo []byte) string {
 	return "unknown CPU"
 }
 
-// gitDescribe names the commit the server was built from, with "-dirty" when tracked files differ from it.
+// gitDescribe names the commit the server was built from, with "-dirty" when tracked files differ from it. The
+// -out document does not count: the run before this one may just have written its own section there.
 func gitDescribe(root, out string) string {
 	rev, err := gitOutput(root, "rev-parse", "--short", "HEAD")
 	if err != nil {
 		return ""
 	}
-	// The -out document does not count: the run before this one may just have written its own section there.
 	args := []string{"status", "--porcelain", "--untracked-files=no", "--", "."}
-	if out != "" {
-		args = append(args, ":(exclude)"+out)
+	if exclude, ok := repoPathspec(root, out); ok {
+		args = append(args, ":(top,exclude,literal)"+exclude)
 	}
 	if st, err := gitOutput(root, args...); err != nil || st != "" {
 		return rev + "-dirty"
 	}
 	return rev
+}
+
+// repoPathspec is out (relative to the working directory, as the user gave it) relative to the top of root's
+// repository, if it lies inside it.
+func repoPathspec(root, out string) (string, bool) {
+	if out == "" {
+		return "", false
+	}
+	top, err := gitOutput(root, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return "", false
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return "", false
+	}
+	rel, err := filepath.Rel(top, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }
 
 func gitOutput(root string, args ...string) (string, error) {
@@ -243,8 +264,12 @@ func (cr *cleanupResult) markdown(rows []row) string {
 	if cr.timedOut {
 		fmt.Fprintf(&b, " (stopped waiting: %s still expired)", groupThousands(cr.remaining))
 	}
-	fmt.Fprintf(&b, ": %s rows/s on average from server start (including the first 1 s tick), fastest 5 s window %s rows/s.\n",
-		fmtRate(avg), fmtRate(cr.maxRate))
+	fastest := "n/a (the run was shorter than a window)"
+	if cr.maxRate > 0 {
+		fastest = fmtRate(cr.maxRate) + " rows/s"
+	}
+	fmt.Fprintf(&b, ": %s rows/s on average from server start (including the first 1 s tick), fastest 5 s window %s.\n",
+		fmtRate(avg), fastest)
 	l := cr.load
 	fmt.Fprintf(&b, "- client_credentials at c=%d meanwhile: %s req/s, p50 %s ms, p90 %s ms, p99 %s ms, %d errors, peak RSS %.1f MiB",
 		l.c, fmtRate(l.rps), fmtMS(l.lat.p50), fmtMS(l.lat.p90), fmtMS(l.lat.p99), l.errs.total(), mib(l.peakRSS))

@@ -238,8 +238,31 @@ func (d *benchDB) deletedAccessRows(ctx context.Context) (int64, error) {
 		return 0, errors.New("deleted-row counter: PostgreSQL only")
 	}
 	var n int64
-	err := d.db.QueryRowContext(ctx, "SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'oauth2_access'").Scan(&n)
+	err := d.db.QueryRowContext(ctx, "SELECT n_tup_del FROM pg_stat_user_tables WHERE relname = 'oauth2_access' AND schemaname = current_schema()").Scan(&n)
 	return n, err
+}
+
+// settledDeletedAccessRows reads the deleted-row counter until two reads a publishing interval apart agree, so
+// deletes the previous server's backends made (revocations, refresh rotation) are in the baseline, not taken
+// for cleanup's.
+func (d *benchDB) settledDeletedAccessRows(ctx context.Context) (int64, error) {
+	prev, err := d.deletedAccessRows(ctx)
+	for range 5 {
+		if err != nil {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(1100 * time.Millisecond):
+		}
+		var n int64
+		if n, err = d.deletedAccessRows(ctx); err == nil && n == prev {
+			return n, nil
+		}
+		prev = n
+	}
+	return prev, err
 }
 
 // buildBinary builds ./cmd/latchkey from the module root into dir.

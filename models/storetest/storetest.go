@@ -722,7 +722,7 @@ func testDeleteExpiredRound(t *testing.T, s *models.Store) {
 		t.Fatalf("second round = %d, %v; want 1, none", n, more)
 	}
 	if n, err := s.DeleteExpired(ctx, now, 2); err != nil || n != 1 {
-		t.Fatalf("a full sweep after = %d, %v; want the refresh token left out", n, err)
+		t.Fatalf("a full sweep after = %d, %v; want 1: the refresh token the access-only round left", n, err)
 	}
 }
 
