@@ -206,18 +206,18 @@ func prepareRevoke(_ context.Context, t *target, w *worker) (iteration, error) {
 
 // verifyActive introspects the kept sample of issued tokens: any that is not active is a lost write.
 func verifyActive(ctx context.Context, t *target, w *worker, kept []string) string {
-	lost, failed := checkSample(ctx, t, w, kept, false)
-	s := fmt.Sprintf("introspected %d randomly sampled issued tokens: %d not active (lost writes)", len(kept), lost)
-	if failed > 0 {
-		s += fmt.Sprintf(", %d introspection calls failed", failed)
-	}
-	return s
+	return verifySample(ctx, t, w, kept, false, "issued tokens: %d not active (lost writes)")
 }
 
 // verifyInactive introspects the kept sample of revoked tokens: any still active is a revocation that did not stick.
 func verifyInactive(ctx context.Context, t *target, w *worker, kept []string) string {
-	live, failed := checkSample(ctx, t, w, kept, true)
-	s := fmt.Sprintf("introspected %d randomly sampled revoked tokens: %d still active (lost revocations)", len(kept), live)
+	return verifySample(ctx, t, w, kept, true, "revoked tokens: %d still active (lost revocations)")
+}
+
+// verifySample introspects kept and reports, through what (a format with one %d), how many answered wrongly.
+func verifySample(ctx context.Context, t *target, w *worker, kept []string, wantInactive bool, what string) string {
+	wrong, failed := checkSample(ctx, t, w, kept, wantInactive)
+	s := fmt.Sprintf("introspected %d randomly sampled "+what, len(kept), wrong)
 	if failed > 0 {
 		s += fmt.Sprintf(", %d introspection calls failed", failed)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"log/slog"
 	"os"
 	"runtime/debug"
 	"strconv"
@@ -39,14 +40,18 @@ func gcSettings(getenv func(string) string, hashingBytes, containerBytes int64) 
 	return serveGCPercent, limit
 }
 
-// applyGCSettings applies what gcSettings returned.
-func applyGCSettings(percent int, limit int64) {
-	if percent >= 0 {
-		debug.SetGCPercent(percent)
+// applyGCSettings applies what gcSettings returned and logs what it changed.
+func applyGCSettings(logger *slog.Logger, percent int, limit int64) {
+	if percent < 0 {
+		return
 	}
-	if limit >= 0 {
-		debug.SetMemoryLimit(limit)
+	debug.SetGCPercent(percent)
+	if limit < 0 {
+		logger.Info("garbage collector tuned (set GOGC to choose yourself)", "gogc", percent)
+		return
 	}
+	debug.SetMemoryLimit(limit)
+	logger.Info("garbage collector tuned (set GOGC to choose yourself)", "gogc", percent, "memory_limit_mib", limit>>20)
 }
 
 // containerMemoryBytes is the memory limit of this process's cgroup (v2 memory.max, else v1

@@ -31,39 +31,26 @@ func (c *cli) openFromFlags(ctx context.Context, cf *configFlags) (*app, error) 
 
 func runServe(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("serve")
-	if err := parseArgs(fs, args); err != nil {
-		return errUsage
-	}
-	a, err := c.openFromFlags(ctx, cf)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
-
-	ln, err := net.Listen("tcp", a.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", a.cfg.Addr, err)
-	}
-	if a.cfg.DebugAddr != "" {
-		dln, err := net.Listen("tcp", a.cfg.DebugAddr)
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		ln, err := net.Listen("tcp", a.cfg.Addr)
 		if err != nil {
-			ln.Close()
-			return fmt.Errorf("listen on %s (LATCHKEY_DEBUG_ADDR): %w", a.cfg.DebugAddr, err)
+			return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", a.cfg.Addr, err)
 		}
-		dbg := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = dbg.Serve(dln) }()
-		defer dbg.Close()
-		a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
-	}
-	percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
-	applyGCSettings(percent, limit)
-	switch {
-	case limit >= 0:
-		a.logger.Info("garbage collector tuned (set GOGC to choose yourself)", "gogc", percent, "memory_limit_mib", limit>>20)
-	case percent >= 0:
-		a.logger.Info("garbage collector tuned (set GOGC to choose yourself)", "gogc", percent)
-	}
-	return a.serve(ctx, ln)
+		if a.cfg.DebugAddr != "" {
+			dln, err := net.Listen("tcp", a.cfg.DebugAddr)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("listen on %s (LATCHKEY_DEBUG_ADDR): %w", a.cfg.DebugAddr, err)
+			}
+			dbg := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
+			go func() { _ = dbg.Serve(dln) }()
+			defer dbg.Close()
+			a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
+		}
+		percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
+		applyGCSettings(a.logger, percent, limit)
+		return a.serve(ctx, ln)
+	})
 }
 
 // serve runs the HTTP server and background work until ctx ends, then shuts down gracefully.

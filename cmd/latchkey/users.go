@@ -139,31 +139,25 @@ func userCommand(name string, extra func(fs *flag.FlagSet) func(ctx context.Cont
 		pool := fs.String("pool", "", "the pool the email is in (default: default)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		act := extra(fs)
-		if err := parseArgs(fs, args); err != nil {
-			return errUsage
-		}
-		a, err := c.openFromFlags(ctx, cf)
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		u, err := lookupUser(ctx, a, fs, *id, *email, *pool)
-		if err != nil {
-			return err
-		}
-		if act != nil {
-			if err := act(ctx, c, a, u); err != nil {
+		return c.withApp(ctx, fs, cf, args, func(a *app) error {
+			u, err := lookupUser(ctx, a, fs, *id, *email, *pool)
+			if err != nil {
 				return err
 			}
-			if u, err = a.store.UserByID(ctx, u.ID); err != nil {
-				return err
+			if act != nil {
+				if err := act(ctx, c, a, u); err != nil {
+					return err
+				}
+				if u, err = a.store.UserByID(ctx, u.ID); err != nil {
+					return err
+				}
 			}
-		}
-		if *asJSON || act == nil {
-			return writeJSON(c, toUserJSON(u))
-		}
-		fmt.Fprintf(c.stdout, "updated user %s (%s)\n", u.ID, u.Email)
-		return nil
+			if *asJSON || act == nil {
+				return writeJSON(c, toUserJSON(u))
+			}
+			fmt.Fprintf(c.stdout, "updated user %s (%s)\n", u.ID, u.Email)
+			return nil
+		})
 	}
 }
 
