@@ -48,6 +48,13 @@ var migrations = []migration{
 		postgres: schemaV3(dialectPostgres),
 		after:    createDefaultPool,
 	},
+	{
+		version:  4,
+		name:     "admin clients",
+		sqlite:   schemaV4(),
+		postgres: schemaV4(),
+		after:    backfillAdminClients,
+	},
 }
 
 // tokenTables are the tables with one row per fosite token kind.
@@ -277,6 +284,27 @@ func createDefaultPool(tx *gorm.DB) error {
 		"default", false, "[]", dbTime(tx.NowFunc())).Error
 	if err != nil {
 		return fmt.Errorf("create the default pool: %w", err)
+	}
+	return nil
+}
+
+// schemaV4 is migration 4: admin power belongs to clients an operator marked admin (optionally limited to some
+// pools; admin_pools '[]' means every pool), not to whoever holds the latchkey.admin scope.
+func schemaV4() []string {
+	return []string{
+		"ALTER TABLE clients ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE",
+		"ALTER TABLE clients ADD COLUMN admin_pools TEXT NOT NULL DEFAULT '[]'",
+	}
+}
+
+// backfillAdminClients keeps working what worked before: a confidential client that could only use client
+// credentials and had the latchkey.admin scope was a backend using the admin API, so it becomes an admin of
+// every pool. Any other client holding the scope loses admin power (an operator can grant it again).
+func backfillAdminClients(tx *gorm.DB) error {
+	err := tx.Exec(`UPDATE clients SET admin = TRUE
+WHERE is_public = FALSE AND grant_types = '["client_credentials"]' AND scopes LIKE '%"latchkey.admin"%'`).Error
+	if err != nil {
+		return fmt.Errorf("mark existing admin clients: %w", err)
 	}
 	return nil
 }
