@@ -164,7 +164,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenRevocationFactory,
 	)
 	for i, h := range cfg.TokenEndpointHandlers {
-		cfg.TokenEndpointHandlers[i] = askFirst{h}
+		cfg.TokenEndpointHandlers[i] = askFirst{oneRedemption{TokenEndpointHandler: h, revoker: store}}
 	}
 	// The token API refreshes on behalf of first-party apps; see firstparty.go.
 	cfg.ClientAuthenticationStrategy = firstPartyRefreshAuth(oauth.(*fosite.Fosite), store)
