@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -15,6 +16,9 @@ type pinger interface {
 // Health serves /healthz (the process answers) and /readyz (the database answers too).
 type Health struct {
 	DB pinger
+	// down is this node's last readiness answer: the cause of an outage is logged when it starts and its end
+	// when it ends, not once per probe (a load balancer probes every few seconds).
+	down atomic.Bool
 }
 
 func (h *Health) Mount(r *mux.Router) {
@@ -33,9 +37,15 @@ func (h *Health) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Cache-Control", "no-store")
 	if err := h.DB.Ping(ctx); err != nil {
-		Logger(ctx).Error("readiness check failed", "error", err)
+		if h.down.CompareAndSwap(false, true) {
+			Logger(ctx).Error("database unreachable: not ready until it answers", "error", err)
+		}
+		w.Header().Set("Retry-After", "1")
 		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Database unreachable.")
 		return
+	}
+	if h.down.CompareAndSwap(true, false) {
+		Logger(ctx).Info("database reachable again: ready")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
