@@ -11,33 +11,43 @@ import (
 )
 
 type throttleStore interface {
-	ThrottleCheck(ctx context.Context, keys []string, now time.Time) (time.Duration, error)
-	ThrottleFailure(ctx context.Context, key string, now time.Time, p models.ThrottlePolicy) (time.Duration, error)
+	ThrottleReserve(ctx context.Context, now time.Time, keys ...models.ThrottleKey) (time.Duration, error)
+	ThrottleRefund(ctx context.Context, k models.ThrottleKey) error
 	ThrottleReset(ctx context.Context, key string) error
 }
 
-// Throttle slows password guessing per account and per client IP with exponential back-off kept in the database,
-// so every node enforces the same limits. Back-off is capped, so strangers can delay an account but never lock
-// it out for good.
+// Throttle slows password guessing per account and per client IP, and sign-ups per IP, with exponential
+// back-off kept in the database, so every node enforces the same limits. Every place a person types a secret
+// reserves the attempt before the hash runs (see attempt). Back-off is capped, so strangers can delay an
+// account but never lock it out for good.
 type Throttle struct {
 	Store   throttleStore
 	Account models.ThrottlePolicy
 	IP      models.ThrottlePolicy
-	Now     func() time.Time
+	// Signup limits successful sign-ups per IP; zero: DefaultSignupPolicy.
+	Signup models.ThrottlePolicy
+	Now    func() time.Time
 }
 
-// DefaultAccountPolicy: 5 free failures, then 1s, 2s, 4s … up to 15 minutes; forgotten after an hour quiet.
+// DefaultAccountPolicy: 5 free attempts, then 1s, 2s, 4s … up to 15 minutes; forgotten after an hour quiet.
 var DefaultAccountPolicy = models.ThrottlePolicy{Free: 5, Base: time.Second, Max: 15 * time.Minute, Window: time.Hour}
 
 // DefaultIPPolicy is looser, since many people can share one address.
 var DefaultIPPolicy = models.ThrottlePolicy{Free: 30, Base: time.Second, Max: 15 * time.Minute, Window: time.Hour}
+
+// DefaultSignupPolicy: 10 successful sign-ups per IP, then one an hour until the address has been quiet for an
+// hour.
+var DefaultSignupPolicy = models.ThrottlePolicy{Free: 10, Base: time.Hour, Max: time.Hour, Window: time.Hour}
+
+// storeUnavailableRetry is the Retry-After sent when the throttle cannot be consulted.
+const storeUnavailableRetry = 5 * time.Second
 
 func accountKey(pool, email string) string {
 	return "acct:" + pool + ":" + strings.ToLower(strings.TrimSpace(email))
 }
 
 // ipKey is the client's IPv4 address, or the /64 of its IPv6 one: a single host is commonly given a whole /64,
-// and stepping through it must not buy fresh failures.
+// and stepping through it must not buy fresh attempts.
 func ipKey(r *http.Request) string {
 	ip := clientIP(r)
 	if a, err := netip.ParseAddr(ip); err == nil && a.Is6() {
@@ -55,49 +65,108 @@ func (t *Throttle) now() time.Time {
 	return time.Now()
 }
 
-// wait reports how long this account and IP must still wait. A storage error fails open (logged): throttling is
-// a brake, and an outage of it must not lock everyone out.
-func (t *Throttle) wait(r *http.Request, pool, email string) time.Duration {
-	if t == nil {
-		return 0
-	}
-	d, err := t.Store.ThrottleCheck(r.Context(), []string{accountKey(pool, email), ipKey(r)}, t.now())
-	if err != nil {
-		Logger(r.Context()).Error("throttle check", "error", err)
-		return 0
-	}
-	return d
+// attempt is one reserved try at a secret. It is counted before the password is checked; only the outcome
+// decides what is given back: succeeded resets the account and refunds the IP, failed keeps everything counted,
+// void (nothing was checked) refunds everything. Its ctx outlives the client, so hanging up changes nothing.
+type attempt struct {
+	ctx     context.Context
+	t       *Throttle
+	ip      models.ThrottleKey
+	signup  *models.ThrottleKey // counts successful sign-ups only
+	account models.ThrottleKey
 }
 
-// allow answers 429 with Retry-After (JSON) when the caller must wait.
-func (t *Throttle) allow(w http.ResponseWriter, r *http.Request, pool, email string) bool {
-	if d := t.wait(r, pool, email); d > 0 {
-		Logger(r.Context()).Info("sign-in throttled", "retry_after", d)
-		w.Header().Set("Retry-After", retryAfter(d))
-		apiError(w, http.StatusTooManyRequests, "too_many_requests", "Too many attempts. Try again in "+retryAfter(d)+" seconds.")
-		return false
-	}
-	return true
+// reserve counts a sign-in attempt for this account and IP. A wait > 0 means the caller must not check the
+// password; an error means the limits could not be consulted, and the caller must not check it either.
+func (t *Throttle) reserve(r *http.Request, pool, email string) (*attempt, time.Duration, error) {
+	return t.reserveKeys(r, pool, email, false)
 }
 
-func (t *Throttle) failed(r *http.Request, pool, email string) {
+// reserveSignup is reserve plus one successful sign-up for this IP.
+func (t *Throttle) reserveSignup(r *http.Request, pool, email string) (*attempt, time.Duration, error) {
+	return t.reserveKeys(r, pool, email, true)
+}
+
+func (t *Throttle) reserveKeys(r *http.Request, pool, email string, signup bool) (*attempt, time.Duration, error) {
+	a := &attempt{ctx: context.WithoutCancel(r.Context()), t: t}
 	if t == nil {
+		return a, 0, nil
+	}
+	a.ip = models.ThrottleKey{Key: ipKey(r), Policy: t.IP}
+	a.account = models.ThrottleKey{Key: accountKey(pool, email), Policy: t.Account}
+	// The IP key first: a blocked address creates no account rows.
+	keys := []models.ThrottleKey{a.ip}
+	if signup {
+		p := t.Signup
+		if p == (models.ThrottlePolicy{}) {
+			p = DefaultSignupPolicy
+		}
+		a.signup = &models.ThrottleKey{Key: "signup:" + a.ip.Key, Policy: p}
+		keys = append(keys, *a.signup)
+	}
+	keys = append(keys, a.account)
+	wait, err := t.Store.ThrottleReserve(a.ctx, t.now(), keys...)
+	return a, wait, err
+}
+
+// succeeded: the secret was right. The account starts afresh; the IP gets this attempt back.
+func (a *attempt) succeeded() {
+	if a.t == nil {
 		return
 	}
-	now := t.now()
-	if _, err := t.Store.ThrottleFailure(r.Context(), accountKey(pool, email), now, t.Account); err != nil {
-		Logger(r.Context()).Error("throttle record", "error", err)
+	if err := a.t.Store.ThrottleReset(a.ctx, a.account.Key); err != nil {
+		Logger(a.ctx).Error("throttle reset", "error", err)
 	}
-	if _, err := t.Store.ThrottleFailure(r.Context(), ipKey(r), now, t.IP); err != nil {
-		Logger(r.Context()).Error("throttle record", "error", err)
+	a.refund(a.ip)
+}
+
+// failed: the secret was wrong (or the email taken); the attempt stays counted. A sign-up reservation is given
+// back, since only successful sign-ups count there.
+func (a *attempt) failed() {
+	if a.t != nil && a.signup != nil {
+		a.refund(*a.signup)
 	}
 }
 
-func (t *Throttle) succeeded(r *http.Request, pool, email string) {
-	if t == nil {
+// void: nothing was checked (bad input, a server fault), so every key gets its attempt back.
+func (a *attempt) void() {
+	if a.t == nil {
 		return
 	}
-	if err := t.Store.ThrottleReset(r.Context(), accountKey(pool, email)); err != nil {
-		Logger(r.Context()).Error("throttle reset", "error", err)
+	a.refund(a.ip)
+	if a.signup != nil {
+		a.refund(*a.signup)
 	}
+	a.refund(a.account)
+}
+
+func (a *attempt) refund(k models.ThrottleKey) {
+	if err := a.t.Store.ThrottleRefund(a.ctx, k); err != nil {
+		Logger(a.ctx).Error("throttle refund", "error", err)
+	}
+}
+
+// detached is r on a context the client cannot cancel. The API calls that take a password use it from the start:
+// once sent, an attempt runs to its end, so whether a guess was checked and counted never depends on when the
+// client hung up.
+func detached(r *http.Request) *http.Request {
+	return r.WithContext(context.WithoutCancel(r.Context()))
+}
+
+// refuseAPI answers a reservation that did not go through: 429 when the caller must wait, 503 when the limits
+// could not be consulted (the throttle never fails open). It reports whether it answered.
+func refuseAPI(w http.ResponseWriter, r *http.Request, wait time.Duration, err error) bool {
+	switch {
+	case err != nil:
+		Logger(r.Context()).Error("sign-in throttle unavailable", "error", err)
+		w.Header().Set("Retry-After", retryAfter(storeUnavailableRetry))
+		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Sign-in is temporarily unavailable; try again shortly.")
+		return true
+	case wait > 0:
+		Logger(r.Context()).Info("sign-in throttled", "retry_after", retryAfter(wait))
+		w.Header().Set("Retry-After", retryAfter(wait))
+		apiError(w, http.StatusTooManyRequests, "too_many_requests", "Too many attempts. Try again in "+retryAfter(wait)+" seconds.")
+		return true
+	}
+	return false
 }

@@ -2,8 +2,7 @@ package storetest
 
 import (
 	"errors"
-	"reflect"
-	"slices"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,220 +10,271 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// Sign-in throttling. Every case injects now; nothing sleeps.
+// Sign-in throttling: reservations. Every case injects now; nothing sleeps.
 
 var testPolicy = models.ThrottlePolicy{Free: 2, Base: time.Second, Max: 10 * time.Second, Window: time.Hour}
 
-func throttleFailure(t *testing.T, s *models.Store, key string, now time.Time, p models.ThrottlePolicy) time.Duration {
+func reserve(t *testing.T, s *models.Store, now time.Time, keys ...models.ThrottleKey) time.Duration {
 	t.Helper()
-	d, err := s.ThrottleFailure(ctxT(t), key, now, p)
-	must(t, "ThrottleFailure", err)
+	d, err := s.ThrottleReserve(ctxT(t), now, keys...)
+	must(t, "ThrottleReserve", err)
 	return d
 }
 
-func throttleCheck(t *testing.T, s *models.Store, keys []string, now time.Time) time.Duration {
-	t.Helper()
-	d, err := s.ThrottleCheck(ctxT(t), keys, now)
-	must(t, "ThrottleCheck", err)
-	return d
+func key(k string, p models.ThrottlePolicy) models.ThrottleKey {
+	return models.ThrottleKey{Key: k, Policy: p}
 }
 
 func testThrottleBackoff(t *testing.T, s *models.Store) {
-	const key = "acct:customers:ada@example.com"
+	k := key("acct:customers:ada@example.com", testPolicy)
 	now := baseTime
-	// Each failure comes the moment the previous block ends, as a patient attacker's would.
-	for i, want := range []time.Duration{0, 0, 1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
+	for i := range testPolicy.Free {
+		if got := reserve(t, s, now, k); got != 0 {
+			t.Fatalf("free attempt %d refused: wait %v", i+1, got)
+		}
+	}
+	// From the last free attempt on, each attempt that proceeds blocks the next for Base, 2*Base, ... up to Max;
+	// attempts during a block are refused with what remains of it. Each comes the moment the previous block
+	// ends, as a patient attacker's would.
+	for i, block := range []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
 		10 * time.Second, 10 * time.Second, 10 * time.Second} {
-		got := throttleFailure(t, s, key, now, testPolicy)
-		if got != want {
-			t.Fatalf("failure %d: wait %v, want %v", i+1, got, want)
+		if got := reserve(t, s, now, k); got != block {
+			t.Fatalf("block %d: an attempt right after the one that set it waits %v, want %v", i+1, got, block)
 		}
-		if c := throttleCheck(t, s, []string{key}, now); c != want {
-			t.Errorf("failure %d: ThrottleCheck = %v, want %v", i+1, c, want)
+		if got := reserve(t, s, now.Add(block-time.Millisecond), k); got != time.Millisecond {
+			t.Fatalf("block %d: an attempt just before its end waits %v, want 1ms", i+1, got)
 		}
-		now = now.Add(want)
+		now = now.Add(block)
+		if got := reserve(t, s, now, k); got != 0 {
+			t.Fatalf("block %d: the attempt when it ended was refused: wait %v", i+1, got)
+		}
 	}
-	if c := throttleCheck(t, s, []string{key}, now); c != 0 {
-		t.Errorf("ThrottleCheck when the last block ended = %v, want 0", c)
+	if got := reserve(t, s, now, key("acct:customers:other@example.com", testPolicy)); got != 0 {
+		t.Errorf("an untouched key was refused: wait %v", got)
 	}
-	if c := throttleCheck(t, s, []string{"acct:customers:other@example.com"}, now); c != 0 {
-		t.Errorf("ThrottleCheck of an untouched key = %v, want 0", c)
-	}
-	if c := throttleCheck(t, s, nil, now); c != 0 {
-		t.Errorf("ThrottleCheck of no keys = %v, want 0", c)
+	if got := reserve(t, s, now); got != 0 {
+		t.Errorf("no keys: wait %v", got)
 	}
 }
 
-func testThrottleCheckRemaining(t *testing.T, s *models.Store) {
-	const acct, ip = "acct:default:bo@example.com", "ip:203.0.113.7"
-	p := models.ThrottlePolicy{Free: 0, Base: 10 * time.Second, Max: time.Minute, Window: time.Hour}
+// testThrottleKeysInOrder: a reservation on several keys is all or nothing, and stops at the first key that
+// refuses it, touching none after it.
+func testThrottleKeysInOrder(t *testing.T, s *models.Store) {
+	one := models.ThrottlePolicy{Free: 1, Base: time.Minute, Max: time.Hour, Window: time.Hour}
+	ip, acct := key("ip:203.0.113.7", one), key("acct:default:bo@example.com", one)
 	t0 := baseTime
-	throttleFailure(t, s, acct, t0, p) // blocked until t0+10s
-	throttleFailure(t, s, ip, t0, p)
-	throttleFailure(t, s, ip, t0.Add(2*time.Second), p) // blocked until t0+22s
-	tests := []struct {
-		name  string
-		keys  []string
-		after time.Duration
-		want  time.Duration
-	}{
-		{"account key at once", []string{acct}, 0, 10 * time.Second},
-		{"account key later", []string{acct}, 4 * time.Second, 6 * time.Second},
-		{"account key just before the end", []string{acct}, 10*time.Second - time.Millisecond, time.Millisecond},
-		{"account key at the end", []string{acct}, 10 * time.Second, 0},
-		{"account key after the end", []string{acct}, time.Hour, 0},
-		{"both keys: the larger wait", []string{acct, ip}, 4 * time.Second, 18 * time.Second},
-		{"both keys in the other order", []string{ip, acct}, 4 * time.Second, 18 * time.Second},
-		{"the same key twice", []string{acct, acct}, 4 * time.Second, 6 * time.Second},
-		{"one key blocked, one passed", []string{acct, ip}, 15 * time.Second, 7 * time.Second},
-		{"both passed", []string{acct, ip}, 22 * time.Second, 0},
+	if got := reserve(t, s, t0, ip); got != 0 { // the IP's one free attempt; now blocked for a minute
+		t.Fatalf("first attempt on the IP: wait %v", got)
 	}
-	for _, tc := range tests {
-		if got := throttleCheck(t, s, tc.keys, t0.Add(tc.after)); got != tc.want {
-			t.Errorf("%s: ThrottleCheck = %v, want %v", tc.name, got, tc.want)
-		}
+	if got := reserve(t, s, t0.Add(time.Second), ip, acct); got != 59*time.Second {
+		t.Fatalf("blocked IP: wait %v, want the IP's remaining 59s", got)
 	}
-	// A failure within Free never shortens a block already in place.
-	loose := models.ThrottlePolicy{Free: 100, Base: time.Second, Max: time.Second, Window: time.Hour}
-	if got := throttleFailure(t, s, ip, t0.Add(5*time.Second), loose); got != 17*time.Second {
-		t.Errorf("failure within a looser policy's Free during a block: wait %v, want the remaining 17s", got)
+	// The refused reservation never reached the account key: its free attempt is still there.
+	if got := reserve(t, s, t0.Add(2*time.Second), acct); got != 0 {
+		t.Fatalf("account key after a refusal on the IP key: wait %v, want 0 (not counted)", got)
+	}
+	// Now the account key is blocked; a reservation through a fresh IP is refused and counts nothing on it.
+	ip2 := key("ip:198.51.100.1", one)
+	if got := reserve(t, s, t0.Add(3*time.Second), ip2, acct); got != 59*time.Second {
+		t.Fatalf("blocked account: wait %v, want the account's remaining 59s", got)
+	}
+	if got := reserve(t, s, t0.Add(4*time.Second), ip2); got != 0 {
+		t.Fatalf("IP key after a refusal on the account key: wait %v, want 0 (rolled back)", got)
+	}
+	if got := reserve(t, s, t0.Add(time.Minute+3*time.Second), key("ip:192.0.2.1", one), acct, ip); got != 0 {
+		t.Fatalf("every block passed: wait %v", got)
 	}
 }
 
 func testThrottleWindow(t *testing.T, s *models.Store) {
-	const key = "acct:default:cy@example.com"
-	p := models.ThrottlePolicy{Free: 1, Base: time.Second, Max: time.Minute, Window: 10 * time.Minute}
+	k := key("acct:default:cy@example.com", models.ThrottlePolicy{Free: 2, Base: time.Second, Max: time.Minute, Window: 10 * time.Minute})
 	t0 := baseTime
 	tests := []struct {
 		name  string
 		after time.Duration // since t0
 		want  time.Duration
 	}{
-		{"first failure is free", 0, 0},
-		{"second failure", time.Minute, time.Second},
-		{"exactly Window after the last failure still counts", 11 * time.Minute, 2 * time.Second},
-		{"more than Window after the last failure is forgotten", 21*time.Minute + time.Second, 0},
-		{"and counting starts again", 22 * time.Minute, time.Second},
+		{"first attempt is free", 0, 0},
+		{"more than Window after the last attempt, the count starts again", 10*time.Minute + time.Second, 0},
+		{"so this is only the second attempt, which sets the first block", 11 * time.Minute, 0},
+		{"and the block holds", 11 * time.Minute, time.Second},
+		{"exactly Window after the last attempt it still counts", 21 * time.Minute, 0},
+		{"so the next block doubled", 21 * time.Minute, 2 * time.Second},
 	}
 	for _, tc := range tests {
-		if got := throttleFailure(t, s, key, t0.Add(tc.after), p); got != tc.want {
+		if got := reserve(t, s, t0.Add(tc.after), k); got != tc.want {
 			t.Errorf("%s: wait %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
 
-func testThrottleReset(t *testing.T, s *models.Store) {
-	const key, other = "acct:default:dee@example.com", "ip:198.51.100.1"
-	p := models.ThrottlePolicy{Free: 0, Base: time.Minute, Max: time.Hour, Window: time.Hour}
+func testThrottleRefundReset(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	p := models.ThrottlePolicy{Free: 3, Base: time.Minute, Max: time.Hour, Window: time.Hour}
+	ip, acct := key("ip:198.51.100.1", p), key("acct:default:dee@example.com", p)
 	for range 3 {
-		throttleFailure(t, s, key, baseTime, p)
-		throttleFailure(t, s, other, baseTime, p)
+		reserve(t, s, baseTime, ip, acct)
 	}
-	if c := throttleCheck(t, s, []string{key}, baseTime); c != 4*time.Minute {
-		t.Fatalf("ThrottleCheck before reset = %v, want 4m", c)
+	if got := reserve(t, s, baseTime, ip); got != time.Minute {
+		t.Fatalf("after Free attempts: wait %v, want Base", got)
 	}
-	must(t, "ThrottleReset", s.ThrottleReset(ctxT(t), key))
-	must(t, "ThrottleReset of an unknown key", s.ThrottleReset(ctxT(t), "acct:default:nobody@example.com"))
-	if c := throttleCheck(t, s, []string{key}, baseTime); c != 0 {
-		t.Errorf("ThrottleCheck after reset = %v, want 0", c)
+	// Refunding the attempt that set the block lifts it: the count is below Free again.
+	must(t, "ThrottleRefund", s.ThrottleRefund(ctx, ip))
+	if got := reserve(t, s, baseTime, ip); got != 0 {
+		t.Fatalf("after a refund below Free: wait %v, want 0", got)
 	}
-	if got := throttleFailure(t, s, key, baseTime, p); got != time.Minute {
-		t.Errorf("first failure after reset: wait %v, want Base (count restarted)", got)
+	if got := reserve(t, s, baseTime, ip); got != time.Minute {
+		t.Fatalf("the refunded attempt was taken again: wait %v, want Base", got)
 	}
-	if c := throttleCheck(t, s, []string{other}, baseTime); c != 4*time.Minute {
-		t.Errorf("other key after reset = %v, want 4m (untouched)", c)
+	// Past Free a refund leaves the block: others from the address keep waiting it out.
+	reserve(t, s, baseTime.Add(time.Minute), ip) // the 4th attempt: blocked for 2m
+	must(t, "ThrottleRefund", s.ThrottleRefund(ctx, ip))
+	if got := reserve(t, s, baseTime.Add(time.Minute), ip); got != 2*time.Minute {
+		t.Errorf("refund above Free: wait %v, want the block of 2m kept", got)
+	}
+	must(t, "ThrottleRefund of an unknown key", s.ThrottleRefund(ctx, key("ip:192.0.2.99", p)))
+
+	// Reset forgets the key entirely; other keys are untouched.
+	if got := reserve(t, s, baseTime, acct); got != time.Minute {
+		t.Fatalf("account before reset: wait %v, want Base", got)
+	}
+	must(t, "ThrottleReset", s.ThrottleReset(ctx, acct.Key))
+	must(t, "ThrottleReset of an unknown key", s.ThrottleReset(ctx, "acct:default:nobody@example.com"))
+	for i := range p.Free {
+		if got := reserve(t, s, baseTime, acct); got != 0 {
+			t.Fatalf("attempt %d after reset: wait %v, want 0 (count restarted)", i+1, got)
+		}
+	}
+	if got := reserve(t, s, baseTime.Add(2*time.Minute), ip); got != time.Minute {
+		t.Errorf("IP after the account reset: wait %v, want its own 1m left", got)
 	}
 }
 
 func testThrottleInvalidPolicy(t *testing.T, s *models.Store) {
 	for _, p := range []models.ThrottlePolicy{
-		{Free: -1, Base: time.Second, Max: time.Second, Window: time.Hour},
-		{Free: 0, Base: 0, Max: time.Second, Window: time.Hour},
-		{Free: 0, Base: time.Minute, Max: time.Second, Window: time.Hour},
-		{Free: 0, Base: time.Second, Max: time.Minute, Window: 0},
+		{Free: 0, Base: time.Second, Max: time.Second, Window: time.Hour},
+		{Free: 1, Base: 0, Max: time.Second, Window: time.Hour},
+		{Free: 1, Base: time.Minute, Max: time.Second, Window: time.Hour},
+		{Free: 1, Base: time.Second, Max: time.Minute, Window: 0},
 	} {
-		if _, err := s.ThrottleFailure(ctxT(t), "k", baseTime, p); !errors.Is(err, models.ErrInvalid) {
-			t.Errorf("ThrottleFailure with %+v: %v, want models.ErrInvalid", p, err)
+		if _, err := s.ThrottleReserve(ctxT(t), baseTime, key("ok", testPolicy), key("k", p)); !errors.Is(err, models.ErrInvalid) {
+			t.Errorf("ThrottleReserve with %+v: %v, want models.ErrInvalid", p, err)
 		}
 	}
-	// Many failures do not overflow the doubling.
-	p := models.ThrottlePolicy{Free: 0, Base: time.Nanosecond, Max: 90 * time.Minute, Window: time.Hour}
-	var last time.Duration
-	for range 80 {
-		last = throttleFailure(t, s, "k", baseTime, p)
+	if got := reserve(t, s, baseTime, key("ok", models.ThrottlePolicy{Free: 1, Base: time.Hour, Max: time.Hour, Window: time.Hour})); got != 0 {
+		t.Errorf("a refused invalid reservation counted on its valid key: wait %v", got)
 	}
-	if last != 90*time.Minute {
-		t.Errorf("wait after 80 failures = %v, want Max", last)
+	// Many blocks do not overflow the doubling.
+	p := models.ThrottlePolicy{Free: 1, Base: time.Millisecond, Max: 90 * time.Minute, Window: 1000 * time.Hour}
+	now := baseTime
+	var block time.Duration
+	for range 80 {
+		now = now.Add(block)
+		reserve(t, s, now, key("k", p))
+		block = reserve(t, s, now, key("k", p))
+	}
+	if block != 90*time.Minute {
+		t.Errorf("block after 80 attempts = %v, want Max", block)
 	}
 }
 
-// testThrottleConcurrent races failures for one key from many goroutines: each must be counted, so the
-// waits are exactly Base, 2*Base, ..., 2^7*Base in some order.
-func testThrottleConcurrent(t *testing.T, s *models.Store) {
+// ThrottleConcurrent races 40 reservations on one account key (and an IP key each of their own) across the
+// given stores, which share one database: exactly Free may proceed, whatever the interleaving, and the rest
+// wait out the block the last free one set.
+func ThrottleConcurrent(t *testing.T, stores ...*models.Store) {
+	const workers = 40
 	ctx := ctxT(t)
-	const key, workers = "acct:default:eve@example.com", 8
-	p := models.ThrottlePolicy{Free: 0, Base: time.Second, Max: 24 * time.Hour, Window: time.Hour}
+	p := models.ThrottlePolicy{Free: 5, Base: time.Minute, Max: time.Hour, Window: time.Hour}
+	acct := key("acct:default:eve@example.com", p)
 	waits := make([]time.Duration, workers)
 	errs := make([]error, workers)
 	runWithDeadline(t, func() {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				<-start
-				waits[i], errs[i] = s.ThrottleFailure(ctx, key, baseTime, p)
-			}()
+				ip := key(fmt.Sprintf("ip:203.0.113.%d", i), p)
+				waits[i], errs[i] = stores[i%len(stores)].ThrottleReserve(ctx, baseTime, ip, acct)
+			})
 		}
 		close(start)
 		wg.Wait()
 	})
+	proceeded := 0
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("worker %d: %v", i, err)
 		}
+		switch waits[i] {
+		case 0:
+			proceeded++
+		case p.Base:
+		default:
+			t.Errorf("worker %d: wait %v, want 0 or Base", i, waits[i])
+		}
 	}
-	slices.Sort(waits)
-	var want []time.Duration
-	for i := range workers {
-		want = append(want, time.Second<<i)
+	if proceeded != p.Free {
+		t.Errorf("%d of %d concurrent attempts proceeded, want exactly Free = %d", proceeded, workers, p.Free)
 	}
-	if !reflect.DeepEqual(waits, want) {
-		t.Errorf("waits = %v, want %v (a lost update repeats a wait)", waits, want)
+	if got := reserve(t, stores[0], baseTime, acct); got != p.Base {
+		t.Errorf("after the burst: wait %v, want Base", got)
 	}
-	if c := throttleCheck(t, s, []string{key}, baseTime); c != 128*time.Second {
-		t.Errorf("ThrottleCheck = %v, want 128s", c)
+	// Once the block passes exactly one of another burst proceeds.
+	proceeded = 0
+	var mu sync.Mutex
+	runWithDeadline(t, func() {
+		var wg sync.WaitGroup
+		for i := range workers {
+			wg.Go(func() {
+				d, err := stores[i%len(stores)].ThrottleReserve(ctx, baseTime.Add(p.Base), acct)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					t.Errorf("second burst: %v", err)
+				}
+				if d == 0 {
+					proceeded++
+				}
+			})
+		}
+		wg.Wait()
+	})
+	if proceeded != 1 {
+		t.Errorf("%d attempts of a burst proceeded when the block passed, want exactly 1", proceeded)
 	}
 }
+
+func testThrottleConcurrent(t *testing.T, s *models.Store) { ThrottleConcurrent(t, s) }
 
 func testThrottleDeleteExpired(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
 	now := baseTime
-	p := models.ThrottlePolicy{Free: 0, Base: time.Second, Max: time.Second, Window: 72 * time.Hour}
-	long := models.ThrottlePolicy{Free: 0, Base: 48 * time.Hour, Max: 48 * time.Hour, Window: 72 * time.Hour}
-	throttleFailure(t, s, "old", now.Add(-25*time.Hour), p)            // last failure 25h ago, block passed: goes
-	throttleFailure(t, s, "old-blocked", now.Add(-25*time.Hour), long) // blocked for 23h more: kept
-	throttleFailure(t, s, "recent", now.Add(-23*time.Hour), p)         // last failure 23h ago: kept
+	p := models.ThrottlePolicy{Free: 1, Base: time.Second, Max: time.Second, Window: 72 * time.Hour}
+	long := models.ThrottlePolicy{Free: 1, Base: 48 * time.Hour, Max: 48 * time.Hour, Window: 72 * time.Hour}
+	reserve(t, s, now.Add(-25*time.Hour), key("old", p))            // last attempt 25h ago, block passed: goes
+	reserve(t, s, now.Add(-25*time.Hour), key("old-blocked", long)) // blocked for 23h more: kept
+	reserve(t, s, now.Add(-23*time.Hour), key("recent", p))         // last attempt 23h ago: kept
 	n, err := s.DeleteExpired(ctx, now, 100)
 	must(t, "DeleteExpired", err)
 	if n != 1 {
 		t.Errorf("DeleteExpired deleted %d rows, want 1", n)
 	}
-	// A kept key counts on from its earlier failure; a deleted one starts again.
-	next := models.ThrottlePolicy{Free: 0, Base: time.Second, Max: time.Minute, Window: 72 * time.Hour}
+	// A kept key counts on from its earlier attempt; a deleted one starts again.
+	next := models.ThrottlePolicy{Free: 2, Base: time.Minute, Max: time.Hour, Window: 72 * time.Hour}
 	for _, tc := range []struct {
 		key  string
-		want time.Duration
+		want time.Duration // of a second attempt now
 	}{
-		{"old", time.Second},        // deleted: first failure again
-		{"recent", 2 * time.Second}, // kept: second failure
+		{"old", 0},              // deleted: the first attempt now is the first again, so the second proceeds
+		{"recent", time.Minute}, // kept: the first attempt now is its second, which set a block
 	} {
-		if got := throttleFailure(t, s, tc.key, now, next); got != tc.want {
+		reserve(t, s, now, key(tc.key, next))
+		if got := reserve(t, s, now, key(tc.key, next)); got != tc.want {
 			t.Errorf("%s: wait after DeleteExpired %v, want %v", tc.key, got, tc.want)
 		}
 	}
-	if c := throttleCheck(t, s, []string{"old-blocked"}, now); c != 23*time.Hour {
-		t.Errorf("blocked key after DeleteExpired: ThrottleCheck = %v, want 23h", c)
+	if got := reserve(t, s, now, key("old-blocked", long)); got != 23*time.Hour {
+		t.Errorf("blocked key after DeleteExpired: wait %v, want 23h", got)
 	}
 }
