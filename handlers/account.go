@@ -19,6 +19,7 @@ func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := h.Store.UserByID(ctx, bs.UserID)
 	if err != nil {
+		Logger(ctx).Error("load signed-in user", "user", bs.UserID, "error", err)
 		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 		return
 	}
@@ -42,9 +43,9 @@ func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	case "others":
 		flash = "All other sessions ended."
 	}
-	_ = h.Pages.Sessions(w, http.StatusOK, templates.SessionsPage{
+	logRender(r, h.Pages.Sessions(w, http.StatusOK, templates.SessionsPage{
 		UserEmail: user.Email, CSRFToken: h.csrfToken(w, r), Action: PathSessions, Flash: flash, Sessions: rows,
-	})
+	}))
 }
 
 // sessionsSubmit ends one of the user's sessions, or all but the current one. Each ended session's refresh
@@ -78,6 +79,7 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Session not found", "That session does not exist or has already ended.")
 		return
 	} else if err != nil {
+		Logger(ctx).Error("load session to end", "error", err)
 		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 		return
 	}
@@ -88,7 +90,7 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if target.ID == bs.ID {
 		h.clearCookie(w, sessionCookie)
-		_ = h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."})
+		logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."}))
 		return
 	}
 	http.Redirect(w, r, PathSessions+"?done=one", http.StatusSeeOther)

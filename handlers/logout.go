@@ -72,7 +72,7 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if r.PostForm.Get("decision") != "logout" {
-			_ = h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You are still signed in."})
+			logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You are still signed in."}))
 			return
 		}
 		confirmed = true
@@ -88,10 +88,10 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		if client != nil {
 			name = client.Name
 		}
-		_ = h.Pages.Logout(w, http.StatusOK, templates.LogoutPage{
+		logRender(r, h.Pages.Logout(w, http.StatusOK, templates.LogoutPage{
 			Action: provider.PathEndSession, CSRFToken: h.csrfToken(w, r), ClientName: name, Hidden: hidden,
 			FormActionExtra: nonEmpty(redirectURI),
-		})
+		}))
 		return
 	}
 
@@ -114,5 +114,5 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusSeeOther)
 		return
 	}
-	_ = h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."})
+	logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."}))
 }

@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/latchkey/latchkey/templates"
 )
 
 type ctxKey int
@@ -125,6 +128,19 @@ func recoverPanics(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(w, r)
 	})
+}
+
+// logRender logs what a page render method returned: a page that could not be rendered (the renderer has already
+// answered 500) at Error, a client that went away before the page was sent at Debug. Every render call site
+// passes its result here: `logRender(r, h.Pages.Sessions(w, ...))`.
+func logRender(r *http.Request, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, templates.ErrWrite):
+		Logger(r.Context()).Debug("page not sent", "error", err)
+	default:
+		Logger(r.Context()).Error("render page", "path", r.URL.Path, "error", err)
+	}
 }
 
 // limitBody caps request bodies; parsing a larger one fails and the endpoint answers invalid_request.

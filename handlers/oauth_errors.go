@@ -19,8 +19,13 @@ func noteOAuthError(ctx context.Context, w http.ResponseWriter, endpoint string,
 		attrs = append(attrs, "hint", rfc.HintField)
 	}
 	if rfc.CodeField >= http.StatusInternalServerError {
-		// The debug field carries the wrapped cause (storage errors and the like), never request secrets.
-		Logger(ctx).Error("oauth request failed", append(attrs, "cause", rfc.DebugField)...)
+		// The debug field carries the wrapped cause (storage errors and the like), never request secrets; an error
+		// wrapped without one still has its cause logged.
+		cause := rfc.DebugField
+		if cause == "" && rfc.Unwrap() != nil {
+			cause = rfc.Unwrap().Error()
+		}
+		Logger(ctx).Error("oauth request failed", append(attrs, "cause", cause)...)
 		return
 	}
 	Logger(ctx).Info("oauth request refused", attrs...)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -102,7 +103,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	)
 	switch {
 	case strings.HasPrefix(url, "sqlite://"):
-		dsn, err := sqliteDSN(strings.TrimPrefix(url, "sqlite://"))
+		path := strings.TrimPrefix(url, "sqlite://")
+		dsn, err := sqliteDSN(path)
 		if err != nil {
 			return nil, err
 		}
@@ -112,6 +114,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		}
 		if !strings.Contains(dsn, ":memory:") {
 			readDSN = dsn + "&_pragma=query_only(1)"
+			if err := restrictSQLiteFiles(path, opts.Logger); err != nil {
+				return nil, err
+			}
 		}
 	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
 		dialector, dialect = postgres.Open(url), dialectPostgres
@@ -141,6 +146,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	sqlDB.SetMaxOpenConns(maxConns)
 	sqlDB.SetMaxIdleConns(maxConns)
+	// Every gorm statement, and the hand-written token SQL run on s.pool, goes through the text check.
+	guard := &guardedPool{db: sqlDB}
+	db.ConnPool, db.Statement.ConnPool = guard, guard
 	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
 	if dialect == dialectPostgres {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
@@ -197,6 +205,36 @@ func sqliteDSN(path string) (string, error) {
 	q.Set("_txlock", "immediate")
 	// No "file:" prefix: the driver then passes the path to SQLite as a plain file name, not a URI.
 	return path + "?" + q.Encode(), nil
+}
+
+// restrictSQLiteFiles makes the database file readable by its owner only, like the secret file beside it: it
+// creates the file mode 0600 before SQLite opens it (SQLite gives the -wal and -shm files the database file's
+// mode), and takes group and other access away from an existing database and its -wal and -shm.
+func restrictSQLiteFiles(path string, logger *slog.Logger) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("open database: %w", err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&^0o077); err != nil {
+				return fmt.Errorf("open database: restrict %s to its owner: %w", p, err)
+			}
+			if logger != nil {
+				logger.Warn("database file was readable by others; restricted it to its owner", "file", p, "was", perm.String())
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the pool.
@@ -278,7 +316,8 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 }
 
 // mapErr turns driver errors into the errors callers check for: not found → fosite.ErrNotFound,
-// PostgreSQL serialization failure or deadlock → fosite.ErrSerializationFailure.
+// PostgreSQL serialization failure or deadlock → fosite.ErrSerializationFailure, text PostgreSQL cannot hold →
+// ErrInvalid.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
@@ -287,8 +326,13 @@ func mapErr(err error) error {
 		return fosite.ErrNotFound
 	}
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") {
-		return fmt.Errorf("%w: %s", fosite.ErrSerializationFailure, pgErr.Message)
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01":
+			return fmt.Errorf("%w: %s", fosite.ErrSerializationFailure, pgErr.Message)
+		case "22021", "22P05": // text the encoding cannot hold, from a statement that bypassed guardedPool
+			return fmt.Errorf("%w: %s", ErrInvalid, pgErr.Message)
+		}
 	}
 	return err
 }

@@ -133,6 +133,9 @@ func validatePassword(password string) error {
 func normalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 func validateEmail(email string) error {
+	if !storableText(email) {
+		return fmt.Errorf("%w: email is not valid UTF-8 text", ErrInvalid)
+	}
 	if len(email) > maxEmailLen {
 		return fmt.Errorf("%w: email is longer than %d characters", ErrInvalid, maxEmailLen)
 	}

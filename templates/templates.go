@@ -8,6 +8,7 @@ package templates
 import (
 	"bytes"
 	"embed"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -209,7 +210,12 @@ func (r *Renderer) Sessions(w http.ResponseWriter, status int, p SessionsPage) e
 	return r.render(w, status, r.sessions, p, formActions(p.Action, nil))
 }
 
-// render executes t into a buffer first, so a failing template never leaves half a page on the wire.
+// ErrWrite marks a page that rendered but could not be sent: the client went away, which is not a server fault.
+// Any other error from a render method is: the page could not be rendered and the client got a bare 500.
+var ErrWrite = errors.New("write page")
+
+// render executes t into a buffer first, so a failing template never leaves half a page on the wire. It answers
+// 500 itself when t fails, and returns the error for the caller to log.
 func (r *Renderer) render(w http.ResponseWriter, status int, t *template.Template, data any, formAction []string) error {
 	var buf bytes.Buffer
 	err := t.Execute(&buf, data)
@@ -232,7 +238,7 @@ func (r *Renderer) render(w http.ResponseWriter, status int, t *template.Templat
 	}
 	w.WriteHeader(status)
 	if _, err := buf.WriteTo(w); err != nil {
-		return fmt.Errorf("write %s: %w", t.Name(), err)
+		return fmt.Errorf("%w %s: %v", ErrWrite, t.Name(), err)
 	}
 	return nil
 }

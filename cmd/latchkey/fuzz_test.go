@@ -25,9 +25,22 @@ func basic(id, secret string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(id+":"+secret))
 }
 
-// fuzzHandler opens one in-process Latchkey (SQLite in f's temp dir, two clients) and returns its HTTP handler.
-// The fuzz function's body runs once per fuzzing process, so every worker gets its own.
+// fuzzHandler opens one in-process Latchkey (SQLite in f's temp dir, the token endpoint's clients) and returns
+// its HTTP handler.
 func fuzzHandler(f *testing.F) http.Handler {
+	f.Helper()
+	return fuzzApp(f,
+		[]string{"clients", "create", "--id", fuzzClientID, "--secret", fuzzClientSecret, "--name", "fuzz", "--scopes", "read write", "--audience", "https://api.example.com"},
+		[]string{"clients", "create", "--id", fuzzRSID, "--secret", fuzzRSSecret, "--name", "rs"},
+		[]string{"clients", "create", "--id", "fuzz-post", "--secret", fuzzClientSecret, "--name", "post", "--token-endpoint-auth-method", "client_secret_post"},
+		[]string{"clients", "create", "--id", "fuzz-spa", "--public", "--name", "spa", "--redirect-uris", "http://localhost/cb"},
+	)
+}
+
+// fuzzApp opens one in-process Latchkey on SQLite in f's temp dir, runs the setup commands against it and returns
+// its HTTP handler: the real router with every middleware. The fuzz function's body runs once per fuzzing
+// process, so every worker gets its own.
+func fuzzApp(f *testing.F, setup ...[]string) http.Handler {
 	f.Helper()
 	env := testEnv{
 		"LATCHKEY_DATABASE_URL":     "sqlite://" + filepath.Join(f.TempDir(), "fuzz.db"),
@@ -36,12 +49,7 @@ func fuzzHandler(f *testing.F) http.Handler {
 		"LATCHKEY_CLEANUP_INTERVAL": "0",
 		"LATCHKEY_ISSUER":           "http://127.0.0.1:8080",
 	}
-	for _, args := range [][]string{
-		{"clients", "create", "--id", fuzzClientID, "--secret", fuzzClientSecret, "--name", "fuzz", "--scopes", "read write", "--audience", "https://api.example.com"},
-		{"clients", "create", "--id", fuzzRSID, "--secret", fuzzRSSecret, "--name", "rs"},
-		{"clients", "create", "--id", "fuzz-post", "--secret", fuzzClientSecret, "--name", "post", "--token-endpoint-auth-method", "client_secret_post"},
-		{"clients", "create", "--id", "fuzz-spa", "--public", "--name", "spa", "--redirect-uris", "http://localhost/cb"},
-	} {
+	for _, args := range setup {
 		var errOut bytes.Buffer
 		if code := run(context.Background(), args, strings.NewReader(""), io.Discard, &errOut, env.get); code != 0 {
 			f.Fatalf("%v: exit %d: %s", args, code, errOut.String())
