@@ -3,6 +3,7 @@ package handlers
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -17,10 +18,13 @@ type jwksSource interface {
 // JWKS serves the public signing keys. The bytes are encoded by the key manager when keys change, never per request.
 type JWKS struct {
 	Keys jwksSource
+	// MaxAge is how long verifiers may cache the set (Cache-Control max-age). The key manager publishes a new key
+	// for longer than this before signing with it, so a cached copy never lacks the key a token names.
+	// Zero means 5 minutes.
+	MaxAge time.Duration
 }
 
-// jwksMaxAge is short so verifiers see a rotated-in key within minutes; they refetch on an unknown kid anyway.
-const jwksMaxAge = 300
+const defaultJWKSMaxAge = 5 * time.Minute
 
 func (h *JWKS) Mount(r *mux.Router) {
 	r.Handle(provider.PathJWKS, h).Methods(http.MethodGet, http.MethodHead)
@@ -29,7 +33,11 @@ func (h *JWKS) Mount(r *mux.Router) {
 func (h *JWKS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, etag := h.Keys.JWKS()
 	allowAnyOrigin(w)
-	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(jwksMaxAge))
+	maxAge := h.MaxAge
+	if maxAge <= 0 {
+		maxAge = defaultJWKSMaxAge
+	}
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
 	w.Header().Set("ETag", etag)
 	if match := r.Header.Get("If-None-Match"); match != "" && match == etag {
 		w.WriteHeader(http.StatusNotModified)

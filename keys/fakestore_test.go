@@ -27,7 +27,7 @@ func (s *fakeStore) ListSigningKeys(ctx context.Context, now time.Time) ([]Recor
 	call, hook, listErr := s.lists, s.onList, s.listErr
 	var out []Record
 	for _, r := range s.recs {
-		if r.RetiredAt == nil || s.keepExpired || r.NotAfter.After(now) {
+		if r.NotAfter == nil || s.keepExpired || r.NotAfter.After(now) {
 			out = append(out, copyRecord(r))
 		}
 	}
@@ -50,21 +50,32 @@ func (s *fakeStore) ReplaceActiveKey(ctx context.Context, currentKID string, nex
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	idx, activeKID := -1, ""
+	activates := next.ActivatesAt
+	if activates.IsZero() {
+		activates = now
+	}
+	idx, headKID := -1, ""
 	for i, r := range s.recs {
 		if r.Alg == next.Alg && r.RetiredAt == nil {
-			idx, activeKID = i, r.KID
+			idx, headKID = i, r.KID
 		}
 	}
-	if activeKID != currentKID {
+	if headKID != currentKID {
 		s.conflicts++
 		return ErrRotationConflict
 	}
 	if idx >= 0 {
-		s.recs[idx].RetiredAt = &now
+		s.recs[idx].RetiredAt = &activates
 		s.recs[idx].NotAfter = &retireUntil
 	}
-	s.recs = append(s.recs, copyRecord(next))
+	for i, r := range s.recs {
+		if r.Alg == next.Alg && i != idx && r.RetiredAt != nil && r.RetiredAt.After(activates) {
+			s.recs[i].RetiredAt = &activates
+		}
+	}
+	next = copyRecord(next)
+	next.ActivatesAt = activates
+	s.recs = append(s.recs, next)
 	return nil
 }
 
@@ -79,18 +90,28 @@ func (s *fakeStore) all() []Record {
 	return out
 }
 
-// activeKIDs maps each algorithm to its active key ids; the test fails if any algorithm has more than one.
-func (s *fakeStore) activeKIDs(t *testing.T) map[string]string {
+// activeKIDs maps each algorithm to the kid the store says is active at now; the test fails if any algorithm
+// has more than one.
+func (s *fakeStore) activeKIDs(t *testing.T, now time.Time) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, r := range s.all() {
-		if r.RetiredAt != nil {
+		if r.State(now) != StateActive {
 			continue
 		}
 		if prev, ok := out[r.Alg]; ok {
-			t.Fatalf("store has two active %s keys: %s and %s", r.Alg, prev, r.KID)
+			t.Fatalf("store has two active %s keys at %v: %s and %s", r.Alg, now, prev, r.KID)
 		}
 		out[r.Alg] = r.KID
+	}
+	return out
+}
+
+// states maps each stored kid to its state at now.
+func (s *fakeStore) states(now time.Time) map[string]string {
+	out := map[string]string{}
+	for _, r := range s.all() {
+		out[r.KID] = r.State(now)
 	}
 	return out
 }

@@ -4,7 +4,12 @@
 // Every node loads the keys once, decrypts each private key once, and keeps them in an immutable snapshot
 // behind an atomic pointer: signing and verifying never touch the database and never wait on a lock that
 // database I/O holds. Rotation is a compare-and-swap in the store, so when many nodes decide at once that a key
-// is due, exactly one of them replaces it and the others reload.
+// is due, exactly one of them schedules its successor and the others reload.
+//
+// A key's life is next (published, not signing) -> active (signing) -> retired (published, not signing), by
+// moments stored with it that every node compares with its own clock: a rotated-in key is published for
+// ActivationDelay before it signs, long enough for every node to load it and every cached JWKS to expire, and
+// a retired key stays published until every token it signed has expired.
 package keys
 
 import (

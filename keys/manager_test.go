@@ -123,6 +123,11 @@ func TestNewManagerRejectsBadOptions(t *testing.T) {
 		{"no RetainFor", &fakeStore{}, testSecret, func(o Options) Options { o.RetainFor = 0; return o }},
 		{"negative RotateEvery", &fakeStore{}, testSecret, func(o Options) Options { o.RotateEvery = -1; return o }},
 		{"RSA below 2048 bits", &fakeStore{}, testSecret, func(o Options) Options { o.RSABits = 1024; return o }},
+		{"negative JWKSMaxAge", &fakeStore{}, testSecret, func(o Options) Options { o.JWKSMaxAge = -1; return o }},
+		{"RotateEvery not longer than the activation delay", &fakeStore{}, testSecret, func(o Options) Options {
+			o.RefreshEvery, o.JWKSMaxAge, o.RotateEvery = time.Minute, time.Hour, time.Hour+2*time.Minute
+			return o
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,8 +159,8 @@ func TestLoadGeneratesOnceAndReuses(t *testing.T) {
 	if got := len(store.all()); got != len(Algorithms) {
 		t.Fatalf("store has %d keys after first Load, want %d", got, len(Algorithms))
 	}
-	if !maps.Equal(kids, store.activeKIDs(t)) {
-		t.Fatalf("manager signs with %v, store's active keys are %v", kids, store.activeKIDs(t))
+	if active := store.activeKIDs(t, clk.Now()); !maps.Equal(kids, active) {
+		t.Fatalf("manager signs with %v, store's active keys are %v", kids, active)
 	}
 	if err := first.Load(ctx); err != nil {
 		t.Fatalf("second Load on the same manager: %v", err)
@@ -179,7 +184,8 @@ func TestLoadGeneratesOnceAndReuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, info := range infos {
-		if info.State != StateActive || info.Alg != Algorithms[i] || info.KID != kids[info.Alg] || info.RetiredAt != nil {
+		if info.State != StateActive || info.Alg != Algorithms[i] || info.KID != kids[info.Alg] || info.RetiresAt != nil ||
+			info.PublishedUntil != nil || !info.ActivatesAt.Equal(clk.Now()) {
 			t.Fatalf("List()[%d] = %+v", i, info)
 		}
 	}
@@ -243,7 +249,7 @@ func TestConcurrentLoadCreatesOneKeyPerAlg(t *testing.T) {
 			t.Fatalf("node %d Load: %v", i, err)
 		}
 	}
-	active := store.activeKIDs(t)
+	active := store.activeKIDs(t, clk.Now())
 	if len(store.all()) != len(Algorithms) || len(active) != len(Algorithms) {
 		t.Fatalf("store has %d keys (%v active), want exactly one per algorithm", len(store.all()), active)
 	}
@@ -257,7 +263,10 @@ func TestConcurrentLoadCreatesOneKeyPerAlg(t *testing.T) {
 	}
 }
 
-func TestRotateKeepsOldPublicKeyUntilNotAfter(t *testing.T) {
+// The whole life of a rotated key on one node, with the clock moved by hand: next (published, not signing)
+// until the stored activation moment, then active while the old key is retired (published, not signing) until
+// every token it signed has expired, then gone from the JWKS.
+func TestRotationLifecycle(t *testing.T) {
 	for _, keepExpired := range []bool{false, true} {
 		name := "store drops expired keys"
 		if keepExpired {
@@ -271,6 +280,10 @@ func TestRotateKeepsOldPublicKeyUntilNotAfter(t *testing.T) {
 			_, etagBefore := m.JWKS()
 
 			rotatedAt := clk.Now()
+			delay := m.ActivationDelay()
+			if want := 2*testRefresh + DefaultJWKSMaxAge; delay != want {
+				t.Fatalf("ActivationDelay = %v, want 2 x refresh + JWKS max-age = %v", delay, want)
+			}
 			infos, err := m.Rotate(ctx)
 			if err != nil {
 				t.Fatalf("Rotate: %v", err)
@@ -278,56 +291,87 @@ func TestRotateKeepsOldPublicKeyUntilNotAfter(t *testing.T) {
 			if len(infos) != len(Algorithms) {
 				t.Fatalf("Rotate returned %d keys, want %d", len(infos), len(Algorithms))
 			}
-			now := signingKIDs(t, m)
+			activatesAt := rotatedAt.Add(delay)
+			next := map[string]string{}
 			for i, info := range infos {
-				if info.Alg != Algorithms[i] || info.State != StateActive || info.KID != now[info.Alg] || info.KID == old[info.Alg] {
-					t.Fatalf("Rotate()[%d] = %+v; old %v, signing with %v", i, info, old, now)
+				if info.Alg != Algorithms[i] || info.State != StateNext || info.KID == old[info.Alg] ||
+					!info.ActivatesAt.Equal(activatesAt) || info.RetiresAt != nil || info.PublishedUntil != nil {
+					t.Fatalf("Rotate()[%d] = %+v; want a next key activating at %v", i, info, activatesAt)
 				}
-			}
-			if !maps.Equal(now, store.activeKIDs(t)) {
-				t.Fatalf("manager signs with %v, store's active keys are %v", now, store.activeKIDs(t))
+				next[info.Alg] = info.KID
 			}
 			if _, etag := m.JWKS(); etag == etagBefore {
 				t.Fatal("ETag did not change when the key set changed")
 			}
-			notAfter := rotatedAt.Add(testRetain + testRefresh)
+			notAfter := activatesAt.Add(testRetain + testRefresh)
 			for _, rec := range store.all() {
-				if rec.KID == old[rec.Alg] && (rec.NotAfter == nil || !rec.NotAfter.Equal(notAfter)) {
-					t.Fatalf("old %s key NotAfter = %v, want %v", rec.Alg, rec.NotAfter, notAfter)
+				if rec.KID == old[rec.Alg] && (rec.RetiredAt == nil || !rec.RetiredAt.Equal(activatesAt) ||
+					rec.NotAfter == nil || !rec.NotAfter.Equal(notAfter)) {
+					t.Fatalf("old %s key retires at %v, published until %v; want %v and %v", rec.Alg, rec.RetiredAt, rec.NotAfter, activatesAt, notAfter)
 				}
 			}
 
-			wantBoth := []string{now[RS256], now[ES256], old[RS256], old[ES256]}
-			wantNew := []string{now[RS256], now[ES256]}
+			wantAll := []string{next[RS256], next[ES256], old[RS256], old[ES256]}
+			wantNew := []string{next[RS256], next[ES256]}
 			steps := []struct {
 				name    string
 				advance time.Duration // from the rotation
-				want    []string
+				signing map[string]string
+				state   string // of the new keys; the old ones are active while these are next, then retired
+				jwks    []string
 			}{
-				{"right after rotation both are published", 0, wantBoth},
-				{"a second before NotAfter the old key is still published", testRetain + testRefresh - time.Second, wantBoth},
-				{"at NotAfter the old key is gone", testRetain + testRefresh, wantNew},
-				{"long after, only the new key", 10 * testRetain, wantNew},
+				{"right after rotation the new keys are published, not signing", 0, old, StateNext, wantAll},
+				{"a moment before activation the old keys still sign", delay - time.Microsecond, old, StateNext, wantAll},
+				{"at the stored activation moment the new keys sign", delay, next, StateActive, wantAll},
+				{"a second before NotAfter the old keys are still published", delay + testRetain + testRefresh - time.Second, next, StateActive, wantAll},
+				{"at NotAfter the old keys are gone", delay + testRetain + testRefresh, next, StateActive, wantNew},
+				{"long after, only the new keys", 10 * testRetain, next, StateActive, wantNew},
 			}
 			for _, step := range steps {
 				clk.Advance(rotatedAt.Add(step.advance).Sub(clk.Now()))
+				// Signing follows the clock against the stored moment, with no reload: every node switches at once.
+				if got := signingKIDs(t, m); !maps.Equal(got, step.signing) {
+					t.Fatalf("%s: signing with %v, want %v", step.name, got, step.signing)
+				}
 				// The hot path stops vouching for an expired key even before the next reload.
 				_, stillValid := m.PublicKey(old[RS256])
-				if stillValid != slices.Contains(step.want, old[RS256]) {
+				if stillValid != slices.Contains(step.jwks, old[RS256]) {
 					t.Fatalf("%s: PublicKey(old) before reload found = %v", step.name, stillValid)
 				}
 				if err := m.Reload(ctx); err != nil {
 					t.Fatalf("%s: Reload: %v", step.name, err)
 				}
-				if got := jwksKIDs(t, m); !slices.Equal(got, step.want) {
-					t.Fatalf("%s: JWKS kids = %v, want %v", step.name, got, step.want)
+				if got := signingKIDs(t, m); !maps.Equal(got, step.signing) {
+					t.Fatalf("%s: after reload signing with %v, want %v", step.name, got, step.signing)
+				}
+				if got := jwksKIDs(t, m); !slices.Equal(got, step.jwks) {
+					t.Fatalf("%s: JWKS kids = %v, want %v", step.name, got, step.jwks)
+				}
+				if got := store.activeKIDs(t, clk.Now()); !maps.Equal(got, step.signing) {
+					t.Fatalf("%s: the store's states say %v is active, the manager signs with %v", step.name, got, step.signing)
+				}
+				list, err := m.List(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, info := range list {
+					want := step.state
+					if info.KID == old[info.Alg] {
+						want = StateRetired
+						if step.state == StateNext {
+							want = StateActive
+						}
+					}
+					if info.State != want {
+						t.Fatalf("%s: List shows %s %s as %s, want %s", step.name, info.Alg, info.KID, info.State, want)
+					}
 				}
 				for _, alg := range Algorithms {
-					if _, ok := m.PublicKey(old[alg]); ok != slices.Contains(step.want, old[alg]) {
+					if _, ok := m.PublicKey(old[alg]); ok != slices.Contains(step.jwks, old[alg]) {
 						t.Fatalf("%s: PublicKey(old %s) found = %v", step.name, alg, ok)
 					}
-					if _, ok := m.PublicKey(now[alg]); !ok {
-						t.Fatalf("%s: PublicKey(active %s) not found", step.name, alg)
+					if _, ok := m.PublicKey(next[alg]); !ok {
+						t.Fatalf("%s: PublicKey(new %s) not found", step.name, alg)
 					}
 				}
 			}
@@ -335,33 +379,106 @@ func TestRotateKeepsOldPublicKeyUntilNotAfter(t *testing.T) {
 	}
 }
 
-func TestSecondNodeSeesRotationAfterReload(t *testing.T) {
+// An emergency rotation signs at once; one that overtakes a scheduled rotation retires the scheduled key
+// before it ever signs, and still exactly one key is active at every instant.
+func TestRotateNow(t *testing.T) {
+	ctx := t.Context()
+	store, clk := &fakeStore{}, newClock()
+	m := loadedManager(t, store, clk)
+	old := signingKIDs(t, m)
+	scheduled, err := m.Rotate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute) // the scheduled keys are still next
+	infos, err := m.RotateNow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	for i, info := range infos {
+		if info.State != StateActive || !info.ActivatesAt.Equal(now) {
+			t.Fatalf("RotateNow()[%d] = %+v, want active from %v", i, info, now)
+		}
+		if got, _ := m.SigningKey(info.Alg); got.KeyID != info.KID {
+			t.Fatalf("signing %s with %s right after RotateNow, want %s", info.Alg, got.KeyID, info.KID)
+		}
+	}
+	states := store.states(now)
+	for _, alg := range Algorithms {
+		if states[old[alg]] != StateRetired {
+			t.Errorf("old %s key is %s, want retired", alg, states[old[alg]])
+		}
+	}
+	for _, info := range scheduled {
+		if states[info.KID] != StateRetired {
+			t.Errorf("overtaken scheduled %s key is %s, want retired", info.Alg, states[info.KID])
+		}
+	}
+	// Through and past the moment the overtaken keys were to activate, the emergency keys keep signing.
+	for _, at := range []time.Duration{0, m.ActivationDelay(), 2 * m.ActivationDelay(), testRetain} {
+		clk.Advance(now.Add(at).Sub(clk.Now()))
+		if err := m.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range infos {
+			if got, _ := m.SigningKey(info.Alg); got.KeyID != info.KID {
+				t.Fatalf("+%v: signing %s with %s, want the emergency key %s", at, info.Alg, got.KeyID, info.KID)
+			}
+		}
+		if got := store.activeKIDs(t, clk.Now()); len(got) != len(Algorithms) {
+			t.Fatalf("+%v: active keys %v", at, got)
+		}
+		// Every key is still published: the retired ones until tokens they signed have expired.
+		if got := len(jwksKIDs(t, m)); at < testRetain && got != 3*len(Algorithms) {
+			t.Fatalf("+%v: JWKS has %d keys, want %d", at, got, 3*len(Algorithms))
+		}
+	}
+}
+
+func TestSecondNodePublishesScheduledKeyAndSwitchesWithoutReload(t *testing.T) {
 	ctx := t.Context()
 	store, clk := &fakeStore{}, newClock()
 	a := loadedManager(t, store, clk)
 	b := loadedManager(t, store, clk)
 	old := signingKIDs(t, b)
-	if _, err := a.Rotate(ctx); err != nil {
+	infos, err := a.Rotate(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := signingKIDs(t, b); !maps.Equal(got, old) {
-		t.Fatalf("node b changed keys without reloading: %v", got)
-	}
+	// Node b's timer reload, any time before activation: it publishes the new keys and keeps signing with the old.
+	clk.Advance(testRefresh)
 	if err := b.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := signingKIDs(t, b), signingKIDs(t, a); !maps.Equal(got, want) {
-		t.Fatalf("after Reload node b signs with %v, node a with %v", got, want)
+	for _, info := range infos {
+		if _, ok := b.PublicKey(info.KID); !ok {
+			t.Fatalf("node b does not publish the next %s key", info.Alg)
+		}
 	}
-	for _, alg := range Algorithms {
-		if _, ok := b.PublicKey(old[alg]); !ok {
-			t.Fatalf("node b dropped the retired %s key", alg)
+	for _, m := range []*Manager{a, b} {
+		if got := signingKIDs(t, m); !maps.Equal(got, old) {
+			t.Fatalf("a node signs with %v before activation, want %v", got, old)
 		}
 	}
 	ba, ea := a.JWKS()
 	bb, eb := b.JWKS()
 	if !bytes.Equal(ba, bb) || ea != eb {
 		t.Fatalf("nodes serve different JWKS after rotation:\n%s\n%s", ba, bb)
+	}
+	// At the stored moment both switch, neither reloading.
+	clk.Advance(infos[0].ActivatesAt.Sub(clk.Now()))
+	for _, m := range []*Manager{a, b} {
+		for _, info := range infos {
+			if got, _ := m.SigningKey(info.Alg); got.KeyID != info.KID {
+				t.Fatalf("at activation a node signs %s with %s, want %s", info.Alg, got.KeyID, info.KID)
+			}
+		}
+		for _, alg := range Algorithms {
+			if _, ok := m.PublicKey(old[alg]); !ok {
+				t.Fatalf("a node dropped the retired %s key", alg)
+			}
+		}
 	}
 }
 
@@ -439,11 +556,13 @@ func TestAutomaticRotationWhenDue(t *testing.T) {
 	}
 	created := clk.Now()
 	old := signingKIDs(t, a)
+	delay := a.ActivationDelay()
 
 	off := newTestManager(t, store, clk, nil)
 	if err := off.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A successor is scheduled one activation delay early, so it signs when the key is RotateEvery old.
 	tests := []struct {
 		name string
 		m    *Manager
@@ -451,8 +570,8 @@ func TestAutomaticRotationWhenDue(t *testing.T) {
 		want []string
 	}{
 		{"fresh keys are not due", a, 0, nil},
-		{"a second before RotateEvery nothing is due", a, every - time.Second, nil},
-		{"at RotateEvery every algorithm is due", a, every, Algorithms},
+		{"a second before RotateEvery - delay nothing is due", a, every - delay - time.Second, nil},
+		{"at RotateEvery - delay every algorithm is due", a, every - delay, Algorithms},
 		{"long after, still due", a, 10 * every, Algorithms},
 		{"RotateEvery 0 never rotates", off, 100 * every, nil},
 	}
@@ -464,16 +583,27 @@ func TestAutomaticRotationWhenDue(t *testing.T) {
 		})
 	}
 
-	clk.Advance(every)
+	clk.Advance(every - delay)
 	a.rotateDue(ctx)
-	rotated := signingKIDs(t, a)
-	for _, alg := range Algorithms {
-		if rotated[alg] == old[alg] {
-			t.Fatalf("%s key was due but not rotated", alg)
+	if got := signingKIDs(t, a); !maps.Equal(got, old) {
+		t.Fatalf("automatic rotation switched keys at once: signing with %v, want %v until activation", got, old)
+	}
+	states := store.states(clk.Now())
+	scheduled := map[string]string{}
+	for _, rec := range store.all() {
+		if rec.KID != old[rec.Alg] {
+			if states[rec.KID] != StateNext || !rec.ActivatesAt.Equal(created.Add(every)) {
+				t.Fatalf("automatic rotation stored %s key %s as %s activating %v, want next activating %v",
+					rec.Alg, rec.KID, states[rec.KID], rec.ActivatesAt, created.Add(every))
+			}
+			scheduled[rec.Alg] = rec.KID
 		}
 	}
+	if len(scheduled) != len(Algorithms) {
+		t.Fatalf("automatic rotation scheduled %v", scheduled)
+	}
 	if due := a.dueForRotation(clk.Now()); len(due) != 0 {
-		t.Fatalf("right after rotating, %v still due", due)
+		t.Fatalf("with a successor scheduled, %v still due", due)
 	}
 
 	// Node b still holds the old snapshot, finds the same keys due, and loses the compare-and-swap.
@@ -481,17 +611,20 @@ func TestAutomaticRotationWhenDue(t *testing.T) {
 	if got := len(store.all()); got != 2*len(Algorithms) {
 		t.Fatalf("store has %d keys, want %d: the losing node rotated too", got, 2*len(Algorithms))
 	}
-	if got := store.activeKIDs(t); !maps.Equal(got, rotated) {
-		t.Fatalf("store's active keys %v, want node a's %v", got, rotated)
-	}
-	if got := signingKIDs(t, b); !maps.Equal(got, rotated) {
-		t.Fatalf("losing node signs with %v after its attempt, want %v", got, rotated)
-	}
 	if !strings.Contains(logs.String(), `level=INFO msg="another node rotated the signing key first"`) {
 		t.Fatalf("the losing node did not log its conflict at Info:\n%s", logs)
 	}
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("a lost rotation was logged as an error:\n%s", logs)
+	}
+	clk.Advance(delay)
+	for name, m := range map[string]*Manager{"winner": a, "loser": b} {
+		if got := signingKIDs(t, m); !maps.Equal(got, scheduled) {
+			t.Fatalf("%s signs with %v when the keys are RotateEvery old, want %v", name, got, scheduled)
+		}
+	}
+	if due := a.dueForRotation(clk.Now()); len(due) != 0 {
+		t.Fatalf("right after activation, %v still due", due)
 	}
 }
 
@@ -529,10 +662,11 @@ func TestConcurrentRotateOneWinnerPerAlg(t *testing.T) {
 			t.Fatalf("%d nodes rotated %s, want exactly 1", winners[alg], alg)
 		}
 	}
-	active := store.activeKIDs(t)
 	if len(store.all()) != 2*len(Algorithms) {
 		t.Fatalf("store has %d keys, want %d", len(store.all()), 2*len(Algorithms))
 	}
+	clk.Advance(managers[0].ActivationDelay())
+	active := store.activeKIDs(t, clk.Now())
 	for i, m := range managers {
 		if err := m.Reload(t.Context()); err != nil {
 			t.Fatal(err)

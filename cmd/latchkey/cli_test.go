@@ -475,7 +475,7 @@ func TestUsers(t *testing.T) {
 // shownKey is one entry of `keys list --json`.
 type shownKey struct {
 	KID, Alg, State string
-	NotAfter        *string
+	NotAfter        *string `json:"published_until"`
 }
 
 func TestKeys(t *testing.T) {
@@ -503,7 +503,7 @@ func TestKeys(t *testing.T) {
 			t.Errorf("text list:\n%s", text)
 		}
 
-		rotated := decodeJSON[[]shownKey](t, env.cli(t, "keys", "rotate", "--json"))
+		rotated := decodeJSON[[]shownKey](t, env.cli(t, "keys", "rotate", "--now", "--json"))
 		again := decodeJSON[[]shownKey](t, env.cli(t, "keys", "list", "--json"))
 		for name, list := range map[string][]shownKey{"rotate --json": rotated, "list after rotate": again} {
 			states := map[string]int{}
@@ -527,7 +527,7 @@ func TestKeys(t *testing.T) {
 				}
 			}
 		}
-		if out := env.cli(t, "keys", "rotate"); !strings.Contains(out, "rotated") || !strings.Contains(out, "retired") {
+		if out := env.cli(t, "keys", "rotate", "--now"); !strings.Contains(out, "rotated") || !strings.Contains(out, "retired") {
 			t.Errorf("text rotate output:\n%s", out)
 		}
 		if n := len(decodeJSON[[]shownKey](t, env.cli(t, "keys", "list", "--json"))); n != 6 {

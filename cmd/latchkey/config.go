@@ -34,6 +34,8 @@ type Config struct {
 	AccessTokenFormat string
 	SigningAlg        string
 	KeyRotation       time.Duration
+	KeyReloadInterval time.Duration
+	JWKSMaxAge        time.Duration
 	AutoMigrate       bool
 	CleanupInterval   time.Duration
 	CleanupBatch      int
@@ -81,8 +83,12 @@ var settings = []setting{
 		func(c *Config, v string) error { c.AccessTokenFormat = v; return nil }},
 	{"signing-alg", "LATCHKEY_SIGNING_ALG", "RS256", "algorithm for JWTs we sign: RS256 or ES256",
 		func(c *Config, v string) error { c.SigningAlg = v; return nil }},
-	{"key-rotation", "LATCHKEY_KEY_ROTATION", "0", "rotate signing keys automatically at this age (0 = only by `keys rotate`)",
+	{"key-rotation", "LATCHKEY_KEY_ROTATION", "0", "rotate signing keys automatically at this age (0 = only by `keys rotate`); must exceed the key activation delay",
 		durationSetter(func(c *Config) *time.Duration { return &c.KeyRotation })},
+	{"key-reload-interval", "LATCHKEY_KEY_RELOAD_INTERVAL", "30s", "how often each node reloads signing keys from the database; a rotated-in key signs only after 2x this plus the JWKS max-age",
+		durationSetter(func(c *Config) *time.Duration { return &c.KeyReloadInterval })},
+	{"jwks-max-age", "LATCHKEY_JWKS_MAX_AGE", "5m", "how long verifiers may cache the JWKS (its Cache-Control max-age, whole seconds)",
+		durationSetter(func(c *Config) *time.Duration { return &c.JWKSMaxAge })},
 	{"auto-migrate", "LATCHKEY_AUTO_MIGRATE", "true", "apply database migrations at start",
 		func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
@@ -258,6 +264,15 @@ func (c *Config) validate() []string {
 	if c.KeyRotation > 0 && c.KeyRotation < time.Hour {
 		add("LATCHKEY_KEY_ROTATION", "must be 0 or at least 1h")
 	}
+	if c.KeyReloadInterval < time.Second || c.KeyReloadInterval > time.Hour {
+		add("LATCHKEY_KEY_RELOAD_INTERVAL", "must be between 1s and 1h, got %v", c.KeyReloadInterval)
+	}
+	if c.JWKSMaxAge < time.Second || c.JWKSMaxAge > 24*time.Hour || c.JWKSMaxAge%time.Second != 0 {
+		add("LATCHKEY_JWKS_MAX_AGE", "must be a whole number of seconds between 1s and 24h, got %v", c.JWKSMaxAge)
+	}
+	if delay := c.keyActivationDelay(); c.KeyRotation > 0 && c.KeyRotation <= delay {
+		add("LATCHKEY_KEY_ROTATION", "must be longer than the key activation delay %v (2 x LATCHKEY_KEY_RELOAD_INTERVAL + LATCHKEY_JWKS_MAX_AGE)", delay)
+	}
 	if c.AccessTokenFormat != provider.FormatOpaque && c.AccessTokenFormat != provider.FormatJWT {
 		add("LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT", "must be opaque or jwt, got %q", c.AccessTokenFormat)
 	}
@@ -287,6 +302,11 @@ func (c *Config) validate() []string {
 		add("LATCHKEY_MAX_BODY_BYTES", "must be at least 1024")
 	}
 	return p
+}
+
+// keyActivationDelay is how long a rotated-in key is published before it signs (keys.Manager.ActivationDelay).
+func (c *Config) keyActivationDelay() time.Duration {
+	return keys.ActivationDelay(c.KeyReloadInterval, c.JWKSMaxAge)
 }
 
 func isLoopbackHost(h string) bool {

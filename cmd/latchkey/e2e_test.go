@@ -168,8 +168,8 @@ func TestJWTAccessTokensAndKeyRotationAcrossNodes(t *testing.T) {
 			t.Fatalf("node B introspection of node A's JWT = %v", in)
 		}
 
-		// Rotate through the CLI; both nodes pick it up on their next refresh (forced here instead of waiting).
-		env.cli(t, "keys", "rotate")
+		// Rotate at once through the CLI; both nodes pick it up on their next refresh (forced here instead of waiting).
+		env.cli(t, "keys", "rotate", "--now")
 		for _, n := range []*server{nodeA, nodeB} {
 			if err := n.app.keys.Reload(ctx); err != nil {
 				t.Fatal(err)
