@@ -74,6 +74,7 @@ var allScenarios = []*scenario{
 	{name: "discovery", server: true, note: "GET /.well-known/openid-configuration", prepare: prepareGet("/.well-known/openid-configuration")},
 	{name: "refresh", server: true, note: "each worker signs in once through POST /api/v1/auth/login, then chains its own refresh tokens through POST /api/v1/auth/refresh", prepare: prepareRefresh},
 	{name: "api_refresh", server: true, note: "the same loop as refresh (POST /api/v1/auth/refresh with {\"refresh_token\": …}), kept under the token API's name", prepare: prepareRefresh},
+	{name: "authorize_anonymous", server: true, note: "GET /oauth2/auth (code + PKCE, fresh state) with no session: the sign-in page, the pending request sealed into it; stores nothing", prepare: prepareAuthorizeAnonymous},
 	{name: "authcode", server: true, note: "one complete sign-in per iteration with a fresh cookie jar: GET /oauth2/auth, POST /login (argon2id), GET /oauth2/auth?lk_challenge, POST /oauth2/token with code + PKCE verifier; req/s = sign-ins/s, latency = the whole sign-in. Argon2-bound", prepare: prepareAuthcode},
 	{name: "api_login", server: true, note: "POST /api/v1/auth/login (JSON email + password; creates a session, issues access, refresh and ID tokens). Argon2-bound", prepare: prepareAPILogin},
 }
@@ -332,6 +333,25 @@ func randomString(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func prepareAuthorizeAnonymous(_ context.Context, t *target, w *worker) (iteration, error) {
+	return func(ctx context.Context) (time.Duration, error) {
+		sum := sha256.Sum256([]byte(randomString(32)))
+		q := url.Values{
+			"response_type": {"code"}, "client_id": {t.app}, "redirect_uri": {t.redirect}, "scope": {"openid offline_access"},
+			"state": {randomString(12)}, "nonce": {randomString(12)},
+			"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+		}
+		t0 := time.Now()
+		_, page, err := w.call(ctx, nil, http.MethodGet, "/oauth2/auth?"+q.Encode(), "", "", nil, http.StatusOK)
+		if err == nil {
+			if _, ok := hiddenInput(page, challengeInput); !ok {
+				err = badResponse("authorize: the sign-in page has no challenge input")
+			}
+		}
+		return time.Since(t0), err
+	}, nil
 }
 
 func prepareAuthcode(_ context.Context, t *target, w *worker) (iteration, error) {

@@ -2,6 +2,8 @@ package handlers
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,12 +19,17 @@ import (
 )
 
 // authorize is the OAuth 2.0 authorization endpoint (response_type=code). A request that needs the user to sign
-// in or consent is parked as a challenge; the login and consent forms finish it and send the browser back here
-// with only ?lk_challenge=ID, and the original parameters are restored from the challenge.
+// in is handed to the sign-in form sealed (pendingRequest), so nothing is stored for an anonymous browser. Once
+// someone signs in for it, or a signed-in user is asked for consent, it becomes a challenge bound to that browser
+// session; the forms then send the browser back here with only ?lk_challenge=ID, and the original parameters are
+// restored from the challenge.
 func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := h.Now()
 
+	if !h.authorizeSizeOK(w, r) {
+		return
+	}
 	chal, r, ok := h.restoreChallenge(w, r)
 	if !ok {
 		return
@@ -49,30 +56,17 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	prompts := strings.Fields(form.Get("prompt"))
-	for _, p := range prompts {
-		if p != "none" && p != "login" && p != "consent" {
-			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("Unsupported prompt value '%s'.", p))
-			return
-		}
-	}
-	promptNone := slices.Contains(prompts, "none")
-	if promptNone && len(prompts) > 1 {
-		h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values."))
+	demand, err := authDemandsOf(form)
+	if err != nil {
+		h.authorizeError(w, r, ar, err)
 		return
 	}
-	maxAge := int64(-1)
-	if v := form.Get("max_age"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer."))
-			return
-		}
-		maxAge = n
-	}
-	requestedAt := now
-	if chal != nil {
-		requestedAt = chal.CreatedAt
+	// What is parked for sign-in and consent: the parameters with a PAR request expanded (its request_uri is
+	// single-use), within the same bound as a request sent directly.
+	query := parkedQuery(ar)
+	if len(query) > models.MaxChallengeQuery {
+		h.tooLong(w, r, len(query))
+		return
 	}
 
 	bs := h.currentSession(r)
@@ -90,16 +84,24 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		// Signed in, but as a user of another pool: this client can only sign in its own pool's users.
 		bs, user = nil, nil
 	}
-	freshLogin := bs != nil && chal != nil && chal.LoginAt != nil && chal.BrowserSessionID == bs.ID
-	needLogin := bs == nil ||
-		(slices.Contains(prompts, "login") && !freshLogin) ||
-		(maxAge >= 0 && now.Sub(bs.AuthTime) > time.Duration(maxAge)*time.Second && !freshLogin)
-	if needLogin {
-		if promptNone {
+	if chal != nil && (bs == nil || chal.BrowserSessionID != bs.ID) {
+		// Another browser session's challenge (or this browser signed out or in as someone else since): its
+		// sign-in and consent are not this session's, only its parameters count.
+		chal = nil
+	}
+	requestedAt := now
+	if chal != nil {
+		requestedAt = chal.CreatedAt
+	}
+
+	if !demand.satisfiedBy(bs, chal, now) {
+		if demand.none {
 			h.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not signed in."))
 			return
 		}
-		if chal, ok = h.ensureChallenge(w, r, ar, chal); !ok {
+		sealed, err := h.sealPending(pendingRequest{Query: query, ClientID: client.ID, RequestedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL)})
+		if err != nil {
+			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}
 		email := ""
@@ -107,16 +109,15 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 			email = user.Email
 		}
 		_ = h.Pages.Login(w, http.StatusOK, templates.LoginPage{
-			Action: PathLogin, CSRFToken: h.csrfToken(w, r), Challenge: chal.ID, ClientName: client.Name, Email: email,
+			Action: PathLogin, CSRFToken: h.csrfToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
 			FormActionExtra: []string{ar.GetRedirectURI().String()},
 		})
 		return
 	}
 
 	requested := ar.GetRequestedScopes()
-	// Consent recorded on the challenge counts only for the browser session that gave it.
-	freshConsent := chal != nil && chal.ConsentAt != nil && chal.BrowserSessionID == bs.ID
-	needConsent := slices.Contains(prompts, "consent") && !freshConsent
+	freshConsent := chal != nil && chal.ConsentAt != nil // chal is bound to bs here
+	needConsent := demand.consent && !freshConsent
 	if !client.FirstParty && !needConsent && !freshConsent {
 		granted, err := h.Store.ConsentedScopes(ctx, user.ID, client.ID)
 		if err != nil {
@@ -131,12 +132,19 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if needConsent {
-		if promptNone {
+		if demand.none {
 			h.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not consented to this request."))
 			return
 		}
-		if chal, ok = h.ensureChallenge(w, r, ar, chal); !ok {
-			return
+		if chal == nil {
+			// Signed in already: the consent form finishes the request in this browser session only.
+			chal, err = h.Store.CreateAuthChallenge(ctx, models.AuthChallenge{
+				Query: query, ClientID: client.ID, BrowserSessionID: bs.ID, CreatedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL),
+			})
+			if err != nil {
+				h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+				return
+			}
 		}
 		_ = h.Pages.Consent(w, http.StatusOK, templates.ConsentPage{
 			Action: PathConsent, CSRFToken: h.csrfToken(w, r), Challenge: chal.ID, ClientName: client.Name,
@@ -146,6 +154,16 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if chal != nil {
+		// Finished once: of two tabs resuming the same challenge, one gets the code.
+		if err := h.Store.TakeAuthChallenge(ctx, chal.ID, bs.ID, now); errors.Is(err, models.ErrNotFound) {
+			h.expiredPage(w, r)
+			return
+		} else if err != nil {
+			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+			return
+		}
+	}
 	// fosite has checked every requested scope and audience against the client's registration.
 	for _, s := range requested {
 		ar.GrantScope(s)
@@ -160,12 +178,101 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		h.authorizeError(w, r, ar, err)
 		return
 	}
-	if chal != nil {
-		if err := h.Store.DeleteAuthChallenge(ctx, chal.ID); err != nil {
-			Logger(ctx).Warn("delete finished challenge", "error", err)
+	h.OAuth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// authDemands is what an authorization request asks of the user's sign-in (OpenID Connect Core §3.1.2.1).
+type authDemands struct {
+	none, login, consent bool  // prompt values
+	maxAge               int64 // seconds; -1 when not asked
+}
+
+func authDemandsOf(form url.Values) (authDemands, error) {
+	d := authDemands{maxAge: -1}
+	prompts := strings.Fields(form.Get("prompt"))
+	for _, p := range prompts {
+		switch p {
+		case "none":
+			d.none = true
+		case "login":
+			d.login = true
+		case "consent":
+			d.consent = true
+		default:
+			return d, fosite.ErrInvalidRequest.WithHintf("Unsupported prompt value '%s'.", p)
 		}
 	}
-	h.OAuth.WriteAuthorizeResponse(ctx, w, ar, resp)
+	if d.none && len(prompts) > 1 {
+		return d, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values.")
+	}
+	if v := form.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return d, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer.")
+		}
+		d.maxAge = n
+	}
+	return d, nil
+}
+
+// satisfiedBy reports whether browser session bs may act on the request without signing in again. prompt=login
+// needs a sign-in for this very request: recorded on chal, in this same browser session, after the request was
+// made. max_age needs that or a sign-in at most max_age seconds ago. chal, if not nil, is bound to bs.
+func (d authDemands) satisfiedBy(bs *models.BrowserSession, chal *models.AuthChallenge, now time.Time) bool {
+	if bs == nil {
+		return false
+	}
+	signedInForIt := chal != nil && chal.BrowserSessionID == bs.ID && chal.LoginAt != nil && !bs.AuthTime.Before(chal.CreatedAt)
+	if d.login && !signedInForIt {
+		return false
+	}
+	recent := d.maxAge < 0 || d.maxAge > maxAgeLimit || now.Sub(bs.AuthTime) <= time.Duration(d.maxAge)*time.Second
+	return recent || signedInForIt
+}
+
+// maxAgeLimit is the largest max_age compared as a duration (about 292 years fit in one); any larger is no limit.
+const maxAgeLimit = int64(math.MaxInt64 / int64(time.Second))
+
+// parkedQuery is the request's parameters to restore after sign-in or consent, PAR requests expanded.
+func parkedQuery(ar fosite.AuthorizeRequester) string {
+	q := url.Values{}
+	for k, v := range ar.GetRequestForm() {
+		if k == "request_uri" || k == challengeParam {
+			continue
+		}
+		q[k] = v
+	}
+	return q.Encode()
+}
+
+// authorizeSizeOK refuses an authorization request over models.MaxChallengeQuery bytes with our own page. fosite
+// sets no limit of its own and would echo an oversized state to the client's redirect URI.
+func (h *Browser) authorizeSizeOK(w http.ResponseWriter, r *http.Request) bool {
+	if len(r.URL.RawQuery) > models.MaxChallengeQuery {
+		h.tooLong(w, r, len(r.URL.RawQuery))
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		Logger(r.Context()).Info("authorize refused", "reason", "unreadable parameters", "error", err)
+		h.errorPage(w, r, http.StatusBadRequest, "This sign-in request is invalid", "The request parameters could not be read.")
+		return false
+	}
+	if n := len(r.Form.Encode()); n > models.MaxChallengeQuery {
+		h.tooLong(w, r, n)
+		return false
+	}
+	return true
+}
+
+func (h *Browser) tooLong(w http.ResponseWriter, r *http.Request, n int) {
+	Logger(r.Context()).Info("authorize refused", "reason", "request too long", "bytes", n)
+	h.errorPage(w, r, http.StatusBadRequest, "This sign-in request is invalid",
+		fmt.Sprintf("invalid_request: the authorization request is %d bytes, over the limit of %d. Go back to the application and try again.", n, models.MaxChallengeQuery))
+}
+
+// expiredPage answers a sign-in form or resume link that no longer leads anywhere.
+func (h *Browser) expiredPage(w http.ResponseWriter, r *http.Request) {
+	h.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start signing in again.")
 }
 
 // identityOf turns a user row into what the provider puts in tokens.
@@ -190,40 +297,25 @@ func (h *Browser) restoreChallenge(w http.ResponseWriter, r *http.Request) (*mod
 	}
 	chal, err := h.Store.AuthChallenge(r.Context(), id, h.Now())
 	if errors.Is(err, models.ErrNotFound) {
-		h.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start signing in again.")
+		h.expiredPage(w, r)
 		return nil, r, false
 	} else if err != nil {
 		Logger(r.Context()).Error("load challenge", "error", err)
 		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 		return nil, r, false
 	}
-	r2 := r.Clone(r.Context())
-	r2.Method = http.MethodGet
-	r2.URL.RawQuery = chal.Query
-	r2.Form, r2.PostForm, r2.Body = nil, nil, http.NoBody
-	r2.ContentLength = 0
-	return chal, r2, true
+	return chal, parkedRequest(r, chal.Query), true
 }
 
-// ensureChallenge parks the authorization request (with PAR requests expanded to their parameters) unless it
-// already is parked.
-func (h *Browser) ensureChallenge(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, chal *models.AuthChallenge) (*models.AuthChallenge, bool) {
-	if chal != nil {
-		return chal, true
-	}
-	q := url.Values{}
-	for k, v := range ar.GetRequestForm() {
-		if k == "request_uri" || k == challengeParam {
-			continue
-		}
-		q[k] = v
-	}
-	chal, err := h.Store.CreateAuthChallenge(r.Context(), q.Encode(), ar.GetClient().GetID(), h.Now(), h.ChallengeTTL)
-	if err != nil {
-		h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
-		return nil, false
-	}
-	return chal, true
+// parkedRequest is r turned into the GET authorization request with the parked query, for fosite to validate
+// again (client, redirect URI, scopes) before anything is sent to the client.
+func parkedRequest(r *http.Request, query string) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Method = http.MethodGet
+	r2.URL.RawQuery = query
+	r2.Form, r2.PostForm, r2.MultipartForm, r2.Body = nil, nil, nil, http.NoBody
+	r2.ContentLength = 0
+	return r2
 }
 
 // authorizeError sends an error to the client when its redirect URI has been validated, and shows our own page

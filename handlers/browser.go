@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/templates"
@@ -38,11 +39,10 @@ type browserStore interface {
 	ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error)
 	SaveConsent(ctx context.Context, userID, clientID string, scopes []string, now time.Time) error
 
-	CreateAuthChallenge(ctx context.Context, query, clientID string, now time.Time, ttl time.Duration) (*models.AuthChallenge, error)
+	CreateAuthChallenge(ctx context.Context, c models.AuthChallenge) (*models.AuthChallenge, error)
 	AuthChallenge(ctx context.Context, id string, now time.Time) (*models.AuthChallenge, error)
-	MarkChallengeLogin(ctx context.Context, id, browserSessionID string, at time.Time) error
 	MarkChallengeConsent(ctx context.Context, id, browserSessionID string, at time.Time) error
-	DeleteAuthChallenge(ctx context.Context, id string) error
+	TakeAuthChallenge(ctx context.Context, id, browserSessionID string, now time.Time) error
 }
 
 // idTokenHints decodes id_token_hint values for logout.
@@ -59,12 +59,15 @@ type Browser struct {
 	// Throttle slows password guessing on the sign-in form; nil disables it.
 	Throttle *Throttle
 	Issuer   string
-	Secret   []byte // keys the CSRF tokens
+	Secret   []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
 	Now      func() time.Time
 
 	SessionIdle     time.Duration // a browser session ends after this long without use
 	SessionAbsolute time.Duration // and after this long in any case
-	ChallengeTTL    time.Duration // how long a user has to finish signing in
+	// ChallengeTTL is how long a user has to sign in to a pending authorization request, and then to consent.
+	ChallengeTTL time.Duration
+
+	pending *keys.Sealer // seals authorization requests waiting for sign-in (see pendingRequest)
 }
 
 // Paths of the interactive pages.
@@ -87,8 +90,9 @@ func (h *Browser) Mount(r *mux.Router) {
 		h.SessionAbsolute = 30 * 24 * time.Hour
 	}
 	if h.ChallengeTTL == 0 {
-		h.ChallengeTTL = 30 * time.Minute
+		h.ChallengeTTL = 15 * time.Minute
 	}
+	h.pending = newPendingSealer(h.Secret)
 	r.HandleFunc(provider.PathAuthorize, h.authorize)
 	r.HandleFunc(PathLogin, h.loginPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathLogin, h.loginSubmit).Methods(http.MethodPost)

@@ -1,13 +1,18 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/models"
 )
 
-// consentSubmit records the user's decision on a parked authorization request. Allow remembers the consent for
-// this user, client and scopes and resumes the request; deny returns access_denied to the client.
+// consentSubmit records the user's decision on a challenge. Allow remembers the consent for this user, client
+// and scopes and resumes the request; deny returns access_denied to the client. Only the browser session the
+// challenge is bound to (the one that signed in for the request, or was shown the consent page) decides, and
+// only while its sign-in still satisfies the request's prompt=login and max_age.
 func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	if !h.parsePost(w, r) {
 		return
@@ -15,24 +20,37 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := h.Now()
 	chal, err := h.Store.AuthChallenge(ctx, r.PostForm.Get("challenge"), now)
-	if err != nil {
-		h.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start signing in again.")
+	if errors.Is(err, models.ErrNotFound) {
+		h.expiredPage(w, r)
+		return
+	} else if err != nil {
+		Logger(ctx).Error("load challenge", "error", err)
+		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
 		return
 	}
 	bs := h.currentSession(r)
-	if bs == nil {
-		// Signed out in another tab: the authorization endpoint will ask to sign in again.
+	if bs == nil || chal.BrowserSessionID != bs.ID {
+		// Signed out in another tab, or not the browser session that signed in for this request: the
+		// authorization endpoint asks this browser to sign in (or for its own consent), and decides nothing here.
+		Logger(ctx).Info("consent refused", "reason", "challenge of another browser session")
 		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
 		return
 	}
 	// Rebuild the original request so fosite validates the client and redirect URI before anything is sent there.
-	orig := r.Clone(ctx)
-	orig.Method = http.MethodGet
-	orig.URL.RawQuery = chal.Query
-	orig.Form, orig.PostForm, orig.Body = nil, nil, http.NoBody
+	orig := parkedRequest(r, chal.Query)
 	ar, err := h.OAuth.NewAuthorizeRequest(ctx, orig)
 	if err != nil {
 		h.authorizeError(w, orig, ar, err)
+		return
+	}
+	demand, err := authDemandsOf(ar.GetRequestForm())
+	if err != nil {
+		h.authorizeError(w, orig, ar, err)
+		return
+	}
+	if !demand.satisfiedBy(bs, chal, now) {
+		// The sign-in has aged past max_age since the page was shown: sign in again first.
+		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
 		return
 	}
 	switch r.PostForm.Get("decision") {
@@ -41,13 +59,18 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 			h.authorizeError(w, orig, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}
-		if err := h.Store.MarkChallengeConsent(ctx, chal.ID, bs.ID, now); err != nil {
+		if err := h.Store.MarkChallengeConsent(ctx, chal.ID, bs.ID, now); errors.Is(err, models.ErrNotFound) {
+			h.expiredPage(w, r) // finished or expired meanwhile
+			return
+		} else if err != nil {
 			h.authorizeError(w, orig, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}
 		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
 	case "deny":
-		_ = h.Store.DeleteAuthChallenge(ctx, chal.ID)
+		if err := h.Store.TakeAuthChallenge(ctx, chal.ID, bs.ID, now); err != nil && !errors.Is(err, models.ErrNotFound) {
+			Logger(ctx).Warn("delete denied challenge", "error", err)
+		}
 		h.authorizeError(w, orig, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 	default:
 		h.errorPage(w, r, http.StatusBadRequest, "Bad request", "Choose Allow or Deny.")

@@ -39,19 +39,19 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	challengeID := r.PostForm.Get("challenge")
 	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
 
-	var chal *models.AuthChallenge
+	var pending *pendingRequest // the authorization request being signed in to, sealed in the form
 	clientName, redirect, pool := "", "", models.DefaultPool
 	if challengeID != "" {
-		var err error
-		chal, err = h.Store.AuthChallenge(ctx, challengeID, now)
+		p, err := h.openPending(challengeID, now)
 		if err != nil {
-			h.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start signing in again.")
+			h.expiredPage(w, r)
 			return
 		}
-		if c, err := h.Store.ClientByID(ctx, chal.ClientID); err == nil {
+		pending = &p
+		if c, err := h.Store.ClientByID(ctx, p.ClientID); err == nil {
 			clientName, pool = c.Name, c.Pool
 		}
-		if q, err := url.ParseQuery(chal.Query); err == nil {
+		if q, err := url.ParseQuery(p.Query); err == nil {
 			redirect = q.Get("redirect_uri")
 		}
 	}
@@ -69,34 +69,44 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		retry(http.StatusBadRequest, "Enter your email and password.")
 		return
 	}
-	if d := h.Throttle.wait(r, pool, email); d > 0 {
-		w.Header().Set("Retry-After", retryAfter(d))
-		retry(http.StatusTooManyRequests, "Too many attempts. Try again in "+retryAfter(d)+" seconds.")
+	// The attempt is counted before the hash runs and decides whether it may run, on a context the client
+	// cannot cancel (see attempt).
+	attempt, wait, err := h.Throttle.reserve(r, pool, email)
+	switch {
+	case err != nil:
+		Logger(ctx).Error("sign-in throttle unavailable", "error", err)
+		w.Header().Set("Retry-After", retryAfter(storeUnavailableRetry))
+		retry(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
+		return
+	case wait > 0:
+		Logger(ctx).Info("sign-in throttled", "retry_after", retryAfter(wait))
+		w.Header().Set("Retry-After", retryAfter(wait))
+		retry(http.StatusTooManyRequests, "Too many attempts. Try again in "+retryAfter(wait)+" seconds.")
 		return
 	}
 	if len(email) > maxEmailField || len(password) > maxPasswordField {
-		h.Throttle.failed(r, pool, email)
 		retry(http.StatusUnauthorized, "Incorrect email or password.")
 		return
 	}
-	user, err := h.Store.Authenticate(ctx, pool, email, password)
+	user, err := h.Store.Authenticate(attempt.ctx, pool, email, password)
 	switch {
 	case errors.Is(err, models.ErrInvalidCredentials):
-		h.Throttle.failed(r, pool, email)
 		Logger(ctx).Info("sign-in failed", "reason", "invalid credentials")
 		retry(http.StatusUnauthorized, "Incorrect email or password.")
 		return
 	case errors.Is(err, models.ErrUserDisabled):
+		// The same answer as a wrong password, so it never tells that the password was right.
 		Logger(ctx).Info("sign-in failed", "reason", "account disabled", "user", user.ID)
-		retry(http.StatusForbidden, "This account is disabled. Contact the administrator.")
+		retry(http.StatusUnauthorized, "Incorrect email or password.")
 		return
 	case err != nil:
+		attempt.void()
 		Logger(ctx).Error("authenticate", "error", err)
 		retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
 		return
 	}
 
-	h.Throttle.succeeded(r, pool, email)
+	attempt.succeeded()
 
 	// The same user re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else
 	// replaces the session in this browser.
@@ -122,9 +132,10 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	Logger(ctx).Info("signed in", "user", user.ID, "session", bs.ID)
 
-	if chal != nil {
-		if err := h.Store.MarkChallengeLogin(ctx, chal.ID, bs.ID, now); err != nil {
-			Logger(ctx).Error("mark challenge login", "error", err)
+	if pending != nil {
+		chal, err := h.signedInFor(ctx, *pending, bs.ID, now)
+		if err != nil {
+			Logger(ctx).Error("create challenge", "error", err)
 			retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
 			return
 		}

@@ -6,24 +6,25 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"gorm.io/gorm"
 )
 
-// AuthChallenge is a pending authorization request waiting for the user to sign in and consent.
+// AuthChallenge is an authorization request that a signed-in browser session is finishing: it is created when
+// the user signs in for the request, or when a signed-in user is asked for consent, and it is bound to that
+// browser session. Before anyone signs in, the pending request is not stored at all (the handlers carry it in
+// a sealed value), so anonymous callers cannot create these rows.
 type AuthChallenge struct {
 	ID               string     `json:"id"` // 256 random bits, base64url; only its hash is stored
 	Query            string     `json:"query"`
 	ClientID         string     `json:"client_id"`
-	BrowserSessionID string     `json:"browser_session_id"` // "" until the user signed in
-	LoginAt          *time.Time `json:"login_at,omitempty"`
+	BrowserSessionID string     `json:"browser_session_id"`
+	LoginAt          *time.Time `json:"login_at,omitempty"` // set when the user signed in for this request
 	ConsentAt        *time.Time `json:"consent_at,omitempty"`
-	CreatedAt        time.Time  `json:"created_at"`
+	CreatedAt        time.Time  `json:"created_at"` // when the authorization request was made, before any sign-in
 	ExpiresAt        time.Time  `json:"expires_at"`
 }
 
-// maxChallengeQuery bounds an authorization challenge's stored query.
-const maxChallengeQuery = 8 << 10
+// MaxChallengeQuery bounds an authorization request's parameters, encoded as a query string.
+const MaxChallengeQuery = 8 << 10
 
 type authChallengeRow struct {
 	ID               string     `gorm:"column:id;primaryKey"` // hashKey of the challenge id
@@ -46,28 +47,39 @@ func (r *authChallengeRow) challenge(id string) *AuthChallenge {
 	}
 }
 
-// CreateAuthChallenge stores a pending authorization request (its query string) for ttl. The returned
-// challenge's ID is the only copy of the id; the store keeps its hash. A query over 8 KiB, or not UTF-8
-// text, is ErrInvalid.
-func (s *Store) CreateAuthChallenge(ctx context.Context, query, clientID string, now time.Time, ttl time.Duration) (*AuthChallenge, error) {
+// CreateAuthChallenge stores c (its ID is ignored) and returns it with a new ID, the only copy of the id: the
+// store keeps its hash. ConsentAt starts unset. ErrInvalid if c has no browser session, expires before it was
+// created, or its query is over MaxChallengeQuery bytes or not UTF-8 text.
+func (s *Store) CreateAuthChallenge(ctx context.Context, c AuthChallenge) (*AuthChallenge, error) {
 	switch {
-	case len(query) > maxChallengeQuery:
-		return nil, fmt.Errorf("create auth challenge: %w: query is %d bytes, over the limit of %d", ErrInvalid, len(query), maxChallengeQuery)
-	case !utf8.ValidString(query) || strings.ContainsRune(query, 0) || !utf8.ValidString(clientID) || strings.ContainsRune(clientID, 0):
+	case len(c.Query) > MaxChallengeQuery:
+		return nil, fmt.Errorf("create auth challenge: %w: query is %d bytes, over the limit of %d", ErrInvalid, len(c.Query), MaxChallengeQuery)
+	case !utf8.ValidString(c.Query) || strings.ContainsRune(c.Query, 0) || !utf8.ValidString(c.ClientID) || strings.ContainsRune(c.ClientID, 0):
 		return nil, fmt.Errorf("create auth challenge: %w: query or client id is not UTF-8 text", ErrInvalid)
-	case ttl <= 0:
-		return nil, fmt.Errorf("create auth challenge: %w: ttl must be positive", ErrInvalid)
+	case c.BrowserSessionID == "":
+		return nil, fmt.Errorf("create auth challenge: %w: only a signed-in browser session has challenges", ErrInvalid)
+	case !c.ExpiresAt.After(c.CreatedAt):
+		return nil, fmt.Errorf("create auth challenge: %w: it expires before it was created", ErrInvalid)
 	}
 	id, err := newSecretToken()
 	if err != nil {
 		return nil, fmt.Errorf("create auth challenge: %w", err)
 	}
-	t := dbTime(now)
-	row := authChallengeRow{ID: hashKey(id), Query: query, ClientID: clientID, CreatedAt: t, ExpiresAt: dbTime(now.Add(ttl))}
+	row := authChallengeRow{
+		ID: hashKey(id), Query: c.Query, ClientID: c.ClientID, BrowserSessionID: c.BrowserSessionID,
+		LoginAt: nullTimePtr(c.LoginAt), CreatedAt: dbTime(c.CreatedAt), ExpiresAt: dbTime(c.ExpiresAt),
+	}
 	if err := s.conn(ctx).Create(&row).Error; err != nil {
 		return nil, fmt.Errorf("create auth challenge: %w", mapErr(err))
 	}
 	return row.challenge(id), nil
+}
+
+func nullTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return nullTime(*t)
 }
 
 // AuthChallenge returns a pending authorization request; ErrNotFound if there is none or it has expired
@@ -80,45 +92,33 @@ func (s *Store) AuthChallenge(ctx context.Context, id string, now time.Time) (*A
 	return row.challenge(id), nil
 }
 
-// markChallenge sets cols on the challenge if it has not expired at at; ErrNotFound otherwise.
-func (s *Store) markChallenge(ctx context.Context, id string, at time.Time, cols map[string]any) error {
-	res := s.conn(ctx).Model(&authChallengeRow{}).Where("id = ? AND expires_at > ?", hashKey(id), dbTime(at)).UpdateColumns(cols)
+// MarkChallengeConsent records that the user of browserSessionID consented at at. Only the browser session the
+// challenge is bound to can: ErrNotFound if the challenge does not exist, has expired, or belongs to another
+// session.
+func (s *Store) MarkChallengeConsent(ctx context.Context, id, browserSessionID string, at time.Time) error {
+	res := s.conn(ctx).Model(&authChallengeRow{}).
+		Where("id = ? AND browser_session_id = ? AND expires_at > ?", hashKey(id), browserSessionID, dbTime(at)).
+		UpdateColumn("consent_at", dbTime(at))
 	if res.Error != nil {
-		return mapErr(res.Error)
+		return fmt.Errorf("mark auth challenge consent: %w", mapErr(res.Error))
 	}
 	if res.RowsAffected == 0 {
-		return ErrNotFound
+		return fmt.Errorf("mark auth challenge consent: %w", ErrNotFound)
 	}
 	return nil
 }
 
-// MarkChallengeLogin records that the user signed in at at, in browser session browserSessionID. A consent
-// recorded earlier on the challenge is cleared: it was given in another sign-in. ErrNotFound if the
-// challenge does not exist or has expired.
-func (s *Store) MarkChallengeLogin(ctx context.Context, id, browserSessionID string, at time.Time) error {
-	err := s.markChallenge(ctx, id, at, map[string]any{
-		"login_at": dbTime(at), "browser_session_id": browserSessionID, "consent_at": gorm.Expr("NULL"),
-	})
-	if err != nil {
-		return fmt.Errorf("mark auth challenge login: %w", err)
+// TakeAuthChallenge deletes the challenge as its browser session finishes it, so it is finished once: of
+// concurrent calls one succeeds and the others get ErrNotFound, as they do for a challenge that does not exist,
+// has expired at now, or belongs to another session.
+func (s *Store) TakeAuthChallenge(ctx context.Context, id, browserSessionID string, now time.Time) error {
+	res := s.conn(ctx).Where("id = ? AND browser_session_id = ? AND expires_at > ?", hashKey(id), browserSessionID, dbTime(now)).
+		Delete(&authChallengeRow{})
+	if res.Error != nil {
+		return fmt.Errorf("take auth challenge: %w", mapErr(res.Error))
 	}
-	return nil
-}
-
-// MarkChallengeConsent records that the user of browserSessionID consented at at. The consent counts only for
-// that browser session, so a challenge approved in one browser cannot be completed by another user's session.
-// ErrNotFound if the challenge does not exist or has expired.
-func (s *Store) MarkChallengeConsent(ctx context.Context, id, browserSessionID string, at time.Time) error {
-	if err := s.markChallenge(ctx, id, at, map[string]any{"consent_at": dbTime(at), "browser_session_id": browserSessionID}); err != nil {
-		return fmt.Errorf("mark auth challenge consent: %w", err)
-	}
-	return nil
-}
-
-// DeleteAuthChallenge deletes a challenge; deleting a missing one is not an error.
-func (s *Store) DeleteAuthChallenge(ctx context.Context, id string) error {
-	if err := s.conn(ctx).Where("id = ?", hashKey(id)).Delete(&authChallengeRow{}).Error; err != nil {
-		return fmt.Errorf("delete auth challenge: %w", mapErr(err))
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("take auth challenge: %w", ErrNotFound)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ func TestNoRawSecretsStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	challenge, err := s.CreateAuthChallenge(ctx, "state=kept", "app", time.Now(), time.Minute)
+	challenge, err := s.CreateAuthChallenge(ctx, AuthChallenge{Query: "state=kept", ClientID: "app", BrowserSessionID: "ses", CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}

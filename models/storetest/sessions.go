@@ -344,13 +344,17 @@ func testAuthChallenges(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
 	now := baseTime
 	query := "response_type=code&client_id=app&scope=openid&state=xyz"
-	ch, err := s.CreateAuthChallenge(ctx, query, "app", now, 10*time.Minute)
+	requested, login := now.Add(-2*time.Minute), now.Add(-time.Second)
+	ch, err := s.CreateAuthChallenge(ctx, models.AuthChallenge{
+		ID: "ignored", Query: query, ClientID: "app", BrowserSessionID: "ses_1", LoginAt: &login,
+		CreatedAt: requested, ExpiresAt: now.Add(10 * time.Minute),
+	})
 	must(t, "CreateAuthChallenge", err)
 	if raw, err := base64.RawURLEncoding.DecodeString(ch.ID); err != nil || len(raw) != 32 {
 		t.Errorf("challenge id %q: %d bytes, %v; want 256 bits of base64url", ch.ID, len(raw), err)
 	}
-	if ch.Query != query || ch.ClientID != "app" || ch.BrowserSessionID != "" || ch.LoginAt != nil || ch.ConsentAt != nil ||
-		!ch.CreatedAt.Equal(now) || !ch.ExpiresAt.Equal(now.Add(10*time.Minute)) {
+	if ch.Query != query || ch.ClientID != "app" || ch.BrowserSessionID != "ses_1" || ch.LoginAt == nil || !ch.LoginAt.Equal(login) ||
+		ch.ConsentAt != nil || !ch.CreatedAt.Equal(requested) || !ch.ExpiresAt.Equal(now.Add(10*time.Minute)) {
 		t.Errorf("created = %+v", ch)
 	}
 	got, err := s.AuthChallenge(ctx, ch.ID, now.Add(time.Minute))
@@ -363,45 +367,78 @@ func testAuthChallenges(t *testing.T, s *models.Store) {
 	_, err = s.AuthChallenge(ctx, ch.ID, now.Add(10*time.Minute))
 	wantNotFound(t, "challenge at its expiry", err)
 
-	must(t, "MarkChallengeLogin", s.MarkChallengeLogin(ctx, ch.ID, "ses_1", now.Add(2*time.Minute)))
+	// Consent is bound to the challenge's browser session: another session cannot mark it or take it over.
+	wantNotFound(t, "mark consent from another session", s.MarkChallengeConsent(ctx, ch.ID, "ses_other", now.Add(3*time.Minute)))
+	if got, _ = s.AuthChallenge(ctx, ch.ID, now); got.BrowserSessionID != "ses_1" || got.ConsentAt != nil {
+		t.Errorf("consent from another session changed the challenge: %+v", got)
+	}
 	must(t, "MarkChallengeConsent", s.MarkChallengeConsent(ctx, ch.ID, "ses_1", now.Add(3*time.Minute)))
 	got, err = s.AuthChallenge(ctx, ch.ID, now.Add(4*time.Minute))
-	must(t, "AuthChallenge after marks", err)
-	if got.BrowserSessionID != "ses_1" || got.LoginAt == nil || !got.LoginAt.Equal(now.Add(2*time.Minute)) ||
-		got.ConsentAt == nil || !got.ConsentAt.Equal(now.Add(3*time.Minute)) {
-		t.Errorf("after marks = %+v", got)
+	must(t, "AuthChallenge after consent", err)
+	if got.BrowserSessionID != "ses_1" || got.ConsentAt == nil || !got.ConsentAt.Equal(now.Add(3*time.Minute)) {
+		t.Errorf("after consent = %+v", got)
 	}
-	// Consent given from another browser session takes the challenge over: the consent binds to that session.
-	must(t, "MarkChallengeConsent from another session", s.MarkChallengeConsent(ctx, ch.ID, "ses_other", now.Add(3*time.Minute)))
-	if got, _ = s.AuthChallenge(ctx, ch.ID, now.Add(4*time.Minute)); got.BrowserSessionID != "ses_other" {
-		t.Errorf("consent from another session left the challenge bound to %q", got.BrowserSessionID)
-	}
-	// A new sign-in clears a consent given under the previous one.
-	must(t, "MarkChallengeLogin again", s.MarkChallengeLogin(ctx, ch.ID, "ses_2", now.Add(5*time.Minute)))
-	got, err = s.AuthChallenge(ctx, ch.ID, now.Add(5*time.Minute))
-	must(t, "AuthChallenge after second login", err)
-	if got.BrowserSessionID != "ses_2" || got.ConsentAt != nil {
-		t.Errorf("after second login = %+v, want session ses_2 and no consent", got)
-	}
-	wantNotFound(t, "mark login on an expired challenge", s.MarkChallengeLogin(ctx, ch.ID, "ses_3", now.Add(11*time.Minute)))
-	wantNotFound(t, "mark consent on an expired challenge", s.MarkChallengeConsent(ctx, ch.ID, "ses_2", now.Add(11*time.Minute)))
-	wantNotFound(t, "mark login on an unknown challenge", s.MarkChallengeLogin(ctx, "nope", "ses_1", now))
-	wantNotFound(t, "mark consent on an unknown challenge", s.MarkChallengeConsent(ctx, "nope", "", now))
+	wantNotFound(t, "mark consent on an expired challenge", s.MarkChallengeConsent(ctx, ch.ID, "ses_1", now.Add(11*time.Minute)))
+	wantNotFound(t, "mark consent on an unknown challenge", s.MarkChallengeConsent(ctx, "nope", "ses_1", now))
 
-	must(t, "DeleteAuthChallenge", s.DeleteAuthChallenge(ctx, ch.ID))
+	// Taking finishes it once, and only for its own session and while it lives.
+	wantNotFound(t, "take from another session", s.TakeAuthChallenge(ctx, ch.ID, "ses_other", now))
+	wantNotFound(t, "take at its expiry", s.TakeAuthChallenge(ctx, ch.ID, "ses_1", now.Add(10*time.Minute)))
+	must(t, "TakeAuthChallenge", s.TakeAuthChallenge(ctx, ch.ID, "ses_1", now))
 	_, err = s.AuthChallenge(ctx, ch.ID, now)
-	wantNotFound(t, "deleted challenge", err)
-	must(t, "DeleteAuthChallenge again (idempotent)", s.DeleteAuthChallenge(ctx, ch.ID))
+	wantNotFound(t, "taken challenge", err)
+	wantNotFound(t, "take again", s.TakeAuthChallenge(ctx, ch.ID, "ses_1", now))
 
-	ok, err := s.CreateAuthChallenge(ctx, strings.Repeat("q", 8<<10), "app", now, time.Minute)
-	must(t, "query of exactly 8 KiB", err)
-	if ok.Query != strings.Repeat("q", 8<<10) {
-		t.Error("8 KiB query not kept whole")
+	valid := func(q string) models.AuthChallenge {
+		return models.AuthChallenge{Query: q, ClientID: "app", BrowserSessionID: "ses_1", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
 	}
-	for name, q := range map[string]string{"over 8 KiB": strings.Repeat("q", 8<<10+1), "not UTF-8": "a=\xff", "NUL": "a=\x00"} {
-		if _, err := s.CreateAuthChallenge(ctx, q, "app", now, time.Minute); !errors.Is(err, models.ErrInvalid) {
-			t.Errorf("query %s: %v, want models.ErrInvalid", name, err)
+	ok, err := s.CreateAuthChallenge(ctx, valid(strings.Repeat("q", 8<<10)))
+	must(t, "query of exactly 8 KiB", err)
+	if ok.Query != strings.Repeat("q", 8<<10) || ok.LoginAt != nil {
+		t.Errorf("8 KiB challenge without sign-in = %d bytes, login %v", len(ok.Query), ok.LoginAt)
+	}
+	noSession, expired := valid("q"), valid("q")
+	noSession.BrowserSessionID = ""
+	expired.ExpiresAt = now
+	for name, c := range map[string]models.AuthChallenge{
+		"over 8 KiB": valid(strings.Repeat("q", 8<<10+1)), "not UTF-8": valid("a=\xff"), "NUL": valid("a=\x00"),
+		"no browser session (anonymous)": noSession, "expires when created": expired,
+	} {
+		if _, err := s.CreateAuthChallenge(ctx, c); !errors.Is(err, models.ErrInvalid) {
+			t.Errorf("challenge %s: %v, want models.ErrInvalid", name, err)
 		}
+	}
+}
+
+// testConcurrentChallengeTake: of 40 browser tabs resuming one challenge at once, exactly one finishes it.
+func testConcurrentChallengeTake(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	ch, err := s.CreateAuthChallenge(ctx, models.AuthChallenge{
+		Query: "q", ClientID: "app", BrowserSessionID: "ses_1", CreatedAt: baseTime, ExpiresAt: baseTime.Add(time.Minute),
+	})
+	must(t, "CreateAuthChallenge", err)
+	const workers = 40
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.TakeAuthChallenge(ctx, ch.ID, "ses_1", baseTime)
+		}()
+	}
+	wg.Wait()
+	took := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			took++
+		case !errors.Is(err, models.ErrNotFound):
+			t.Errorf("worker %d: %v", i, err)
+		}
+	}
+	if took != 1 {
+		t.Errorf("%d of %d concurrent takes succeeded, want exactly 1", took, workers)
 	}
 }
 
@@ -426,11 +463,14 @@ func testDeleteExpiredSessionsAndChallenges(t *testing.T, s *models.Store) {
 	endedOld := mk(now.Add(-10*24*time.Hour), 30*24*time.Hour, 30*24*time.Hour)
 	must(t, "end old", s.EndBrowserSession(ctx, endedOld, now.Add(-week-time.Hour))) // ended 7d1h ago: goes
 
-	chLive, err := s.CreateAuthChallenge(ctx, "q", "app", now, time.Minute)
+	challenge := func(at time.Time) models.AuthChallenge {
+		return models.AuthChallenge{Query: "q", ClientID: "app", BrowserSessionID: live, CreatedAt: at, ExpiresAt: at.Add(time.Minute)}
+	}
+	chLive, err := s.CreateAuthChallenge(ctx, challenge(now))
 	must(t, "live challenge", err)
 	var chOld []string
 	for range 3 {
-		ch, err := s.CreateAuthChallenge(ctx, "q", "app", now.Add(-time.Hour), time.Minute)
+		ch, err := s.CreateAuthChallenge(ctx, challenge(now.Add(-time.Hour)))
 		must(t, "expired challenge", err)
 		chOld = append(chOld, ch.ID)
 	}
