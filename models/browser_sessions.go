@@ -151,17 +151,44 @@ func (s *Store) BrowserSessionByID(ctx context.Context, id string) (*BrowserSess
 // TouchBrowserSession records activity at now from ip: last_active_at = now and idle_expires_at =
 // min(now+idle, expires_at). ErrNotFound if the session is not active at now.
 func (s *Store) TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error {
+	if err := s.touchBrowserSession(ctx, id, now, idle, map[string]any{"ip": clip(ip, maxIPBytes)}); err != nil {
+		return fmt.Errorf("touch browser session: %w", err)
+	}
+	return nil
+}
+
+// UseBrowserSession records that a grant made in the session was used at now (a code exchange or a refresh), as
+// TouchBrowserSession does but keeping the recorded IP: the caller may be the app's backend, not the person's
+// device. A session used less than a minute (or a tenth of idle) ago is only read, so a burst of refreshes costs
+// no writes. ErrNotFound if the session is not active at now: ended, idle or absolutely expired, or unknown.
+func (s *Store) UseBrowserSession(ctx context.Context, id string, now time.Time, idle time.Duration) error {
+	var row browserSessionRow
+	t := dbTime(now)
+	err := s.conn(ctx).Select("last_active_at").Where("id = ? AND "+activeSession, id, t, t).Take(&row).Error
+	if err != nil {
+		return fmt.Errorf("use browser session: %w", mapErr(err))
+	}
+	if now.Sub(row.LastActiveAt) < min(time.Minute, idle/10) {
+		return nil
+	}
+	if err := s.touchBrowserSession(ctx, id, now, idle, map[string]any{}); err != nil {
+		return fmt.Errorf("use browser session: %w", err)
+	}
+	return nil
+}
+
+// touchBrowserSession moves an active session's idle expiry in one statement, so a session that ends or expires
+// concurrently is either touched while still active or reported as not found.
+func (s *Store) touchBrowserSession(ctx context.Context, id string, now time.Time, idle time.Duration, cols map[string]any) error {
 	t, idleUntil := dbTime(now), dbTime(now.Add(idle))
-	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND "+activeSession, id, t, t).UpdateColumns(map[string]any{
-		"last_active_at":  t,
-		"ip":              clip(ip, maxIPBytes),
-		"idle_expires_at": gorm.Expr("CASE WHEN expires_at < ? THEN expires_at ELSE ? END", idleUntil, idleUntil),
-	})
+	cols["last_active_at"] = t
+	cols["idle_expires_at"] = gorm.Expr("CASE WHEN expires_at < ? THEN expires_at ELSE ? END", idleUntil, idleUntil)
+	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND "+activeSession, id, t, t).UpdateColumns(cols)
 	if res.Error != nil {
-		return fmt.Errorf("touch browser session: %w", mapErr(res.Error))
+		return mapErr(res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("touch browser session: %w", ErrNotFound)
+		return ErrNotFound
 	}
 	return nil
 }

@@ -311,7 +311,13 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 
 // DeleteRefreshTokenSession deletes a refresh token; deleting a missing one is not an error.
 func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
-	if err := s.deleteToken(ctx, tableRefresh, signature); err != nil {
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockRefreshFamily(tx, "(SELECT request_id FROM oauth2_refresh WHERE signature = ?)", hashKey(signature)); err != nil {
+			return err
+		}
+		return tx.Table(tableRefresh).Where("signature = ?", hashKey(signature)).Delete(&tokenRow{}).Error
+	})
+	if err != nil {
 		return fmt.Errorf("delete refresh token: %w", mapErr(err))
 	}
 	return nil
@@ -319,11 +325,27 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 
 // RevokeRefreshToken marks every refresh token of the grant requestID inactive.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	err := s.conn(ctx).Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := s.lockRefreshFamily(tx, "?", requestID); err != nil {
+			return err
+		}
+		return tx.Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error
+	})
 	if err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", mapErr(err))
 	}
 	return nil
+}
+
+// lockRefreshFamily takes the row locks of one grant's refresh tokens in signature order (PostgreSQL; SQLite
+// has one writer). Reuse detection deletes the presented token and revokes its grant in one transaction while a
+// concurrent redemption revokes the same grant: locking the whole family first, always in the same order, makes
+// them queue instead of deadlocking. grant is SQL for the request id, with its argument.
+func (s *Store) lockRefreshFamily(tx *gorm.DB, grant string, arg any) error {
+	if s.dialect != dialectPostgres {
+		return nil
+	}
+	return tx.Exec("SELECT 1 FROM oauth2_refresh WHERE request_id = "+grant+" ORDER BY signature FOR UPDATE", arg).Error
 }
 
 // RotateRefreshToken marks the refresh token inactive and deletes the grant's access tokens. The update is

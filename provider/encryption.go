@@ -213,6 +213,7 @@ type encryptingIDTokenStrategy struct {
 var _ openid.OpenIDConnectTokenStrategy = encryptingIDTokenStrategy{}
 
 func (s encryptingIDTokenStrategy) GenerateIDToken(ctx context.Context, lifespan time.Duration, r fosite.Requester) (string, error) {
+	withCurrentUser(r)
 	token, err := s.inner.GenerateIDToken(ctx, lifespan, r)
 	if err != nil {
 		return "", err

@@ -68,26 +68,35 @@ func SessionFor(id Identity, granted []string, sid string, authTime, requestedAt
 	requestedAt = requestedAt.UTC().Truncate(time.Second)
 	s := &Session{
 		Subject:  id.UserID,
-		Username: id.Email,
-		Pool:     id.Pool,
 		SID:      sid,
 		AuthTime: authTime,
+		IDClaims: &jwt.IDTokenClaims{
+			Subject:                         id.UserID,
+			AuthTime:                        authTime,
+			RequestedAt:                     requestedAt,
+			AuthenticationMethodsReferences: []string{"pwd"},
+		},
 	}
+	s.applyIdentity(id, granted)
+	return s
+}
+
+// applyIdentity sets everything the session says about the user, for the granted scopes: the one rule for a new
+// grant (SessionFor) and for tokens issued again from a stored one (fresh.go). What says how and when the user
+// authenticated (subject, sid, auth_time, amr, nonce) is left alone.
+func (s *Session) applyIdentity(id Identity, granted []string) {
+	s.Username = id.Email
+	s.Pool = id.Pool
+	s.Roles = nil
 	if slices.Contains(granted, ScopeRoles) {
 		s.Roles = slices.Clone(id.Roles)
 	}
+	s.Extras = nil
 	if len(id.Extras) > 0 {
-		s.Extras = maps.Clone(id.Extras)
+		s.Extras = cloneJSONMap(id.Extras)
 	}
 	extra := UserClaims(id, granted)
 	delete(extra, "sub")
-	extra["sid"] = sid
-	s.IDClaims = &jwt.IDTokenClaims{
-		Subject:                         id.UserID,
-		AuthTime:                        authTime,
-		RequestedAt:                     requestedAt,
-		AuthenticationMethodsReferences: []string{"pwd"},
-		Extra:                           extra,
-	}
-	return s
+	extra["sid"] = s.SID
+	s.IDTokenClaims().Extra = extra
 }

@@ -85,7 +85,7 @@ func (p *Provider) Metadata() Metadata {
 		GrantTypesSupported:                       p.GrantTypes(),
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		TokenEndpointAuthMethodsSupported:         append(slices.Clone(secretMethods), "none"),
-		IntrospectionEndpointAuthMethodsSupported: []string{"client_secret_basic"},
+		IntrospectionEndpointAuthMethodsSupported: slices.Clone(secretMethods),
 		RevocationEndpointAuthMethodsSupported:    append(slices.Clone(secretMethods), "none"),
 		SubjectTypesSupported:                     []string{"public"},
 		IDTokenSigningAlgValuesSupported:          []string{p.options.SigningAlg},

@@ -44,6 +44,8 @@ type Options struct {
 	Now                   func() time.Time
 	// FormPostTemplate renders response_mode=form_post responses (fosite's default when nil).
 	FormPostTemplate *template.Template
+	// Directory is read again at every code exchange and refresh (required; see fresh.go).
+	Directory Directory
 }
 
 // Default lifespans. Codes are short-lived per RFC 9700; access tokens are short enough that revocation-by-expiry
@@ -120,6 +122,10 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Directory == nil {
+		return nil, errors.New("provider: a directory to re-read users and sessions is required")
+	}
+	store = grantStore{store}
 
 	hasher := NewSecretHasher(opts.SystemSecret)
 	cfg := &fosite.Config{
@@ -166,6 +172,9 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	for i, h := range cfg.TokenEndpointHandlers {
 		cfg.TokenEndpointHandlers[i] = askFirst{oneRedemption{TokenEndpointHandler: h, revoker: store}}
 	}
+	// Last, so it sees the grant fosite loaded and refuses before anything is issued or rotated.
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers,
+		&currentGrant{dir: opts.Directory, store: store, core: strategy.CoreStrategy, now: opts.Now})
 	// The token API refreshes on behalf of first-party apps; see firstparty.go.
 	cfg.ClientAuthenticationStrategy = firstPartyRefreshAuth(oauth.(*fosite.Fosite), store)
 	return &Provider{

@@ -19,6 +19,19 @@ type oneRedemption struct {
 	revoker oauth2.TokenRevocationStorage
 }
 
+// HandleTokenEndpointRequest retries a request that met a concurrent revocation of the same grant: fosite's
+// reuse handling revokes in a transaction and reports a deadlock with another revoker as a serialization
+// failure ("retry the request"). Its work is idempotent, so it is retried here instead of asking the client.
+func (o oneRedemption) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	var err error
+	for range 5 {
+		if err = o.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, req); !errors.Is(err, fosite.ErrSerializationFailure) {
+			return err
+		}
+	}
+	return err
+}
+
 func (o oneRedemption) PopulateTokenEndpointResponse(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder) error {
 	err := o.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, req, resp)
 	if err == nil {
@@ -45,8 +58,20 @@ func (o oneRedemption) PopulateTokenEndpointResponse(ctx context.Context, req fo
 	return fosite.ErrInvalidGrant.WithWrap(err).WithHint(hint)
 }
 
-// revokeGrant revokes every access and refresh token of a grant.
+// revokeGrant revokes every access and refresh token of a grant. Revoking is idempotent, so a deadlock with a
+// concurrent revocation of the same grant (fosite's reuse handling locks the same rows in another order) is
+// simply tried again.
 func revokeGrant(ctx context.Context, store oauth2.TokenRevocationStorage, requestID string) error {
+	var err error
+	for range 5 {
+		if err = revokeGrantOnce(ctx, store, requestID); !errors.Is(err, fosite.ErrSerializationFailure) {
+			return err
+		}
+	}
+	return err
+}
+
+func revokeGrantOnce(ctx context.Context, store oauth2.TokenRevocationStorage, requestID string) error {
 	if err := store.RevokeRefreshToken(ctx, requestID); err != nil && !errors.Is(err, fosite.ErrNotFound) {
 		return fmt.Errorf("revoke refresh tokens of grant: %w", err)
 	}

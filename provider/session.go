@@ -26,6 +26,12 @@ type Session struct {
 	// IDClaims and IDHeaders are what fosite's OpenID Connect handlers fill and sign into the ID token.
 	IDClaims  *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
 	IDHeaders *jwt.Headers       `json:"id_token_headers,omitempty"`
+
+	// current is the user as re-read for this token request (fresh.go); tokens generated in it are built from
+	// it. Never stored: fosite decodes the stored grant into the session again while it issues, and this stays.
+	current *Identity
+	// refreshScopes is the grant's scope when a refresh narrowed it: the new refresh token keeps it (fresh.go).
+	refreshScopes []string
 }
 
 var (
@@ -97,6 +103,7 @@ func (s *Session) Clone() fosite.Session {
 		return nil
 	}
 	c := *s
+	c.refreshScopes = slices.Clone(s.refreshScopes)
 	c.Roles = slices.Clone(s.Roles)
 	c.Extras = cloneJSONMap(s.Extras)
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
