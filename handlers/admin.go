@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -15,10 +18,11 @@ import (
 	"github.com/latchkey/latchkey/provider"
 )
 
-// AdminScope is the scope a service client needs (client_credentials) to use the admin API.
-const AdminScope = "latchkey.admin"
+// AdminScope is the scope an admin client's client_credentials token carries for the admin API.
+const AdminScope = models.AdminScope
 
 type adminStore interface {
+	ClientByID(ctx context.Context, id string) (*models.Client, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	UserByEmail(ctx context.Context, pool, email string) (*models.User, error)
 	ListUsers(ctx context.Context, pool string) ([]models.User, error)
@@ -30,7 +34,8 @@ type adminStore interface {
 
 // Admin is the admin surface for backends (Xano-style): read users and set their roles, custom claims ("extras"),
 // name and disabled flag. Callers authenticate with an access token carrying the latchkey.admin scope, obtained
-// through the client credentials grant by a client registered with that scope.
+// through the client credentials grant by a client an operator made admin (clients create --admin), and manage
+// only the users of the pools that client administers.
 type Admin struct {
 	OAuth fosite.OAuth2Provider
 	Store adminStore
@@ -47,36 +52,70 @@ func (h *Admin) Mount(r *mux.Router) {
 	s.HandleFunc("/users/{id}", h.patch).Methods(http.MethodPatch)
 }
 
-// authorize accepts only an active access token with the admin scope.
-func (h *Admin) authorize(w http.ResponseWriter, r *http.Request) bool {
+// authorize accepts only an active client_credentials access token with the admin scope, of a client that is,
+// as read now, an admin client; it returns that client, whose pools bound what the request may touch.
+func (h *Admin) authorize(w http.ResponseWriter, r *http.Request) (*models.Client, bool) {
+	ctx := r.Context()
 	token := bearerToken(r)
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey"`)
 		apiError(w, http.StatusUnauthorized, "invalid_token", "An access token with the "+AdminScope+" scope is required.")
-		return false
+		return nil, false
 	}
-	ar, _, err := activeAccessToken(r.Context(), h.OAuth, token)
-	if err != nil {
+	invalid := func() (*models.Client, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
 		apiError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
-		return false
+		return nil, false
 	}
-	if !ar.GetGrantedScopes().Has(AdminScope) {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope", scope="`+AdminScope+`"`)
-		apiError(w, http.StatusForbidden, "insufficient_scope", "The access token lacks the "+AdminScope+" scope.")
-		return false
+	ar, sess, err := activeAccessToken(ctx, h.OAuth, token)
+	if err != nil {
+		if tokenStoreFailed(err) {
+			storeUnavailable(w, r, "admin api: look up access token", err)
+			return nil, false
+		}
+		return invalid()
 	}
-	return true
+	clientID := ar.GetClient().GetID()
+	// A client_credentials token is the client's own, its subject the client: no user's grant gets through.
+	if ar.GetRequestForm().Get("grant_type") != "client_credentials" || sess.Subject != clientID {
+		Logger(ctx).Warn("admin api refused a user's token", "client", clientID)
+		insufficientScope(w, AdminScope, "The admin API takes an admin client's client_credentials token, not a user's.")
+		return nil, false
+	}
+	c, err := h.Store.ClientByID(ctx, clientID)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		return invalid()
+	case err != nil:
+		storeUnavailable(w, r, "admin api: load the token's client", err)
+		return nil, false
+	case !c.Admin:
+		Logger(ctx).Warn("admin api refused a client that is not admin", "client", clientID)
+		insufficientScope(w, AdminScope, "This client is not an admin client.")
+		return nil, false
+	case !ar.GetGrantedScopes().Has(AdminScope):
+		insufficientScope(w, AdminScope, "The access token lacks the "+AdminScope+" scope.")
+		return nil, false
+	}
+	return c, true
 }
 
+// list answers GET /users: ?pool=P lists one pool (which the client must administer); without it, every pool the
+// client administers. ?email=E looks the address up in ?pool= (default: the default pool).
 func (h *Admin) list(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
+	c, ok := h.authorize(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
 	q := r.URL.Query()
+	pool := q.Get("pool")
 	if email := q.Get("email"); email != "" {
-		u, err := h.Store.UserByEmail(ctx, q.Get("pool"), email)
+		if !c.AdministersPool(pool) {
+			h.notYourPool(w, pool)
+			return
+		}
+		u, err := h.Store.UserByEmail(ctx, pool, email)
 		if errors.Is(err, models.ErrNotFound) {
 			writeAPIJSON(w, http.StatusOK, map[string]any{"users": []apiUser{}})
 			return
@@ -87,10 +126,27 @@ func (h *Admin) list(w http.ResponseWriter, r *http.Request) {
 		writeAPIJSON(w, http.StatusOK, map[string]any{"users": []apiUser{toAPIUser(u)}})
 		return
 	}
-	list, err := h.Store.ListUsers(ctx, q.Get("pool"))
-	if err != nil {
-		h.fail(w, r, err)
+	pools := []string{pool} // "" lists every pool
+	switch {
+	case pool != "" && !c.AdministersPool(pool):
+		h.notYourPool(w, pool)
 		return
+	case pool == "" && len(c.AdminPools) > 0:
+		pools = c.AdminPools
+	}
+	var list []models.User
+	for _, p := range pools {
+		users, err := h.Store.ListUsers(ctx, p)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		list = append(list, users...)
+	}
+	if len(pools) > 1 {
+		slices.SortStableFunc(list, func(a, b models.User) int {
+			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+		})
 	}
 	out := make([]apiUser, 0, len(list))
 	for i := range list {
@@ -99,20 +155,42 @@ func (h *Admin) list(w http.ResponseWriter, r *http.Request) {
 	writeAPIJSON(w, http.StatusOK, map[string]any{"users": out})
 }
 
-func (h *Admin) get(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
-		return
+func (h *Admin) notYourPool(w http.ResponseWriter, pool string) {
+	if pool == "" {
+		pool = models.DefaultPool
 	}
-	u, err := h.Store.UserByID(r.Context(), mux.Vars(r)["id"])
+	insufficientScope(w, AdminScope, "This client does not administer the pool "+strconv.Quote(pool)+"; name one of its pools with ?pool=.")
+}
+
+// user loads the user a request names, as not found when it is in a pool the client does not administer: users
+// of other pools are not there for it.
+func (h *Admin) user(w http.ResponseWriter, r *http.Request, c *models.Client, id string) (*models.User, bool) {
+	u, err := h.Store.UserByID(r.Context(), id)
+	if err == nil && !c.AdministersPool(u.Pool) {
+		err = models.ErrNotFound
+	}
 	if err != nil {
 		h.fail(w, r, err)
+		return nil, false
+	}
+	return u, true
+}
+
+func (h *Admin) get(w http.ResponseWriter, r *http.Request) {
+	c, ok := h.authorize(w, r)
+	if !ok {
+		return
+	}
+	u, ok := h.user(w, r, c, mux.Vars(r)["id"])
+	if !ok {
 		return
 	}
 	writeAPIJSON(w, http.StatusOK, toAPIUser(u))
 }
 
 func (h *Admin) patch(w http.ResponseWriter, r *http.Request) {
-	if !h.authorize(w, r) {
+	c, ok := h.authorize(w, r)
+	if !ok {
 		return
 	}
 	ctx := r.Context()
@@ -126,8 +204,7 @@ func (h *Admin) patch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := mux.Vars(r)["id"]
-	if _, err := h.Store.UserByID(ctx, id); err != nil {
-		h.fail(w, r, err)
+	if _, ok := h.user(w, r, c, id); !ok {
 		return
 	}
 	if body.Extras != nil {
@@ -168,7 +245,7 @@ func (h *Admin) patch(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	Logger(ctx).Info("admin updated user", "user", id)
+	Logger(ctx).Info("admin updated user", "user", id, "client", c.ID)
 	writeAPIJSON(w, http.StatusOK, toAPIUser(u))
 }
 

@@ -39,10 +39,6 @@ type apiStore interface {
 	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
 	EndBrowserSession(ctx context.Context, id string, now time.Time) error
 	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
-
-	ThrottleCheck(ctx context.Context, keys []string, now time.Time) (time.Duration, error)
-	ThrottleFailure(ctx context.Context, key string, now time.Time, p models.ThrottlePolicy) (time.Duration, error)
-	ThrottleReset(ctx context.Context, key string) error
 }
 
 // tokenIssuer issues tokens for a direct sign-in through the provider, so they are ordinary OAuth tokens.
@@ -179,6 +175,37 @@ func toAPIUser(u *models.User) apiUser {
 		Pool: u.Pool, Extras: extras, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 }
 
+// scopedUser is apiUser as an access token's scopes release it, the mapping userinfo uses: id, pool and
+// created_at always; email and email_verified with email; name, extras and updated_at with profile; roles with
+// roles. A field the token may not read is left out, not emptied. A first-party app holding all its scopes
+// sees exactly apiUser.
+type scopedUser struct {
+	ID            string          `json:"id"`
+	Email         *string         `json:"email,omitempty"`
+	Name          *string         `json:"name,omitempty"`
+	EmailVerified *bool           `json:"email_verified,omitempty"`
+	Roles         *[]string       `json:"roles,omitempty"`
+	Pool          string          `json:"pool"`
+	Extras        *map[string]any `json:"extras,omitempty"`
+	CreatedAt     time.Time       `json:"created_at"`
+	UpdatedAt     *time.Time      `json:"updated_at,omitempty"`
+}
+
+func toScopedUser(u *models.User, scopes fosite.Arguments) scopedUser {
+	a := toAPIUser(u)
+	out := scopedUser{ID: a.ID, Pool: a.Pool, CreatedAt: a.CreatedAt}
+	if scopes.Has(provider.ScopeEmail) {
+		out.Email, out.EmailVerified = &a.Email, &a.EmailVerified
+	}
+	if scopes.Has(provider.ScopeProfile) {
+		out.Name, out.Extras, out.UpdatedAt = &a.Name, &a.Extras, &a.UpdatedAt
+	}
+	if scopes.Has(provider.ScopeRoles) {
+		out.Roles = &a.Roles
+	}
+	return out
+}
+
 type tokenResponse struct {
 	AccessToken  string   `json:"access_token"`
 	RefreshToken string   `json:"refresh_token,omitempty"`
@@ -262,6 +289,7 @@ type credentialsBody struct {
 }
 
 func (h *API) signup(w http.ResponseWriter, r *http.Request) {
+	r = detached(r)
 	ctx := r.Context()
 	var body credentialsBody
 	if !decodeJSON(w, r, &body) {
@@ -273,9 +301,6 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Email == "" || body.Password == "" {
 		apiError(w, http.StatusBadRequest, "invalid_request", "email and password are required.")
-		return
-	}
-	if !h.Throttle.allow(w, r, c.Pool, body.Email) {
 		return
 	}
 	pool, err := h.Store.GetPool(ctx, c.Pool)
@@ -292,6 +317,13 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
 		return
 	}
+	// Creating the user hashes the password and tells whether the email is taken, so it is reserved like a
+	// sign-in, and counts against the IP's sign-ups; from here on the client cannot cancel it.
+	attempt, wait, err := h.Throttle.reserveSignup(r, c.Pool, body.Email)
+	if refuseAPI(w, r, wait, err) {
+		return
+	}
+	ctx = attempt.ctx
 	u, err := h.Store.CreateUserWith(ctx, models.NewUser{
 		Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles,
 	})
@@ -299,13 +331,15 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, models.ErrConflict):
 		// Saying so enumerates accounts, but a signup form has to: the person must learn to sign in instead.
 		// Throttling bounds how fast anyone can probe.
-		h.Throttle.failed(r, c.Pool, body.Email)
+		attempt.failed()
 		apiError(w, http.StatusConflict, "email_taken", "An account with this email already exists; sign in instead.")
 		return
 	case errors.Is(err, models.ErrInvalid):
+		attempt.void()
 		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
 		return
 	case err != nil:
+		attempt.void()
 		Logger(ctx).Error("create user", "error", err)
 		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
 		return
@@ -316,13 +350,16 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		if err := h.Store.DeleteUser(ctx, u.ID); err != nil {
 			Logger(ctx).Error("undo signup", "error", err)
 		}
+		attempt.void()
 		return
 	}
+	attempt.succeeded()
 	Logger(ctx).Info("signed up", "user", u.ID, "pool", c.Pool, "client", c.ID)
 	writeAPIJSON(w, http.StatusCreated, resp)
 }
 
 func (h *API) login(w http.ResponseWriter, r *http.Request) {
+	r = detached(r)
 	ctx := r.Context()
 	var body credentialsBody
 	if !decodeJSON(w, r, &body) {
@@ -340,30 +377,36 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", "name is not a login field.")
 		return
 	}
-	if !h.Throttle.allow(w, r, c.Pool, body.Email) {
+	// The attempt is counted before the hash runs and decides whether it may run; from here on the client
+	// cannot cancel it, so hanging up after sending a guess still counts the guess.
+	attempt, wait, err := h.Throttle.reserve(r, c.Pool, body.Email)
+	if refuseAPI(w, r, wait, err) {
 		return
 	}
+	ctx = attempt.ctx
 	if len(body.Email) > maxEmailField || len(body.Password) > maxPasswordField {
-		h.Throttle.failed(r, c.Pool, body.Email)
 		apiError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect email or password.")
 		return
 	}
 	u, err := h.Store.Authenticate(ctx, c.Pool, body.Email, body.Password)
 	switch {
-	case errors.Is(err, models.ErrInvalidCredentials):
-		h.Throttle.failed(r, c.Pool, body.Email)
-		Logger(ctx).Info("api sign-in failed", "reason", "invalid credentials", "client", c.ID)
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		// A disabled account answers exactly like a wrong password (and counts like one), so the answer never
+		// tells that the password was right; the log says why.
+		if errors.Is(err, models.ErrUserDisabled) {
+			Logger(ctx).Info("api sign-in failed", "reason", "account disabled", "user", u.ID, "client", c.ID)
+		} else {
+			Logger(ctx).Info("api sign-in failed", "reason", "invalid credentials", "client", c.ID)
+		}
 		apiError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect email or password.")
 		return
-	case errors.Is(err, models.ErrUserDisabled):
-		apiError(w, http.StatusForbidden, "account_disabled", "This account is disabled.")
-		return
 	case err != nil:
+		attempt.void()
 		Logger(ctx).Error("authenticate", "error", err)
 		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
 		return
 	}
-	h.Throttle.succeeded(r, c.Pool, body.Email)
+	attempt.succeeded()
 	resp, ok := h.startSession(w, r, c, u, body.Scope)
 	if !ok {
 		return
@@ -462,12 +505,21 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) {
 type bearer struct {
 	user    *models.User
 	session *provider.Session
-	client  fosite.Client
+	client  *models.Client   // read fresh: a first-party app of ours
+	scopes  fosite.Arguments // what the token was granted
 }
 
-// authenticate reads the access token from Authorization: Bearer or the configured custom header and answers
-// 401 with an RFC 6750 challenge when it is missing or not active.
+// authenticate is authenticateUser for the calls that manage the sign-in itself (logout, password, sessions):
+// their token must come from a sign-in session.
 func (h *API) authenticate(w http.ResponseWriter, r *http.Request) (*bearer, bool) {
+	return h.authenticateUser(w, r, true)
+}
+
+// authenticateUser reads the access token from Authorization: Bearer or the configured custom header. The token
+// API trusts only its own tokens: active, issued for a user (not client_credentials) to a client that is, as
+// read now, a first-party app of ours. Anything else is 401 with an RFC 6750 challenge; a store that cannot
+// answer is 503, never 401, so apps do not sign their users out over an outage.
+func (h *API) authenticateUser(w http.ResponseWriter, r *http.Request, needSession bool) (*bearer, bool) {
 	ctx := r.Context()
 	token := ""
 	if a := r.Header.Get("Authorization"); a != "" {
@@ -486,16 +538,43 @@ func (h *API) authenticate(w http.ResponseWriter, r *http.Request) (*bearer, boo
 		apiError(w, http.StatusUnauthorized, "invalid_token", "An access token is required.")
 		return nil, false
 	}
-	ar, sess, err := activeAccessToken(ctx, h.OAuth, token)
-	if err != nil {
+	refuse := func(description string) (*bearer, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
-		apiError(w, http.StatusUnauthorized, "invalid_token", "The access token is invalid, expired or revoked.")
+		apiError(w, http.StatusUnauthorized, "invalid_token", description)
 		return nil, false
 	}
+	ar, sess, err := activeAccessToken(ctx, h.OAuth, token)
+	if err != nil {
+		if tokenStoreFailed(err) {
+			storeUnavailable(w, r, "api: look up access token", err)
+			return nil, false
+		}
+		return refuse("The access token is invalid, expired or revoked.")
+	}
+	if ar.GetRequestForm().Get("grant_type") == "client_credentials" || sess.Subject == "" {
+		return refuse("This API takes a user's access token, not a client's.")
+	}
+	c, err := h.Store.ClientByID(ctx, ar.GetClient().GetID())
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		return refuse("The access token is invalid, expired or revoked.")
+	case err != nil:
+		storeUnavailable(w, r, "api: load the token's client", err)
+		return nil, false
+	case !c.FirstParty:
+		Logger(ctx).Info("api refused a token of another app", "client", c.ID)
+		return refuse("This API accepts only tokens issued to a first-party app.")
+	}
 	u, err := h.Store.UserByID(ctx, sess.Subject)
-	if err != nil || u.Disabled {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`)
-		apiError(w, http.StatusUnauthorized, "invalid_token", "This token does not belong to an active user.")
+	switch {
+	case err != nil && !errors.Is(err, models.ErrNotFound):
+		storeUnavailable(w, r, "api: load the token's user", err)
+		return nil, false
+	case err != nil || u.Disabled:
+		return refuse("This token does not belong to an active user.")
+	}
+	if needSession && sess.SID == "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "This token is not tied to a session; revoke it at "+provider.PathRevoke+".")
 		return nil, false
 	}
 	if sess.SID != "" {
@@ -503,15 +582,27 @@ func (h *API) authenticate(w http.ResponseWriter, r *http.Request) (*bearer, boo
 			_ = h.Store.TouchBrowserSession(ctx, sess.SID, clientIP(r), h.Now(), h.SessionIdle)
 		}
 	}
-	return &bearer{user: u, session: sess, client: ar.GetClient()}, true
+	return &bearer{user: u, session: sess, client: c, scopes: ar.GetGrantedScopes()}, true
 }
 
+// insufficientScope answers a valid token that was not granted scope (RFC 6750 §3.1).
+func insufficientScope(w http.ResponseWriter, scope, description string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="latchkey", error="insufficient_scope", scope="`+scope+`"`)
+	apiError(w, http.StatusForbidden, "insufficient_scope", description)
+}
+
+// me answers the user as the token's scopes release it (see scopedUser); changing the profile needs profile.
 func (h *API) me(w http.ResponseWriter, r *http.Request) {
-	b, ok := h.authenticate(w, r)
+	ctx := r.Context()
+	b, ok := h.authenticateUser(w, r, false)
 	if !ok {
 		return
 	}
 	if r.Method == http.MethodPatch {
+		if !b.scopes.Has(provider.ScopeProfile) {
+			insufficientScope(w, provider.ScopeProfile, "Changing the profile needs a token with the profile scope.")
+			return
+		}
 		var body struct {
 			Name *string `json:"name"`
 		}
@@ -519,23 +610,24 @@ func (h *API) me(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if body.Name != nil {
-			if err := h.Store.SetName(r.Context(), b.user.ID, *body.Name); errors.Is(err, models.ErrInvalid) {
+			if err := h.Store.SetName(ctx, b.user.ID, *body.Name); errors.Is(err, models.ErrInvalid) {
 				apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
 				return
 			} else if err != nil {
-				Logger(r.Context()).Error("update profile", "error", err)
+				Logger(ctx).Error("update profile", "error", err)
 				apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
 				return
 			}
 		}
-		u, err := h.Store.UserByID(r.Context(), b.user.ID)
+		u, err := h.Store.UserByID(ctx, b.user.ID)
 		if err != nil {
+			Logger(ctx).Error("reload the updated user", "error", err)
 			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
 			return
 		}
 		b.user = u
 	}
-	writeAPIJSON(w, http.StatusOK, toAPIUser(b.user))
+	writeAPIJSON(w, http.StatusOK, toScopedUser(b.user, b.scopes))
 }
 
 // logout ends the session the token belongs to, which revokes its refresh and access tokens.
@@ -553,10 +645,6 @@ func (h *API) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if b.session.SID == "" {
-		apiError(w, http.StatusBadRequest, "invalid_request", "This token is not tied to a session; revoke it at "+provider.PathRevoke+".")
-		return
-	}
 	if err := h.Store.EndBrowserSession(ctx, b.session.SID, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
 		Logger(ctx).Error("end session", "error", err)
 		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
@@ -569,6 +657,7 @@ func (h *API) logout(w http.ResponseWriter, r *http.Request) {
 
 // password changes the password and ends every other session of the user.
 func (h *API) password(w http.ResponseWriter, r *http.Request) {
+	r = detached(r)
 	ctx := r.Context()
 	b, ok := h.authenticate(w, r)
 	if !ok {
@@ -585,14 +674,22 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", "current_password and new_password are required.")
 		return
 	}
-	if !h.Throttle.allow(w, r, b.user.Pool, b.user.Email) {
+	attempt, wait, err := h.Throttle.reserve(r, b.user.Pool, b.user.Email)
+	if refuseAPI(w, r, wait, err) {
 		return
 	}
-	if _, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, body.CurrentPassword); err != nil {
-		h.Throttle.failed(r, b.user.Pool, b.user.Email)
+	ctx = attempt.ctx
+	switch _, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, body.CurrentPassword); {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
 		apiError(w, http.StatusUnauthorized, "invalid_grant", "The current password is incorrect.")
 		return
+	case err != nil:
+		attempt.void()
+		Logger(ctx).Error("authenticate", "error", err)
+		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		return
 	}
+	attempt.succeeded()
 	if err := h.Policy.Check(body.NewPassword, b.user.Email); err != nil {
 		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
 		return
@@ -661,6 +758,7 @@ func (h *API) endSession(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "not_found", "No such active session.")
 		return
 	} else if err != nil {
+		Logger(ctx).Error("load session", "error", err)
 		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
 		return
 	}

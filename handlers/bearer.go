@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -41,4 +42,35 @@ func activeAccessToken(ctx context.Context, oauth fosite.OAuth2Provider, token s
 		return nil, nil, fosite.ErrServerError.WithHint("unexpected session type")
 	}
 	return ar, sess, nil
+}
+
+// tokenStoreFailed tells a token the store could not look up from one that is not valid. fosite reports both as
+// request_unauthorized; a missing or inactive row, an expired or forged token are the caller's, anything else
+// wrapped inside (a database error) is ours and must not read as "your token is invalid".
+func tokenStoreFailed(err error) bool {
+	rfc := fosite.ErrorToRFC6749Error(err)
+	if rfc.CodeField >= http.StatusInternalServerError {
+		return true
+	}
+	cause := rfc.Unwrap()
+	if cause == nil || errors.Is(cause, fosite.ErrNotFound) || errors.Is(cause, fosite.ErrInactiveToken) {
+		return false
+	}
+	var inner *fosite.RFC6749Error
+	if errors.As(cause, &inner) {
+		return inner.CodeField >= http.StatusInternalServerError || errors.Is(cause, fosite.ErrSerializationFailure)
+	}
+	return true
+}
+
+// storeUnavailable answers a request whose credentials could not be checked because storage failed: 503, so
+// clients retry rather than sign the user out.
+func storeUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.Unwrap() != nil {
+		err = rfc.Unwrap() // the storage error fosite wrapped; its own text is only "request_unauthorized"
+	}
+	Logger(r.Context()).Error(what, "error", err)
+	w.Header().Set("Retry-After", "5")
+	apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly.")
 }

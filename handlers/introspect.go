@@ -3,7 +3,9 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -12,8 +14,9 @@ import (
 	"github.com/latchkey/latchkey/provider"
 )
 
-// Introspect serves RFC 7662 token introspection. The caller authenticates as a client (HTTP Basic) or with a
-// bearer access token; fosite enforces that.
+// Introspect serves RFC 7662 token introspection. Only clients (resource servers) may ask, authenticated with
+// client_secret_basic or client_secret_post; fosite checks the secret. A bearer access token is not a client
+// credential: fosite would accept a user's token there and let any user introspect other people's tokens.
 type Introspect struct {
 	OAuth   fosite.OAuth2Provider
 	Clients ClientCache
@@ -23,6 +26,12 @@ func (h *Introspect) Mount(r *mux.Router) { r.Handle(provider.PathIntrospect, h)
 
 func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	if err := introspectionCaller(r); err != nil {
+		noteOAuthError(ctx, w, "introspect", err)
+		// fosite's introspection writer knows only invalid_request and request_unauthorized.
+		h.OAuth.WriteAccessError(ctx, w, nil, err)
+		return
+	}
 	var ir fosite.IntrospectionResponder
 	err := withClientCache(ctx, h.Clients, func(ctx context.Context) error {
 		var err error
@@ -37,6 +46,35 @@ func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeIntrospection(w, ir)
+}
+
+// introspectionCaller refuses a bearer token as the caller's credential (RFC 7662 §2.1) and turns
+// client_secret_post into the HTTP Basic fosite checks. What is left (method, body, a missing or wrong Basic
+// credential) fosite answers.
+func introspectionCaller(r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return nil
+	}
+	// As fosite parses it: a multipart body too, and access_token may also come in the query.
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return nil
+	}
+	authz := r.Header.Get("Authorization")
+	scheme, _, _ := strings.Cut(authz, " ")
+	if strings.EqualFold(scheme, "Bearer") || r.Form.Has("access_token") {
+		return fosite.ErrInvalidClient.WithHint("Introspection callers authenticate as a client (client_secret_basic or client_secret_post); an access token is not a client credential.")
+	}
+	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	switch {
+	case secret == "":
+	case authz != "":
+		return fosite.ErrInvalidRequest.WithHint("Use one client authentication method per request, not both HTTP Basic and form credentials.")
+	default:
+		r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+		r.PostForm.Del("client_secret")
+		r.Form.Del("client_secret")
+	}
+	return nil
 }
 
 func errorIsInactive(err error) bool {

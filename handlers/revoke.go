@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/gorilla/mux"
@@ -11,6 +12,7 @@ import (
 )
 
 // Revoke serves RFC 7009 token revocation. Revoking a refresh token also revokes the access tokens of its grant.
+// A client may revoke only its own tokens; an unknown token is answered 200 as revoked.
 type Revoke struct {
 	OAuth   fosite.OAuth2Provider
 	CORS    *CORS
@@ -29,6 +31,18 @@ func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		noteOAuthError(ctx, w, "revoke", err)
+	}
+	// fosite answers 200 to every error but invalid_request and invalid_client. RFC 7009 §2.1 has a client that
+	// names another client's token refused and told (the token stays active), and §2.2.1 a store that failed
+	// answer 503 so the client retries: fosite's own error writer says both.
+	if errors.Is(err, fosite.ErrUnauthorizedClient) {
+		h.OAuth.WriteAccessError(ctx, w, nil, fosite.ErrUnauthorizedClient.WithHint("The token was not issued to this client."))
+		return
+	}
+	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		w.Header().Set("Retry-After", "5")
+		h.OAuth.WriteAccessError(ctx, w, nil, err)
+		return
 	}
 	h.OAuth.WriteRevocationResponse(ctx, w, err)
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 
 	"github.com/go-jose/go-jose/v4"
@@ -55,6 +56,10 @@ func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, _, err := activeAccessToken(ctx, h.OAuth, token)
 	if err != nil {
+		if tokenStoreFailed(err) {
+			storeUnavailable(w, r, "userinfo: look up access token", err)
+			return
+		}
 		h.invalidToken(w, r, "The access token is invalid, expired or revoked.")
 		return
 	}
@@ -64,6 +69,10 @@ func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := h.Users.UserByID(ctx, ar.GetSession().GetSubject())
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		storeUnavailable(w, r, "userinfo: load user", err)
+		return
+	}
 	if err != nil || user.Disabled {
 		h.invalidToken(w, r, "The user behind this token no longer exists or is disabled.")
 		return

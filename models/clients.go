@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -42,6 +43,11 @@ type Client struct {
 	Pool string `json:"pool"`
 	// AllowSignup lets users sign themselves up through this client, if the pool also has SignupEnabled.
 	AllowSignup bool `json:"allow_signup"`
+	// Admin clients, and only they, hold AdminScope and may use the admin API: backends an operator marked so,
+	// confidential and limited to client_credentials (see validateAdmin).
+	Admin bool `json:"admin"`
+	// AdminPools limits an admin client to the users of these pools; empty means every pool.
+	AdminPools []string `json:"admin_pools"`
 
 	// Encryption (OpenID Connect Core §10.2). JWKs are the JSON text of a public JWK; see IDTokenEncryption,
 	// UserinfoEncryption and AccessTokenEncryption. An enc left empty means A256GCM.
@@ -105,6 +111,50 @@ func (c *Client) GetResponseModes() []fosite.ResponseModeType {
 	return []fosite.ResponseModeType{fosite.ResponseModeQuery, fosite.ResponseModeFormPost}
 }
 
+// AdminScope is the scope of the admin API. Only admin clients may hold it, and they only use client_credentials,
+// so no grant made for a user can carry it.
+const AdminScope = "latchkey.admin"
+
+// AdministersPool reports whether c may manage the users of pool through the admin API.
+func (c *Client) AdministersPool(pool string) bool {
+	return c.Admin && (len(c.AdminPools) == 0 || slices.Contains(c.AdminPools, poolOrDefault(pool)))
+}
+
+// Validate checks the rules every stored client obeys (CreateClient and UpdateClient call it too); the error
+// wraps ErrInvalid and names the problem.
+func (c *Client) Validate() error { return validateClient(c) }
+
+// validateAdmin: admin power belongs to a backend acting for itself. An admin client is confidential, not a
+// first-party app (those sign users in) and uses only client_credentials; AdminScope belongs to admin clients.
+func validateAdmin(c *Client) error {
+	hasScope := slices.Contains(c.Scopes, AdminScope)
+	switch {
+	case !c.Admin && hasScope:
+		return fmt.Errorf("%w: the %s scope is only for admin clients", ErrInvalid, AdminScope)
+	case !c.Admin && len(c.AdminPools) > 0:
+		return fmt.Errorf("%w: admin pools are only for admin clients", ErrInvalid)
+	case !c.Admin:
+		return nil
+	case c.Public:
+		return fmt.Errorf("%w: an admin client cannot be public", ErrInvalid)
+	case c.FirstParty:
+		return fmt.Errorf("%w: an admin client cannot be a first-party app (those sign users in)", ErrInvalid)
+	case len(c.GrantTypes) != 1 || c.GrantTypes[0] != "client_credentials":
+		return fmt.Errorf("%w: an admin client uses only the client_credentials grant", ErrInvalid)
+	case !hasScope:
+		return fmt.Errorf("%w: an admin client holds the %s scope", ErrInvalid, AdminScope)
+	}
+	for i, p := range c.AdminPools {
+		if err := validatePoolName(p); err != nil {
+			return fmt.Errorf("admin pools: %w", err)
+		}
+		if slices.Contains(c.AdminPools[:i], p) {
+			return fmt.Errorf("%w: admin pool %q is listed twice", ErrInvalid, p)
+		}
+	}
+	return nil
+}
+
 func clone(v []string) []string {
 	if v == nil {
 		return nil
@@ -130,6 +180,8 @@ type clientRow struct {
 	AllowedOrigins          string    `gorm:"column:allowed_origins"`
 	Pool                    string    `gorm:"column:pool"`
 	AllowSignup             bool      `gorm:"column:allow_signup"`
+	Admin                   bool      `gorm:"column:admin"`
+	AdminPools              string    `gorm:"column:admin_pools"`
 	EncryptionJWK           string    `gorm:"column:encryption_jwk"`
 	IDTokenEncAlg           string    `gorm:"column:id_token_encrypted_response_alg"`
 	IDTokenEncEnc           string    `gorm:"column:id_token_encrypted_response_enc"`
@@ -155,6 +207,7 @@ func (r *clientRow) client() (*Client, error) {
 		FirstParty:              r.FirstParty,
 		Pool:                    r.Pool,
 		AllowSignup:             r.AllowSignup,
+		Admin:                   r.Admin,
 
 		EncryptionJWK:                r.EncryptionJWK,
 		IDTokenEncryptedResponseAlg:  r.IDTokenEncAlg,
@@ -176,6 +229,7 @@ func (r *clientRow) client() (*Client, error) {
 		{&c.RedirectURIs, r.RedirectURIs}, {&c.GrantTypes, r.GrantTypes}, {&c.ResponseTypes, r.ResponseTypes},
 		{&c.Scopes, r.Scopes}, {&c.Audience, r.Audience},
 		{&c.PostLogoutRedirectURIs, r.PostLogoutRedirectURIs}, {&c.AllowedOrigins, r.AllowedOrigins},
+		{&c.AdminPools, r.AdminPools},
 	} {
 		v, err := decodeList(f.src)
 		if err != nil {
@@ -200,6 +254,9 @@ func validateClient(c *Client) error {
 	default:
 		return fmt.Errorf("%w: unsupported access token format %q", ErrInvalid, c.AccessTokenFormat)
 	}
+	if err := validateAdmin(c); err != nil {
+		return err
+	}
 	return validateClientEncryption(c)
 }
 
@@ -221,6 +278,8 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"allowed_origins":                 encodeList(allowedOrigins),
 		"pool":                            pool,
 		"allow_signup":                    c.AllowSignup,
+		"admin":                           c.Admin,
+		"admin_pools":                     encodeList(c.AdminPools),
 		"encryption_jwk":                  c.EncryptionJWK,
 		"id_token_encrypted_response_alg": c.IDTokenEncryptedResponseAlg,
 		"id_token_encrypted_response_enc": c.IDTokenEncryptedResponseEnc,
@@ -232,11 +291,21 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 	}
 }
 
+// requirePools checks, in tx, the client's pool and the pools it administers.
+func requirePools(tx *gorm.DB, pool string, adminPools []string) error {
+	for _, p := range append([]string{pool}, adminPools...) {
+		if err := requirePool(tx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // CreateClient stores a new client and its origins (those of its http(s) redirect URIs and its
 // AllowedOrigins), normalises c.AllowedOrigins, sets c.Pool ("" → DefaultPool) and its timestamps;
-// ErrConflict if the id is taken, ErrInvalid if an allowed origin is not an origin, the pool does not
-// exist, or the encryption settings are unusable (an alg without a usable key, a private or symmetric JWK,
-// an unsupported alg or enc).
+// ErrConflict if the id is taken, ErrInvalid if an allowed origin is not an origin, the pool or an admin pool
+// does not exist, the admin rules are broken (see validateAdmin), or the encryption settings are unusable (an
+// alg without a usable key, a private or symmetric JWK, an unsupported alg or enc).
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err := validateClient(c); err != nil {
 		return fmt.Errorf("create client: %w", err)
@@ -250,7 +319,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	cols := clientColumns(c, allowed, pool)
 	cols["id"], cols["secret_hash"], cols["created_at"], cols["updated_at"] = c.ID, c.SecretHash, now, now
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := requirePool(tx, pool); err != nil {
+		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
 		if err := tx.Model(&clientRow{}).Create(cols).Error; err != nil {
@@ -288,7 +357,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	cols := clientColumns(c, allowed, pool)
 	cols["updated_at"] = now
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := requirePool(tx, pool); err != nil {
+		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
 		res := tx.Model(&clientRow{}).Where("id = ?", c.ID).UpdateColumns(cols)

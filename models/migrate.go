@@ -55,6 +55,12 @@ var migrations = []migration{
 		postgres: schemaV4(),
 		after:    backfillAdminClients,
 	},
+	{
+		version:  5,
+		name:     "signing key activation times",
+		sqlite:   schemaV5(dialectSQLite),
+		postgres: schemaV5(dialectPostgres),
+	},
 }
 
 // tokenTables are the tables with one row per fosite token kind.
@@ -294,6 +300,13 @@ func schemaV4() []string {
 	return []string{
 		"ALTER TABLE clients ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE",
 		"ALTER TABLE clients ADD COLUMN admin_pools TEXT NOT NULL DEFAULT '[]'",
+		// Only an admin client may hold latchkey.admin (models.Client validation): every client that will not become
+		// one below (confidential, client_credentials only, not first-party) loses the scope, so no grant made for a
+		// user can carry it. The scopes column is a compact JSON list.
+		`UPDATE clients SET scopes = REPLACE(REPLACE(REPLACE(scopes,
+	',"latchkey.admin"', ''), '"latchkey.admin",', ''), '"latchkey.admin"', '')
+WHERE scopes LIKE '%"latchkey.admin"%'
+	AND NOT (is_public = FALSE AND first_party = FALSE AND grant_types = '["client_credentials"]')`,
 	}
 }
 
@@ -307,6 +320,21 @@ WHERE is_public = FALSE AND grant_types = '["client_credentials"]' AND scopes LI
 		return fmt.Errorf("mark existing admin clients: %w", err)
 	}
 	return nil
+}
+
+// schemaV5 is migration 5: a signing key starts signing at activates_at, a moment every node obeys, so a
+// rotated-in key can be published for a while before it signs. retired_at now means "stops signing at" and
+// may be in the future. Existing keys activated when they were created. (The column stays nullable: SQLite
+// cannot add a NOT NULL column without a constant default; the store always writes it.)
+func schemaV5(dialect string) []string {
+	ts := "DATETIME"
+	if dialect == dialectPostgres {
+		ts = "TIMESTAMPTZ"
+	}
+	return []string{
+		"ALTER TABLE signing_keys ADD COLUMN activates_at " + ts + " NULL",
+		"UPDATE signing_keys SET activates_at = created_at",
+	}
 }
 
 // migrateLockKey is the pg_advisory_xact_lock key that serialises migrations across nodes ("ltchkey").

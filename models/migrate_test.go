@@ -236,8 +236,12 @@ func testMigrationUpgradeToPools(t *testing.T, s *models.Store) {
 	}
 
 	// The throttle table exists.
-	p := models.ThrottlePolicy{Free: 0, Base: time.Second, Max: time.Minute, Window: time.Hour}
-	if d, err := s.ThrottleFailure(ctx, "acct:default:ada@example.com", now, p); err != nil || d != time.Second {
-		t.Errorf("ThrottleFailure on the upgraded schema = %v, %v", d, err)
+	p := models.ThrottlePolicy{Free: 1, Base: time.Second, Max: time.Minute, Window: time.Hour}
+	k := models.ThrottleKey{Key: "acct:default:ada@example.com", Policy: p}
+	if d, err := s.ThrottleReserve(ctx, now, k); err != nil || d != 0 {
+		t.Errorf("ThrottleReserve on the upgraded schema = %v, %v", d, err)
+	}
+	if d, err := s.ThrottleReserve(ctx, now, k); err != nil || d != time.Second {
+		t.Errorf("second ThrottleReserve on the upgraded schema = %v, %v, want a block of 1s", d, err)
 	}
 }

@@ -307,7 +307,7 @@ func TestTokenAPIBadInput(t *testing.T) {
 func TestAdminAPISetsExtrasAndRoles(t *testing.T) {
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
-		admin := env.createClient(t, "--name", "xano", "--scopes", "latchkey.admin")
+		admin := env.createClient(t, "--name", "xano", "--admin")
 		plain := env.createClient(t, "--name", "plain", "--scopes", "read")
 		_, _, signup := apiCall(t, "POST", srv.URL+"/api/v1/auth/signup", map[string]any{"client_id": clientID, "email": "dee@example.com", "password": "violet-tractor-47"}, nil)
 		userID := signup["user"].(map[string]any)["id"].(string)

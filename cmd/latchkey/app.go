@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +29,8 @@ type app struct {
 	prov   *provider.Provider
 	pages  *templates.Renderer
 	policy *passwords.Policy
+	// throttleNow is the sign-in throttle's clock; nil: time.Now. Tests set it before serving.
+	throttleNow func() time.Time
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -60,9 +63,11 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		}
 	}
 	a.keys, err = keys.NewManager(store, secret, keys.Options{
-		Logger:      logger,
-		RetainFor:   cfg.keyRetention(),
-		RotateEvery: cfg.KeyRotation,
+		Logger:       logger,
+		RetainFor:    cfg.keyRetention(),
+		RotateEvery:  cfg.KeyRotation,
+		RefreshEvery: cfg.KeyReloadInterval,
+		JWKSMaxAge:   cfg.JWKSMaxAge,
 	})
 	if err != nil {
 		store.Close()
@@ -96,12 +101,42 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		IDTokenLifespan:       cfg.IDTokenTTL,
 		AccessTokenFormat:     cfg.AccessTokenFormat,
 		SigningAlg:            cfg.SigningAlg,
+		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
 	}, store, a.keys)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("compose provider: %w", err)
 	}
 	return a, nil
+}
+
+// grantDirectory is what the provider reads again at every code exchange and refresh: the user and the browser
+// session behind the grant.
+type grantDirectory struct {
+	store *models.Store
+	idle  time.Duration
+}
+
+func (d grantDirectory) GrantUser(ctx context.Context, userID string) (provider.Identity, error) {
+	u, err := d.store.UserByID(ctx, userID)
+	if errors.Is(err, models.ErrNotFound) || err == nil && u.Disabled {
+		return provider.Identity{}, provider.ErrGrantEnded
+	} else if err != nil {
+		return provider.Identity{}, err
+	}
+	return provider.Identity{
+		UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+		Roles: u.Roles, Extras: u.Extras, Pool: u.Pool, UpdatedAt: u.UpdatedAt,
+	}, nil
+}
+
+func (d grantDirectory) UseGrantSession(ctx context.Context, sid string, now time.Time) error {
+	if err := d.store.UseBrowserSession(ctx, sid, now, d.idle); errors.Is(err, models.ErrNotFound) {
+		return provider.ErrGrantEnded
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // keyRetention is how long a retired public key stays in the JWKS: the longest lifetime of anything signed with
@@ -115,11 +150,11 @@ func (a *app) Close() error { return a.store.Close() }
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	cors := &handlers.CORS{Origins: a.store}
-	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy}
+	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy, Now: a.throttleNow}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
-		&handlers.JWKS{Keys: a.keys},
+		&handlers.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
 		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
 		&handlers.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
 		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},

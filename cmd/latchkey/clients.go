@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,6 +24,7 @@ import (
 func runClients(ctx context.Context, c *cli, args []string) error {
 	return dispatch(ctx, c, "clients", args, map[string]func(context.Context, *cli, []string) error{
 		"create":        clientsCreate,
+		"update":        clientsUpdate,
 		"list":          clientsList,
 		"get":           clientsGet,
 		"delete":        clientsDelete,
@@ -68,6 +70,8 @@ type clientJSON struct {
 	FirstParty              bool      `json:"first_party"`
 	Pool                    string    `json:"pool"`
 	AllowSignup             bool      `json:"allow_signup"`
+	Admin                   bool      `json:"admin"`
+	AdminPools              []string  `json:"admin_pools"` // empty: every pool
 	IDTokenEncryptedAlg     string    `json:"id_token_encrypted_response_alg,omitempty"`
 	IDTokenEncryptedEnc     string    `json:"id_token_encrypted_response_enc,omitempty"`
 	UserinfoEncryptedAlg    string    `json:"userinfo_encrypted_response_alg,omitempty"`
@@ -92,6 +96,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		Scope: strings.Join(cl.Scopes, " "), Audience: nonNil(cl.Audience), Public: cl.Public,
 		TokenEndpointAuthMethod: cl.GetTokenEndpointAuthMethod(), AccessTokenFormat: cl.AccessTokenFormat,
 		FirstParty: cl.FirstParty, Pool: cl.Pool, AllowSignup: cl.AllowSignup,
+		Admin: cl.Admin, AdminPools: nonNil(cl.AdminPools),
 		IDTokenEncryptedAlg: cl.IDTokenEncryptedResponseAlg, IDTokenEncryptedEnc: cl.IDTokenEncryptedResponseEnc,
 		UserinfoEncryptedAlg: cl.UserinfoEncryptedResponseAlg, UserinfoEncryptedEnc: cl.UserinfoEncryptedResponseEnc,
 		AccessTokenEncryptedAlg: cl.AccessTokenEncryptionAlg, AccessTokenEncryptedEnc: cl.AccessTokenEncryptionEnc,
@@ -107,8 +112,8 @@ var knownAuthMethods = []string{"client_secret_basic", "client_secret_post", "no
 // clientFromFlags builds and validates a client registration, collecting every problem.
 type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
-	postLogout, origins, pool                                                    string
-	public, firstParty, allowSignup                                              bool
+	postLogout, origins, pool, adminPools                                        string
+	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
 }
 
@@ -198,6 +203,10 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 		TokenEndpointAuthMethod: authMethod, AccessTokenFormat: format,
 		PostLogoutRedirectURIs: splitList(f.postLogout), AllowedOrigins: splitList(f.origins),
 		Pool: f.pool, AllowSignup: f.allowSignup,
+		Admin: f.admin, AdminPools: splitList(f.adminPools),
+	}
+	if cl.Admin && !slices.Contains(cl.Scopes, models.AdminScope) {
+		cl.Scopes = append(cl.Scopes, models.AdminScope)
 	}
 	if cl.ID == "" {
 		cl.ID = uuid.NewString()
@@ -275,7 +284,19 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	if len(p) > 0 {
 		return nil, errors.New(strings.Join(p, "; "))
 	}
+	// The rules every stored client obeys (admin clients among them) live on the client itself.
+	if err := cl.Validate(); err != nil {
+		return nil, validationError(err)
+	}
 	return cl, nil
+}
+
+// validationError shows a models.ErrInvalid error as the reason alone.
+func validationError(err error) error {
+	if _, reason, ok := strings.Cut(err.Error(), models.ErrInvalid.Error()+": "); ok {
+		return errors.New(reason)
+	}
+	return err
 }
 
 // validScopeToken follows RFC 6749 §3.3: printable ASCII except space, double quote and backslash.
@@ -309,6 +330,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	origins := fs.String("allowed-origins", "", "extra web origins allowed to call the token, userinfo, revocation and token API endpoints (CORS)")
 	pool := fs.String("pool", "", "the user pool this client signs users in from (default: default)")
 	allowSignup := fs.Bool("allow-signup", true, "with --first-party: users may sign up through the token API (if the pool allows it too)")
+	admin := fs.Bool("admin", false, "admin client: may use the admin API with a client_credentials token (adds the "+models.AdminScope+" scope)")
+	adminPools := fs.String("admin-pools", "", "with --admin: the pools whose users it may manage (default: every pool)")
 	var enc encryptionFlags
 	enc.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -319,6 +342,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
+		admin: *admin, adminPools: *adminPools,
 	})
 	if err != nil {
 		return err
@@ -347,6 +371,9 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		if errors.Is(err, models.ErrConflict) {
 			return fmt.Errorf("a client with id %q already exists", cl.ID)
 		}
+		if errors.Is(err, models.ErrInvalid) {
+			return validationError(err)
+		}
 		return err
 	}
 	if *asJSON {
@@ -356,6 +383,78 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	if plain != "" {
 		fmt.Fprintf(c.stdout, "client_secret: %s\n(the secret is shown once; store it now)\n", plain)
 	}
+	return nil
+}
+
+// optionalBool is a boolean flag that remembers whether it was given: --admin, --admin=false, or absent.
+type optionalBool struct{ set, value bool }
+
+func (b *optionalBool) String() string   { return strconv.FormatBool(b.value) }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("must be true or false")
+	}
+	b.set, b.value = true, v
+	return nil
+}
+
+// clientsUpdate changes what an operator may change after registration: whether the client is an admin, and of
+// which pools.
+func clientsUpdate(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients update")
+	id := fs.String("id", "", "client id")
+	var admin optionalBool
+	fs.Var(&admin, "admin", "make it an admin client (adds the "+models.AdminScope+" scope); --admin=false takes that away")
+	adminPools := fs.String("admin-pools", "", "the pools whose users the admin client may manage, comma separated (\"-\": every pool)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	cid, err := idArg(fs, *id, "client id")
+	if err != nil {
+		return err
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cl, err := a.store.ClientByID(ctx, cid)
+	if errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no client with id %q", cid)
+	} else if err != nil {
+		return err
+	}
+	if admin.set {
+		cl.Admin = admin.value
+		cl.Scopes = slices.DeleteFunc(cl.Scopes, func(s string) bool { return s == models.AdminScope })
+		if cl.Admin {
+			cl.Scopes = append(cl.Scopes, models.AdminScope)
+		} else {
+			cl.AdminPools = nil
+		}
+	}
+	switch *adminPools {
+	case "":
+	case "-":
+		cl.AdminPools = nil
+	default:
+		cl.AdminPools = splitList(*adminPools)
+	}
+	if err := cl.Validate(); err != nil {
+		return validationError(err)
+	}
+	if err := a.store.UpdateClient(ctx, cl); errors.Is(err, models.ErrInvalid) {
+		return validationError(err)
+	} else if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c, toClientJSON(cl, ""))
+	}
+	fmt.Fprintf(c.stdout, "updated client %s\n", cl.ID)
 	return nil
 }
 

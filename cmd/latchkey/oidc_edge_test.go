@@ -1176,10 +1176,10 @@ func TestUserInfoErrors(t *testing.T) {
 			if q := redirectedTo(t, resp, rbody, spaCallback); q.Get("error") != "login_required" {
 				t.Errorf("prompt=none for a disabled user: %v, want login_required", q)
 			}
-			// Signing in again is refused with a clear message.
+			// Signing in again is refused like a wrong password, so the answer never tells the password was right.
 			p := b.get(e.authURL(e.conf, randomString(t), oauth2.GenerateVerifier()))
 			p = b.submit(p, map[string]string{"email": adaEmail, "password": adaPassword})
-			if p.status != http.StatusForbidden || !strings.Contains(p.body, "disabled") {
+			if p.status != http.StatusUnauthorized || !strings.Contains(p.body, "Incorrect email or password.") {
 				t.Errorf("sign-in of a disabled user: %d\n%s", p.status, p.body)
 			}
 		})
