@@ -12,21 +12,23 @@ import (
 // sessionsPage lists the signed-in user's active sessions.
 func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	bs := h.currentSession(r)
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "account page", err)
+		return
+	}
 	if bs == nil {
 		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
 		return
 	}
 	user, err := h.Store.UserByID(ctx, bs.UserID)
 	if err != nil {
-		Logger(ctx).Error("load signed-in user", "user", bs.UserID, "error", err)
-		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		h.pageFault(w, r, "load signed-in user "+bs.UserID, err)
 		return
 	}
 	list, err := h.Store.ListBrowserSessions(ctx, bs.UserID, h.Now())
 	if err != nil {
-		Logger(ctx).Error("list sessions", "error", err)
-		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		h.pageFault(w, r, "list sessions", err)
 		return
 	}
 	rows := make([]templates.SessionRow, 0, len(list))
@@ -56,7 +58,11 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := h.Now()
-	bs := h.currentSession(r)
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "account page", err)
+		return
+	}
 	if bs == nil {
 		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
 		return
@@ -64,8 +70,7 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("all_others") != "" {
 		n, err := h.Store.EndUserBrowserSessions(ctx, bs.UserID, bs.ID, now)
 		if err != nil {
-			Logger(ctx).Error("end other sessions", "error", err)
-			h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+			h.pageFault(w, r, "end other sessions", err)
 			return
 		}
 		Logger(ctx).Info("ended other sessions", "user", bs.UserID, "count", n)
@@ -79,13 +84,11 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, http.StatusNotFound, "Session not found", "That session does not exist or has already ended.")
 		return
 	} else if err != nil {
-		Logger(ctx).Error("load session to end", "error", err)
-		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		h.pageFault(w, r, "load session to end", err)
 		return
 	}
 	if err := h.Store.EndBrowserSession(ctx, target.ID, now); err != nil && !errors.Is(err, models.ErrNotFound) {
-		Logger(ctx).Error("end session", "error", err)
-		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		h.pageFault(w, r, "end session", err)
 		return
 	}
 	if target.ID == bs.ID {

@@ -69,8 +69,8 @@ func (h *Admin) authorize(w http.ResponseWriter, r *http.Request) (*models.Clien
 	}
 	ar, sess, err := activeAccessToken(ctx, h.OAuth, token)
 	if err != nil {
-		if tokenStoreFailed(err) {
-			storeUnavailable(w, r, "admin api: look up access token", err)
+		if tokenStoreFailed(r.Context(), err) {
+			serverFault(w, r, "admin api: look up access token", err)
 			return nil, false
 		}
 		return invalid()
@@ -87,7 +87,7 @@ func (h *Admin) authorize(w http.ResponseWriter, r *http.Request) (*models.Clien
 	case errors.Is(err, models.ErrNotFound):
 		return invalid()
 	case err != nil:
-		storeUnavailable(w, r, "admin api: load the token's client", err)
+		serverFault(w, r, "admin api: load the token's client", err)
 		return nil, false
 	case !c.Admin:
 		Logger(ctx).Warn("admin api refused a client that is not admin", "client", clientID)
@@ -256,7 +256,6 @@ func (h *Admin) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, models.ErrInvalid):
 		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
 	default:
-		Logger(r.Context()).Error("admin api", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "admin api", err)
 	}
 }

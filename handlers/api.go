@@ -228,21 +228,34 @@ func (h *API) firstPartyClient(w http.ResponseWriter, r *http.Request, clientID 
 	c, err := h.Store.ClientByID(ctx, clientID)
 	if err != nil || !c.FirstParty {
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
-			Logger(ctx).Error("load client", "error", err)
-			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+			serverFault(w, r, "load client", err)
 			return nil, false
 		}
 		apiError(w, http.StatusUnauthorized, "invalid_client", "Unknown client, or the client is not a first-party app.")
 		return nil, false
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
-		ok, err := h.Store.ClientOriginAllowed(ctx, c.ID, strings.ToLower(origin))
-		if err != nil || !ok {
-			apiError(w, http.StatusForbidden, "invalid_origin", "This origin is not allowed for this client.")
-			return nil, false
-		}
+	if !h.originAllowed(w, r, c) {
+		return nil, false
 	}
 	return c, true
+}
+
+// originAllowed checks a browser caller's Origin against the client's, answering 403 when it is not allowed.
+func (h *API) originAllowed(w http.ResponseWriter, r *http.Request, c *models.Client) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	ok, err := h.Store.ClientOriginAllowed(r.Context(), c.ID, strings.ToLower(origin))
+	if err != nil {
+		serverFault(w, r, "check origin", err)
+		return false
+	}
+	if !ok {
+		apiError(w, http.StatusForbidden, "invalid_origin", "This origin is not allowed for this client.")
+		return false
+	}
+	return true
 }
 
 // startSession records the sign-in as a session (listed and revocable like browser ones) and issues tokens tied to it.
@@ -255,8 +268,7 @@ func (h *API) startSession(w http.ResponseWriter, r *http.Request, c *models.Cli
 	}
 	bs, _, err := h.Store.CreateBrowserSession(ctx, u.ID, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
 	if err != nil {
-		Logger(ctx).Error("create session", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "create session", err)
 		return nil, false
 	}
 	session := provider.SessionFor(identityOf(u), scopes, bs.ID, now, now)
@@ -268,8 +280,7 @@ func (h *API) startSession(w http.ResponseWriter, r *http.Request, c *models.Cli
 			apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
 			return nil, false
 		}
-		Logger(ctx).Error("issue tokens", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "issue tokens", err)
 		return nil, false
 	}
 	user := toAPIUser(u)
@@ -305,8 +316,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	pool, err := h.Store.GetPool(ctx, c.Pool)
 	if err != nil {
-		Logger(ctx).Error("load pool", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "load pool", err)
 		return
 	}
 	if !c.AllowSignup || !pool.SignupEnabled {
@@ -340,8 +350,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		attempt.void()
-		Logger(ctx).Error("create user", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "create user", err)
 		return
 	}
 	resp, ok := h.startSession(w, r, c, u, body.Scope)
@@ -402,8 +411,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		attempt.void()
-		Logger(ctx).Error("authenticate", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "authenticate", err)
 		return
 	}
 	attempt.succeeded()
@@ -435,22 +443,28 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) {
 	if clientID == "" {
 		// The refresh token names its client (even once used, so fosite still detects reuse); no-code tools
 		// need send only the token.
-		clientID, _ = h.Issuer.RefreshTokenClient(ctx, body.RefreshToken)
+		id, err := h.Issuer.RefreshTokenClient(ctx, body.RefreshToken)
+		if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+			serverFault(w, r, "look up the refresh token's client", err)
+			return
+		}
+		clientID = id
 	}
 	if clientID == "" {
 		apiError(w, http.StatusBadRequest, "invalid_grant", "The refresh token is invalid, expired or revoked.")
 		return
 	}
 	c, err := h.Store.ClientByID(ctx, clientID)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		serverFault(w, r, "load client", err)
+		return
+	}
 	if err != nil || !c.FirstParty {
 		apiError(w, http.StatusUnauthorized, "invalid_client", "Unknown client, or the client is not a first-party app.")
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
-		if ok, err := h.Store.ClientOriginAllowed(ctx, c.ID, strings.ToLower(origin)); err != nil || !ok {
-			apiError(w, http.StatusForbidden, "invalid_origin", "This origin is not allowed for this client.")
-			return
-		}
+	if !h.originAllowed(w, r, c) {
+		return
 	}
 	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body.RefreshToken}, "client_id": {clientID}}
 	refreshCtx := provider.WithFirstPartyRefresh(ctx, clientID)
@@ -491,14 +505,17 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	err = noteOAuthError(ctx, w, "api refresh", err)
 	rfc := fosite.ErrorToRFC6749Error(err)
-	noteOAuthError(ctx, w, "api refresh", err)
 	w.Header().Del("WWW-Authenticate")
-	if rfc.CodeField >= 500 {
+	switch {
+	case rfc.CodeField == http.StatusServiceUnavailable:
+		apiError(w, rfc.CodeField, rfc.ErrorField, "The service is temporarily unavailable; retry shortly.")
+	case rfc.CodeField >= 500:
 		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
-		return
+	default:
+		apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
 	}
-	apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
 }
 
 // bearer is the authenticated caller of me, logout, password and sessions.
@@ -545,8 +562,8 @@ func (h *API) authenticateUser(w http.ResponseWriter, r *http.Request, needSessi
 	}
 	ar, sess, err := activeAccessToken(ctx, h.OAuth, token)
 	if err != nil {
-		if tokenStoreFailed(err) {
-			storeUnavailable(w, r, "api: look up access token", err)
+		if tokenStoreFailed(r.Context(), err) {
+			serverFault(w, r, "api: look up access token", err)
 			return nil, false
 		}
 		return refuse("The access token is invalid, expired or revoked.")
@@ -559,7 +576,7 @@ func (h *API) authenticateUser(w http.ResponseWriter, r *http.Request, needSessi
 	case errors.Is(err, models.ErrNotFound):
 		return refuse("The access token is invalid, expired or revoked.")
 	case err != nil:
-		storeUnavailable(w, r, "api: load the token's client", err)
+		serverFault(w, r, "api: load the token's client", err)
 		return nil, false
 	case !c.FirstParty:
 		Logger(ctx).Info("api refused a token of another app", "client", c.ID)
@@ -568,7 +585,7 @@ func (h *API) authenticateUser(w http.ResponseWriter, r *http.Request, needSessi
 	u, err := h.Store.UserByID(ctx, sess.Subject)
 	switch {
 	case err != nil && !errors.Is(err, models.ErrNotFound):
-		storeUnavailable(w, r, "api: load the token's user", err)
+		serverFault(w, r, "api: load the token's user", err)
 		return nil, false
 	case err != nil || u.Disabled:
 		return refuse("This token does not belong to an active user.")
@@ -614,15 +631,13 @@ func (h *API) me(w http.ResponseWriter, r *http.Request) {
 				apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
 				return
 			} else if err != nil {
-				Logger(ctx).Error("update profile", "error", err)
-				apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+				serverFault(w, r, "update profile", err)
 				return
 			}
 		}
 		u, err := h.Store.UserByID(ctx, b.user.ID)
 		if err != nil {
-			Logger(ctx).Error("reload the updated user", "error", err)
-			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+			serverFault(w, r, "reload the updated user", err)
 			return
 		}
 		b.user = u
@@ -646,8 +661,7 @@ func (h *API) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := h.Store.EndBrowserSession(ctx, b.session.SID, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
-		Logger(ctx).Error("end session", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "end session", err)
 		return
 	}
 	Logger(ctx).Info("api signed out", "user", b.user.ID, "session", b.session.SID)
@@ -685,8 +699,7 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		attempt.void()
-		Logger(ctx).Error("authenticate", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "authenticate", err)
 		return
 	}
 	attempt.succeeded()
@@ -695,8 +708,7 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.Store.SetPassword(ctx, b.user.ID, body.NewPassword); err != nil {
-		Logger(ctx).Error("set password", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "set password", err)
 		return
 	}
 	n, err := h.Store.EndUserBrowserSessions(ctx, b.user.ID, b.session.SID, h.Now())
@@ -725,8 +737,7 @@ func (h *API) sessions(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodDelete {
 		n, err := h.Store.EndUserBrowserSessions(ctx, b.user.ID, b.session.SID, h.Now())
 		if err != nil {
-			Logger(ctx).Error("end other sessions", "error", err)
-			apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+			serverFault(w, r, "end other sessions", err)
 			return
 		}
 		writeAPIJSON(w, http.StatusOK, map[string]any{"sessions_ended": n})
@@ -734,8 +745,7 @@ func (h *API) sessions(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := h.Store.ListBrowserSessions(ctx, b.user.ID, h.Now())
 	if err != nil {
-		Logger(ctx).Error("list sessions", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "list sessions", err)
 		return
 	}
 	out := make([]apiSession, 0, len(list))
@@ -758,13 +768,11 @@ func (h *API) endSession(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "not_found", "No such active session.")
 		return
 	} else if err != nil {
-		Logger(ctx).Error("load session", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "load session", err)
 		return
 	}
 	if err := h.Store.EndBrowserSession(ctx, id, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
-		Logger(ctx).Error("end session", "error", err)
-		apiError(w, http.StatusInternalServerError, "server_error", "Internal server error.")
+		serverFault(w, r, "end session", err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")

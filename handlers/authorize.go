@@ -69,10 +69,19 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	bs := h.currentSession(r)
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "authorize", err)
+		return
+	}
 	var user *models.User
 	if bs != nil {
 		user, err = h.Store.UserByID(ctx, bs.UserID)
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			// An outage is not a reason to sign anyone out.
+			h.pageFault(w, r, "load the signed-in user", err)
+			return
+		}
 		if err != nil || user.Disabled {
 			// The account went away or was disabled since sign-in: that session is over.
 			_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
@@ -108,10 +117,10 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		if user != nil {
 			email = user.Email
 		}
-		_ = h.Pages.Login(w, http.StatusOK, templates.LoginPage{
+		logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{
 			Action: PathLogin, CSRFToken: h.csrfToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
 			FormActionExtra: []string{ar.GetRedirectURI().String()},
-		})
+		}))
 		return
 	}
 
@@ -146,11 +155,11 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		_ = h.Pages.Consent(w, http.StatusOK, templates.ConsentPage{
+		logRender(r, h.Pages.Consent(w, http.StatusOK, templates.ConsentPage{
 			Action: PathConsent, CSRFToken: h.csrfToken(w, r), Challenge: chal.ID, ClientName: client.Name,
 			UserEmail: user.Email, Scopes: describeScopes(requested),
 			FormActionExtra: []string{ar.GetRedirectURI().String()},
-		})
+		}))
 		return
 	}
 
@@ -300,8 +309,7 @@ func (h *Browser) restoreChallenge(w http.ResponseWriter, r *http.Request) (*mod
 		h.expiredPage(w, r)
 		return nil, r, false
 	} else if err != nil {
-		Logger(r.Context()).Error("load challenge", "error", err)
-		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		h.pageFault(w, r, "load challenge", err)
 		return nil, r, false
 	}
 	return chal, parkedRequest(r, chal.Query), true
@@ -322,8 +330,8 @@ func parkedRequest(r *http.Request, query string) *http.Request {
 // otherwise: an unverified redirect URI never receives anything.
 func (h *Browser) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
 	ctx := r.Context()
+	err = noteOAuthError(ctx, w, "authorize", err)
 	rfc := fosite.ErrorToRFC6749Error(err)
-	noteOAuthError(ctx, w, "authorize", err)
 	w.Header().Del("WWW-Authenticate")
 	if ar == nil || !ar.IsRedirectURIValid() {
 		msg := rfc.DescriptionField
@@ -333,7 +341,7 @@ func (h *Browser) authorizeError(w http.ResponseWriter, r *http.Request, ar fosi
 		// Our page is for a person, not an HTTP client authenticating: any client-side problem is a 400.
 		status := http.StatusBadRequest
 		if rfc.CodeField >= 500 {
-			status = http.StatusInternalServerError
+			status = rfc.CodeField
 		}
 		h.errorPage(w, r, status, "This sign-in request is invalid", msg)
 		return

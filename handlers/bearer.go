@@ -8,6 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
 )
 
@@ -46,8 +47,12 @@ func activeAccessToken(ctx context.Context, oauth fosite.OAuth2Provider, token s
 
 // tokenStoreFailed tells a token the store could not look up from one that is not valid. fosite reports both as
 // request_unauthorized; a missing or inactive row, an expired or forged token are the caller's, anything else
-// wrapped inside (a database error) is ours and must not read as "your token is invalid".
-func tokenStoreFailed(err error) bool {
+// wrapped inside (a database error), or a database fault met while serving the request, is ours and must not
+// read as "your token is invalid".
+func tokenStoreFailed(ctx context.Context, err error) bool {
+	if models.RecordedFault(ctx) != nil {
+		return true
+	}
 	rfc := fosite.ErrorToRFC6749Error(err)
 	if rfc.CodeField >= http.StatusInternalServerError {
 		return true
@@ -61,16 +66,4 @@ func tokenStoreFailed(err error) bool {
 		return inner.CodeField >= http.StatusInternalServerError || errors.Is(cause, fosite.ErrSerializationFailure)
 	}
 	return true
-}
-
-// storeUnavailable answers a request whose credentials could not be checked because storage failed: 503, so
-// clients retry rather than sign the user out.
-func storeUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
-	var rfc *fosite.RFC6749Error
-	if errors.As(err, &rfc) && rfc.Unwrap() != nil {
-		err = rfc.Unwrap() // the storage error fosite wrapped; its own text is only "request_unauthorized"
-	}
-	Logger(r.Context()).Error(what, "error", err)
-	w.Header().Set("Retry-After", "5")
-	apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry shortly.")
 }

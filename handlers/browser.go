@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -139,25 +140,26 @@ const (
 )
 
 // currentSession returns the signed-in browser session, or nil. It records activity at most once a minute.
-func (h *Browser) currentSession(r *http.Request) *models.BrowserSession {
+func (h *Browser) currentSession(r *http.Request) (*models.BrowserSession, error) {
 	c, err := r.Cookie(h.cookieName(sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return nil
+		return nil, nil
 	}
 	now := h.Now()
 	bs, err := h.Store.BrowserSessionByToken(r.Context(), c.Value, now)
-	if err != nil {
-		if !errors.Is(err, models.ErrNotFound) {
-			Logger(r.Context()).Error("load browser session", "error", err)
-		}
-		return nil
+	if errors.Is(err, models.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		// Not "signed out": a page that took it so would ask for the password again, and prompt=none would
+		// tell the client login_required.
+		return nil, fmt.Errorf("load browser session: %w", err)
 	}
 	if now.Sub(bs.LastActiveAt) > time.Minute {
 		if err := h.Store.TouchBrowserSession(r.Context(), bs.ID, clientIP(r), now, h.SessionIdle); err != nil {
 			Logger(r.Context()).Warn("touch browser session", "error", err)
 		}
 	}
-	return bs
+	return bs, nil
 }
 
 // csrfToken returns the token forms must echo: an HMAC of a random per-browser cookie, so it needs no server
@@ -192,7 +194,7 @@ func (h *Browser) checkCSRF(r *http.Request) bool {
 
 // errorPage renders our own error page: used whenever the client's redirect URI is not (yet) trusted.
 func (h *Browser) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	_ = h.Pages.Error(w, status, templates.ErrorPage{Title: title, Message: message, RequestID: w.Header().Get("X-Request-Id")})
+	logRender(r, h.Pages.Error(w, status, templates.ErrorPage{Title: title, Message: message, RequestID: w.Header().Get("X-Request-Id")}))
 }
 
 // parsePost parses a form POST and checks its CSRF token, answering with an error page when either fails.

@@ -24,11 +24,14 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		h.expiredPage(w, r)
 		return
 	} else if err != nil {
-		Logger(ctx).Error("load challenge", "error", err)
-		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
+		h.pageFault(w, r, "load challenge", err)
 		return
 	}
-	bs := h.currentSession(r)
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "consent", err)
+		return
+	}
 	if bs == nil || chal.BrowserSessionID != bs.ID {
 		// Signed out in another tab, or not the browser session that signed in for this request: the
 		// authorization endpoint asks this browser to sign in (or for its own consent), and decides nothing here.

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
 )
 
@@ -27,7 +28,7 @@ func (h *Introspect) Mount(r *mux.Router) { r.Handle(provider.PathIntrospect, h)
 func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := introspectionCaller(r); err != nil {
-		noteOAuthError(ctx, w, "introspect", err)
+		err = noteOAuthError(ctx, w, "introspect", err)
 		// fosite's introspection writer knows only invalid_request and request_unauthorized.
 		h.OAuth.WriteAccessError(ctx, w, nil, err)
 		return
@@ -39,8 +40,13 @@ func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		if !errorIsInactive(err) {
-			noteOAuthError(ctx, w, "introspect", err)
+		if !errorIsInactive(err) || models.RecordedFault(ctx) != nil {
+			err = noteOAuthError(ctx, w, "introspect", err)
+		}
+		if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+			// Never {"active":false} for a token we could not look up: a resource server would refuse it.
+			h.OAuth.WriteAccessError(ctx, w, nil, err)
+			return
 		}
 		h.OAuth.WriteIntrospectionError(ctx, w, err)
 		return
@@ -49,20 +55,24 @@ func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // introspectionCaller refuses a bearer token as the caller's credential (RFC 7662 §2.1) and turns
-// client_secret_post into the HTTP Basic fosite checks. What is left (method, body, a missing or wrong Basic
-// credential) fosite answers.
+// client_secret_post into the HTTP Basic fosite checks. It fails closed: a request it cannot read, or one without
+// HTTP Basic client credentials once it is done, never reaches fosite, whose introspection would otherwise take
+// an access token (from the header, the form or the query) as the caller's credential.
 func introspectionCaller(r *http.Request) error {
 	if r.Method != http.MethodPost {
-		return nil
-	}
-	// As fosite parses it: a multipart body too, and access_token may also come in the query.
-	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		return nil
+		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s' but expected 'POST'.", r.Method)
 	}
 	authz := r.Header.Get("Authorization")
 	scheme, _, _ := strings.Cut(authz, " ")
-	if strings.EqualFold(scheme, "Bearer") || r.Form.Has("access_token") {
-		return fosite.ErrInvalidClient.WithHint("Introspection callers authenticate as a client (client_secret_basic or client_secret_post); an access token is not a client credential.")
+	if strings.EqualFold(scheme, "Bearer") {
+		return errBearerIntrospection
+	}
+	// As fosite parses it: a multipart body too, and access_token may also come in the query.
+	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+		return fosite.ErrInvalidRequest.WithHint("Unable to parse the request; send application/x-www-form-urlencoded.")
+	}
+	if r.Form.Has("access_token") {
+		return errBearerIntrospection
 	}
 	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	switch {
@@ -74,8 +84,13 @@ func introspectionCaller(r *http.Request) error {
 		r.PostForm.Del("client_secret")
 		r.Form.Del("client_secret")
 	}
+	if _, _, ok := r.BasicAuth(); !ok {
+		return fosite.ErrInvalidClient.WithHint("Introspection callers authenticate as a client, with client_secret_basic or client_secret_post.")
+	}
 	return nil
 }
+
+var errBearerIntrospection = fosite.ErrInvalidClient.WithHint("Introspection callers authenticate as a client (client_secret_basic or client_secret_post); an access token is not a client credential.")
 
 func errorIsInactive(err error) bool {
 	return fosite.ErrorToRFC6749Error(err).ErrorField == fosite.ErrInactiveToken.ErrorField

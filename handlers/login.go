@@ -18,7 +18,7 @@ func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
 	if returnTo != "" {
 		action += "?return_to=" + url.QueryEscape(returnTo)
 	}
-	_ = h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.csrfToken(w, r)})
+	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.csrfToken(w, r)}))
 }
 
 const (
@@ -48,8 +48,14 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		pending = &p
-		if c, err := h.Store.ClientByID(ctx, p.ClientID); err == nil {
+		c, err := h.Store.ClientByID(ctx, p.ClientID)
+		switch {
+		case err == nil:
 			clientName, pool = c.Name, c.Pool
+		case !errors.Is(err, models.ErrNotFound):
+			// Never fall back to the default pool: the password would be checked against the wrong users.
+			h.pageFault(w, r, "load the signing-in client", err)
+			return
 		}
 		if q, err := url.ParseQuery(p.Query); err == nil {
 			redirect = q.Get("redirect_uri")
@@ -60,10 +66,20 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		if returnTo != "" {
 			action += "?return_to=" + url.QueryEscape(returnTo)
 		}
-		_ = h.Pages.Login(w, status, templates.LoginPage{
+		logRender(r, h.Pages.Login(w, status, templates.LoginPage{
 			Action: action, CSRFToken: h.csrfToken(w, r), Challenge: challengeID, ClientName: clientName,
 			Email: truncate(email, maxEmailField), Error: msg, FormActionExtra: nonEmpty(redirect),
-		})
+		}))
+	}
+	// fault answers a failure on our side: 503 with Retry-After when storage cannot serve right now, else 500.
+	fault := func(what string, err error) {
+		Logger(ctx).Error(what, "error", err)
+		if err == nil || unavailable(ctx, err) {
+			setRetryAfter(w)
+			retry(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
+			return
+		}
+		retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
 	}
 	if email == "" || password == "" {
 		retry(http.StatusBadRequest, "Enter your email and password.")
@@ -74,8 +90,9 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	attempt, wait, err := h.Throttle.reserve(r, pool, email)
 	switch {
 	case err != nil:
+		// The throttle never fails open: whatever went wrong, nobody's password is checked unthrottled.
 		Logger(ctx).Error("sign-in throttle unavailable", "error", err)
-		w.Header().Set("Retry-After", retryAfter(storeUnavailableRetry))
+		setRetryAfter(w)
 		retry(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
 		return
 	case wait > 0:
@@ -101,8 +118,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		attempt.void()
-		Logger(ctx).Error("authenticate", "error", err)
-		retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
+		fault("authenticate", err)
 		return
 	}
 
@@ -110,11 +126,14 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 	// The same user re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else
 	// replaces the session in this browser.
-	bs := h.currentSession(r)
+	bs, err := h.currentSession(r)
+	if err != nil {
+		fault("sign-in", err)
+		return
+	}
 	if bs != nil && bs.UserID == user.ID {
 		if err := h.Store.SetBrowserSessionAuthTime(ctx, bs.ID, now); err != nil {
-			Logger(ctx).Error("record re-authentication", "error", err)
-			retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
+			fault("record re-authentication", err)
 			return
 		}
 	} else {
@@ -124,8 +143,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		var token string
 		bs, token, err = h.Store.CreateBrowserSession(ctx, user.ID, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
 		if err != nil {
-			Logger(ctx).Error("create browser session", "error", err)
-			retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
+			fault("create browser session", err)
 			return
 		}
 		h.setCookie(w, sessionCookie, token, h.SessionAbsolute)
@@ -135,8 +153,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if pending != nil {
 		chal, err := h.signedInFor(ctx, *pending, bs.ID, now)
 		if err != nil {
-			Logger(ctx).Error("create challenge", "error", err)
-			retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
+			fault("create challenge", err)
 			return
 		}
 		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)

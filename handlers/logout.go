@@ -64,7 +64,11 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	bs := h.currentSession(r)
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "logout", err)
+		return
+	}
 	confirmed := bs == nil || (hint != nil && hint.SID != "" && hint.SID == bs.ID && hint.Subject == bs.UserID)
 	if !confirmed && r.Method == http.MethodPost && r.PostForm.Get("decision") != "" {
 		if !h.checkCSRF(r) {
@@ -97,8 +101,7 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 
 	if bs != nil {
 		if err := h.Store.EndBrowserSession(ctx, bs.ID, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
-			Logger(ctx).Error("end browser session", "error", err)
-			h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "You could not be signed out. Please try again.")
+			h.pageFault(w, r, "end browser session", err)
 			return
 		}
 		Logger(ctx).Info("signed out", "user", bs.UserID, "session", bs.ID)

@@ -8,11 +8,17 @@ import (
 )
 
 // noteOAuthError logs an OAuth error the way the conventions ask (client mistakes at Info, server faults at
-// Error) and sets WWW-Authenticate on 401s as RFC 6749 §5.2 requires. fosite's writers produce the body.
-func noteOAuthError(ctx context.Context, w http.ResponseWriter, endpoint string, err error) {
+// Error) and sets WWW-Authenticate on 401s as RFC 6749 §5.2 requires. It returns the error to write: a request
+// that failed because storage could not serve becomes temporarily_unavailable (503, with Retry-After), whatever
+// fosite made of it. fosite's writers produce the body.
+func noteOAuthError(ctx context.Context, w http.ResponseWriter, endpoint string, err error) error {
+	err = oauthOutage(ctx, err)
 	rfc := fosite.ErrorToRFC6749Error(err)
-	if rfc.CodeField == http.StatusUnauthorized {
+	switch rfc.CodeField {
+	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey", charset="UTF-8"`)
+	case http.StatusServiceUnavailable:
+		setRetryAfter(w)
 	}
 	attrs := []any{"endpoint", endpoint, "error", rfc.ErrorField, "status", rfc.CodeField}
 	if rfc.HintField != "" {
@@ -26,7 +32,8 @@ func noteOAuthError(ctx context.Context, w http.ResponseWriter, endpoint string,
 			cause = rfc.Unwrap().Error()
 		}
 		Logger(ctx).Error("oauth request failed", append(attrs, "cause", cause)...)
-		return
+		return err
 	}
 	Logger(ctx).Info("oauth request refused", attrs...)
+	return err
 }

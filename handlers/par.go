@@ -21,13 +21,13 @@ func (h *PAR) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ar, err := h.OAuth.NewPushedAuthorizeRequest(ctx, r)
 	if err != nil {
-		noteOAuthError(ctx, w, "par", err)
+		err = noteOAuthError(ctx, w, "par", err)
 		h.OAuth.WritePushedAuthorizeError(ctx, w, ar, err)
 		return
 	}
 	resp, err := h.OAuth.NewPushedAuthorizeResponse(ctx, ar, provider.NewSession())
 	if err != nil {
-		noteOAuthError(ctx, w, "par", err)
+		err = noteOAuthError(ctx, w, "par", err)
 		h.OAuth.WritePushedAuthorizeError(ctx, w, ar, err)
 		return
 	}

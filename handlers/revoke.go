@@ -30,7 +30,7 @@ func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if err != nil {
-		noteOAuthError(ctx, w, "revoke", err)
+		err = noteOAuthError(ctx, w, "revoke", err)
 	}
 	// fosite answers 200 to every error but invalid_request and invalid_client. RFC 7009 §2.1 has a client that
 	// names another client's token refused and told (the token stays active), and §2.2.1 a store that failed
@@ -40,7 +40,6 @@ func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if errors.Is(err, fosite.ErrTemporarilyUnavailable) {
-		w.Header().Set("Retry-After", "5")
 		h.OAuth.WriteAccessError(ctx, w, nil, err)
 		return
 	}

@@ -39,9 +39,6 @@ var DefaultIPPolicy = models.ThrottlePolicy{Free: 30, Base: time.Second, Max: 15
 // hour.
 var DefaultSignupPolicy = models.ThrottlePolicy{Free: 10, Base: time.Hour, Max: time.Hour, Window: time.Hour}
 
-// storeUnavailableRetry is the Retry-After sent when the throttle cannot be consulted.
-const storeUnavailableRetry = 5 * time.Second
-
 func accountKey(pool, email string) string {
 	return "acct:" + pool + ":" + strings.ToLower(strings.TrimSpace(email))
 }
@@ -159,7 +156,7 @@ func refuseAPI(w http.ResponseWriter, r *http.Request, wait time.Duration, err e
 	switch {
 	case err != nil:
 		Logger(r.Context()).Error("sign-in throttle unavailable", "error", err)
-		w.Header().Set("Retry-After", retryAfter(storeUnavailableRetry))
+		setRetryAfter(w)
 		apiError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Sign-in is temporarily unavailable; try again shortly.")
 		return true
 	case wait > 0:

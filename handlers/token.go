@@ -30,7 +30,7 @@ var singleValued = []string{
 func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := h.prepareForm(r); err != nil {
-		noteOAuthError(ctx, w, "token", err)
+		err = noteOAuthError(ctx, w, "token", err)
 		h.OAuth.WriteAccessError(ctx, w, nil, err)
 		return
 	}
@@ -60,7 +60,7 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		noteOAuthError(ctx, w, "token", err)
+		err = noteOAuthError(ctx, w, "token", err)
 		h.OAuth.WriteAccessError(ctx, w, ar, err)
 		return
 	}

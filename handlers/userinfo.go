@@ -56,8 +56,8 @@ func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ar, _, err := activeAccessToken(ctx, h.OAuth, token)
 	if err != nil {
-		if tokenStoreFailed(err) {
-			storeUnavailable(w, r, "userinfo: look up access token", err)
+		if tokenStoreFailed(r.Context(), err) {
+			serverFault(w, r, "userinfo: look up access token", err)
 			return
 		}
 		h.invalidToken(w, r, "The access token is invalid, expired or revoked.")
@@ -70,7 +70,7 @@ func (h *UserInfo) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := h.Users.UserByID(ctx, ar.GetSession().GetSubject())
 	if err != nil && !errors.Is(err, models.ErrNotFound) {
-		storeUnavailable(w, r, "userinfo: load user", err)
+		serverFault(w, r, "userinfo: load user", err)
 		return
 	}
 	if err != nil || user.Disabled {

@@ -66,7 +66,8 @@ func guardedExec(ctx context.Context, q queryer, query string, args []any) (sql.
 		}
 		return nil, errUnstorableText
 	}
-	return q.ExecContext(ctx, query, args...)
+	res, err := q.ExecContext(ctx, query, args...)
+	return res, noteFault(ctx, err)
 }
 
 func guardedQuery(ctx context.Context, q queryer, query string, args []any) (*sql.Rows, error) {
@@ -76,7 +77,8 @@ func guardedQuery(ctx context.Context, q queryer, query string, args []any) (*sq
 		}
 		return nil, errUnstorableText // INSERT ... RETURNING
 	}
-	return q.QueryContext(ctx, query, args...)
+	rows, err := q.QueryContext(ctx, query, args...)
+	return rows, noteFault(ctx, err)
 }
 
 // guardedQueryRow answers no row for unstorable text: a *sql.Row cannot carry an error of ours, and only reads
@@ -119,7 +121,7 @@ func (p *guardedPool) QueryRowContext(ctx context.Context, query string, args ..
 func (p *guardedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.ConnPool, error) {
 	tx, err := p.db.BeginTx(ctx, opts)
 	if err != nil {
-		return nil, err
+		return nil, noteFault(ctx, err)
 	}
 	return &guardedTx{Tx: tx, db: p.db}, nil
 }

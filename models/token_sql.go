@@ -112,7 +112,7 @@ func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow,
 		q += " AND" + clientStillSame
 		args = append(args, check.id, check.secretHash)
 	}
-	err := s.readPool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(targets...)
+	err := noteFault(ctx, s.readPool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(targets...))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if check != nil {
