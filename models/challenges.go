@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"gorm.io/gorm"
 )
 
 // AuthChallenge is an authorization request that a signed-in browser session is finishing: it is created when
@@ -69,11 +71,25 @@ func (s *Store) CreateAuthChallenge(ctx context.Context, c AuthChallenge) (*Auth
 		ID: hashKey(id), Query: c.Query, ClientID: c.ClientID, BrowserSessionID: c.BrowserSessionID,
 		LoginAt: nullTimePtr(c.LoginAt), CreatedAt: dbTime(c.CreatedAt), ExpiresAt: dbTime(c.ExpiresAt),
 	}
-	if err := s.conn(ctx).Create(&row).Error; err != nil {
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return err
+		}
+		// A signed-in person opening authorization requests without finishing them keeps only the newest few:
+		// rows a caller can create are bounded by something they cannot multiply for free.
+		return tx.Exec(`DELETE FROM auth_challenges WHERE browser_session_id = ? AND id NOT IN (
+	SELECT id FROM auth_challenges WHERE browser_session_id = ? ORDER BY created_at DESC, id LIMIT ?)`,
+			c.BrowserSessionID, c.BrowserSessionID, MaxChallengesPerSession).Error
+	})
+	if err != nil {
 		return nil, fmt.Errorf("create auth challenge: %w", mapErr(err))
 	}
 	return row.challenge(id), nil
 }
+
+// MaxChallengesPerSession is how many unfinished authorization requests one browser session keeps; opening
+// another drops the oldest.
+const MaxChallengesPerSession = 16
 
 func nullTimePtr(t *time.Time) *time.Time {
 	if t == nil {

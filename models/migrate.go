@@ -300,6 +300,8 @@ func schemaV4() []string {
 	return []string{
 		"ALTER TABLE clients ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE",
 		"ALTER TABLE clients ADD COLUMN admin_pools TEXT NOT NULL DEFAULT '[]'",
+		// Challenges are now created per signed-in browser session, and capped per session.
+		"CREATE INDEX auth_challenges_browser_session_idx ON auth_challenges (browser_session_id, created_at)",
 		// Only an admin client may hold latchkey.admin (models.Client validation): every client that will not become
 		// one below (confidential, client_credentials only, not first-party) loses the scope, so no grant made for a
 		// user can carry it. The scopes column is a compact JSON list.

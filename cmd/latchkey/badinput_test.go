@@ -63,7 +63,7 @@ func TestBadInputGetsOAuthErrors(t *testing.T) {
 				return r
 			}(), 401, "invalid_client", true},
 
-			{"introspect without authentication", raw("POST", introspect, form, "token=abc", "", ""), 401, "request_unauthorized", true},
+			{"introspect without authentication", raw("POST", introspect, form, "token=abc", "", ""), 401, "invalid_client", true},
 			{"introspect with wrong secret", raw("POST", introspect, form, "token=abc", rs.ClientID, "wrong-wrong-wrong-wrong-wrong-wrong"), 401, "request_unauthorized", true},
 			{"introspect with GET", raw("GET", introspect+"?token=abc", "", "", rs.ClientID, rs.ClientSecret), 400, "invalid_request", false},
 			{"introspect empty body", raw("POST", introspect, form, "", rs.ClientID, rs.ClientSecret), 400, "invalid_request", false},

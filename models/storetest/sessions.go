@@ -410,6 +410,39 @@ func testAuthChallenges(t *testing.T, s *models.Store) {
 	}
 }
 
+// testChallengesCappedPerSession: a browser session keeps only its newest MaxChallengesPerSession unfinished
+// challenges; other sessions' are untouched.
+func testChallengesCappedPerSession(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	now := baseTime
+	create := func(sid string, i int) *models.AuthChallenge {
+		t.Helper()
+		at := now.Add(time.Duration(i) * time.Second)
+		c, err := s.CreateAuthChallenge(ctx, models.AuthChallenge{Query: fmt.Sprintf("state=%d", i), ClientID: "app",
+			BrowserSessionID: sid, CreatedAt: at, ExpiresAt: at.Add(time.Hour)})
+		must(t, "CreateAuthChallenge", err)
+		return c
+	}
+	other := create("ses_other", 0)
+	var made []*models.AuthChallenge
+	for i := range models.MaxChallengesPerSession + 10 {
+		made = append(made, create("ses_busy", i+1))
+	}
+	for i, c := range made {
+		_, err := s.AuthChallenge(ctx, c.ID, now)
+		kept := i >= len(made)-models.MaxChallengesPerSession
+		switch {
+		case kept && err != nil:
+			t.Errorf("challenge %d of %d: %v, want kept", i, len(made), err)
+		case !kept && !errors.Is(err, models.ErrNotFound):
+			t.Errorf("challenge %d of %d: %v, want dropped (only the newest %d are kept)", i, len(made), err, models.MaxChallengesPerSession)
+		}
+	}
+	if _, err := s.AuthChallenge(ctx, other.ID, now); err != nil {
+		t.Errorf("another session's challenge: %v, want kept", err)
+	}
+}
+
 // testConcurrentChallengeTake: of 40 browser tabs resuming one challenge at once, exactly one finishes it.
 func testConcurrentChallengeTake(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)

@@ -86,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		{"consents concurrent saves all land", testConsentsConcurrent},
 		{"auth challenges need a browser session; consent and take are bound to it", testAuthChallenges},
 		{"auth challenges concurrent take: exactly one finishes it", testConcurrentChallengeTake},
+		{"auth challenges are capped per browser session", testChallengesCappedPerSession},
 		{"expired sessions and challenges are deleted in bounded batches", testDeleteExpiredSessionsAndChallenges},
 		{"jti unknown, known, duplicate, expired", testJTI},
 		{"signing keys rotate by compare-and-swap", testSigningKeysCAS},
