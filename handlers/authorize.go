@@ -235,9 +235,18 @@ func (d authDemands) satisfiedBy(bs *models.BrowserSession, chal *models.AuthCha
 	if d.login && !signedInForIt {
 		return false
 	}
-	recent := d.maxAge < 0 || d.maxAge > maxAgeLimit || now.Sub(bs.AuthTime) <= time.Duration(d.maxAge)*time.Second
-	return recent || signedInForIt
+	limit := time.Duration(d.maxAge) * time.Second
+	recent := d.maxAge < 0 || d.maxAge > maxAgeLimit || now.Sub(bs.AuthTime) <= limit
+	if recent {
+		return true
+	}
+	// A sign-in for this very request satisfies max_age while the person finishes it (reads the consent page),
+	// not for the whole life of the request: past that, the ID token's auth_time would be far older than asked.
+	return signedInForIt && now.Sub(bs.AuthTime) <= limit+signInGrace
 }
+
+// signInGrace is how long a sign-in made for a request with max_age keeps satisfying it.
+const signInGrace = 5 * time.Minute
 
 // maxAgeLimit is the largest max_age compared as a duration (about 292 years fit in one); any larger is no limit.
 const maxAgeLimit = int64(math.MaxInt64 / int64(time.Second))
