@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
@@ -26,10 +25,7 @@ type adminStore interface {
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	UserByEmail(ctx context.Context, pool, email string) (*models.User, error)
 	ListUsers(ctx context.Context, pool string) ([]models.User, error)
-	SetName(ctx context.Context, userID, name string) error
-	SetRoles(ctx context.Context, userID string, roles []string) error
-	SetExtras(ctx context.Context, userID string, extras map[string]any) error
-	SetDisabled(ctx context.Context, userID string, disabled bool, now time.Time) error
+	UpdateUser(ctx context.Context, id string, p models.UserPatch, now time.Time) (*models.User, error)
 }
 
 // Admin is the admin surface for backends (Xano-style): read users and set their roles, custom claims ("extras"),
@@ -215,32 +211,8 @@ func (h *Admin) patch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if body.Name != nil && utf8.RuneCountInString(*body.Name) > 200 {
-		apiError(w, http.StatusBadRequest, "invalid_request", "name is longer than 200 characters.")
-		return
-	}
-	// Extras go first: they are the one field the store may still refuse (size), and a refused request should
-	// leave the user as it was.
-	steps := []func() error{}
-	if body.Extras != nil {
-		steps = append(steps, func() error { return h.Store.SetExtras(ctx, id, *body.Extras) })
-	}
-	if body.Name != nil {
-		steps = append(steps, func() error { return h.Store.SetName(ctx, id, *body.Name) })
-	}
-	if body.Roles != nil {
-		steps = append(steps, func() error { return h.Store.SetRoles(ctx, id, *body.Roles) })
-	}
-	if body.Disabled != nil {
-		steps = append(steps, func() error { return h.Store.SetDisabled(ctx, id, *body.Disabled, h.Now()) })
-	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			h.fail(w, r, err)
-			return
-		}
-	}
-	u, err := h.Store.UserByID(ctx, id)
+	// One change, one transaction: a field the store refuses leaves the others unsaved too.
+	u, err := h.Store.UpdateUser(ctx, id, models.UserPatch{Name: body.Name, Roles: body.Roles, Extras: body.Extras, Disabled: body.Disabled}, h.Now())
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -254,7 +226,12 @@ func (h *Admin) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, models.ErrNotFound):
 		apiError(w, http.StatusNotFound, "not_found", "No such user.")
 	case errors.Is(err, models.ErrInvalid):
-		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
+		// The store's reason, without the steps it was wrapped in ("update user: invalid: name is ...").
+		msg := err.Error()
+		if _, reason, ok := strings.Cut(msg, models.ErrInvalid.Error()+": "); ok {
+			msg = reason
+		}
+		apiError(w, http.StatusBadRequest, "invalid_request", msg)
 	default:
 		serverFault(w, r, "admin api", err)
 	}

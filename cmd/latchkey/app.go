@@ -158,7 +158,7 @@ func (a *app) handler() http.Handler {
 		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
 		&handlers.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
 		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
-		&handlers.PAR{OAuth: a.prov.OAuth2},
+		&handlers.PAR{OAuth: a.prov.OAuth2, Throttle: throttle},
 		&handlers.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
 		&handlers.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: throttle,

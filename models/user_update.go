@@ -1,0 +1,62 @@
+package models
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// UserPatch is one change to a user: the fields that are set are replaced, the others kept.
+type UserPatch struct {
+	Name     *string
+	Roles    *[]string
+	Extras   *map[string]any // nil map: {}
+	Disabled *bool
+}
+
+// UpdateUser applies p to user id as one change and returns the user as it now is. Every field is checked
+// first, by the setters' own rules (ErrInvalid, wrapped with the reason), and then all are written in one
+// transaction, so a change refused for any field, or failing half-way, leaves the user as it was. Disabling
+// has SetDisabled's effects, in the same transaction. An empty patch changes nothing. ErrNotFound if there is
+// no such user.
+func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time.Time) (*User, error) {
+	cols := map[string]any{}
+	if p.Name != nil {
+		name, err := normalizeName(*p.Name)
+		if err != nil {
+			return nil, fmt.Errorf("update user: %w", err)
+		}
+		cols["name"] = name
+	}
+	if p.Roles != nil {
+		cols["roles"] = encodeList(*p.Roles)
+	}
+	if p.Extras != nil {
+		extras, err := encodeExtras(*p.Extras)
+		if err != nil {
+			return nil, fmt.Errorf("update user: %w", err)
+		}
+		cols["extras"] = extras
+	}
+	var row userRow
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		if len(cols) > 0 {
+			if err := updateUser(tx, id, cols, now); err != nil {
+				return err
+			}
+		}
+		if p.Disabled != nil {
+			// SetDisabled owns what disabling ends (sessions, tokens); it runs in a savepoint of this transaction.
+			if err := s.SetDisabled(context.WithValue(ctx, txKey{s}, tx), id, *p.Disabled, now); err != nil {
+				return err
+			}
+		}
+		return mapErr(tx.Where("id = ?", id).Take(&row).Error)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update user: %w", err)
+	}
+	return row.user()
+}
