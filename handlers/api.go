@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,9 +32,10 @@ type apiStore interface {
 	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	SetName(ctx context.Context, userID, name string) error
-	SetPassword(ctx context.Context, userID, password string) error
+	ChangePassword(ctx context.Context, userID, password, keepSessionID string, now time.Time) (int, error)
 
-	CreateBrowserSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
+	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
+	ConfirmBrowserSession(ctx context.Context, id string, now time.Time) error
 	BrowserSessionByID(ctx context.Context, id string) (*models.BrowserSession, error)
 	TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error
 	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
@@ -258,37 +260,80 @@ func (h *API) originAllowed(w http.ResponseWriter, r *http.Request, c *models.Cl
 	return true
 }
 
-// startSession records the sign-in as a session (listed and revocable like browser ones) and issues tokens tied to it.
-func (h *API) startSession(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scope string) (*tokenResponse, bool) {
-	ctx := r.Context()
-	now := h.Now()
+// requestedScopes is what a sign-in asks for: the scope field, or every scope of the client when it is empty.
+// A scope the client may not have is refused here, before anything costly runs (IssueTokens checks again).
+func requestedScopes(w http.ResponseWriter, c *models.Client, scope string) ([]string, bool) {
 	scopes := strings.Fields(scope)
 	if len(scopes) == 0 {
-		scopes = c.Scopes
+		return c.Scopes, true
 	}
-	bs, _, err := h.Store.CreateBrowserSession(ctx, u.ID, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
-	if err != nil {
-		serverFault(w, r, "create session", err)
-		return nil, false
+	for _, s := range scopes {
+		if !slices.Contains(c.Scopes, s) {
+			apiError(w, http.StatusBadRequest, "invalid_scope", fmt.Sprintf("The client may not request scope %q.", truncate(s, 64)))
+			return nil, false
+		}
+	}
+	return scopes, true
+}
+
+// errSignInRefused: the session could not start because the password that was checked is no longer the user's
+// (changed meanwhile), the user was disabled meanwhile, or the new session was ended before its tokens were out.
+// The caller answers it as a wrong password.
+var errSignInRefused = errors.New("sign-in refused after the password check")
+
+// startSession records the sign-in as a session (listed and revocable like browser ones) and issues tokens tied
+// to it. u must be the user Authenticate or CreateUserWith returned: the session starts only while the password
+// they checked is still the user's. An error is errSignInRefused, an OAuth error, or a fault; see
+// answerSessionError.
+func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string) (*tokenResponse, error) {
+	ctx := r.Context()
+	now := h.Now()
+	bs, _, err := h.Store.CreateBrowserSession(ctx, u, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		Logger(ctx).Info("api sign-in refused", "reason", "password changed or account disabled since the check", "user", u.ID)
+		return nil, errSignInRefused
+	case err != nil:
+		return nil, fmt.Errorf("create session: %w", err)
 	}
 	session := provider.SessionFor(identityOf(u), scopes, bs.ID, now, now)
 	session.ClientID = c.ID
 	tokens, err := h.Issuer.IssueTokens(ctx, c, session, scopes)
 	if err != nil {
-		_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
-		if rfc := fosite.ErrorToRFC6749Error(err); rfc.CodeField < 500 {
-			apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
-			return nil, false
+		if endErr := h.Store.EndBrowserSession(ctx, bs.ID, now); endErr != nil && !errors.Is(endErr, models.ErrNotFound) {
+			Logger(ctx).Error("end the session of a failed sign-in", "session", bs.ID, "error", endErr)
 		}
-		serverFault(w, r, "issue tokens", err)
-		return nil, false
+		return nil, fmt.Errorf("issue tokens: %w", err)
+	}
+	// A password change (or the session cap) may have ended the session while its tokens were being issued,
+	// after it revoked the session's tokens; the confirmation revokes these too.
+	switch err := h.Store.ConfirmBrowserSession(ctx, bs.ID, now); {
+	case errors.Is(err, models.ErrNotFound):
+		Logger(ctx).Info("api sign-in refused", "reason", "session ended while its tokens were issued", "user", u.ID, "session", bs.ID)
+		return nil, errSignInRefused
+	case err != nil:
+		return nil, fmt.Errorf("confirm session: %w", err)
 	}
 	user := toAPIUser(u)
 	return &tokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
 		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), Scope: strings.Join(tokens.Scopes, " "),
 		SessionID: bs.ID, User: &user,
-	}, true
+	}, nil
+}
+
+// answerSessionError answers a startSession error: a refused sign-in exactly like a wrong password, an OAuth
+// error as itself, anything else as a fault.
+func answerSessionError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errSignInRefused) {
+		apiError(w, http.StatusUnauthorized, "invalid_grant", "Incorrect email or password.")
+		return
+	}
+	if rfc := fosite.ErrorToRFC6749Error(err); rfc.CodeField < 500 && !unavailable(r.Context(), err) {
+		apiError(w, rfc.CodeField, rfc.ErrorField, rfc.GetDescription())
+		return
+	}
+	serverFault(w, r, "start session", err)
 }
 
 type credentialsBody struct {
@@ -323,8 +368,19 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusForbidden, "signup_disabled", "Sign-up is not enabled for this app.")
 		return
 	}
+	// Everything that can be checked without the hash is checked before anything is reserved: a request that
+	// cannot succeed costs neither a password hash nor a throttle row.
+	newUser := models.NewUser{Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles}
+	if err := newUser.Validate(); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
+		return
+	}
 	if err := h.Policy.Check(body.Password, body.Email); err != nil {
 		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
+		return
+	}
+	scopes, ok := requestedScopes(w, c, body.Scope)
+	if !ok {
 		return
 	}
 	// Creating the user hashes the password and tells whether the email is taken, so it is reserved like a
@@ -334,9 +390,8 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = attempt.ctx
-	u, err := h.Store.CreateUserWith(ctx, models.NewUser{
-		Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles,
-	})
+	// From here on the hash has run whatever the outcome, so a sign-up that does not succeed counts as failed.
+	u, err := h.Store.CreateUserWith(ctx, newUser)
 	switch {
 	case errors.Is(err, models.ErrConflict):
 		// Saying so enumerates accounts, but a signup form has to: the person must learn to sign in instead.
@@ -345,21 +400,22 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusConflict, "email_taken", "An account with this email already exists; sign in instead.")
 		return
 	case errors.Is(err, models.ErrInvalid):
-		attempt.void()
+		attempt.failed()
 		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "invalid: "))
 		return
 	case err != nil:
-		attempt.void()
+		attempt.failed()
 		serverFault(w, r, "create user", err)
 		return
 	}
-	resp, ok := h.startSession(w, r, c, u, body.Scope)
-	if !ok {
+	resp, err := h.startSession(r, c, u, scopes)
+	if err != nil {
 		// Nothing half-done: the account goes again if we could not sign it in.
 		if err := h.Store.DeleteUser(ctx, u.ID); err != nil {
-			Logger(ctx).Error("undo signup", "error", err)
+			Logger(ctx).Error("undo signup", "user", u.ID, "error", err)
 		}
-		attempt.void()
+		attempt.failed()
+		answerSessionError(w, r, err)
 		return
 	}
 	attempt.succeeded()
@@ -384,6 +440,10 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Name != "" {
 		apiError(w, http.StatusBadRequest, "invalid_request", "name is not a login field.")
+		return
+	}
+	scopes, ok := requestedScopes(w, c, body.Scope)
+	if !ok {
 		return
 	}
 	// The attempt is counted before the hash runs and decides whether it may run; from here on the client
@@ -414,9 +474,15 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 		serverFault(w, r, "authenticate", err)
 		return
 	}
+	resp, err := h.startSession(r, c, u, scopes)
+	if errors.Is(err, errSignInRefused) {
+		// The password was changed after it was checked: a wrong password now, and it stays counted as one.
+		answerSessionError(w, r, err)
+		return
+	}
 	attempt.succeeded()
-	resp, ok := h.startSession(w, r, c, u, body.Scope)
-	if !ok {
+	if err != nil {
+		answerSessionError(w, r, err)
 		return
 	}
 	Logger(ctx).Info("api signed in", "user", u.ID, "client", c.ID, "session", resp.SessionID)
@@ -595,8 +661,20 @@ func (h *API) authenticateUser(w http.ResponseWriter, r *http.Request, needSessi
 		return nil, false
 	}
 	if sess.SID != "" {
-		if bs, err := h.Store.BrowserSessionByID(ctx, sess.SID); err == nil && bs.EndedAt == nil && h.Now().Sub(bs.LastActiveAt) > time.Minute {
-			_ = h.Store.TouchBrowserSession(ctx, sess.SID, clientIP(r), h.Now(), h.SessionIdle)
+		// A token lives no longer than its session: signed out, ended by a password change, or idle or past its
+		// absolute lifetime, the session takes its access tokens with it.
+		now := h.Now()
+		bs, err := h.Store.BrowserSessionByID(ctx, sess.SID)
+		switch {
+		case errors.Is(err, models.ErrNotFound):
+			return refuse("The session of this access token has ended.")
+		case err != nil:
+			serverFault(w, r, "api: load the token's session", err)
+			return nil, false
+		case bs.EndedAt != nil || !now.Before(bs.IdleExpiresAt) || !now.Before(bs.ExpiresAt):
+			return refuse("The session of this access token has ended.")
+		case now.Sub(bs.LastActiveAt) > time.Minute:
+			_ = h.Store.TouchBrowserSession(ctx, sess.SID, clientIP(r), now, h.SessionIdle)
 		}
 	}
 	return &bearer{user: u, session: sess, client: c, scopes: ar.GetGrantedScopes()}, true
@@ -688,6 +766,10 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "invalid_request", "current_password and new_password are required.")
 		return
 	}
+	if err := h.Policy.Check(body.NewPassword, b.user.Email); err != nil {
+		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
+		return
+	}
 	attempt, wait, err := h.Throttle.reserve(r, b.user.Pool, b.user.Email)
 	if refuseAPI(w, r, wait, err) {
 		return
@@ -703,17 +785,16 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attempt.succeeded()
-	if err := h.Policy.Check(body.NewPassword, b.user.Email); err != nil {
-		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
+	// One transaction: the new password and the end of every other session (and their tokens), so no sign-in
+	// with the old password survives the change.
+	n, err := h.Store.ChangePassword(ctx, b.user.ID, body.NewPassword, b.session.SID, h.Now())
+	switch {
+	case errors.Is(err, models.ErrInvalid):
+		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "change password: invalid: "))
 		return
-	}
-	if err := h.Store.SetPassword(ctx, b.user.ID, body.NewPassword); err != nil {
-		serverFault(w, r, "set password", err)
+	case err != nil:
+		serverFault(w, r, "change password", err)
 		return
-	}
-	n, err := h.Store.EndUserBrowserSessions(ctx, b.user.ID, b.session.SID, h.Now())
-	if err != nil {
-		Logger(ctx).Error("end other sessions", "error", err)
 	}
 	Logger(ctx).Info("password changed", "user", b.user.ID, "sessions_ended", n)
 	writeAPIJSON(w, http.StatusOK, map[string]any{"sessions_ended": n})

@@ -28,7 +28,7 @@ type browserStore interface {
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
 
-	CreateBrowserSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
+	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	BrowserSessionByToken(ctx context.Context, token string, now time.Time) (*models.BrowserSession, error)
 	BrowserSessionByID(ctx context.Context, id string) (*models.BrowserSession, error)
 	TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
@@ -122,31 +123,18 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	bs, err := h.signIn(w, r, user, now)
+	if errors.Is(err, errSignInRefused) {
+		// The password was changed (or the account disabled) after it was checked: a wrong password now, and it
+		// stays counted as one.
+		Logger(ctx).Info("sign-in failed", "reason", "password changed or account disabled since the check", "user", user.ID)
+		retry(http.StatusUnauthorized, "Incorrect email or password.")
+		return
+	}
 	attempt.succeeded()
-
-	// The same user re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else
-	// replaces the session in this browser.
-	bs, err := h.currentSession(r)
 	if err != nil {
 		fault("sign-in", err)
 		return
-	}
-	if bs != nil && bs.UserID == user.ID {
-		if err := h.Store.SetBrowserSessionAuthTime(ctx, bs.ID, now); err != nil {
-			fault("record re-authentication", err)
-			return
-		}
-	} else {
-		if bs != nil {
-			_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
-		}
-		var token string
-		bs, token, err = h.Store.CreateBrowserSession(ctx, user.ID, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
-		if err != nil {
-			fault("create browser session", err)
-			return
-		}
-		h.setCookie(w, sessionCookie, token, h.SessionAbsolute)
 	}
 	Logger(ctx).Info("signed in", "user", user.ID, "session", bs.ID)
 
@@ -163,6 +151,36 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		returnTo = PathSessions
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// signIn gives the browser a session for user, whose password was just checked. The same user
+// re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else replaces the session in
+// this browser. A new session starts only while the checked password is still the user's (see
+// models.Store.CreateBrowserSession); otherwise the answer is errSignInRefused.
+func (h *Browser) signIn(w http.ResponseWriter, r *http.Request, user *models.User, now time.Time) (*models.BrowserSession, error) {
+	ctx := r.Context()
+	bs, err := h.currentSession(r)
+	if err != nil {
+		return nil, err
+	}
+	if bs != nil && bs.UserID == user.ID {
+		err := h.Store.SetBrowserSessionAuthTime(ctx, bs.ID, now)
+		if !errors.Is(err, models.ErrNotFound) {
+			return bs, err
+		}
+		// Ended since it was read (e.g. by a password change): start a new one, checked like any other.
+	} else if bs != nil {
+		_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
+	}
+	bs, token, err := h.Store.CreateBrowserSession(ctx, user, clientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		return nil, errSignInRefused
+	case err != nil:
+		return nil, err
+	}
+	h.setCookie(w, sessionCookie, token, h.SessionAbsolute)
+	return bs, nil
 }
 
 // resumeURL sends the browser back to the authorization endpoint to finish a parked request.

@@ -117,15 +117,16 @@ func (a *attempt) succeeded() {
 	a.refund(a.ip)
 }
 
-// failed: the secret was wrong (or the email taken); the attempt stays counted. A sign-up reservation is given
-// back, since only successful sign-ups count there.
+// failed: the secret was wrong, the email taken, or a sign-up failed after its password was hashed; the attempt
+// stays counted. A sign-up reservation is given back, since only successful sign-ups count there.
 func (a *attempt) failed() {
 	if a.t != nil && a.signup != nil {
 		a.refund(*a.signup)
 	}
 }
 
-// void: nothing was checked (bad input, a server fault), so every key gets its attempt back.
+// void: no password was hashed (a server fault before the check), so every key gets its attempt back. Input that
+// cannot succeed is refused before reserving, never voided after: a void must not buy free hashes.
 func (a *attempt) void() {
 	if a.t == nil {
 		return

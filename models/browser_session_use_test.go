@@ -26,7 +26,7 @@ func TestUseBrowserSession(t *testing.T) {
 				t.Fatal(err)
 			}
 			t0 := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
-			bs, _, err := s.CreateBrowserSession(ctx, u.ID, "203.0.113.7", "ua", t0, time.Hour, 3*time.Hour)
+			bs, _, err := s.CreateBrowserSession(ctx, u, "203.0.113.7", "ua", t0, time.Hour, 3*time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,11 +66,11 @@ func TestUseBrowserSession(t *testing.T) {
 					t.Errorf("%s: %v, want ErrNotFound", tc.name, err)
 				}
 			}
-			idle, _, _ := s.CreateBrowserSession(ctx, u.ID, "", "", t0, time.Hour, 3*time.Hour)
+			idle, _, _ := s.CreateBrowserSession(ctx, u, "", "", t0, time.Hour, 3*time.Hour)
 			if err := s.UseBrowserSession(ctx, idle.ID, t0.Add(time.Hour), time.Hour); !errors.Is(err, models.ErrNotFound) {
 				t.Errorf("idle-expired: %v, want ErrNotFound", err)
 			}
-			ended, _, _ := s.CreateBrowserSession(ctx, u.ID, "", "", t0, time.Hour, 3*time.Hour)
+			ended, _, _ := s.CreateBrowserSession(ctx, u, "", "", t0, time.Hour, 3*time.Hour)
 			if err := s.EndBrowserSession(ctx, ended.ID, t0); err != nil {
 				t.Fatal(err)
 			}

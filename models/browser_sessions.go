@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"crypto/subtle"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -77,13 +79,25 @@ func clip(v string, max int) string {
 	return v
 }
 
-// CreateBrowserSession starts a session for userID, authenticated at now, idle-expiring after idle and
-// expiring after absolute. It returns the session and the cookie token (256 random bits, base64url); only
-// the token's hash is stored. An unknown user is ErrNotFound, a disabled one ErrUserDisabled (checked
-// under the user's row lock, so a concurrent SetDisabled cannot miss the new session).
-func (s *Store) CreateBrowserSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
+// MaxActiveSessions is how many active browser sessions a user may have. Creating one more ends the oldest (by
+// creation), revoking its tokens, so a user (or whoever has their password) cannot pile up sessions and grants
+// without bound.
+const MaxActiveSessions = 50
+
+// CreateBrowserSession starts a session for u, authenticated at now, idle-expiring after idle and expiring
+// after absolute. u must come from Authenticate or CreateUserWith: in the same transaction, under the user's
+// row lock, the password hash that was checked must still be the user's, so a sign-in racing a password
+// change never outlives it (see ChangePassword); if it is not, or u carries no checked password, the answer
+// is ErrInvalidCredentials, as for a wrong password. An unknown user is ErrNotFound, a disabled one
+// ErrUserDisabled (a concurrent SetDisabled cannot miss the new session either). Beyond MaxActiveSessions
+// the oldest active sessions are ended and their tokens revoked, in the same transaction. It returns the
+// session and the cookie token (256 random bits, base64url); only the token's hash is stored.
+func (s *Store) CreateBrowserSession(ctx context.Context, u *User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
 	if idle <= 0 || absolute <= 0 {
 		return nil, "", fmt.Errorf("create browser session: %w: idle and absolute lifetimes must be positive", ErrInvalid)
+	}
+	if u == nil {
+		return nil, "", fmt.Errorf("create browser session: %w: no user", ErrInvalid)
 	}
 	id, err := newPublicID("ses_")
 	if err != nil {
@@ -96,28 +110,72 @@ func (s *Store) CreateBrowserSession(ctx context.Context, userID, ip, userAgent 
 	now = dbTime(now)
 	expires := dbTime(now.Add(absolute))
 	row := browserSessionRow{
-		ID: id, TokenHash: hashKey(token), UserID: userID, IP: clip(ip, maxIPBytes),
+		ID: id, TokenHash: hashKey(token), UserID: u.ID, IP: clip(ip, maxIPBytes),
 		UserAgent: clip(userAgent, maxUserAgentBytes), AuthTime: now, CreatedAt: now, LastActiveAt: now,
 		IdleExpiresAt: minTime(dbTime(now.Add(idle)), expires), ExpiresAt: expires,
 	}
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
-		q := tx.Select("id", "disabled").Where("id = ?", userID)
+		// An exclusive lock on PostgreSQL (SQLite has one writer): it orders this sign-in against a password
+		// change or a disable of the user, and serializes the user's session creations so the cap holds.
+		q := tx.Select("id", "disabled", "password_hash").Where("id = ?", u.ID)
 		if s.dialect == dialectPostgres {
-			q = q.Clauses(clause.Locking{Strength: "SHARE"})
+			q = q.Clauses(clause.Locking{Strength: "NO KEY UPDATE"})
 		}
-		var u userRow
-		if err := q.Take(&u).Error; err != nil {
+		var cur userRow
+		if err := q.Take(&cur).Error; err != nil {
 			return mapErr(err)
 		}
-		if u.Disabled {
+		if cur.Disabled {
 			return ErrUserDisabled
 		}
-		return mapErr(tx.Create(&row).Error)
+		if u.credential == "" || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
+			return ErrInvalidCredentials
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			return mapErr(err)
+		}
+		var surplus []string
+		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND id <> ? AND "+activeSession, u.ID, id, now, now).
+			Order("created_at DESC, id DESC").Offset(MaxActiveSessions-1).Pluck("id", &surplus).Error
+		if err != nil {
+			return mapErr(err)
+		}
+		_, err = endSessions(tx, surplus, now)
+		return err
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("create browser session: %w", err)
 	}
 	return row.session(), token, nil
+}
+
+// ConfirmBrowserSession is called after tokens were issued through a new session, outside its transaction: if
+// the session ended meanwhile (a password change, the session cap), those tokens escaped the revocation, so it
+// revokes them and returns ErrNotFound. The session row is locked while it looks, so a concurrent end either
+// finished first (and is seen here) or revokes after this, when the tokens exist.
+func (s *Store) ConfirmBrowserSession(ctx context.Context, id string, now time.Time) error {
+	t := dbTime(now)
+	ended := false
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		q := tx.Select("id").Where("id = ? AND "+activeSession, id, t, t)
+		if s.dialect == dialectPostgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		var row browserSessionRow
+		err := q.Take(&row).Error
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return mapErr(err)
+		}
+		ended = true
+		return revokeTokensWhere(tx, "sid = ?", id)
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("confirm browser session: %w", err)
+	case ended:
+		return fmt.Errorf("confirm browser session: %w", ErrNotFound)
+	}
+	return nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -249,27 +307,37 @@ func (s *Store) EndBrowserSession(ctx context.Context, id string, now time.Time)
 // too, so refresh tokens issued through them are revoked. It returns how many sessions it ended.
 func (s *Store) EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error) {
 	var n int
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		var ids []string
-		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND ended_at IS NULL AND id <> ?", userID, exceptID).
-			Order("id").Pluck("id", &ids).Error
-		if err != nil {
-			return mapErr(err)
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		res := tx.Model(&browserSessionRow{}).Where("id IN ? AND ended_at IS NULL", ids).UpdateColumn("ended_at", dbTime(now))
-		if res.Error != nil {
-			return mapErr(res.Error)
-		}
-		n = int(res.RowsAffected)
-		return revokeTokensWhere(tx, "sid IN ?", ids)
+	err := s.inTx(ctx, func(tx *gorm.DB) (err error) {
+		n, err = endUserSessions(tx, userID, exceptID, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("end user browser sessions: %w", err)
 	}
 	return n, nil
+}
+
+// endUserSessions is EndUserBrowserSessions inside tx.
+func endUserSessions(tx *gorm.DB, userID, exceptID string, now time.Time) (int, error) {
+	var ids []string
+	err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND ended_at IS NULL AND id <> ?", userID, exceptID).
+		Order("id").Pluck("id", &ids).Error
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	return endSessions(tx, ids, now)
+}
+
+// endSessions ends the sessions ids inside tx and revokes their tokens; it returns how many it ended.
+func endSessions(tx *gorm.DB, ids []string, now time.Time) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	res := tx.Model(&browserSessionRow{}).Where("id IN ? AND ended_at IS NULL", ids).UpdateColumn("ended_at", dbTime(now))
+	if res.Error != nil {
+		return 0, mapErr(res.Error)
+	}
+	return int(res.RowsAffected), revokeTokensWhere(tx, "sid IN ?", ids)
 }
 
 // revokeTokensWhere revokes the tokens matching cond (on the token tables' columns): refresh tokens become

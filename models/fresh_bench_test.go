@@ -19,7 +19,7 @@ func BenchmarkGrantReread(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		bs, _, err := s.CreateBrowserSession(ctx, u.ID, "127.0.0.1", "bench", start, 24*time.Hour, 1000*24*time.Hour)
+		bs, _, err := s.CreateBrowserSession(ctx, u, "127.0.0.1", "bench", start, 24*time.Hour, 1000*24*time.Hour)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -29,7 +29,7 @@ func TestNoRawSecretsStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, sessionToken, err := s.CreateBrowserSession(ctx, user.ID, "", "", time.Now(), time.Hour, time.Hour)
+	_, sessionToken, err := s.CreateBrowserSession(ctx, user, "", "", time.Now(), time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,7 +96,7 @@ func testMigrationUpgrade(t *testing.T, s *models.Store) {
 	}
 
 	// The new tables work on the upgraded schema.
-	ses, tok, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, time.Hour, time.Hour)
+	ses, tok, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -135,13 +135,21 @@ ON CONFLICT (key_hash) DO UPDATE SET failures = login_throttle.failures`, h, now
 
 // ThrottleRefund gives back one attempt reserved on k (one that did not count against the key, e.g. a
 // successful sign-in on the IP key). A count that falls below k.Policy.Free loses its block, since the rules
-// would not have set one yet; above it the block stays.
+// would not have set one yet; above it the block stays. A row left with no attempts and no block is deleted,
+// so refunded attempts leave nothing behind.
 func (s *Store) ThrottleRefund(ctx context.Context, k ThrottleKey) error {
-	err := s.conn(ctx).Exec(`UPDATE login_throttle SET failures = failures - 1,
+	h := hashKey(k.Key)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		err := tx.Exec(`UPDATE login_throttle SET failures = failures - 1,
 	blocked_until = CASE WHEN failures - 1 < ? THEN NULL ELSE blocked_until END
-WHERE key_hash = ? AND failures > 0`, k.Policy.Free, hashKey(k.Key)).Error
+WHERE key_hash = ? AND failures > 0`, k.Policy.Free, h).Error
+		if err != nil {
+			return mapErr(err)
+		}
+		return mapErr(tx.Exec("DELETE FROM login_throttle WHERE key_hash = ? AND failures <= 0 AND blocked_until IS NULL", h).Error)
+	})
 	if err != nil {
-		return fmt.Errorf("refund sign-in attempt: %w", mapErr(err))
+		return fmt.Errorf("refund sign-in attempt: %w", err)
 	}
 	return nil
 }

@@ -32,6 +32,11 @@ type User struct {
 	Disabled      bool           `json:"disabled"` // a disabled user cannot sign in
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
+
+	// credential is the password hash Authenticate verified (or CreateUserWith set). CreateBrowserSession
+	// starts a session only while it is still the user's, so a sign-in whose password was changed after the
+	// check fails like a wrong password. Unexported: only a password check can vouch for a user.
+	credential string
 }
 
 type userRow struct {
@@ -185,24 +190,39 @@ func (s *Store) CreateUser(ctx context.Context, email, password string, roles []
 	return s.CreateUserWith(ctx, NewUser{Email: email, Password: password, Roles: roles})
 }
 
+// Validate checks everything about a new user that needs no database: email, password, name and extras. Bad
+// input is ErrInvalid (wrapped, with the reason). CreateUserWith calls it; a caller that must not spend a
+// password hash (or a throttle reservation) on input that cannot succeed calls it first.
+func (u NewUser) Validate() error {
+	_, _, err := u.normalize()
+	return err
+}
+
+// normalize is Validate returning the trimmed name and the encoded extras.
+func (u NewUser) normalize() (name, extras string, err error) {
+	if err := validateEmail(strings.TrimSpace(u.Email)); err != nil {
+		return "", "", err
+	}
+	if err := validatePassword(u.Password); err != nil {
+		return "", "", err
+	}
+	if name, err = normalizeName(u.Name); err != nil {
+		return "", "", err
+	}
+	if extras, err = encodeExtras(u.Extras); err != nil {
+		return "", "", err
+	}
+	return name, extras, nil
+}
+
 // CreateUserWith validates and stores a new user with an argon2id password hash. Bad input is ErrInvalid
-// (wrapped, with the reason): extras over MaxExtrasBytes or with an empty key, a name over 200
-// characters, a pool that does not exist. An email already taken in the same pool, ignoring case, is
-// ErrConflict; the same email in another pool is another user.
+// (wrapped, with the reason): see NewUser.Validate, and a pool that does not exist. An email already taken
+// in the same pool, ignoring case, is ErrConflict; the same email in another pool is another user. The user
+// returned may start a session (CreateBrowserSession) as if just authenticated.
 func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 	pool := poolOrDefault(u.Pool)
 	email := strings.TrimSpace(u.Email)
-	if err := validateEmail(email); err != nil {
-		return nil, fmt.Errorf("create user: %w", err)
-	}
-	if err := validatePassword(u.Password); err != nil {
-		return nil, fmt.Errorf("create user: %w", err)
-	}
-	name, err := normalizeName(u.Name)
-	if err != nil {
-		return nil, fmt.Errorf("create user: %w", err)
-	}
-	extras, err := encodeExtras(u.Extras)
+	name, extras, err := u.normalize()
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -235,7 +255,12 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create user: %w", err)
 	}
-	return row.user()
+	created, err := row.user()
+	if err != nil {
+		return nil, err
+	}
+	created.credential = hash
+	return created, nil
 }
 
 // UserByID returns a user; ErrNotFound if there is none.
@@ -298,20 +323,34 @@ func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) erro
 	return nil
 }
 
-// SetPassword replaces a user's password (argon2id-hashed); ErrInvalid for an empty or over-long password,
-// ErrNotFound if there is no such user.
-func (s *Store) SetPassword(ctx context.Context, userID, password string) error {
+// ChangePassword replaces a user's password (argon2id-hashed) and ends every other browser session of the
+// user, revoking their tokens as EndUserBrowserSessions does, in one transaction that first locks the user's
+// row: a sign-in that checked the old password either created its session before (and it is ended here) or
+// finds the new hash when it tries (see CreateBrowserSession). keepSessionID ("" for none) is the session
+// the change was made from. It returns how many sessions it ended. ErrInvalid for an empty or over-long
+// password, ErrNotFound if there is no such user.
+func (s *Store) ChangePassword(ctx context.Context, userID, password, keepSessionID string, now time.Time) (int, error) {
 	if err := validatePassword(password); err != nil {
-		return fmt.Errorf("set password: %w", err)
+		return 0, fmt.Errorf("change password: %w", err)
 	}
-	hash, err := HashPassword(password)
+	hash, err := HashPassword(password) // before the transaction: no lock is held across the hash
 	if err != nil {
-		return fmt.Errorf("set password: %w", err)
+		return 0, fmt.Errorf("change password: %w", err)
 	}
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"password_hash": hash}, s.now()); err != nil {
-		return fmt.Errorf("set password: %w", err)
+	var n int
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		// The update takes the row lock before the sessions are read, so a session created under the old
+		// password has either committed by now (and is read below) or is waiting to find the new hash.
+		if err := updateUser(tx, userID, map[string]any{"password_hash": hash}, now); err != nil {
+			return err
+		}
+		n, err = endUserSessions(tx, userID, keepSessionID, now)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("change password: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // SetRoles replaces a user's roles; ErrNotFound if there is no such user.
@@ -380,7 +419,8 @@ const dummyPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$o1dGzItEuk92M0rMQHaIOg
 // unknown email, an unknown pool or a wrong password is ErrInvalidCredentials, and each costs one argon2id
 // verification, so timing does not tell whether the account exists. The right password of a disabled user
 // returns the user together with ErrUserDisabled (so the caller can log who it was); check the error
-// before using the user.
+// before using the user. The user returned carries the hash it was checked against, so CreateBrowserSession
+// can refuse it once the password has changed.
 func (s *Store) Authenticate(ctx context.Context, pool, email, password string) (*User, error) {
 	if password == "" || len(password) > maxPasswordLen {
 		return nil, ErrInvalidCredentials
@@ -405,6 +445,7 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
+	u.credential = row.PasswordHash
 	if u.Disabled {
 		return u, ErrUserDisabled
 	}

@@ -171,14 +171,12 @@ var usersSetPassword = userCommand("set-password", func(fs *flag.FlagSet) func(c
 		if err != nil {
 			return err
 		}
-		if err := a.store.SetPassword(ctx, u.ID, pw); err != nil {
-			return err
-		}
 		// A reset is what an operator does when the account may be in someone else's hands: every session
-		// ends and its tokens are revoked, as when the user changes the password themselves.
-		n, err := a.store.EndUserBrowserSessions(ctx, u.ID, "", time.Now())
+		// ends and its tokens are revoked, in the same transaction as the change, as when the user changes the
+		// password themselves.
+		n, err := a.store.ChangePassword(ctx, u.ID, pw, "", time.Now())
 		if err != nil {
-			return fmt.Errorf("the password was changed, but ending the user's sessions failed (run `latchkey sessions revoke --all --user EMAIL`): %w", err)
+			return err
 		}
 		fmt.Fprintf(c.stderr, "ended %d session(s) of %s and revoked their tokens\n", n, u.Email)
 		return nil

@@ -21,7 +21,7 @@ func testBrowserSessionCreateLookup(t *testing.T, s *models.Store) {
 	u := mustUser(t, s, "ana@example.com")
 	now := baseTime
 	ua := "M" + strings.Repeat("é", 300) // 601 bytes; 512 would cut an é in half
-	ses, tok, err := s.CreateBrowserSession(ctx, u.ID, "2001:db8::1", ua, now, time.Hour, 24*time.Hour)
+	ses, tok, err := s.CreateBrowserSession(ctx, u, "2001:db8::1", ua, now, time.Hour, 24*time.Hour)
 	must(t, "CreateBrowserSession", err)
 	if !strings.HasPrefix(ses.ID, "ses_") || len(ses.ID) != len("ses_")+26 {
 		t.Errorf("session id %q, want ses_ + 26 characters", ses.ID)
@@ -56,21 +56,21 @@ func testBrowserSessionCreateLookup(t *testing.T, s *models.Store) {
 	wantNotFound(t, "unknown id", err)
 
 	// Odd header bytes are stored safely: invalid UTF-8 and NUL would break PostgreSQL text.
-	odd, _, err := s.CreateBrowserSession(ctx, u.ID, strings.Repeat("9", 100), "bad\xff\x00ua", now, time.Hour, time.Hour)
+	odd, _, err := s.CreateBrowserSession(ctx, u, strings.Repeat("9", 100), "bad\xff\x00ua", now, time.Hour, time.Hour)
 	must(t, "CreateBrowserSession with odd headers", err)
 	if len(odd.IP) != 64 || !utf8.ValidString(odd.UserAgent) || strings.Contains(odd.UserAgent, "\x00") {
 		t.Errorf("odd session ip %q ua %q", odd.IP, odd.UserAgent)
 	}
 	// The idle deadline never passes the absolute one.
-	short, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, 2*time.Hour, time.Hour)
+	short, _, err := s.CreateBrowserSession(ctx, u, "", "", now, 2*time.Hour, time.Hour)
 	must(t, "CreateBrowserSession idle > absolute", err)
 	if !short.IdleExpiresAt.Equal(short.ExpiresAt) {
 		t.Errorf("IdleExpiresAt %v past ExpiresAt %v", short.IdleExpiresAt, short.ExpiresAt)
 	}
 
-	_, _, err = s.CreateBrowserSession(ctx, "usr_nope", "", "", now, time.Hour, time.Hour)
+	_, _, err = s.CreateBrowserSession(ctx, &models.User{ID: "usr_nope"}, "", "", now, time.Hour, time.Hour)
 	wantNotFound(t, "session of an unknown user", err)
-	if _, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, 0, time.Hour); !errors.Is(err, models.ErrInvalid) {
+	if _, _, err := s.CreateBrowserSession(ctx, u, "", "", now, 0, time.Hour); !errors.Is(err, models.ErrInvalid) {
 		t.Errorf("zero idle lifetime: %v, want models.ErrInvalid", err)
 	}
 }
@@ -79,7 +79,7 @@ func testBrowserSessionExpiry(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
 	u := mustUser(t, s, "bo@example.com")
 	now := baseTime
-	_, tok, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, 30*time.Minute, 8*time.Hour)
+	_, tok, err := s.CreateBrowserSession(ctx, u, "", "", now, 30*time.Minute, 8*time.Hour)
 	must(t, "CreateBrowserSession", err)
 	tests := []struct {
 		name   string
@@ -108,7 +108,7 @@ func testBrowserSessionTouch(t *testing.T, s *models.Store) {
 	u := mustUser(t, s, "cy@example.com")
 	now := baseTime
 	idle, absolute := 30*time.Minute, time.Hour
-	ses, tok, err := s.CreateBrowserSession(ctx, u.ID, "192.0.2.1", "", now, idle, absolute)
+	ses, tok, err := s.CreateBrowserSession(ctx, u, "192.0.2.1", "", now, idle, absolute)
 	must(t, "CreateBrowserSession", err)
 
 	// Activity every 20 minutes keeps it alive past the first idle deadline ...
@@ -133,7 +133,7 @@ func testBrowserSessionTouch(t *testing.T, s *models.Store) {
 	wantNotFound(t, "touch of an unknown session", s.TouchBrowserSession(ctx, "ses_nope", "", now, idle))
 
 	// An idle-expired session cannot be revived by a touch.
-	ses2, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, idle, absolute)
+	ses2, _, err := s.CreateBrowserSession(ctx, u, "", "", now, idle, absolute)
 	must(t, "CreateBrowserSession 2", err)
 	wantNotFound(t, "touch after idle expiry", s.TouchBrowserSession(ctx, ses2.ID, "", now.Add(31*time.Minute), idle))
 
@@ -155,9 +155,9 @@ func testBrowserSessionEnd(t *testing.T, s *models.Store) {
 	client := mustClient(t, s, "app")
 	u := mustUser(t, s, "di@example.com")
 	now := baseTime
-	ses, tok, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, time.Hour, 24*time.Hour)
+	ses, tok, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, 24*time.Hour)
 	must(t, "session", err)
-	other, otherTok, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, time.Hour, 24*time.Hour)
+	other, otherTok, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, 24*time.Hour)
 	must(t, "other session", err)
 	issueTokens(t, s, client, "ses", u.ID, ses.ID)
 	issueTokens(t, s, client, "other", u.ID, other.ID)
@@ -198,12 +198,12 @@ func testBrowserSessionEndOthers(t *testing.T, s *models.Store) {
 	now := baseTime
 	var ids []string
 	for i := range 3 {
-		ses, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, time.Hour, 24*time.Hour)
+		ses, _, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, 24*time.Hour)
 		must(t, "session", err)
 		ids = append(ids, ses.ID)
 		issueTokens(t, s, client, fmt.Sprintf("u%d", i), u.ID, ses.ID)
 	}
-	vSes, _, err := s.CreateBrowserSession(ctx, v.ID, "", "", now, time.Hour, 24*time.Hour)
+	vSes, _, err := s.CreateBrowserSession(ctx, v, "", "", now, time.Hour, 24*time.Hour)
 	must(t, "v's session", err)
 	issueTokens(t, s, client, "v", v.ID, vSes.ID)
 	must(t, "end one already", s.EndBrowserSession(ctx, ids[2], now))
@@ -249,12 +249,12 @@ func testBrowserSessionList(t *testing.T, s *models.Store) {
 	other := mustUser(t, s, "hana@example.com")
 	now := baseTime
 	mk := func() string {
-		ses, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", now, time.Hour, 24*time.Hour)
+		ses, _, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, 24*time.Hour)
 		must(t, "CreateBrowserSession", err)
 		return ses.ID
 	}
 	a, b, c, ended, idle := mk(), mk(), mk(), mk(), mk()
-	_, _, err := s.CreateBrowserSession(ctx, other.ID, "", "", now, time.Hour, 24*time.Hour)
+	_, _, err := s.CreateBrowserSession(ctx, other, "", "", now, time.Hour, 24*time.Hour)
 	must(t, "other user's session", err)
 	must(t, "touch a", s.TouchBrowserSession(ctx, a, "", now.Add(10*time.Minute), time.Hour))
 	must(t, "touch c", s.TouchBrowserSession(ctx, c, "", now.Add(20*time.Minute), time.Hour))
@@ -483,7 +483,7 @@ func testDeleteExpiredSessionsAndChallenges(t *testing.T, s *models.Store) {
 	now := baseTime
 	const week = 7 * 24 * time.Hour
 	mk := func(created time.Time, idle, absolute time.Duration) string {
-		ses, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", created, idle, absolute)
+		ses, _, err := s.CreateBrowserSession(ctx, u, "", "", created, idle, absolute)
 		must(t, "CreateBrowserSession", err)
 		return ses.ID
 	}

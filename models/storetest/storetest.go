@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		{"users authenticate: right, wrong, unknown, disabled, any case", testAuthenticate},
 		{"users setters update the user and reject bad input", testUserSetters},
 		{"users disabling ends their browser sessions and revokes their tokens", testUserDisable},
+		{"users update applies every field in one transaction or none", testUpdateUser},
 		{"users delete removes their browser sessions and consents", testUserDeleteCascades},
 		{"clients origins come from redirect URIs and allowed origins", testClientOrigins},
 		{"clients allowed origin that is not an origin is ErrInvalid and writes nothing", testClientOriginsInvalid},
@@ -113,6 +114,13 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		{"throttle invalid policy is ErrInvalid; doubling does not overflow", testThrottleInvalidPolicy},
 		{"throttle 40 concurrent reservations on one key: exactly Free proceed", testThrottleConcurrent},
 		{"throttle rows a day old with their block passed are deleted", testThrottleDeleteExpired},
+		{"throttle a refund back to no attempts leaves no row", testThrottleRefundLeavesNoRow},
+		{"sign-in password change ends the other sessions and their tokens in one step", testChangePasswordEndsOtherSessions},
+		{"sign-in a session starts only while the checked password is current", testSessionNeedsTheCheckedPassword},
+		{"sign-in 40 sessions racing a password change: none created with the old password survives", testSessionsRacingAPasswordChange},
+		{"sign-in sessions beyond the cap end the oldest and revoke its tokens", testSessionCap},
+		{"sign-in 40 concurrent sessions on top of 30: exactly the cap stays active", testSessionCapConcurrent},
+		{"sign-in confirming a session that ended meanwhile revokes its tokens", testConfirmBrowserSession},
 	}
 	for _, k := range tokenKinds() {
 		k := k

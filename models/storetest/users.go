@@ -189,7 +189,8 @@ func testUserSetters(t *testing.T, s *models.Store) {
 	u, err := s.CreateUserWith(ctx, models.NewUser{Email: "jo@example.com", Password: "old password", Extras: map[string]any{"a": "b"}})
 	must(t, "CreateUserWith", err)
 
-	must(t, "SetPassword", s.SetPassword(ctx, u.ID, "new password"))
+	_, err = s.ChangePassword(ctx, u.ID, "new password", "", time.Now())
+	must(t, "ChangePassword", err)
 	_, err = s.Authenticate(ctx, "", "jo@example.com", "new password")
 	must(t, "Authenticate with the new password", err)
 	if _, err := s.Authenticate(ctx, "", "jo@example.com", "old password"); !errors.Is(err, models.ErrInvalidCredentials) {
@@ -211,12 +212,16 @@ func testUserSetters(t *testing.T, s *models.Store) {
 		t.Errorf("extras after SetExtras(nil) = %#v, want {}", got.Extras)
 	}
 
+	changePassword := func(userID, password string) error {
+		_, err := s.ChangePassword(ctx, userID, password, "", time.Now())
+		return err
+	}
 	invalid := []struct {
 		name string
 		err  error
 	}{
-		{"SetPassword empty", s.SetPassword(ctx, u.ID, "")},
-		{"SetPassword too long", s.SetPassword(ctx, u.ID, strings.Repeat("p", 1025))},
+		{"ChangePassword empty", changePassword(u.ID, "")},
+		{"ChangePassword too long", changePassword(u.ID, strings.Repeat("p", 1025))},
 		{"SetName too long", s.SetName(ctx, u.ID, strings.Repeat("n", 201))},
 		{"SetExtras too large", s.SetExtras(ctx, u.ID, map[string]any{"k": strings.Repeat("x", models.MaxExtrasBytes)})},
 		{"SetExtras empty key", s.SetExtras(ctx, u.ID, map[string]any{"": "v"})},
@@ -232,14 +237,14 @@ func testUserSetters(t *testing.T, s *models.Store) {
 		t.Errorf("rejected setters changed the user: %+v", got)
 	}
 	_, err = s.Authenticate(ctx, "", "jo@example.com", "new password")
-	must(t, "password unchanged by rejected SetPassword", err)
+	must(t, "password unchanged by rejected ChangePassword", err)
 
 	for name, err := range map[string]error{
-		"SetPassword": s.SetPassword(ctx, "usr_nope", "pw"),
-		"SetRoles":    s.SetRoles(ctx, "usr_nope", nil),
-		"SetName":     s.SetName(ctx, "usr_nope", "x"),
-		"SetExtras":   s.SetExtras(ctx, "usr_nope", nil),
-		"SetDisabled": s.SetDisabled(ctx, "usr_nope", true, time.Now()),
+		"ChangePassword": changePassword("usr_nope", "pw"),
+		"SetRoles":       s.SetRoles(ctx, "usr_nope", nil),
+		"SetName":        s.SetName(ctx, "usr_nope", "x"),
+		"SetExtras":      s.SetExtras(ctx, "usr_nope", nil),
+		"SetDisabled":    s.SetDisabled(ctx, "usr_nope", true, time.Now()),
 	} {
 		wantNotFound(t, name+" of an unknown user", err)
 	}
@@ -251,11 +256,11 @@ func testUserDisable(t *testing.T, s *models.Store) {
 	client := mustClient(t, s, "app")
 	kim := mustUser(t, s, "kim@example.com")
 	lee := mustUser(t, s, "lee@example.com")
-	ses1, tok1, err := s.CreateBrowserSession(ctx, kim.ID, "192.0.2.1", "ua", now, time.Hour, 24*time.Hour)
+	ses1, tok1, err := s.CreateBrowserSession(ctx, kim, "192.0.2.1", "ua", now, time.Hour, 24*time.Hour)
 	must(t, "session 1", err)
-	ses2, _, err := s.CreateBrowserSession(ctx, kim.ID, "192.0.2.2", "ua", now, time.Hour, 24*time.Hour)
+	ses2, _, err := s.CreateBrowserSession(ctx, kim, "192.0.2.2", "ua", now, time.Hour, 24*time.Hour)
 	must(t, "session 2", err)
-	_, leeTok, err := s.CreateBrowserSession(ctx, lee.ID, "192.0.2.3", "ua", now, time.Hour, 24*time.Hour)
+	_, leeTok, err := s.CreateBrowserSession(ctx, lee, "192.0.2.3", "ua", now, time.Hour, 24*time.Hour)
 	must(t, "lee's session", err)
 	issueTokens(t, s, client, "kim-ses", kim.ID, ses1.ID)
 	issueTokens(t, s, client, "kim-nosid", kim.ID, "")
@@ -282,7 +287,7 @@ func testUserDisable(t *testing.T, s *models.Store) {
 	_, err = s.BrowserSessionByToken(ctx, leeTok, now.Add(2*time.Minute))
 	must(t, "other user's session kept", err)
 
-	if _, _, err := s.CreateBrowserSession(ctx, kim.ID, "", "", now, time.Hour, time.Hour); !errors.Is(err, models.ErrUserDisabled) {
+	if _, _, err := s.CreateBrowserSession(ctx, kim, "", "", now, time.Hour, time.Hour); !errors.Is(err, models.ErrUserDisabled) {
 		t.Errorf("CreateBrowserSession for a disabled user: %v, want models.ErrUserDisabled", err)
 	}
 	must(t, "SetDisabled false", s.SetDisabled(ctx, kim.ID, false, now.Add(3*time.Minute)))
@@ -296,7 +301,7 @@ func testUserDeleteCascades(t *testing.T, s *models.Store) {
 	mia := mustUser(t, s, "max@example.com")
 	ned := mustUser(t, s, "ned@example.com")
 	for _, u := range []*models.User{mia, ned} {
-		_, _, err := s.CreateBrowserSession(ctx, u.ID, "", "", baseTime, time.Hour, time.Hour)
+		_, _, err := s.CreateBrowserSession(ctx, u, "", "", baseTime, time.Hour, time.Hour)
 		must(t, "CreateBrowserSession", err)
 		must(t, "SaveConsent", s.SaveConsent(ctx, u.ID, "app", []string{"openid"}, baseTime))
 	}
