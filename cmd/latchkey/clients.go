@@ -421,10 +421,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	cl, err := a.store.ClientByID(ctx, cid)
-	if errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("no client with id %q", cid)
-	} else if err != nil {
+	cl, err := clientNamed(ctx, a, cid)
+	if err != nil {
 		return err
 	}
 	if admin.set {
@@ -514,10 +512,8 @@ func clientsGet(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	cl, err := a.store.ClientByID(ctx, cid)
-	if errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("no client with id %q", cid)
-	} else if err != nil {
+	cl, err := clientNamed(ctx, a, cid)
+	if err != nil {
 		return err
 	}
 	return writeJSON(c, toClientJSON(cl, ""))
@@ -538,10 +534,8 @@ func clientsDelete(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	if err := a.store.DeleteClient(ctx, cid); errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("no client with id %q", cid)
-	} else if err != nil {
-		return err
+	if err := a.store.DeleteClient(ctx, cid); err != nil {
+		return clientErr(cid, err)
 	}
 	fmt.Fprintf(c.stdout, "deleted client %s and its tokens\n", cid)
 	return nil
@@ -570,10 +564,8 @@ func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	cl, err := a.store.ClientByID(ctx, cid)
-	if errors.Is(err, models.ErrNotFound) {
-		return fmt.Errorf("no client with id %q", cid)
-	} else if err != nil {
+	cl, err := clientNamed(ctx, a, cid)
+	if err != nil {
 		return err
 	}
 	if cl.Public {
@@ -587,4 +579,20 @@ func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "client_id:     %s\nclient_secret: %s\n(the old secret no longer works; the new one is shown once)\n", cid, plain)
 	return nil
+}
+
+// clientNamed loads the client an operator named, saying so plainly when there is none.
+func clientNamed(ctx context.Context, a *app, id string) (*models.Client, error) {
+	cl, err := a.store.ClientByID(ctx, id)
+	if err != nil {
+		return nil, clientErr(id, err)
+	}
+	return cl, nil
+}
+
+func clientErr(id string, err error) error {
+	if errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no client with id %q", id)
+	}
+	return err
 }

@@ -128,6 +128,13 @@ func (e testEnv) startServer(t *testing.T) *server {
 // startServerLoggingTo is startServer with the server's log sent to w at the configured level.
 func (e testEnv) startServerLoggingTo(t *testing.T, w io.Writer) *server {
 	t.Helper()
+	return e.startServerWith(t, w, nil)
+}
+
+// startServerWith is startServerLoggingTo with adjust applied to the app before it serves (e.g. to set a test
+// clock); adjust may be nil.
+func (e testEnv) startServerWith(t *testing.T, w io.Writer, adjust func(*app)) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -152,6 +159,9 @@ func (e testEnv) startServerLoggingTo(t *testing.T, w io.Writer) *server {
 	a, err := openApp(ctx, cfg, logger)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if adjust != nil {
+		adjust(a)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.serve(ctx, ln) }()

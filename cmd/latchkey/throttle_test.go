@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -47,50 +46,7 @@ func (c *testClock) Advance(d time.Duration) {
 // startServerAt is startServerLoggingTo with the sign-in throttle on clock.
 func startServerAt(t *testing.T, e testEnv, clock *testClock, w io.Writer) *server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := "http://" + ln.Addr().String()
-	env := testEnv{}
-	for k, v := range e {
-		env[k] = v
-	}
-	env["LATCHKEY_ISSUER"] = base
-	env["LATCHKEY_ADDR"] = ln.Addr().String()
-	fs, cf := (&cli{stderr: io.Discard, env: env.get}).newFlagSet("serve")
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := cf.load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := openApp(ctx, cfg, newLogger(cfg, w))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.throttleNow = clock.Now
-	done := make(chan error, 1)
-	go func() { done <- a.serve(ctx, ln) }()
-	var once sync.Once
-	stop := func(t *testing.T) {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("server did not shut down within 20s")
-			}
-			a.Close()
-		})
-	}
-	t.Cleanup(func() { stop(t) })
-	return &server{URL: base, app: a, stop: stop}
+	return e.startServerWith(t, w, func(a *app) { a.throttleNow = clock.Now })
 }
 
 // throttleFixture: a "customers" pool with a first-party app, the user bob in it, and nodes servers on one
