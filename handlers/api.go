@@ -217,6 +217,9 @@ type tokenResponse struct {
 	Scope        string   `json:"scope,omitempty"`
 	SessionID    string   `json:"session_id,omitempty"`
 	User         *apiUser `json:"user,omitempty"`
+	// DeviceToken names the account on this device (see Throttle.deviceOf); sent back with the next login, that
+	// login is counted apart from strangers' guesses.
+	DeviceToken string `json:"device_token,omitempty"`
 }
 
 // firstPartyClient loads the client named in a login or signup and checks it may use the token API from this
@@ -342,6 +345,8 @@ type credentialsBody struct {
 	Password string `json:"password"`
 	Name     string `json:"name"`
 	Scope    string `json:"scope"`
+	// DeviceToken is the device_token of an earlier sign-in on this device (login only).
+	DeviceToken string `json:"device_token"`
 }
 
 func (h *API) signup(w http.ResponseWriter, r *http.Request) {
@@ -357,6 +362,10 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 	}
 	if body.Email == "" || body.Password == "" {
 		apiError(w, http.StatusBadRequest, "invalid_request", "email and password are required.")
+		return
+	}
+	if body.DeviceToken != "" {
+		apiError(w, http.StatusBadRequest, "invalid_request", "device_token is not a signup field.")
 		return
 	}
 	pool, err := h.Store.GetPool(ctx, c.Pool)
@@ -419,6 +428,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attempt.succeeded()
+	resp.DeviceToken = h.Throttle.deviceToken(c.Pool, body.Email, "")
 	Logger(ctx).Info("signed up", "user", u.ID, "pool", c.Pool, "client", c.ID)
 	writeAPIJSON(w, http.StatusCreated, resp)
 }
@@ -447,8 +457,10 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The attempt is counted before the hash runs and decides whether it may run; from here on the client
-	// cannot cancel it, so hanging up after sending a guess still counts the guess.
-	attempt, wait, err := h.Throttle.reserve(r, c.Pool, body.Email)
+	// cannot cancel it, so hanging up after sending a guess still counts the guess. A valid device_token for
+	// this account counts it on the device's own key.
+	device := h.Throttle.deviceOf([]string{body.DeviceToken}, c.Pool, body.Email)
+	attempt, wait, err := h.Throttle.reserve(r, c.Pool, body.Email, device)
 	if refuseAPI(w, r, wait, err) {
 		return
 	}
@@ -485,6 +497,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 		answerSessionError(w, r, err)
 		return
 	}
+	resp.DeviceToken = h.Throttle.deviceToken(c.Pool, body.Email, device)
 	Logger(ctx).Info("api signed in", "user", u.ID, "client", c.ID, "session", resp.SessionID)
 	writeAPIJSON(w, http.StatusOK, resp)
 }
@@ -770,7 +783,7 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
 		return
 	}
-	attempt, wait, err := h.Throttle.reserve(r, b.user.Pool, b.user.Email)
+	attempt, wait, err := h.Throttle.reserve(r, b.user.Pool, b.user.Email, "")
 	if refuseAPI(w, r, wait, err) {
 		return
 	}

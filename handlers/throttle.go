@@ -19,14 +19,18 @@ type throttleStore interface {
 // Throttle slows password guessing per account and per client IP, and sign-ups per IP, with exponential
 // back-off kept in the database, so every node enforces the same limits. Every place a person types a secret
 // reserves the attempt before the hash runs (see attempt). Back-off is capped, so strangers can delay an
-// account but never lock it out for good.
+// account but never lock it out for good, and a device that has signed in to it keeps its own count (see
+// deviceOf), so they cannot delay its owner there at all.
 type Throttle struct {
 	Store   throttleStore
 	Account models.ThrottlePolicy
 	IP      models.ThrottlePolicy
 	// Signup limits successful sign-ups per IP; zero: DefaultSignupPolicy.
 	Signup models.ThrottlePolicy
-	Now    func() time.Time
+	// DeviceKey keys the device tokens that give a device that signed in to an account its own count (see
+	// deviceOf); empty: none are issued or honoured.
+	DeviceKey []byte
+	Now       func() time.Time
 }
 
 // DefaultAccountPolicy: 5 free attempts, then 1s, 2s, 4s … up to 15 minutes; forgotten after an hour quiet.
@@ -73,24 +77,30 @@ type attempt struct {
 	account models.ThrottleKey
 }
 
-// reserve counts a sign-in attempt for this account and IP. A wait > 0 means the caller must not check the
-// password; an error means the limits could not be consulted, and the caller must not check it either.
-func (t *Throttle) reserve(r *http.Request, pool, email string) (*attempt, time.Duration, error) {
-	return t.reserveKeys(r, pool, email, false)
+// reserve counts a sign-in attempt for this account and IP. device is the id deviceOf found in the attempt's
+// device token for this account, or "": with one the attempt counts on that device's key for the account instead
+// of the account's own. A wait > 0 means the caller must not check the password; an error means the limits
+// could not be consulted, and the caller must not check it either.
+func (t *Throttle) reserve(r *http.Request, pool, email, device string) (*attempt, time.Duration, error) {
+	return t.reserveKeys(r, pool, email, device, false)
 }
 
 // reserveSignup is reserve plus one successful sign-up for this IP.
 func (t *Throttle) reserveSignup(r *http.Request, pool, email string) (*attempt, time.Duration, error) {
-	return t.reserveKeys(r, pool, email, true)
+	return t.reserveKeys(r, pool, email, "", true)
 }
 
-func (t *Throttle) reserveKeys(r *http.Request, pool, email string, signup bool) (*attempt, time.Duration, error) {
+func (t *Throttle) reserveKeys(r *http.Request, pool, email, device string, signup bool) (*attempt, time.Duration, error) {
 	a := &attempt{ctx: context.WithoutCancel(r.Context()), t: t}
 	if t == nil {
 		return a, 0, nil
 	}
 	a.ip = models.ThrottleKey{Key: ipKey(r), Policy: t.IP}
 	a.account = models.ThrottleKey{Key: accountKey(pool, email), Policy: t.Account}
+	if device != "" {
+		// A device's success then clears only its own count: it must not hand strangers fresh free attempts.
+		a.account.Key += ":dev:" + device
+	}
 	// The IP key first: a blocked address creates no account rows.
 	keys := []models.ThrottleKey{a.ip}
 	if signup {
@@ -106,7 +116,8 @@ func (t *Throttle) reserveKeys(r *http.Request, pool, email string, signup bool)
 	return a, wait, err
 }
 
-// succeeded: the secret was right. The account starts afresh; the IP gets this attempt back.
+// succeeded: the secret was right. The account (or the device's key for it) starts afresh; the IP gets this
+// attempt back.
 func (a *attempt) succeeded() {
 	if a.t == nil {
 		return

@@ -150,7 +150,8 @@ func (a *app) Close() error { return a.store.Close() }
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	cors := &handlers.CORS{Origins: a.store}
-	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy, Now: a.throttleNow}
+	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy,
+		DeviceKey: keys.Derive(a.secret, "device-token"), Now: a.throttleNow}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
 		&handlers.Health{DB: a.store},
 		&handlers.Discovery{Metadata: a.prov.Metadata()},
