@@ -783,7 +783,9 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusBadRequest, "weak_password", strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
 		return
 	}
-	attempt, wait, err := h.Throttle.reserve(r, b.user.Pool, b.user.Email, "")
+	// Counted under the signed-in session rather than the whole account: someone holding a stolen token gets the
+	// free attempts per session, and strangers' wrong sign-ins never block the owner's own change.
+	attempt, wait, err := h.Throttle.reserve(r, b.user.Pool, b.user.Email, "session-"+b.session.SID)
 	if refuseAPI(w, r, wait, err) {
 		return
 	}
