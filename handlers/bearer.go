@@ -8,7 +8,7 @@ import (
 
 	"github.com/ory/fosite"
 
-	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/faults"
 	"github.com/latchkey/latchkey/provider"
 )
 
@@ -50,7 +50,7 @@ func activeAccessToken(ctx context.Context, oauth fosite.OAuth2Provider, token s
 // wrapped inside (a database error), or a database fault met while serving the request, is ours and must not
 // read as "your token is invalid".
 func tokenStoreFailed(ctx context.Context, err error) bool {
-	if models.RecordedFault(ctx) != nil {
+	if faults.Recorded(ctx) != nil {
 		return true
 	}
 	rfc := fosite.ErrorToRFC6749Error(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/faults"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -25,7 +26,7 @@ const outageRetryAfter = 5 * time.Second
 // in its chain, or a database fault was recorded while serving the request (fosite sometimes keeps only an
 // error's text, or turns it into "invalid client" or "inactive token").
 func unavailable(ctx context.Context, err error) bool {
-	return models.IsUnavailable(err) || errors.Is(err, fosite.ErrTemporarilyUnavailable) || models.RecordedFault(ctx) != nil
+	return models.IsUnavailable(err) || errors.Is(err, fosite.ErrTemporarilyUnavailable) || faults.Recorded(ctx) != nil
 }
 
 // setRetryAfter marks a 503 as worth retrying soon.
@@ -63,8 +64,8 @@ func oauthOutage(ctx context.Context, err error) error {
 		return err
 	}
 	cause := err
-	if models.RecordedFault(ctx) != nil && !models.IsUnavailable(err) {
-		cause = fmt.Errorf("%w (database: %w)", err, models.RecordedFault(ctx))
+	if faults.Recorded(ctx) != nil && !models.IsUnavailable(err) {
+		cause = fmt.Errorf("%w (database: %w)", err, faults.Recorded(ctx))
 	}
 	return fosite.ErrTemporarilyUnavailable.WithWrap(cause).WithDebug(cause.Error())
 }
@@ -76,7 +77,7 @@ func faultCause(ctx context.Context, err error) error {
 	if errors.As(err, &rfc) && rfc.Unwrap() != nil {
 		err = rfc.Unwrap()
 	}
-	if fault := models.RecordedFault(ctx); fault != nil && !models.IsUnavailable(err) {
+	if fault := faults.Recorded(ctx); fault != nil && !models.IsUnavailable(err) {
 		return fmt.Errorf("%w (database: %w)", err, fault)
 	}
 	return err

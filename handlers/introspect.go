@@ -11,7 +11,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
-	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/faults"
 	"github.com/latchkey/latchkey/provider"
 )
 
@@ -40,7 +40,7 @@ func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return err
 	})
 	if err != nil {
-		if !errorIsInactive(err) || models.RecordedFault(ctx) != nil {
+		if !errorIsInactive(err) || faults.Recorded(ctx) != nil {
 			err = noteOAuthError(ctx, w, "introspect", err)
 		}
 		if errors.Is(err, fosite.ErrTemporarilyUnavailable) {

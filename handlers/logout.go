@@ -34,6 +34,10 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	var hint *provider.IDTokenHint
 	if hintRaw != "" {
 		hh, err := h.Hints.DecodeIDTokenHint(ctx, hintRaw)
+		if err != nil && unavailable(ctx, err) {
+			h.pageFault(w, r, "check id_token_hint", err)
+			return
+		}
 		if err != nil {
 			Logger(ctx).Info("logout refused", "reason", "invalid id_token_hint")
 			h.errorPage(w, r, http.StatusBadRequest, "Invalid logout request", "The id_token_hint is not a valid ID token from this server.")
@@ -50,6 +54,10 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	var client *models.Client
 	if clientID != "" {
 		c, err := h.Store.ClientByID(ctx, clientID)
+		if err != nil && !errors.Is(err, models.ErrNotFound) {
+			h.pageFault(w, r, "load the logging-out client", err)
+			return
+		}
 		if err != nil {
 			h.errorPage(w, r, http.StatusBadRequest, "Invalid logout request", "Unknown client.")
 			return

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/faults"
 	"github.com/latchkey/latchkey/templates"
 )
 
@@ -76,7 +76,7 @@ func withRequestContext(base *slog.Logger, proxies TrustedProxies, next http.Han
 		info := &requestInfo{id: newRequestID(), base: base, proxies: proxies}
 		w.Header()["X-Request-Id"] = []string{info.id}
 		rec := &statusRecorder{ResponseWriter: w}
-		ctx := models.WithFaultRecorder(context.WithValue(r.Context(), requestKey, info))
+		ctx := faults.WithRecorder(context.WithValue(r.Context(), requestKey, info))
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		if rec.status == 0 {
 			rec.status = http.StatusOK

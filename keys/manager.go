@@ -98,7 +98,12 @@ type unknownKIDReloads struct {
 	mu      sync.Mutex
 	last    time.Time     // start of the last one
 	running chan struct{} // closed when the one in flight ends; nil when none runs
+	err     error         // how the last one failed (ErrKeysUnavailable), nil if it succeeded
 }
+
+// ErrKeysUnavailable is what a lookup of an unknown kid answers when the keys could not be reloaded to look for it:
+// the token may well be ours, so it is neither valid nor invalid yet.
+var ErrKeysUnavailable = errors.New("signing keys could not be reloaded")
 
 // parsedKey is the decoded material of one key id. A kid is the thumbprint of its public key, and both halves
 // are checked against it when parsed, so the cache entry for a kid can never go stale.
@@ -567,15 +572,22 @@ func (m *Manager) SigningKey(alg string) (*jose.JSONWebKey, error) {
 // reloads from the store before answering "unknown": at most once per UnknownKIDReloadGap however many
 // requests ask, so made-up kids cannot hammer the database.
 func (m *Manager) PublicKey(kid string) (*jose.JSONWebKey, bool) {
+	k, err := m.LookupPublicKey(kid)
+	return k, k != nil && err == nil
+}
+
+// LookupPublicKey is PublicKey telling "not ours" (nil, nil) from "could not check" (nil, ErrKeysUnavailable
+// wrapping the cause): a verifier answers the first as an invalid token and the second as an outage.
+func (m *Manager) LookupPublicKey(kid string) (*jose.JSONWebKey, error) {
 	k, known := m.publicKey(kid)
 	if k != nil || known || kid == "" {
-		return k, k != nil
+		return k, nil
 	}
-	if !m.reloadForUnknownKID() {
-		return nil, false
+	if err := m.reloadForUnknownKID(); err != nil {
+		return nil, err
 	}
 	k, _ = m.publicKey(kid)
-	return k, k != nil
+	return k, nil
 }
 
 // publicKey looks kid up in the snapshot; known reports whether the snapshot holds it at all (a key past its
@@ -595,7 +607,7 @@ func (m *Manager) publicKey(kid string) (key *jose.JSONWebKey, known bool) {
 // reloadForUnknownKID reloads because a request met an unknown kid, unless one ran less than
 // UnknownKIDReloadGap ago; a caller arriving while one runs waits for it. It reports whether a reload ended
 // that the caller should look at.
-func (m *Manager) reloadForUnknownKID() bool {
+func (m *Manager) reloadForUnknownKID() error {
 	u := &m.unknown
 	u.mu.Lock()
 	if running := u.running; running != nil {
@@ -604,15 +616,19 @@ func (m *Manager) reloadForUnknownKID() bool {
 		defer t.Stop()
 		select {
 		case <-running:
-			return true
+			u.mu.Lock()
+			defer u.mu.Unlock()
+			return u.err
 		case <-t.C:
-			return false
+			return fmt.Errorf("%w: a reload is still running", ErrKeysUnavailable)
 		}
 	}
 	now := m.now()
 	if !u.last.IsZero() && now.Sub(u.last) < UnknownKIDReloadGap && now.Sub(u.last) >= 0 {
+		// Too soon for another: the last one's outcome stands.
+		err := u.err
 		u.mu.Unlock()
-		return false
+		return err
 	}
 	u.last = now
 	running := make(chan struct{})
@@ -624,15 +640,16 @@ func (m *Manager) reloadForUnknownKID() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
 	err := m.reload(ctx)
 	cancel()
+	if err != nil {
+		m.log.Error("reload signing keys for an unknown kid", "err", err)
+		err = fmt.Errorf("%w: %w", ErrKeysUnavailable, err)
+	}
 	u.mu.Lock()
+	u.err = err
 	u.running = nil
 	close(running)
 	u.mu.Unlock()
-	if err != nil {
-		m.log.Error("reload signing keys for an unknown kid", "err", err)
-		return false
-	}
-	return true
+	return err
 }
 
 // JWKS returns the pre-encoded JSON Web Key Set (public keys only: next, active, and retired still within

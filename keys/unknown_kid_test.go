@@ -152,4 +152,16 @@ func TestUnknownKIDReloadFailureIsLoggedAndKeepsSnapshot(t *testing.T) {
 	if _, ok := m.PublicKey(kids[ES256]); !ok {
 		t.Fatal("a known kid was refused after a failed reload")
 	}
+	// Not "not ours" but "could not check", so a verifier answers 503 rather than calling the token invalid; the
+	// answer stands until the next reload is allowed, and a reload that works clears it.
+	if k, err := m.LookupPublicKey("someone-elses"); k != nil || !errors.Is(err, ErrKeysUnavailable) {
+		t.Fatalf("LookupPublicKey while the store is down = %v, %v; want ErrKeysUnavailable", k, err)
+	}
+	store.mu.Lock()
+	store.listErr = nil
+	store.mu.Unlock()
+	clk.Advance(UnknownKIDReloadGap)
+	if k, err := m.LookupPublicKey("someone-elses"); k != nil || err != nil {
+		t.Fatalf("LookupPublicKey once the store is back = %v, %v; want nil, nil (not ours)", k, err)
+	}
 }

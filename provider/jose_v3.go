@@ -9,6 +9,8 @@ import (
 
 	josev3 "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/latchkey/latchkey/faults"
 )
 
 // This is the one file that adapts our go-jose v4 keys to fosite, which speaks go-jose v3. A v3 JSONWebKey
@@ -45,18 +47,25 @@ func (s *idTokenSigner) Generate(ctx context.Context, claims jwt.MapClaims, head
 	return s.sign.Generate(ctx, claims, header)
 }
 
-// keyFor looks the verification key up by the token's kid.
-func (s *idTokenSigner) keyFor(t *jwt.Token) (any, error) {
-	kid, _ := t.Header["kid"].(string)
-	k, ok := s.keys.PublicKey(kid)
-	if !ok {
-		return nil, errors.New("unknown signing key")
+// keyFor looks the verification key up by the token's kid. A key that could not be looked up is noted as a
+// fault of the request, so the endpoint answers 503 rather than "invalid token".
+func (s *idTokenSigner) keyFor(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, err := s.keys.LookupPublicKey(kid)
+		if err != nil {
+			faults.Note(ctx, err)
+			return nil, err
+		}
+		if k == nil {
+			return nil, errors.New("unknown signing key")
+		}
+		return k.Key, nil
 	}
-	return k.Key, nil
 }
 
-func (s *idTokenSigner) Decode(_ context.Context, token string) (*jwt.Token, error) {
-	return jwt.Parse(token, s.keyFor)
+func (s *idTokenSigner) Decode(ctx context.Context, token string) (*jwt.Token, error) {
+	return jwt.Parse(token, s.keyFor(ctx))
 }
 
 func (s *idTokenSigner) Validate(ctx context.Context, token string) (string, error) {

@@ -14,6 +14,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/token/hmac"
+
+	"github.com/latchkey/latchkey/faults"
 )
 
 // Access token formats a client (or the server default) can choose.
@@ -36,7 +38,8 @@ const jwtAccessTokenType = "at+jwt"
 // published public key by kid, so tokens signed before a rotation still verify.
 type SigningKeys interface {
 	SigningKey(alg string) (*jose.JSONWebKey, error)
-	PublicKey(kid string) (*jose.JSONWebKey, bool)
+	// LookupPublicKey answers (nil, nil) for a kid that is not ours and an error when it could not check.
+	LookupPublicKey(kid string) (*jose.JSONWebKey, error)
 }
 
 // accessTokenFormatter is implemented by clients that choose their own access token format.
@@ -111,7 +114,7 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reques
 
 func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, r fosite.Requester, token string) error {
 	if isJWT(token) {
-		return s.validateJWT(r, token)
+		return s.validateJWT(ctx, r, token)
 	}
 	if isJWE(token) {
 		return s.validateJWE(r, token)
@@ -259,7 +262,7 @@ var jwtAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
 // validateJWT checks that token is a JWT access token we signed (with any published key) and that the stored
 // grant behind it has not expired. Revocation is checked by the storage lookup that precedes this call.
-func (s *tokenStrategy) validateJWT(r fosite.Requester, token string) error {
+func (s *tokenStrategy) validateJWT(ctx context.Context, r fosite.Requester, token string) error {
 	jws, err := jose.ParseSigned(token, jwtAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return fosite.ErrInvalidTokenFormat.WithHint("Malformed JWT access token.")
@@ -268,8 +271,13 @@ func (s *tokenStrategy) validateJWT(r fosite.Requester, token string) error {
 	if typ, _ := hdr.ExtraHeaders[jose.HeaderType].(string); typ != jwtAccessTokenType {
 		return fosite.ErrInvalidTokenFormat.WithHint("Not a JWT access token.")
 	}
-	key, ok := s.keys.PublicKey(hdr.KeyID)
-	if !ok {
+	key, err := s.keys.LookupPublicKey(hdr.KeyID)
+	if err != nil {
+		// Not "invalid": the token may be ours, signed by a key this node could not load yet.
+		faults.Note(ctx, err)
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
+	}
+	if key == nil {
 		return fosite.ErrTokenSignatureMismatch.WithHint("Unknown signing key.")
 	}
 	if _, err := jws.Verify(key); err != nil {

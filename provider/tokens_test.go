@@ -82,6 +82,11 @@ func (k *fakeKeys) SigningKey(alg string) (*jose.JSONWebKey, error) {
 	return &c, nil
 }
 
+func (k *fakeKeys) LookupPublicKey(kid string) (*jose.JSONWebKey, error) {
+	key, _ := k.PublicKey(kid)
+	return key, nil
+}
+
 func (k *fakeKeys) PublicKey(kid string) (*jose.JSONWebKey, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -425,13 +425,18 @@ func TestFaultsNeverBecomeWrongAnswers(t *testing.T) {
 			return
 		}
 		led.count("jwt verified")
+		// And another node calls it active, even one that has not reloaded the key that signed it.
+		o := pickUp()
+		if ic := introspect(o, tok); led.judge("jwt introspection", o, ic, http.StatusOK) && ic.body["active"] != true {
+			led.violate("introspection at %s: a JWT from %s answered active:false: %s", o.name, n.name, ic.raw)
+		}
 	})
 
 	// Users: sign in through the token API, refresh chains, /me, logout.
 	api := func(n *faultNode) string { return n.url + "/api/v1/auth" }
 	for i := range faultUsers {
 		email, password := fmt.Sprintf("user%d@example.com", i), "fault-test-password-"+fmt.Sprint(i)
-		var access, refresh string
+		var access, refresh, idToken string
 		worker(func() {
 			if refresh == "" {
 				n := pickUp()
@@ -439,11 +444,17 @@ func TestFaultsNeverBecomeWrongAnswers(t *testing.T) {
 				if led.judge("login", n, c, http.StatusOK) {
 					access, _ = c.body["access_token"].(string)
 					refresh, _ = c.body["refresh_token"].(string)
+					idToken, _ = c.body["id_token"].(string)
 				}
 				return
 			}
 			n := pickUp()
 			switch r := rand.IntN(20); {
+			case r < 2 && idToken != "":
+				// RP-initiated logout naming the session by its ID token; this client has no browser session
+				// there, so it only checks the hint and answers the signed-out page.
+				c := faultDo(mustRequest(http.MethodGet, n.url+"/oauth2/logout?id_token_hint="+url.QueryEscape(idToken)))
+				led.judge("rp logout", n, c, http.StatusOK)
 			case r < 12:
 				c := faultJSON(http.MethodGet, api(n)+"/me", nil, access)
 				led.judge("me", n, c, http.StatusOK)
