@@ -32,7 +32,7 @@ type apiStore interface {
 	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	SetName(ctx context.Context, userID, name string) error
-	ChangePassword(ctx context.Context, userID, password, keepSessionID string, now time.Time) (int, error)
+	ChangeOwnPassword(ctx context.Context, checked *models.User, password, keepSessionID string, now time.Time) (int, error)
 
 	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	ConfirmBrowserSession(ctx context.Context, id string, now time.Time) error
@@ -428,7 +428,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	attempt.succeeded()
-	resp.DeviceToken = h.Throttle.deviceToken(c.Pool, body.Email, "")
+	resp.DeviceToken = h.Throttle.deviceToken(c.Pool, body.Email, u.CredentialStamp(), "")
 	Logger(ctx).Info("signed up", "user", u.ID, "pool", c.Pool, "client", c.ID)
 	writeAPIJSON(w, http.StatusCreated, resp)
 }
@@ -459,7 +459,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 	// The attempt is counted before the hash runs and decides whether it may run; from here on the client
 	// cannot cancel it, so hanging up after sending a guess still counts the guess. A valid device_token for
 	// this account counts it on the device's own key.
-	device := h.Throttle.deviceOf([]string{body.DeviceToken}, c.Pool, body.Email)
+	device := h.Throttle.deviceOf(ctx, []string{body.DeviceToken}, c.Pool, body.Email)
 	attempt, wait, err := h.Throttle.reserve(r, c.Pool, body.Email, device)
 	if refuseAPI(w, r, wait, err) {
 		return
@@ -497,7 +497,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) {
 		answerSessionError(w, r, err)
 		return
 	}
-	resp.DeviceToken = h.Throttle.deviceToken(c.Pool, body.Email, device)
+	resp.DeviceToken = h.Throttle.deviceToken(c.Pool, body.Email, u.CredentialStamp(), device)
 	Logger(ctx).Info("api signed in", "user", u.ID, "client", c.ID, "session", resp.SessionID)
 	writeAPIJSON(w, http.StatusOK, resp)
 }
@@ -790,7 +790,8 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = attempt.ctx
-	switch _, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, body.CurrentPassword); {
+	checked, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, body.CurrentPassword)
+	switch {
 	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
 		apiError(w, http.StatusUnauthorized, "invalid_grant", "The current password is incorrect.")
 		return
@@ -801,9 +802,13 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) {
 	}
 	attempt.succeeded()
 	// One transaction: the new password and the end of every other session (and their tokens), so no sign-in
-	// with the old password survives the change.
-	n, err := h.Store.ChangePassword(ctx, b.user.ID, body.NewPassword, b.session.SID, h.Now())
+	// with the old password survives the change; and only while the password checked is still current, so a
+	// second change checked against the same old password cannot overwrite the first.
+	n, err := h.Store.ChangeOwnPassword(ctx, checked, body.NewPassword, b.session.SID, h.Now())
 	switch {
+	case errors.Is(err, models.ErrInvalidCredentials):
+		apiError(w, http.StatusUnauthorized, "invalid_grant", "The current password is incorrect.")
+		return
 	case errors.Is(err, models.ErrInvalid):
 		apiError(w, http.StatusBadRequest, "invalid_request", strings.TrimPrefix(err.Error(), "change password: invalid: "))
 		return

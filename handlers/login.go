@@ -88,7 +88,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	// The attempt is counted before the hash runs and decides whether it may run, on a context the client
 	// cannot cancel (see attempt); on this device's own key when it has signed in to this account before.
-	device := h.Throttle.deviceOf(h.deviceTokens(r), pool, email)
+	device := h.Throttle.deviceOf(ctx, h.deviceTokens(r), pool, email)
 	attempt, wait, err := h.Throttle.reserve(r, pool, email, device)
 	switch {
 	case err != nil:
@@ -138,7 +138,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	Logger(ctx).Info("signed in", "user", user.ID, "session", bs.ID)
-	h.rememberDevice(w, r, pool, email, device)
+	h.rememberDevice(w, r, pool, email, user.CredentialStamp(), device)
 
 	if pending != nil {
 		chal, err := h.signedInFor(ctx, *pending, bs.ID, now)

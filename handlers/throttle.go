@@ -14,6 +14,7 @@ type throttleStore interface {
 	ThrottleReserve(ctx context.Context, now time.Time, keys ...models.ThrottleKey) (time.Duration, error)
 	ThrottleRefund(ctx context.Context, k models.ThrottleKey) error
 	ThrottleReset(ctx context.Context, key string) error
+	CredentialStamp(ctx context.Context, pool, email string) (string, error)
 }
 
 // Throttle slows password guessing per account and per client IP, and sign-ups per IP, with exponential

@@ -1,11 +1,13 @@
 package handlers
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,8 +19,10 @@ import (
 // account's, with the same policy. Strangers' failures never block it, and its own failures still get only the
 // free attempts per window. The per-IP key applies to everyone as before.
 //
-// A token is "<id>.<mac>": id is random, mac an HMAC over the account key and id, so it names the account without
-// carrying the email, and cannot be made for an account without signing in to it.
+// A token is "<id>.<mac>": id is random, mac an HMAC over the account key, the stamp of the account's current
+// password and id, so it names the account without carrying the email, cannot be made for an account without
+// signing in to it, and stops counting once the password changes (a token kept by someone who once knew the
+// password buys nothing after the owner changes it, nor for a new account that later takes the same email).
 
 const (
 	deviceCookie = "lk_device"
@@ -30,24 +34,31 @@ const (
 	maxDeviceTokenLen = 64 + 1 + 43
 )
 
-func (t *Throttle) deviceMAC(pool, email, id string) string {
+func (t *Throttle) deviceMAC(pool, email, stamp, id string) string {
 	m := hmac.New(sha256.New, t.DeviceKey)
-	m.Write([]byte("device\x00" + accountKey(pool, email) + "\x00" + id))
+	m.Write([]byte("device\x00" + accountKey(pool, email) + "\x00" + stamp + "\x00" + id))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// deviceOf returns the id of the first of tokens that names this account, or "" if none does (forged, for
-// another account, made under another secret, or device tokens are off).
-func (t *Throttle) deviceOf(tokens []string, pool, email string) string {
+// deviceOf returns the id of the first of tokens that names this account with its current password, or "" if
+// none does (forged, for another account, from before a password change, made under another secret, or device
+// tokens are off). It reads the account's credential stamp only when a token is there to check; if that fails,
+// no exemption is given (the reservation that follows meets the same database).
+func (t *Throttle) deviceOf(ctx context.Context, tokens []string, pool, email string) string {
 	if t == nil || len(t.DeviceKey) == 0 {
 		return ""
 	}
+	tokens = slices.DeleteFunc(slices.Clone(tokens), func(tok string) bool { return !wellFormedDeviceToken(tok) })
+	if len(tokens) == 0 {
+		return ""
+	}
+	stamp, err := t.Store.CredentialStamp(ctx, pool, email)
+	if err != nil || stamp == "" {
+		return ""
+	}
 	for _, tok := range tokens {
-		if !wellFormedDeviceToken(tok) {
-			continue
-		}
 		id, mac, _ := strings.Cut(tok, ".")
-		if hmac.Equal([]byte(mac), []byte(t.deviceMAC(pool, email, id))) {
+		if hmac.Equal([]byte(mac), []byte(t.deviceMAC(pool, email, stamp, id))) {
 			return id
 		}
 	}
@@ -70,16 +81,17 @@ func wellFormedDeviceToken(tok string) bool {
 	return err == nil
 }
 
-// deviceToken returns the token for this account on the device whose id is device (the one its attempt
-// presented), or for a new device when device is ""; "" when device tokens are off.
-func (t *Throttle) deviceToken(pool, email, device string) string {
-	if t == nil || len(t.DeviceKey) == 0 {
+// deviceToken returns the token for this account, whose password has the stamp stamp (see
+// models.User.CredentialStamp), on the device whose id is device (the one its attempt presented), or for a new
+// device when device is ""; "" when device tokens are off.
+func (t *Throttle) deviceToken(pool, email, stamp, device string) string {
+	if t == nil || len(t.DeviceKey) == 0 || stamp == "" {
 		return ""
 	}
 	if device == "" {
 		device = rand.Text()
 	}
-	return device + "." + t.deviceMAC(pool, email, device)
+	return device + "." + t.deviceMAC(pool, email, stamp, device)
 }
 
 // deviceTokens reads the browser's device cookie: at most maxDeviceAccounts tokens, unverified.
@@ -94,8 +106,8 @@ func (h *Browser) deviceTokens(r *http.Request) []string {
 
 // rememberDevice puts this account's token first in the browser's device cookie, in place of any earlier one for
 // the account, keeping at most maxDeviceAccounts.
-func (h *Browser) rememberDevice(w http.ResponseWriter, r *http.Request, pool, email, device string) {
-	tok := h.Throttle.deviceToken(pool, email, device)
+func (h *Browser) rememberDevice(w http.ResponseWriter, r *http.Request, pool, email, stamp, device string) {
+	tok := h.Throttle.deviceToken(pool, email, stamp, device)
 	if tok == "" {
 		return
 	}
@@ -104,7 +116,8 @@ func (h *Browser) rememberDevice(w http.ResponseWriter, r *http.Request, pool, e
 		if len(toks) == maxDeviceAccounts {
 			break
 		}
-		if wellFormedDeviceToken(old) && h.Throttle.deviceOf([]string{old}, pool, email) == "" {
+		id, mac, _ := strings.Cut(old, ".")
+		if wellFormedDeviceToken(old) && !hmac.Equal([]byte(mac), []byte(h.Throttle.deviceMAC(pool, email, stamp, id))) {
 			toks = append(toks, old)
 		}
 	}

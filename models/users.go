@@ -3,9 +3,11 @@ package models
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // User is a person who can sign in.
@@ -330,6 +333,22 @@ func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) erro
 // the change was made from. It returns how many sessions it ended. ErrInvalid for an empty or over-long
 // password, ErrNotFound if there is no such user.
 func (s *Store) ChangePassword(ctx context.Context, userID, password, keepSessionID string, now time.Time) (int, error) {
+	return s.changePassword(ctx, userID, nil, password, keepSessionID, now)
+}
+
+// ChangeOwnPassword is ChangePassword for a user who proved the current password: checked is the user as
+// Authenticate returned it. In the same transaction it makes sure that password is still the current one and
+// keepSessionID is still active, so of two changes checked against the same old password only the first
+// applies (ErrInvalidCredentials for the other): someone else holding the old password cannot overwrite the
+// owner's new one and end the owner's session.
+func (s *Store) ChangeOwnPassword(ctx context.Context, checked *User, password, keepSessionID string, now time.Time) (int, error) {
+	if checked == nil || checked.credential == "" {
+		return 0, fmt.Errorf("change password: %w", ErrInvalidCredentials)
+	}
+	return s.changePassword(ctx, checked.ID, checked, password, keepSessionID, now)
+}
+
+func (s *Store) changePassword(ctx context.Context, userID string, checked *User, password, keepSessionID string, now time.Time) (int, error) {
 	if err := validatePassword(password); err != nil {
 		return 0, fmt.Errorf("change password: %w", err)
 	}
@@ -339,6 +358,11 @@ func (s *Store) ChangePassword(ctx context.Context, userID, password, keepSessio
 	}
 	var n int
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if checked != nil {
+			if err := s.stillCurrent(tx, checked, keepSessionID, now); err != nil {
+				return err
+			}
+		}
 		// The update takes the row lock before the sessions are read, so a session created under the old
 		// password has either committed by now (and is read below) or is waiting to find the new hash.
 		if err := updateUser(tx, userID, map[string]any{"password_hash": hash}, now); err != nil {
@@ -555,4 +579,58 @@ func VerifyPassword(encoded, password string) (bool, error) {
 	}
 	got := boundedIDKey([]byte(password), salt, t, m, uint8(p), uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// stillCurrent locks the user's row (PostgreSQL; SQLite has one writer) and checks that the password checked is
+// still the stored one and that the session the change comes from is still active.
+func (s *Store) stillCurrent(tx *gorm.DB, checked *User, sessionID string, now time.Time) error {
+	q := tx.Select("password_hash").Where("id = ?", checked.ID)
+	if s.dialect == dialectPostgres {
+		q = q.Clauses(clause.Locking{Strength: "NO KEY UPDATE"})
+	}
+	var row userRow
+	if err := q.Take(&row).Error; err != nil {
+		return mapErr(err)
+	}
+	if row.PasswordHash != checked.credential {
+		return ErrInvalidCredentials
+	}
+	if sessionID == "" {
+		return nil
+	}
+	var n int64
+	err := tx.Model(&browserSessionRow{}).Where("id = ? AND user_id = ? AND ended_at IS NULL AND idle_expires_at > ? AND expires_at > ?",
+		sessionID, checked.ID, dbTime(now), dbTime(now)).Count(&n).Error
+	if err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return ErrInvalidCredentials
+	}
+	return nil
+}
+
+// CredentialStamp names the password the user has now without revealing anything of it: it changes whenever the
+// password does. It is set on a user that Authenticate or CreateUserWith returned, "" otherwise.
+func (u *User) CredentialStamp() string { return credentialStamp(u.credential) }
+
+func credentialStamp(hash string) string {
+	if hash == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("credential-stamp\x00" + hash))
+	return hex.EncodeToString(sum[:12])
+}
+
+// CredentialStamp is the stamp (see User.CredentialStamp) of the password of the user with this email in pool;
+// "" if there is no such user.
+func (s *Store) CredentialStamp(ctx context.Context, pool, email string) (string, error) {
+	var row userRow
+	err := s.conn(ctx).Select("password_hash").Where("pool = ? AND email_normalized = ?", poolOrDefault(pool), normalizeEmail(email)).Take(&row).Error
+	if errors.Is(mapErr(err), ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("credential stamp: %w", mapErr(err))
+	}
+	return credentialStamp(row.PasswordHash), nil
 }

@@ -209,25 +209,6 @@ func TestDeviceTokenKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 		if code != http.StatusOK || resp["device_token"] != device {
 			t.Fatalf("owner with the device_token during the stranger's block: %d %v, want 200 and the same token", code, resp)
 		}
-		// A password change is counted under the signed-in session: the stranger's block does not stop the owner,
-		// and guesses with one session's token get that session's free attempts.
-		changePassword := func(current string) int {
-			t.Helper()
-			code, _, _ := apiCall(t, "POST", f.api(0)+"/password", map[string]any{"current_password": current,
-				"new_password": bobPassword}, bearerHeader(resp["access_token"].(string)))
-			return code
-		}
-		if code := changePassword(bobPassword); code != http.StatusOK {
-			t.Fatalf("owner's password change during the stranger's block: %d, want 200", code)
-		}
-		for i := range free {
-			if code := changePassword(fmt.Sprintf("stolen-token-guess-%d", i)); code != http.StatusUnauthorized {
-				t.Fatalf("wrong current password %d: %d, want 401", i, code)
-			}
-		}
-		if code := changePassword(bobPassword); code != http.StatusTooManyRequests {
-			t.Fatalf("password change after the session's free attempts: %d, want 429", code)
-		}
 		if code, _ := login(bobPassword, ""); code != http.StatusTooManyRequests {
 			t.Fatalf("owner without the device_token: %d, want 429", code)
 		}
@@ -258,6 +239,38 @@ func TestDeviceTokenKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 		}
 		if code, _ := login(bobPassword, device); code != http.StatusTooManyRequests {
 			t.Fatalf("owner's device after its own free attempts: %d, want 429", code)
+		}
+		f.clock.Advance(handlers.DefaultAccountPolicy.Base)
+		code, resp = login(bobPassword, device)
+		if code != http.StatusOK {
+			t.Fatalf("owner's device once its block passed: %d %v, want 200", code, resp)
+		}
+		// A password change is counted under the signed-in session: the stranger's block does not stop the owner,
+		// and guesses with one session's token get that session's free attempts.
+		changePassword := func(current string) int {
+			t.Helper()
+			code, _, _ := apiCall(t, "POST", f.api(0)+"/password", map[string]any{"current_password": current,
+				"new_password": bobPassword}, bearerHeader(resp["access_token"].(string)))
+			return code
+		}
+		if code := changePassword(bobPassword); code != http.StatusOK {
+			t.Fatalf("owner's password change during the stranger's block: %d, want 200", code)
+		}
+		for i := range free {
+			if code := changePassword(fmt.Sprintf("stolen-token-guess-%d", i)); code != http.StatusUnauthorized {
+				t.Fatalf("wrong current password %d: %d, want 401", i, code)
+			}
+		}
+		if code := changePassword(bobPassword); code != http.StatusTooManyRequests {
+			t.Fatalf("password change after the session's free attempts: %d, want 429", code)
+		}
+		// A device token from before a password change buys nothing: the account's block (renewed by one more
+		// stranger's guess) applies to it again.
+		if code, _ := login("a-strangers-next-guess", ""); code != http.StatusUnauthorized {
+			t.Fatalf("stranger's guess once the block passed: %d, want 401", code)
+		}
+		if code, _ := login(bobPassword, device); code != http.StatusTooManyRequests {
+			t.Fatalf("a device_token from before the password change: %d, want 429 (counted on the account)", code)
 		}
 	})
 }

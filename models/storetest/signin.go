@@ -254,3 +254,46 @@ func testThrottleRefundLeavesNoRow(t *testing.T, s *models.Store) {
 		t.Errorf("DeleteExpired found %d throttle rows, want 1", n)
 	}
 }
+
+// testChangeOwnPasswordOnlyOnce: two changes checked against the same old password — the owner's and that of
+// someone else who knows it — apply once: the second finds the password changed and changes nothing. A change
+// from a session that has ended changes nothing either.
+func testChangeOwnPasswordOnlyOnce(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	now := baseTime
+	u := mustUser(t, s, "ren@example.com")
+	owner, _, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, 24*time.Hour)
+	must(t, "owner's session", err)
+	intruder, _, err := s.CreateBrowserSession(ctx, u, "", "", now, time.Hour, 24*time.Hour)
+	must(t, "intruder's session", err)
+	ownerChecked, err := s.Authenticate(ctx, "", "ren@example.com", "pw-ren@example.com")
+	must(t, "owner's check", err)
+	intruderChecked, err := s.Authenticate(ctx, "", "ren@example.com", "pw-ren@example.com")
+	must(t, "intruder's check", err)
+
+	if _, err := s.ChangeOwnPassword(ctx, ownerChecked, "the owner's new one", owner.ID, now); err != nil {
+		t.Fatalf("owner's change: %v", err)
+	}
+	if _, err := s.ChangeOwnPassword(ctx, intruderChecked, "the intruder's one", intruder.ID, now); !errors.Is(err, models.ErrInvalidCredentials) {
+		t.Errorf("a second change checked against the old password: %v, want models.ErrInvalidCredentials", err)
+	}
+	if _, err := s.Authenticate(ctx, "", "ren@example.com", "the owner's new one"); err != nil {
+		t.Errorf("the owner's password after the intruder's try: %v", err)
+	}
+	if bs, err := s.BrowserSessionByID(ctx, owner.ID); err != nil || bs.EndedAt != nil {
+		t.Errorf("the owner's session after the intruder's try: %+v %v, want active", bs, err)
+	}
+
+	checked, err := s.Authenticate(ctx, "", "ren@example.com", "the owner's new one")
+	must(t, "check", err)
+	must(t, "end the owner's session", s.EndBrowserSession(ctx, owner.ID, now))
+	if _, err := s.ChangeOwnPassword(ctx, checked, "from an ended session", owner.ID, now); !errors.Is(err, models.ErrInvalidCredentials) {
+		t.Errorf("a change from an ended session: %v, want models.ErrInvalidCredentials", err)
+	}
+	if _, err := s.Authenticate(ctx, "", "ren@example.com", "the owner's new one"); err != nil {
+		t.Errorf("the password after a change from an ended session: %v", err)
+	}
+	if _, err := s.ChangeOwnPassword(ctx, &models.User{ID: u.ID}, "unchecked", "", now); !errors.Is(err, models.ErrInvalidCredentials) {
+		t.Errorf("a change with no checked password: %v, want models.ErrInvalidCredentials", err)
+	}
+}

@@ -116,6 +116,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		{"throttle rows a day old with their block passed are deleted", testThrottleDeleteExpired},
 		{"throttle a refund back to no attempts leaves no row", testThrottleRefundLeavesNoRow},
 		{"sign-in password change ends the other sessions and their tokens in one step", testChangePasswordEndsOtherSessions},
+		{"a user's own password change applies only while the checked password is current", testChangeOwnPasswordOnlyOnce},
 		{"sign-in a session starts only while the checked password is current", testSessionNeedsTheCheckedPassword},
 		{"sign-in 40 sessions racing a password change: none created with the old password survives", testSessionsRacingAPasswordChange},
 		{"sign-in sessions beyond the cap end the oldest and revoke its tokens", testSessionCap},
