@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -17,29 +15,6 @@ import (
 
 // Who may use what: the token API trusts only first-party tokens and their scopes, the admin API only admin
 // clients (within their pools), introspection only clients, revocation only the token's own client.
-
-// execSQL runs a statement on the test's database directly, to put it into states the CLI refuses to create (a
-// row an older release left, a broken table). Placeholders are written ?.
-func execSQL(t *testing.T, env testEnv, stmt string, args ...any) {
-	t.Helper()
-	u := env["LATCHKEY_DATABASE_URL"]
-	driver, dsn := "pgx", u
-	if path, ok := strings.CutPrefix(u, "sqlite://"); ok {
-		driver, dsn = "sqlite", path+"?_pragma=busy_timeout(5000)"
-	} else {
-		for i := range args {
-			stmt = strings.Replace(stmt, "?", fmt.Sprintf("$%d", i+1), 1)
-		}
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(stmt, args...); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
 
 // A third-party app's token, even one the user granted every scope, opens none of the token API: it cannot read
 // the user, rename them, list or end their sessions, change their password or sign them out.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/base64"
 	"net/http"
 	"net/url"
@@ -16,26 +15,6 @@ import (
 // Pending authorization requests (issue 11, items 6, 7 and the oversized request of 11): an anonymous browser
 // stores nothing, a request over 8 KiB gets a clear 400, and consent and the resume after sign-in count only for
 // the browser session that signed in for the request.
-
-// challengeRows counts the auth_challenges rows of the test's database.
-func challengeRows(t *testing.T, env testEnv) int {
-	t.Helper()
-	u := env["LATCHKEY_DATABASE_URL"]
-	driver, dsn := "pgx", u
-	if path, ok := strings.CutPrefix(u, "sqlite://"); ok {
-		driver, dsn = "sqlite", path+"?_pragma=busy_timeout(5000)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM auth_challenges").Scan(&n); err != nil {
-		t.Fatalf("count auth_challenges: %v", err)
-	}
-	return n
-}
 
 // loginFormOf returns the sign-in form's hidden fields of a page, failing unless it is the sign-in page.
 func loginFormOf(t *testing.T, p page) (string, url.Values) {
@@ -89,7 +68,7 @@ func TestAnonymousAuthorizationRequestsStoreNothing(t *testing.T) {
 				t.Fatalf("anonymous request %d: status %d, want the sign-in page", i, s)
 			}
 		}
-		if n := challengeRows(t, env); n != 0 {
+		if n := countRows(t, env, "auth_challenges"); n != 0 {
 			t.Fatalf("%d anonymous authorization requests left %d rows in auth_challenges, want 0", browsers*each, n)
 		}
 
@@ -101,7 +80,7 @@ func TestAnonymousAuthorizationRequestsStoreNothing(t *testing.T) {
 		if !strings.Contains(p.body, `value="allow"`) {
 			t.Fatalf("after sign-in, want the consent page (%d at %v):\n%s", p.status, p.url, p.body)
 		}
-		if n := challengeRows(t, env); n != 1 {
+		if n := countRows(t, env, "auth_challenges"); n != 1 {
 			t.Errorf("after one sign-in: %d rows, want 1", n)
 		}
 		action, values := parseForm(t, p.body, "decision", "allow")
@@ -112,7 +91,7 @@ func TestAnonymousAuthorizationRequestsStoreNothing(t *testing.T) {
 			t.Fatalf("callback query = %v", q)
 		}
 		e.exchange(t, conf, final.url.Query().Get("code"), verifier)
-		if n := challengeRows(t, env); n != 0 {
+		if n := countRows(t, env, "auth_challenges"); n != 0 {
 			t.Errorf("after the code was issued: %d rows, want 0", n)
 		}
 		// The resume link is good once.
@@ -219,7 +198,7 @@ func TestTamperedSignInRequestShowsExpiredPage(t *testing.T) {
 				}
 			})
 		}
-		if n := challengeRows(t, env); n != 0 {
+		if n := countRows(t, env, "auth_challenges"); n != 0 {
 			t.Errorf("%d rows after tampered sign-ins, want 0", n)
 		}
 		// The genuine value still works.

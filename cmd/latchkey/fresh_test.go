@@ -3,7 +3,6 @@ package main
 import (
 	"database/sql"
 	"encoding/base64"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -30,34 +29,6 @@ func newFreshFixture(t *testing.T, env testEnv) *freshFixture {
 	e := newEdge(t, env, "--access-token-format", "jwt")
 	db, q := rawDB(t, env)
 	return &freshFixture{edge: e, rs: rs, db: db, q: q}
-}
-
-// rawDB opens the test's database beside the server, for what no public surface does: moving a session's
-// expiry into the past instead of waiting for it, breaking a table to see a storage failure.
-func rawDB(t *testing.T, env testEnv) (*sql.DB, func(string) string) {
-	t.Helper()
-	u := env["LATCHKEY_DATABASE_URL"]
-	var (
-		db  *sql.DB
-		err error
-		q   = func(s string) string { return s }
-	)
-	if path, ok := strings.CutPrefix(u, "sqlite://"); ok {
-		db, err = sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
-	} else {
-		db, err = sql.Open("pgx", u)
-		q = func(s string) string {
-			for i := 1; strings.Contains(s, "?"); i++ {
-				s = strings.Replace(s, "?", fmt.Sprintf("$%d", i), 1)
-			}
-			return s
-		}
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db, q
 }
 
 func (f *freshFixture) exec(t *testing.T, stmt string, args ...any) {

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -241,4 +242,52 @@ func mustJSON(t *testing.T, b []byte) map[string]any {
 		t.Fatalf("not JSON: %v: %s", err, b)
 	}
 	return m
+}
+
+// rawDB opens the test's database beside the server, for what no public surface does: moving a session's
+// expiry into the past instead of waiting for it, breaking a table to see a storage failure.
+func rawDB(t *testing.T, env testEnv) (*sql.DB, func(string) string) {
+	t.Helper()
+	u := env["LATCHKEY_DATABASE_URL"]
+	var (
+		db  *sql.DB
+		err error
+		q   = func(s string) string { return s }
+	)
+	if path, ok := strings.CutPrefix(u, "sqlite://"); ok {
+		db, err = sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)")
+	} else {
+		db, err = sql.Open("pgx", u)
+		q = func(s string) string {
+			for i := 1; strings.Contains(s, "?"); i++ {
+				s = strings.Replace(s, "?", fmt.Sprintf("$%d", i), 1)
+			}
+			return s
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, q
+}
+
+// execSQL runs one statement (? placeholders) on the test's database behind the server's back.
+func execSQL(t *testing.T, env testEnv, stmt string, args ...any) {
+	t.Helper()
+	db, q := rawDB(t, env)
+	if _, err := db.Exec(q(stmt), args...); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+// countRows counts a table's rows in the test's database.
+func countRows(t *testing.T, env testEnv, table string) int {
+	t.Helper()
+	db, _ := rawDB(t, env)
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
+		t.Fatalf("count %s: %v", table, err)
+	}
+	return n
 }

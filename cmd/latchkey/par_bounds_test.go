@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"net/http"
 	"net/url"
 	"strings"
@@ -57,26 +56,6 @@ func (f *parFixture) push(client createdClient, form url.Values) *http.Request {
 	return req
 }
 
-// rows counts the stored pushed authorization requests.
-func (f *parFixture) rows(t *testing.T) int {
-	t.Helper()
-	dbURL := f.env["LATCHKEY_DATABASE_URL"]
-	driver, dsn := "pgx", dbURL
-	if path, ok := strings.CutPrefix(dbURL, "sqlite://"); ok {
-		driver, dsn = "sqlite", path
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT COUNT(*) FROM oauth2_par").Scan(&n); err != nil {
-		t.Fatalf("count pushed requests: %v", err)
-	}
-	return n
-}
-
 func TestPushedRequestsOverTheSizeLimitAreRefused(t *testing.T) {
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newPARFixture(t, env)
@@ -92,7 +71,7 @@ func TestPushedRequestsOverTheSizeLimitAreRefused(t *testing.T) {
 				}
 			}
 		}
-		if n := f.rows(t); n != 0 {
+		if n := countRows(t, f.env, "oauth2_par"); n != 0 {
 			t.Errorf("%d pushed requests stored, want none", n)
 		}
 
@@ -129,7 +108,7 @@ func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
 				t.Fatalf("429 body %v, want error slow_down", a.body)
 			}
 		}
-		if n := f.rows(t); n != free {
+		if n := countRows(t, f.env, "oauth2_par"); n != free {
 			t.Errorf("%d pushed requests stored, want %d", n, free)
 		}
 
@@ -150,7 +129,7 @@ func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
 		if _, code, body := pushOnce(t, f.push(f.public, f.params(f.public, "state-0123"))); code != http.StatusCreated {
 			t.Errorf("push after a quiet window: %d %v, want 201", code, body)
 		}
-		if n := f.rows(t); n != free+40+1+1 {
+		if n := countRows(t, f.env, "oauth2_par"); n != free+40+1+1 {
 			t.Errorf("%d pushed requests stored, want %d", n, free+40+1+1)
 		}
 	})
@@ -161,25 +140,13 @@ func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
 func TestPARThrottleFailureIs503(t *testing.T) {
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newPARFixture(t, env)
-		dbURL := env["LATCHKEY_DATABASE_URL"]
-		driver, dsn := "pgx", dbURL
-		if path, ok := strings.CutPrefix(dbURL, "sqlite://"); ok {
-			driver, dsn = "sqlite", path
-		}
-		db, err := sql.Open(driver, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec("DROP TABLE login_throttle"); err != nil {
-			t.Fatalf("drop the throttle table: %v", err)
-		}
+		execSQL(t, env, "DROP TABLE login_throttle")
 
 		hdr, code, body := pushOnce(t, f.push(f.public, f.params(f.public, "state-0123")))
 		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || body["error"] != "temporarily_unavailable" {
 			t.Errorf("public push without a throttle: %d Retry-After=%q %v, want 503 temporarily_unavailable", code, hdr.Get("Retry-After"), body)
 		}
-		if n := f.rows(t); n != 0 {
+		if n := countRows(t, f.env, "oauth2_par"); n != 0 {
 			t.Errorf("%d pushed requests stored without the throttle, want none", n)
 		}
 		if _, code, body := pushOnce(t, f.push(f.conf, f.params(f.conf, "state-0123"))); code != http.StatusCreated {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -264,26 +263,6 @@ func TestOperatorPasswordResetEndsEverySession(t *testing.T) {
 			}
 		}
 	})
-}
-
-// countRows counts a table's rows in the test's database.
-func countRows(t *testing.T, env testEnv, table string) int {
-	t.Helper()
-	u := env["LATCHKEY_DATABASE_URL"]
-	driver, dsn := "pgx", u
-	if path, ok := strings.CutPrefix(u, "sqlite://"); ok {
-		driver, dsn = "sqlite", path+"?_pragma=busy_timeout(5000)"
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM " + table).Scan(&n); err != nil {
-		t.Fatalf("count %s: %v", table, err)
-	}
-	return n
 }
 
 // Sign-ups that cannot succeed are refused before anything is reserved or hashed: however many, they are never

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -392,19 +391,7 @@ func TestThrottleStoreFailureIs503(t *testing.T) {
 		b := newBrowser(t, spaCallback)
 		loginPage := b.get(f.nodes[0].URL + "/login")
 
-		dbURL := env["LATCHKEY_DATABASE_URL"]
-		driver, dsn := "pgx", dbURL
-		if path, ok := strings.CutPrefix(dbURL, "sqlite://"); ok {
-			driver, dsn = "sqlite", path
-		}
-		db, err := sql.Open(driver, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if _, err := db.Exec("DROP TABLE login_throttle"); err != nil {
-			t.Fatalf("drop the throttle table: %v", err)
-		}
+		execSQL(t, env, "DROP TABLE login_throttle")
 
 		code, hdr, body := apiCall(t, "POST", f.api(0)+"/login", f.creds("bob@example.com", bobPassword), nil)
 		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || body["error"] != "temporarily_unavailable" {
