@@ -412,19 +412,11 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
-	cid, err := idArg(fs, *id, "client id")
-	if err != nil {
-		return err
-	}
-	a, err := c.openFromFlags(ctx, cf)
+	a, cl, err := c.openClient(ctx, cf, fs, *id)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	cl, err := clientNamed(ctx, a, cid)
-	if err != nil {
-		return err
-	}
 	if admin.set {
 		cl.Admin = admin.value
 		cl.Scopes = slices.DeleteFunc(cl.Scopes, func(s string) bool { return s == models.AdminScope })
@@ -503,19 +495,11 @@ func clientsGet(ctx context.Context, c *cli, args []string) error {
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
 	}
-	cid, err := idArg(fs, *id, "client id")
-	if err != nil {
-		return err
-	}
-	a, err := c.openFromFlags(ctx, cf)
+	a, cl, err := c.openClient(ctx, cf, fs, *id)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	cl, err := clientNamed(ctx, a, cid)
-	if err != nil {
-		return err
-	}
 	return writeJSON(c, toClientJSON(cl, ""))
 }
 
@@ -579,6 +563,25 @@ func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "client_id:     %s\nclient_secret: %s\n(the old secret no longer works; the new one is shown once)\n", cid, plain)
 	return nil
+}
+
+// openClient opens the app and loads the client an operator named (by --id or the one argument); the caller
+// closes the app.
+func (c *cli) openClient(ctx context.Context, cf *configFlags, fs *flag.FlagSet, id string) (*app, *models.Client, error) {
+	cid, err := idArg(fs, id, "client id")
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := clientNamed(ctx, a, cid)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, cl, nil
 }
 
 // clientNamed loads the client an operator named, saying so plainly when there is none.

@@ -23,13 +23,13 @@ type parFixture struct {
 	env          testEnv
 	srv          *server
 	clock        *testClock
-	logs         *syncBuffer
+	logs         *lockedBuffer
 	public, conf createdClient
 }
 
 func newPARFixture(t *testing.T, env testEnv) *parFixture {
 	t.Helper()
-	f := &parFixture{env: env, clock: &testClock{now: time.Now()}, logs: &syncBuffer{}}
+	f := &parFixture{env: env, clock: &testClock{now: time.Now()}, logs: &lockedBuffer{}}
 	f.public = env.createClient(t, "--name", "SPA", "--public", "--redirect-uris", spaCallback, "--scopes", "openid")
 	f.conf = env.createClient(t, "--name", "Web App", "--grant-types", "authorization_code",
 		"--redirect-uris", spaCallback, "--scopes", "openid")

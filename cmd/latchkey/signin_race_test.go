@@ -28,7 +28,7 @@ type signInFixture struct {
 	clientID string
 	userID   string
 	clock    *testClock
-	logs     *syncBuffer
+	logs     *lockedBuffer
 }
 
 func newSignInFixture(t *testing.T, env testEnv, password string) *signInFixture {
@@ -36,7 +36,7 @@ func newSignInFixture(t *testing.T, env testEnv, password string) *signInFixture
 	env["LATCHKEY_LOG_LEVEL"] = "info"
 	app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid profile email roles offline_access")
 	env.cli(t, "users", "create", "--email", "bob@example.com", "--password", password)
-	f := &signInFixture{env: env, clientID: app.ClientID, clock: &testClock{now: time.Now()}, logs: &syncBuffer{}}
+	f := &signInFixture{env: env, clientID: app.ClientID, clock: &testClock{now: time.Now()}, logs: &lockedBuffer{}}
 	f.srv = startServerAt(t, env, f.clock, f.logs)
 	f.api = f.srv.URL + "/api/v1/auth"
 	u, err := f.srv.app.store.UserByEmail(context.Background(), "", "bob@example.com")

@@ -55,7 +55,7 @@ type throttleFixture struct {
 	clock    *testClock
 	nodes    []*server
 	clientID string
-	logs     *syncBuffer
+	logs     *lockedBuffer
 }
 
 func newThrottleFixture(t *testing.T, env testEnv, nodes int) *throttleFixture {
@@ -64,7 +64,7 @@ func newThrottleFixture(t *testing.T, env testEnv, nodes int) *throttleFixture {
 	app := env.createClient(t, "--name", "app", "--first-party", "--pool", "customers",
 		"--scopes", "openid profile email roles offline_access")
 	env.cli(t, "users", "create", "--pool", "customers", "--email", "bob@example.com", "--password", bobPassword)
-	f := &throttleFixture{env: env, clock: &testClock{now: time.Now()}, clientID: app.ClientID, logs: &syncBuffer{}}
+	f := &throttleFixture{env: env, clock: &testClock{now: time.Now()}, clientID: app.ClientID, logs: &lockedBuffer{}}
 	for range nodes {
 		f.nodes = append(f.nodes, startServerAt(t, env, f.clock, io.MultiWriter(f.logs, &testLogWriter{t: t})))
 	}
@@ -75,23 +75,6 @@ func (f *throttleFixture) api(i int) string { return f.nodes[i%len(f.nodes)].URL
 
 func (f *throttleFixture) creds(email, password string) map[string]any {
 	return map[string]any{"client_id": f.clientID, "email": email, "password": password}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // answer is one response of a burst.
