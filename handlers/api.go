@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,9 +42,10 @@ type apiStore interface {
 	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
 }
 
-// tokenIssuer issues tokens for a direct sign-in through the provider, so they are ordinary OAuth tokens.
+// tokenIssuer issues and refreshes the token API's tokens through the provider, so they are ordinary OAuth tokens.
 type tokenIssuer interface {
-	IssueTokens(ctx context.Context, client fosite.Client, session *provider.Session, scopes []string) (provider.TokenSet, error)
+	SignIn(ctx context.Context, clientID string, session *provider.Session, scopes []string) (provider.TokenSet, error)
+	Refresh(ctx context.Context, clientID, clientSecret, refreshToken string) (provider.TokenSet, *provider.Session, error)
 	RefreshTokenClient(ctx context.Context, token string) (string, error)
 }
 
@@ -264,7 +264,7 @@ func (h *API) originAllowed(w http.ResponseWriter, r *http.Request, c *models.Cl
 }
 
 // requestedScopes is what a sign-in asks for: the scope field, or every scope of the client when it is empty.
-// A scope the client may not have is refused here, before anything costly runs (IssueTokens checks again).
+// A scope the client may not have is refused here, before anything costly runs (SignIn checks again).
 func requestedScopes(w http.ResponseWriter, c *models.Client, scope string) ([]string, bool) {
 	scopes := strings.Fields(scope)
 	if len(scopes) == 0 {
@@ -301,7 +301,7 @@ func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, sc
 	}
 	session := provider.SessionFor(identityOf(u), scopes, bs.ID, now, now)
 	session.ClientID = c.ID
-	tokens, err := h.Issuer.IssueTokens(ctx, c, session, scopes)
+	tokens, err := h.Issuer.SignIn(ctx, c.ID, session, scopes)
 	if err != nil {
 		if endErr := h.Store.EndBrowserSession(ctx, bs.ID, now); endErr != nil && !errors.Is(endErr, models.ErrNotFound) {
 			Logger(ctx).Error("end the session of a failed sign-in", "session", bs.ID, "error", endErr)
@@ -545,44 +545,19 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) {
 	if !h.originAllowed(w, r, c) {
 		return
 	}
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {body.RefreshToken}, "client_id": {clientID}}
-	refreshCtx := provider.WithFirstPartyRefresh(ctx, clientID)
-	if body.ClientSecret != "" {
-		// A backend that holds the secret authenticates properly.
-		form.Del("client_id")
-		refreshCtx = ctx
-	}
-	req, _ := http.NewRequestWithContext(refreshCtx, http.MethodPost, provider.PathToken, strings.NewReader(""))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if body.ClientSecret != "" {
-		req.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(body.ClientSecret))
-	}
-	req.PostForm, req.Form = form, form
-	ctx = refreshCtx
-	session := provider.NewSession()
-	ar, err := h.OAuth.NewAccessRequest(ctx, req, session)
+	// A backend that holds the secret sends it and authenticates properly; an app without one is identified by
+	// client_id (the provider's first-party rule).
+	tokens, session, err := h.Issuer.Refresh(ctx, clientID, body.ClientSecret, body.RefreshToken)
 	if err == nil {
-		var resp fosite.AccessResponder
-		if resp, err = h.OAuth.NewAccessResponse(ctx, ar); err == nil {
-			if sid := session.SID; sid != "" {
-				_ = h.Store.TouchBrowserSession(ctx, sid, clientIP(r), h.Now(), h.SessionIdle)
-			}
-			out := tokenResponse{AccessToken: resp.GetAccessToken(), TokenType: "Bearer", SessionID: session.SID}
-			if v, ok := resp.GetExtra("refresh_token").(string); ok {
-				out.RefreshToken = v
-			}
-			if v, ok := resp.GetExtra("id_token").(string); ok {
-				out.IDToken = v
-			}
-			if v, ok := resp.GetExtra("expires_in").(int64); ok {
-				out.ExpiresIn = v
-			}
-			if v, ok := resp.GetExtra("scope").(string); ok {
-				out.Scope = v
-			}
-			writeAPIJSON(w, http.StatusOK, out)
-			return
+		if sid := session.SID; sid != "" {
+			_ = h.Store.TouchBrowserSession(ctx, sid, clientIP(r), h.Now(), h.SessionIdle)
 		}
+		writeAPIJSON(w, http.StatusOK, tokenResponse{
+			AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
+			TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), Scope: strings.Join(tokens.Scopes, " "),
+			SessionID: session.SID,
+		})
+		return
 	}
 	err = noteOAuthError(ctx, w, "api refresh", err)
 	rfc := fosite.ErrorToRFC6749Error(err)

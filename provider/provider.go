@@ -59,11 +59,13 @@ const (
 
 // Provider is the composed OAuth 2.0 engine.
 type Provider struct {
-	OAuth2   fosite.OAuth2Provider
+	// OAuth2 is the public OAuth 2.0 / OpenID Connect provider behind /oauth2/*.
+	OAuth2 fosite.OAuth2Provider
+	// tokenAPI is the token endpoint of the token API (firstparty.go), reached through SignIn and Refresh.
+	tokenAPI fosite.OAuth2Provider
 	idSigner *idTokenSigner
 	store    Storage
 	core     oauth2.CoreStrategy
-	idTokens openid.OpenIDConnectTokenStrategy
 	Config   *fosite.Config
 	Hasher   *SecretHasher
 	Issuer   string
@@ -169,25 +171,31 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
+	wrap := func(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
+		return askFirst{oneRedemption{TokenEndpointHandler: h, revoker: store}}
+	}
 	for i, h := range cfg.TokenEndpointHandlers {
-		cfg.TokenEndpointHandlers[i] = askFirst{oneRedemption{TokenEndpointHandler: h, revoker: store}}
+		cfg.TokenEndpointHandlers[i] = wrap(h)
 	}
 	// Last, so it sees the grant fosite loaded and refuses before anything is issued or rotated.
-	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers,
-		&currentGrant{dir: opts.Directory, store: store, core: strategy.CoreStrategy, now: opts.Now})
-	// The token API refreshes on behalf of first-party apps; see firstparty.go.
-	cfg.ClientAuthenticationStrategy = firstPartyRefreshAuth(oauth.(*fosite.Fosite), store)
+	current := &currentGrant{dir: opts.Directory, store: store, core: strategy.CoreStrategy, now: opts.Now}
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current)
+
+	// The token API's endpoint: the same config, store and strategies; the sign-in and refresh grants; the
+	// first-party client rule. See firstparty.go.
+	apiCfg := &tokenAPIConfig{Config: cfg, handlers: fosite.TokenEndpointHandlers{
+		&signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now},
+		wrap(compose.OAuth2RefreshTokenGrantFactory(cfg, store, strategy).(fosite.TokenEndpointHandler)),
+		wrap(compose.OpenIDConnectRefreshFactory(cfg, store, strategy).(fosite.TokenEndpointHandler)),
+		current,
+	}}
+	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
+	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
-		OAuth2: oauth, idSigner: idSigner, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy,
+		OAuth2: oauth, tokenAPI: tokenAPI, idSigner: idSigner, store: store, core: strategy.CoreStrategy,
 		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
 	}, nil
 }
-
-// NewSession returns an empty session for one request.
-func (p *Provider) NewSession() *Session { return NewSession() }
-
-// Ready reports whether the provider can sign tokens, for readiness checks.
-func (p *Provider) Ready(_ context.Context) error { return nil }
 
 // askFirst asks a token endpoint handler whether a request is its own before asking it to populate the response.
 // Fosite offers every response to every handler, and each that does not apply refuses with an error carrying a
