@@ -263,7 +263,7 @@ var jwtAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 // validateJWT checks that token is a JWT access token we signed (with any published key) and that the stored
 // grant behind it has not expired. Revocation is checked by the storage lookup that precedes this call.
 func (s *tokenStrategy) validateJWT(ctx context.Context, r fosite.Requester, token string) error {
-	jws, err := jose.ParseSigned(token, jwtAlgorithms)
+	jws, err := jose.ParseSignedCompact(token, jwtAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return fosite.ErrInvalidTokenFormat.WithHint("Malformed JWT access token.")
 	}

@@ -290,7 +290,7 @@ func TestAccessTokenFormatChoice(t *testing.T) {
 // parseJWT returns the header and claims of a compact JWS without verifying it.
 func parseJWT(t *testing.T, token string) (jose.Header, map[string]any) {
 	t.Helper()
-	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
 	if err != nil {
 		t.Fatalf("parse %q: %v", token, err)
 	}
@@ -330,7 +330,7 @@ func TestJWTAccessTokens(t *testing.T) {
 				if !ok {
 					t.Fatal("kid not published")
 				}
-				jws, _ := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+				jws, _ := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
 				if _, err := jws.Verify(pub); err != nil {
 					t.Fatalf("verify: %v", err)
 				}
