@@ -1,0 +1,228 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/keys"
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passwords"
+	"github.com/latchkey/latchkey/provider"
+	"github.com/latchkey/latchkey/templates"
+)
+
+// app is everything a command needs, wired in one place: config -> store -> keys -> provider -> handlers.
+type app struct {
+	cfg    Config
+	logger *slog.Logger
+	secret []byte
+	store  *models.Store
+	keys   *keys.Manager
+	prov   *provider.Provider
+	pages  *templates.Renderer
+	policy *passwords.Policy
+	// throttleNow is the sign-in throttle's clock; nil: time.Now. Tests set it before serving.
+	throttleNow func() time.Time
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openApp opens the database (migrating unless told not to), loads the signing keys and composes the provider.
+func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error) {
+	secret, err := cfg.systemSecret(logger)
+	if err != nil {
+		return nil, err
+	}
+	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{
+		Logger:       logger,
+		MaxOpenConns: cfg.DBMaxConns,
+		NewSession:   func() fosite.Session { return provider.NewSession() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	a := &app{cfg: cfg, logger: logger, secret: secret, store: store}
+	if cfg.AutoMigrate {
+		if err := store.Migrate(ctx); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("migrate database: %w", err)
+		}
+	}
+	a.keys, err = keys.NewManager(store, secret, keys.Options{
+		Logger:       logger,
+		RetainFor:    cfg.keyRetention(),
+		RotateEvery:  cfg.KeyRotation,
+		RefreshEvery: cfg.KeyReloadInterval,
+		JWKSMaxAge:   cfg.JWKSMaxAge,
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("key manager: %w", err)
+	}
+	if err := a.keys.Load(ctx); err != nil {
+		v, verr := store.SchemaVersion(ctx)
+		store.Close()
+		if verr != nil || v == 0 {
+			return nil, fmt.Errorf("the database has no schema yet: run `latchkey migrate` (or leave LATCHKEY_AUTO_MIGRATE on): %w", err)
+		}
+		return nil, err
+	}
+	a.policy, err = passwords.NewPolicy(cfg.PasswordMinLength, cfg.PasswordBlocklist)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("LATCHKEY_PASSWORD_BLOCKLIST: %w", err)
+	}
+	a.pages, err = templates.New()
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	a.prov, err = provider.New(provider.Options{
+		FormPostTemplate:      a.pages.FormPostTemplate(),
+		Issuer:                cfg.Issuer,
+		SystemSecret:          secret,
+		AccessTokenLifespan:   cfg.AccessTokenTTL,
+		RefreshTokenLifespan:  cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan: cfg.AuthCodeTTL,
+		IDTokenLifespan:       cfg.IDTokenTTL,
+		AccessTokenFormat:     cfg.AccessTokenFormat,
+		SigningAlg:            cfg.SigningAlg,
+		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
+	}, store, a.keys)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("compose provider: %w", err)
+	}
+	return a, nil
+}
+
+// grantDirectory is what the provider reads again at every code exchange and refresh: the user and the browser
+// session behind the grant.
+type grantDirectory struct {
+	store *models.Store
+	idle  time.Duration
+}
+
+func (d grantDirectory) GrantUser(ctx context.Context, userID string) (provider.Identity, error) {
+	u, err := d.store.UserByID(ctx, userID)
+	if errors.Is(err, models.ErrNotFound) || err == nil && u.Disabled {
+		return provider.Identity{}, provider.ErrGrantEnded
+	} else if err != nil {
+		return provider.Identity{}, err
+	}
+	return provider.Identity{
+		UserID: u.ID, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+		Roles: u.Roles, Extras: u.Extras, Pool: u.Pool, UpdatedAt: u.UpdatedAt,
+	}, nil
+}
+
+func (d grantDirectory) UseGrantSession(ctx context.Context, sid string, now time.Time) error {
+	if err := d.store.UseBrowserSession(ctx, sid, now, d.idle); errors.Is(err, models.ErrNotFound) {
+		return provider.ErrGrantEnded
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// keyRetention is how long a retired public key stays in the JWKS: the longest lifetime of anything signed with
+// it, plus a margin for clock skew and verifiers' JWKS caches.
+func (c Config) keyRetention() time.Duration {
+	return max(c.AccessTokenTTL, c.IDTokenTTL) + 10*time.Minute
+}
+
+func (a *app) Close() error { return a.store.Close() }
+
+// handler is the whole HTTP surface.
+func (a *app) handler() http.Handler {
+	cors := &handlers.CORS{Origins: a.store}
+	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy,
+		DeviceKey: keys.Derive(a.secret, "device-token"), Now: a.throttleNow}
+	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
+		&handlers.Health{DB: a.store},
+		&handlers.Discovery{Metadata: a.prov.Metadata()},
+		&handlers.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
+		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
+		&handlers.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
+		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
+		&handlers.PAR{OAuth: a.prov.OAuth2, Throttle: throttle},
+		&handlers.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
+		&handlers.Browser{
+			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: throttle,
+			Secret:      keys.Derive(a.secret, "csrf"),
+			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+		},
+		&handlers.Admin{OAuth: a.prov.OAuth2, Store: a.store},
+		&handlers.API{
+			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: throttle, CORS: cors,
+			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+		},
+	)
+}
+
+// runCleanup deletes expired rows every interval, in bounded batches so no statement holds locks for long.
+func (a *app) runCleanup(ctx context.Context) {
+	if a.cfg.CleanupInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(a.cfg.CleanupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.cleanupOnce(ctx, time.Now())
+		}
+	}
+}
+
+// cleanupOnce deletes everything that expired before now, one bounded batch per table at a time; after the
+// first round only the tables that still had a full batch are swept again.
+func (a *app) cleanupOnce(ctx context.Context, now time.Time) int64 {
+	batch := a.cfg.CleanupBatch
+	if batch == 0 {
+		batch = a.store.DefaultCleanupBatch()
+	}
+	var total int64
+	var tables []string // nil: all of them
+	for ctx.Err() == nil {
+		start := time.Now()
+		n, more, err := a.store.DeleteExpiredRound(ctx, now, batch, tables)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.logger.Error("delete expired rows", "error", err)
+			}
+			break
+		}
+		total += n
+		if len(more) == 0 {
+			break
+		}
+		tables = more
+		// Rest as long as the batch took: a backlog then drains using at most half of this node's database
+		// time, and requests in between keep their latency (SQLite's single connection most of all).
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Since(start)):
+		}
+	}
+	if total > 0 {
+		a.logger.Info("deleted expired rows", "rows", total)
+	}
+	return total
+}

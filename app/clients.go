@@ -1,0 +1,601 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/uuid"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
+)
+
+func runClients(ctx context.Context, c *cli, args []string) error {
+	return dispatch(ctx, c, "clients", args, map[string]func(context.Context, *cli, []string) error{
+		"create":        clientsCreate,
+		"update":        clientsUpdate,
+		"list":          clientsList,
+		"get":           clientsGet,
+		"delete":        clientsDelete,
+		"rotate-secret": clientsRotateSecret,
+	})
+}
+
+// dispatch runs the named subcommand of group.
+func dispatch(ctx context.Context, c *cli, group string, args []string, subs map[string]func(context.Context, *cli, []string) error) error {
+	names := make([]string, 0, len(subs))
+	for n := range subs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if len(args) == 0 || subs[args[0]] == nil {
+		if len(args) > 0 && args[0] != "-h" && args[0] != "--help" {
+			fmt.Fprintf(c.stderr, "latchkey %s: unknown subcommand %q\n", group, args[0])
+		}
+		fmt.Fprintf(c.stderr, "usage: latchkey %s {%s} [flags]\n", group, strings.Join(names, "|"))
+		return errUsage
+	}
+	return subs[args[0]](ctx, c, args[1:])
+}
+
+// splitList accepts space- or comma-separated values.
+func splitList(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// clientJSON is how the CLI shows a client: RFC 7591 field names where they exist.
+type clientJSON struct {
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	ClientName              string    `json:"client_name"`
+	GrantTypes              []string  `json:"grant_types"`
+	ResponseTypes           []string  `json:"response_types"`
+	RedirectURIs            []string  `json:"redirect_uris"`
+	Scope                   string    `json:"scope"`
+	Audience                []string  `json:"audience"`
+	Public                  bool      `json:"public"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	AccessTokenFormat       string    `json:"access_token_format,omitempty"`
+	FirstParty              bool      `json:"first_party"`
+	Pool                    string    `json:"pool"`
+	AllowSignup             bool      `json:"allow_signup"`
+	Admin                   bool      `json:"admin"`
+	AdminPools              []string  `json:"admin_pools"` // empty: every pool
+	IDTokenEncryptedAlg     string    `json:"id_token_encrypted_response_alg,omitempty"`
+	IDTokenEncryptedEnc     string    `json:"id_token_encrypted_response_enc,omitempty"`
+	UserinfoEncryptedAlg    string    `json:"userinfo_encrypted_response_alg,omitempty"`
+	UserinfoEncryptedEnc    string    `json:"userinfo_encrypted_response_enc,omitempty"`
+	AccessTokenEncryptedAlg string    `json:"access_token_encryption_alg,omitempty"`
+	AccessTokenEncryptedEnc string    `json:"access_token_encryption_enc,omitempty"`
+	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
+	AllowedOrigins          []string  `json:"allowed_origins"`
+	CreatedAt               time.Time `json:"created_at"`
+}
+
+func toClientJSON(cl *models.Client, secret string) clientJSON {
+	nonNil := func(s []string) []string {
+		if s == nil {
+			return []string{}
+		}
+		return s
+	}
+	return clientJSON{
+		ClientID: cl.ID, ClientSecret: secret, ClientName: cl.Name,
+		GrantTypes: nonNil(cl.GrantTypes), ResponseTypes: nonNil(cl.ResponseTypes), RedirectURIs: nonNil(cl.RedirectURIs),
+		Scope: strings.Join(cl.Scopes, " "), Audience: nonNil(cl.Audience), Public: cl.Public,
+		TokenEndpointAuthMethod: cl.GetTokenEndpointAuthMethod(), AccessTokenFormat: cl.AccessTokenFormat,
+		FirstParty: cl.FirstParty, Pool: cl.Pool, AllowSignup: cl.AllowSignup,
+		Admin: cl.Admin, AdminPools: nonNil(cl.AdminPools),
+		IDTokenEncryptedAlg: cl.IDTokenEncryptedResponseAlg, IDTokenEncryptedEnc: cl.IDTokenEncryptedResponseEnc,
+		UserinfoEncryptedAlg: cl.UserinfoEncryptedResponseAlg, UserinfoEncryptedEnc: cl.UserinfoEncryptedResponseEnc,
+		AccessTokenEncryptedAlg: cl.AccessTokenEncryptionAlg, AccessTokenEncryptedEnc: cl.AccessTokenEncryptionEnc,
+		PostLogoutRedirectURIs: nonNil(cl.PostLogoutRedirectURIs),
+		AllowedOrigins:         nonNil(cl.AllowedOrigins), CreatedAt: cl.CreatedAt,
+	}
+}
+
+var knownGrantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
+var knownResponseTypes = []string{"code"}
+var knownAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
+
+// clientFromFlags builds and validates a client registration, collecting every problem.
+type clientFlags struct {
+	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
+	postLogout, origins, pool, adminPools                                        string
+	public, firstParty, allowSignup, admin                                       bool
+	enc                                                                          encryptionFlags
+}
+
+// encryptionFlags are a client's OpenID Connect §10.2 encryption settings, JWKs given as JSON or @file.
+type encryptionFlags struct {
+	jwk, idAlg, idEnc, uiAlg, uiEnc, atJWK, atAlg, atEnc string
+}
+
+func (e *encryptionFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&e.jwk, "encryption-jwk", "", "the client's public JWK (JSON or @file) for ID token and userinfo encryption")
+	fs.StringVar(&e.idAlg, "id-token-encrypted-response-alg", "", "encrypt ID tokens: RSA-OAEP-256 or ECDH-ES")
+	fs.StringVar(&e.idEnc, "id-token-encrypted-response-enc", "", "content encryption for ID tokens (default A256GCM)")
+	fs.StringVar(&e.uiAlg, "userinfo-encrypted-response-alg", "", "encrypt userinfo responses: RSA-OAEP-256 or ECDH-ES")
+	fs.StringVar(&e.uiEnc, "userinfo-encrypted-response-enc", "", "content encryption for userinfo (default A256GCM)")
+	fs.StringVar(&e.atJWK, "access-token-encryption-jwk", "", "resource server's public JWK (JSON or @file): JWT access tokens are nested in a JWE to it")
+	fs.StringVar(&e.atAlg, "access-token-encryption-alg", "", "RSA-OAEP-256 or ECDH-ES")
+	fs.StringVar(&e.atEnc, "access-token-encryption-enc", "", "content encryption (default A256GCM)")
+}
+
+// readJWKArg accepts inline JSON or @path.
+func readJWKArg(v string) (string, error) {
+	if path, ok := strings.CutPrefix(v, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return v, nil
+}
+
+// apply validates the settings (key usable for the algorithm, public only) and copies them onto the client.
+func (e encryptionFlags) apply(cl *models.Client) []string {
+	var p []string
+	load := func(flagName, v string) (string, *jose.JSONWebKey) {
+		if v == "" {
+			return "", nil
+		}
+		raw, err := readJWKArg(v)
+		if err != nil {
+			p = append(p, fmt.Sprintf("%s: %v", flagName, err))
+			return "", nil
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON([]byte(raw)); err != nil {
+			p = append(p, fmt.Sprintf("%s: not a JWK: %v", flagName, err))
+			return "", nil
+		}
+		return raw, &k
+	}
+	check := func(what string, key *jose.JSONWebKey, alg, enc *string) {
+		if *alg == "" {
+			return
+		}
+		if *enc == "" {
+			*enc = "A256GCM"
+		}
+		if key == nil {
+			p = append(p, what+" needs a key")
+			return
+		}
+		if err := provider.ValidateEncryption(key, *alg, *enc); err != nil {
+			p = append(p, fmt.Sprintf("%s: %v", what, err))
+		}
+	}
+	var ownKey, rsKey *jose.JSONWebKey
+	cl.EncryptionJWK, ownKey = load("--encryption-jwk", e.jwk)
+	cl.AccessTokenEncryptionJWK, rsKey = load("--access-token-encryption-jwk", e.atJWK)
+	check("--id-token-encrypted-response-alg", ownKey, &e.idAlg, &e.idEnc)
+	check("--userinfo-encrypted-response-alg", ownKey, &e.uiAlg, &e.uiEnc)
+	check("--access-token-encryption-alg", rsKey, &e.atAlg, &e.atEnc)
+	cl.IDTokenEncryptedResponseAlg, cl.IDTokenEncryptedResponseEnc = e.idAlg, e.idEnc
+	cl.UserinfoEncryptedResponseAlg, cl.UserinfoEncryptedResponseEnc = e.uiAlg, e.uiEnc
+	cl.AccessTokenEncryptionAlg, cl.AccessTokenEncryptionEnc = e.atAlg, e.atEnc
+	if e.atAlg != "" && cl.AccessTokenFormat != provider.FormatJWT {
+		p = append(p, "--access-token-encryption-alg needs --access-token-format jwt")
+	}
+	return p
+}
+
+func clientFromFlags(f clientFlags) (*models.Client, error) {
+	id, name, public, authMethod, format := f.id, f.name, f.public, f.authMethod, f.format
+	cl := &models.Client{
+		ID: id, Name: name, Public: public, FirstParty: f.firstParty,
+		GrantTypes: splitList(f.grants), ResponseTypes: splitList(f.responses), RedirectURIs: splitList(f.redirects),
+		Scopes: splitList(f.scopes), Audience: splitList(f.audience),
+		TokenEndpointAuthMethod: authMethod, AccessTokenFormat: format,
+		PostLogoutRedirectURIs: splitList(f.postLogout), AllowedOrigins: splitList(f.origins),
+		Pool: f.pool, AllowSignup: f.allowSignup,
+		Admin: f.admin, AdminPools: splitList(f.adminPools),
+	}
+	if cl.Admin && !slices.Contains(cl.Scopes, models.AdminScope) {
+		cl.Scopes = append(cl.Scopes, models.AdminScope)
+	}
+	if cl.ID == "" {
+		cl.ID = uuid.NewString()
+	}
+	if len(cl.GrantTypes) == 0 {
+		switch {
+		case public:
+			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
+		case f.firstParty && len(cl.RedirectURIs) > 0:
+			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
+		case f.firstParty:
+			// A first-party app signing users in through the token API needs only to refresh what it gets.
+			cl.GrantTypes = []string{"refresh_token"}
+		default:
+			cl.GrantTypes = []string{"client_credentials"}
+		}
+	}
+	if len(cl.ResponseTypes) == 0 && slices.Contains(cl.GrantTypes, "authorization_code") {
+		cl.ResponseTypes = []string{"code"}
+	}
+	p := f.enc.apply(cl)
+	if strings.TrimSpace(cl.Name) == "" {
+		p = append(p, "--name is required")
+	}
+	if len(cl.ID) > 255 || strings.ContainsAny(cl.ID, " \t\r\n:") {
+		p = append(p, "--id must be at most 255 characters, without spaces or colons")
+	}
+	for _, g := range cl.GrantTypes {
+		if !slices.Contains(knownGrantTypes, g) {
+			p = append(p, fmt.Sprintf("--grant-types: unknown grant type %q (known: %s)", g, strings.Join(knownGrantTypes, ", ")))
+		}
+	}
+	for _, r := range cl.ResponseTypes {
+		if !slices.Contains(knownResponseTypes, r) {
+			p = append(p, fmt.Sprintf("--response-types: unsupported response type %q (supported: code)", r))
+		}
+	}
+	if public && slices.Contains(cl.GrantTypes, "client_credentials") {
+		p = append(p, "--public clients cannot use client_credentials (they have no secret)")
+	}
+	if slices.Contains(cl.GrantTypes, "authorization_code") && len(cl.RedirectURIs) == 0 {
+		p = append(p, "--redirect-uris is required for authorization_code")
+	}
+	for _, list := range []struct {
+		flag string
+		uris []string
+	}{{"--redirect-uris", cl.RedirectURIs}, {"--post-logout-redirect-uris", cl.PostLogoutRedirectURIs}} {
+		for _, r := range list.uris {
+			u, err := url.Parse(r)
+			if err != nil || u.Scheme == "" || u.Fragment != "" || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
+				p = append(p, fmt.Sprintf("%s: %q must be an absolute URI without a fragment", list.flag, r))
+			}
+		}
+	}
+	for _, o := range cl.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			p = append(p, fmt.Sprintf("--allowed-origins: %q must be an origin like https://app.example.com (no path)", o))
+		}
+	}
+	for _, s := range cl.Scopes {
+		if !validScopeToken(s) {
+			p = append(p, fmt.Sprintf("--scopes: %q is not a valid scope token", s))
+		}
+	}
+	switch {
+	case authMethod == "":
+	case !slices.Contains(knownAuthMethods, authMethod):
+		p = append(p, fmt.Sprintf("--token-endpoint-auth-method must be one of %s", strings.Join(knownAuthMethods, ", ")))
+	case public != (authMethod == "none"):
+		p = append(p, "--token-endpoint-auth-method none goes with --public, and only with it")
+	}
+	if format != "" && format != provider.FormatOpaque && format != provider.FormatJWT {
+		p = append(p, "--access-token-format must be opaque or jwt")
+	}
+	if len(p) > 0 {
+		return nil, errors.New(strings.Join(p, "; "))
+	}
+	// The rules every stored client obeys (admin clients among them) live on the client itself.
+	if err := cl.Validate(); err != nil {
+		return nil, validationError(err)
+	}
+	return cl, nil
+}
+
+// validationError shows a models.ErrInvalid error as the reason alone.
+func validationError(err error) error {
+	if _, reason, ok := strings.Cut(err.Error(), models.ErrInvalid.Error()+": "); ok {
+		return errors.New(reason)
+	}
+	return err
+}
+
+// validScopeToken follows RFC 6749 §3.3: printable ASCII except space, double quote and backslash.
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+func clientsCreate(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients create")
+	id := fs.String("id", "", "client id (default: a random UUID)")
+	secret := fs.String("secret", "", "client secret (default: generated, 256 bits); at least 32 characters")
+	name := fs.String("name", "", "human-readable name (required)")
+	grants := fs.String("grant-types", "", "grant types, comma or space separated (default: client_credentials; with --public: authorization_code,refresh_token)")
+	responses := fs.String("response-types", "", "response types (default: code when authorization_code is allowed)")
+	redirects := fs.String("redirect-uris", "", "allowed redirect URIs, matched exactly")
+	scopes := fs.String("scopes", "", "scopes the client may request")
+	audience := fs.String("audience", "", "audiences (RFC 8707 resources) the client may request")
+	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, or none (public)")
+	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
+	firstParty := fs.Bool("first-party", false, "first-party app: users are not asked for consent")
+	postLogout := fs.String("post-logout-redirect-uris", "", "where logout may send the browser back to, matched exactly")
+	origins := fs.String("allowed-origins", "", "extra web origins allowed to call the token, userinfo, revocation and token API endpoints (CORS)")
+	pool := fs.String("pool", "", "the user pool this client signs users in from (default: default)")
+	allowSignup := fs.Bool("allow-signup", true, "with --first-party: users may sign up through the token API (if the pool allows it too)")
+	admin := fs.Bool("admin", false, "admin client: may use the admin API with a client_credentials token (adds the "+models.AdminScope+" scope)")
+	adminPools := fs.String("admin-pools", "", "with --admin: the pools whose users it may manage (default: every pool)")
+	var enc encryptionFlags
+	enc.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	cl, err := clientFromFlags(clientFlags{
+		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
+		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
+		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
+		admin: *admin, adminPools: *adminPools,
+	})
+	if err != nil {
+		return err
+	}
+	if *public && *secret != "" {
+		return errors.New("--secret makes no sense with --public")
+	}
+	plain := ""
+	if !cl.Public {
+		plain = *secret
+		if plain == "" {
+			plain = provider.GenerateClientSecret()
+		} else if err := provider.CheckClientSecret(plain); err != nil {
+			return fmt.Errorf("--secret: %w", err)
+		}
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if plain != "" {
+		cl.SecretHash = a.prov.Hasher.HashSecret(plain)
+	}
+	if err := a.store.CreateClient(ctx, cl); err != nil {
+		if errors.Is(err, models.ErrConflict) {
+			return fmt.Errorf("a client with id %q already exists", cl.ID)
+		}
+		if errors.Is(err, models.ErrInvalid) {
+			return validationError(err)
+		}
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c, toClientJSON(cl, plain))
+	}
+	fmt.Fprintf(c.stdout, "client_id:     %s\n", cl.ID)
+	if plain != "" {
+		fmt.Fprintf(c.stdout, "client_secret: %s\n(the secret is shown once; store it now)\n", plain)
+	}
+	return nil
+}
+
+// optionalBool is a boolean flag that remembers whether it was given: --admin, --admin=false, or absent.
+type optionalBool struct{ set, value bool }
+
+func (b *optionalBool) String() string   { return strconv.FormatBool(b.value) }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("must be true or false")
+	}
+	b.set, b.value = true, v
+	return nil
+}
+
+// clientsUpdate changes what an operator may change after registration: whether the client is an admin, and of
+// which pools.
+func clientsUpdate(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients update")
+	id := fs.String("id", "", "client id")
+	var admin optionalBool
+	fs.Var(&admin, "admin", "make it an admin client (adds the "+models.AdminScope+" scope); --admin=false takes that away")
+	adminPools := fs.String("admin-pools", "", "the pools whose users the admin client may manage, comma separated (\"-\": every pool)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	a, cl, err := c.openClient(ctx, cf, fs, *id)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if admin.set {
+		cl.Admin = admin.value
+		cl.Scopes = slices.DeleteFunc(cl.Scopes, func(s string) bool { return s == models.AdminScope })
+		if cl.Admin {
+			cl.Scopes = append(cl.Scopes, models.AdminScope)
+		} else {
+			cl.AdminPools = nil
+		}
+	}
+	switch *adminPools {
+	case "":
+	case "-":
+		cl.AdminPools = nil
+	default:
+		cl.AdminPools = splitList(*adminPools)
+	}
+	if err := cl.Validate(); err != nil {
+		return validationError(err)
+	}
+	if err := a.store.UpdateClient(ctx, cl); errors.Is(err, models.ErrInvalid) {
+		return validationError(err)
+	} else if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c, toClientJSON(cl, ""))
+	}
+	fmt.Fprintf(c.stdout, "updated client %s\n", cl.ID)
+	return nil
+}
+
+func writeJSON(c *cli, v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// idArg takes an id from --id or the first positional argument.
+func idArg(fs *flag.FlagSet, flagValue string, what string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if fs.NArg() == 1 {
+		return fs.Arg(0), nil
+	}
+	return "", fmt.Errorf("give the %s as --id or as the one argument", what)
+}
+
+func clientsList(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients list")
+	asJSON := fs.Bool("json", false, "print JSON")
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		list, err := a.store.ListClients(ctx)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			out := make([]clientJSON, 0, len(list))
+			for i := range list {
+				out = append(out, toClientJSON(&list[i], ""))
+			}
+			return writeJSON(c, out)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CLIENT ID\tNAME\tGRANT TYPES\tSCOPES\tPUBLIC")
+		for _, cl := range list {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", cl.ID, cl.Name, strings.Join(cl.GrantTypes, ","), strings.Join(cl.Scopes, " "), cl.Public)
+		}
+		return tw.Flush()
+	})
+}
+
+func clientsGet(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients get")
+	id := fs.String("id", "", "client id")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	a, cl, err := c.openClient(ctx, cf, fs, *id)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return writeJSON(c, toClientJSON(cl, ""))
+}
+
+func clientsDelete(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients delete")
+	id := fs.String("id", "", "client id")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	cid, err := idArg(fs, *id, "client id")
+	if err != nil {
+		return err
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.store.DeleteClient(ctx, cid); err != nil {
+		return clientErr(cid, err)
+	}
+	fmt.Fprintf(c.stdout, "deleted client %s and its tokens\n", cid)
+	return nil
+}
+
+func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("clients rotate-secret")
+	id := fs.String("id", "", "client id")
+	secret := fs.String("secret", "", "new secret (default: generated); at least 32 characters")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	cid, err := idArg(fs, *id, "client id")
+	if err != nil {
+		return err
+	}
+	plain := *secret
+	if plain == "" {
+		plain = provider.GenerateClientSecret()
+	} else if err := provider.CheckClientSecret(plain); err != nil {
+		return fmt.Errorf("--secret: %w", err)
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cl, err := clientNamed(ctx, a, cid)
+	if err != nil {
+		return err
+	}
+	if cl.Public {
+		return fmt.Errorf("client %q is public and has no secret", cid)
+	}
+	if err := a.store.UpdateClientSecret(ctx, cid, a.prov.Hasher.HashSecret(plain)); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(c, map[string]string{"client_id": cid, "client_secret": plain})
+	}
+	fmt.Fprintf(c.stdout, "client_id:     %s\nclient_secret: %s\n(the old secret no longer works; the new one is shown once)\n", cid, plain)
+	return nil
+}
+
+// openClient opens the app and loads the client an operator named (by --id or the one argument); the caller
+// closes the app.
+func (c *cli) openClient(ctx context.Context, cf *configFlags, fs *flag.FlagSet, id string) (*app, *models.Client, error) {
+	cid, err := idArg(fs, id, "client id")
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := clientNamed(ctx, a, cid)
+	if err != nil {
+		a.Close()
+		return nil, nil, err
+	}
+	return a, cl, nil
+}
+
+// clientNamed loads the client an operator named, saying so plainly when there is none.
+func clientNamed(ctx context.Context, a *app, id string) (*models.Client, error) {
+	cl, err := a.store.ClientByID(ctx, id)
+	if err != nil {
+		return nil, clientErr(id, err)
+	}
+	return cl, nil
+}
+
+func clientErr(id string, err error) error {
+	if errors.Is(err, models.ErrNotFound) {
+		return fmt.Errorf("no client with id %q", id)
+	}
+	return err
+}

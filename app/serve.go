@@ -1,0 +1,158 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+)
+
+// newFlagSet returns a flag set carrying every configuration flag.
+func (c *cli) newFlagSet(name string) (*flag.FlagSet, *configFlags) {
+	fs := flag.NewFlagSet("latchkey "+name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	return fs, registerConfigFlags(fs, c.env)
+}
+
+// openFromFlags loads configuration and opens the app; the logger writes to stderr.
+func (c *cli) openFromFlags(ctx context.Context, cf *configFlags) (*app, error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, err
+	}
+	return openApp(ctx, cfg, newLogger(cfg, c.stderr))
+}
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("serve")
+	return c.withApp(ctx, fs, cf, args, func(a *app) error {
+		ln, err := net.Listen("tcp", a.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", a.cfg.Addr, err)
+		}
+		if a.cfg.DebugAddr != "" {
+			dln, err := net.Listen("tcp", a.cfg.DebugAddr)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("listen on %s (LATCHKEY_DEBUG_ADDR): %w", a.cfg.DebugAddr, err)
+			}
+			dbg := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
+			go func() { _ = dbg.Serve(dln) }()
+			defer dbg.Close()
+			a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
+		}
+		percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
+		applyGCSettings(a.logger, percent, limit)
+		return a.serve(ctx, ln)
+	})
+}
+
+// serve runs the HTTP server and background work until ctx ends, then shuts down gracefully.
+func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          nil,
+	}
+	bg, cancelBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.keys.Run(bg) })
+	wg.Go(func() { a.runCleanup(bg) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.logger.Info("latchkey listening", "addr", ln.Addr().String(), "issuer", a.cfg.Issuer, "version", version)
+
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		serveErr = srv.Shutdown(sctx)
+		cancel()
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) && serveErr == nil {
+			serveErr = err
+		}
+	}
+	cancelBG()
+	wg.Wait()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	a.logger.Info("stopped")
+	return nil
+}
+
+func runMigrate(ctx context.Context, c *cli, args []string) error {
+	fs, cf := c.newFlagSet("migrate")
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	cfg.AutoMigrate = true
+	a, err := openApp(ctx, cfg, newLogger(cfg, c.stderr))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	v, err := a.store.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "database at schema version %d\n", v)
+	return nil
+}
+
+// parseArgs parses flags that may come before or after positional arguments (`pools create customers --signup`),
+// which the flag package alone stops at. The positionals are left in a fresh flag set's Args via Parse.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if rest[0] == "--" {
+			positional = append(positional, rest[1:]...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	// Re-parse only the positionals so fs.Args()/NArg() report them.
+	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// withApp is the shape of every management command: parse the flags, open the app from the configuration
+// flags, run fn, close the app.
+func (c *cli) withApp(ctx context.Context, fs *flag.FlagSet, cf *configFlags, args []string, fn func(a *app) error) error {
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	a, err := c.openFromFlags(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
