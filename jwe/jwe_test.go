@@ -105,3 +105,40 @@ func TestCheckKey(t *testing.T) {
 		})
 	}
 }
+
+func TestParsePublicJWK(t *testing.T) {
+	keys := recipients{}
+	rsaKey := keys.get(t, "RSA-2048")
+	marshal := func(k *jose.JSONWebKey) string {
+		b, err := k.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, tc := range []struct {
+		name, src, wantErr string // wantErr "" for a key that parses
+	}{
+		{"RSA public key", marshal(rsaKey.pub), ""},
+		{"EC public key", marshal(keys.get(t, "P-384").pub), ""},
+		{"RSA private key, refused before parsing", marshal(rsaKey.priv), `private or symmetric key member "d"`},
+		{"symmetric key", `{"kty":"oct","k":"c2VjcmV0"}`, `member "k"`},
+		{"not JSON", "-----BEGIN PUBLIC KEY-----", "not a JSON object"},
+		{"a JSON array", "[]", "not a JSON object"},
+		{"JSON null", "null", "not a JSON object"},
+		{"unknown key type", `{"kty":"XYZ"}`, "does not parse"},
+		{"over the size limit", `{"kty":"RSA","x":"` + strings.Repeat("a", MaxJWKBytes) + `"}`, "longer than"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := ParsePublicJWK(tc.src)
+			switch {
+			case tc.wantErr == "" && (err != nil || k == nil || !k.IsPublic()):
+				t.Errorf("ParsePublicJWK = %v, %v; want a public key", k, err)
+			case tc.wantErr != "" && err == nil:
+				t.Errorf("parsed %v, want an error mentioning %q", k, tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Errorf("error = %q, want it to mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}
