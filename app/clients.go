@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -14,9 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/google/uuid"
 
+	"github.com/latchkey/latchkey/jwe"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
 )
@@ -105,11 +104,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 	}
 }
 
-var knownGrantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
-var knownResponseTypes = []string{"code"}
-var knownAuthMethods = []string{"client_secret_basic", "client_secret_post", "none"}
-
-// clientFromFlags builds and validates a client registration, collecting every problem.
+// clientFlags are the flags of clients create.
 type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
 	postLogout, origins, pool, adminPools                                        string
@@ -125,12 +120,12 @@ type encryptionFlags struct {
 func (e *encryptionFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&e.jwk, "encryption-jwk", "", "the client's public JWK (JSON or @file) for ID token and userinfo encryption")
 	fs.StringVar(&e.idAlg, "id-token-encrypted-response-alg", "", "encrypt ID tokens: RSA-OAEP-256 or ECDH-ES")
-	fs.StringVar(&e.idEnc, "id-token-encrypted-response-enc", "", "content encryption for ID tokens (default A256GCM)")
+	fs.StringVar(&e.idEnc, "id-token-encrypted-response-enc", "", "content encryption for ID tokens (default "+jwe.DefaultEnc+")")
 	fs.StringVar(&e.uiAlg, "userinfo-encrypted-response-alg", "", "encrypt userinfo responses: RSA-OAEP-256 or ECDH-ES")
-	fs.StringVar(&e.uiEnc, "userinfo-encrypted-response-enc", "", "content encryption for userinfo (default A256GCM)")
+	fs.StringVar(&e.uiEnc, "userinfo-encrypted-response-enc", "", "content encryption for userinfo (default "+jwe.DefaultEnc+")")
 	fs.StringVar(&e.atJWK, "access-token-encryption-jwk", "", "resource server's public JWK (JSON or @file): JWT access tokens are nested in a JWE to it")
 	fs.StringVar(&e.atAlg, "access-token-encryption-alg", "", "RSA-OAEP-256 or ECDH-ES")
-	fs.StringVar(&e.atEnc, "access-token-encryption-enc", "", "content encryption (default A256GCM)")
+	fs.StringVar(&e.atEnc, "access-token-encryption-enc", "", "content encryption (default "+jwe.DefaultEnc+")")
 }
 
 // readJWKArg accepts inline JSON or @path.
@@ -145,62 +140,41 @@ func readJWKArg(v string) (string, error) {
 	return v, nil
 }
 
-// apply validates the settings (key usable for the algorithm, public only) and copies them onto the client.
+// apply reads the JWKs (inline or @file) and copies the settings onto the client, an alg without an enc getting
+// the default enc written out; it returns the files it could not read. Whether the settings are usable is the
+// client's rule (models.Client.Validate).
 func (e encryptionFlags) apply(cl *models.Client) []string {
 	var p []string
-	load := func(flagName, v string) (string, *jose.JSONWebKey) {
-		if v == "" {
-			return "", nil
-		}
+	load := func(flagName, v string) string {
 		raw, err := readJWKArg(v)
 		if err != nil {
 			p = append(p, fmt.Sprintf("%s: %v", flagName, err))
-			return "", nil
 		}
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON([]byte(raw)); err != nil {
-			p = append(p, fmt.Sprintf("%s: not a JWK: %v", flagName, err))
-			return "", nil
-		}
-		return raw, &k
+		return raw
 	}
-	check := func(what string, key *jose.JSONWebKey, alg, enc *string) {
-		if *alg == "" {
-			return
+	withDefault := func(alg, enc string) string {
+		if alg != "" && enc == "" {
+			return jwe.DefaultEnc
 		}
-		if *enc == "" {
-			*enc = "A256GCM"
-		}
-		if key == nil {
-			p = append(p, what+" needs a key")
-			return
-		}
-		if err := provider.ValidateEncryption(key, *alg, *enc); err != nil {
-			p = append(p, fmt.Sprintf("%s: %v", what, err))
-		}
+		return enc
 	}
-	var ownKey, rsKey *jose.JSONWebKey
-	cl.EncryptionJWK, ownKey = load("--encryption-jwk", e.jwk)
-	cl.AccessTokenEncryptionJWK, rsKey = load("--access-token-encryption-jwk", e.atJWK)
-	check("--id-token-encrypted-response-alg", ownKey, &e.idAlg, &e.idEnc)
-	check("--userinfo-encrypted-response-alg", ownKey, &e.uiAlg, &e.uiEnc)
-	check("--access-token-encryption-alg", rsKey, &e.atAlg, &e.atEnc)
-	cl.IDTokenEncryptedResponseAlg, cl.IDTokenEncryptedResponseEnc = e.idAlg, e.idEnc
-	cl.UserinfoEncryptedResponseAlg, cl.UserinfoEncryptedResponseEnc = e.uiAlg, e.uiEnc
-	cl.AccessTokenEncryptionAlg, cl.AccessTokenEncryptionEnc = e.atAlg, e.atEnc
-	if e.atAlg != "" && cl.AccessTokenFormat != provider.FormatJWT {
-		p = append(p, "--access-token-encryption-alg needs --access-token-format jwt")
-	}
+	cl.EncryptionJWK = load("--encryption-jwk", e.jwk)
+	cl.AccessTokenEncryptionJWK = load("--access-token-encryption-jwk", e.atJWK)
+	cl.IDTokenEncryptedResponseAlg, cl.IDTokenEncryptedResponseEnc = e.idAlg, withDefault(e.idAlg, e.idEnc)
+	cl.UserinfoEncryptedResponseAlg, cl.UserinfoEncryptedResponseEnc = e.uiAlg, withDefault(e.uiAlg, e.uiEnc)
+	cl.AccessTokenEncryptionAlg, cl.AccessTokenEncryptionEnc = e.atAlg, withDefault(e.atAlg, e.atEnc)
 	return p
 }
 
+// clientFromFlags builds a client registration from the flags, filling in the defaults, and checks it by the
+// client's own rules (models.Client.ValidateRegistration, which the store runs again), reporting every problem
+// at once, each named as its flag.
 func clientFromFlags(f clientFlags) (*models.Client, error) {
-	id, name, public, authMethod, format := f.id, f.name, f.public, f.authMethod, f.format
 	cl := &models.Client{
-		ID: id, Name: name, Public: public, FirstParty: f.firstParty,
+		ID: f.id, Name: f.name, Public: f.public, FirstParty: f.firstParty,
 		GrantTypes: splitList(f.grants), ResponseTypes: splitList(f.responses), RedirectURIs: splitList(f.redirects),
 		Scopes: splitList(f.scopes), Audience: splitList(f.audience),
-		TokenEndpointAuthMethod: authMethod, AccessTokenFormat: format,
+		TokenEndpointAuthMethod: f.authMethod, AccessTokenFormat: f.format,
 		PostLogoutRedirectURIs: splitList(f.postLogout), AllowedOrigins: splitList(f.origins),
 		Pool: f.pool, AllowSignup: f.allowSignup,
 		Admin: f.admin, AdminPools: splitList(f.adminPools),
@@ -213,7 +187,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	}
 	if len(cl.GrantTypes) == 0 {
 		switch {
-		case public:
+		case f.public:
 			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
 		case f.firstParty && len(cl.RedirectURIs) > 0:
 			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
@@ -228,88 +202,38 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 		cl.ResponseTypes = []string{"code"}
 	}
 	p := f.enc.apply(cl)
-	if strings.TrimSpace(cl.Name) == "" {
-		p = append(p, "--name is required")
-	}
-	if len(cl.ID) > 255 || strings.ContainsAny(cl.ID, " \t\r\n:") {
-		p = append(p, "--id must be at most 255 characters, without spaces or colons")
-	}
-	for _, g := range cl.GrantTypes {
-		if !slices.Contains(knownGrantTypes, g) {
-			p = append(p, fmt.Sprintf("--grant-types: unknown grant type %q (known: %s)", g, strings.Join(knownGrantTypes, ", ")))
-		}
-	}
-	for _, r := range cl.ResponseTypes {
-		if !slices.Contains(knownResponseTypes, r) {
-			p = append(p, fmt.Sprintf("--response-types: unsupported response type %q (supported: code)", r))
-		}
-	}
-	if public && slices.Contains(cl.GrantTypes, "client_credentials") {
-		p = append(p, "--public clients cannot use client_credentials (they have no secret)")
-	}
-	if slices.Contains(cl.GrantTypes, "authorization_code") && len(cl.RedirectURIs) == 0 {
-		p = append(p, "--redirect-uris is required for authorization_code")
-	}
-	for _, list := range []struct {
-		flag string
-		uris []string
-	}{{"--redirect-uris", cl.RedirectURIs}, {"--post-logout-redirect-uris", cl.PostLogoutRedirectURIs}} {
-		for _, r := range list.uris {
-			u, err := url.Parse(r)
-			if err != nil || u.Scheme == "" || u.Fragment != "" || (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
-				p = append(p, fmt.Sprintf("%s: %q must be an absolute URI without a fragment", list.flag, r))
-			}
-		}
-	}
-	for _, o := range cl.AllowedOrigins {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			p = append(p, fmt.Sprintf("--allowed-origins: %q must be an origin like https://app.example.com (no path)", o))
-		}
-	}
-	for _, s := range cl.Scopes {
-		if !validScopeToken(s) {
-			p = append(p, fmt.Sprintf("--scopes: %q is not a valid scope token", s))
-		}
-	}
-	switch {
-	case authMethod == "":
-	case !slices.Contains(knownAuthMethods, authMethod):
-		p = append(p, fmt.Sprintf("--token-endpoint-auth-method must be one of %s", strings.Join(knownAuthMethods, ", ")))
-	case public != (authMethod == "none"):
-		p = append(p, "--token-endpoint-auth-method none goes with --public, and only with it")
-	}
-	if format != "" && format != provider.FormatOpaque && format != provider.FormatJWT {
-		p = append(p, "--access-token-format must be opaque or jwt")
+	var ve models.ValidationError
+	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
+		p = append(p, flagProblems(ve)...)
+	} else if err != nil {
+		p = append(p, err.Error())
 	}
 	if len(p) > 0 {
 		return nil, errors.New(strings.Join(p, "; "))
 	}
-	// The rules every stored client obeys (admin clients among them) live on the client itself.
-	if err := cl.Validate(); err != nil {
-		return nil, validationError(err)
-	}
 	return cl, nil
 }
 
-// validationError shows a models.ErrInvalid error as the reason alone.
+// flagProblems names each field at fault as its flag: redirect_uris is --redirect-uris.
+func flagProblems(ve models.ValidationError) []string {
+	out := make([]string, len(ve))
+	for i, f := range ve {
+		out[i] = "--" + strings.ReplaceAll(f.Field, "_", "-") + ": " + f.Problem
+	}
+	return out
+}
+
+// validationError shows a models.ValidationError with its fields named as flags, and any other models.ErrInvalid
+// error as the reason alone.
 func validationError(err error) error {
+	var ve models.ValidationError
+	if errors.As(err, &ve) {
+		return errors.New(strings.Join(flagProblems(ve), "; "))
+	}
 	if _, reason, ok := strings.Cut(err.Error(), models.ErrInvalid.Error()+": "); ok {
 		return errors.New(reason)
 	}
 	return err
-}
-
-// validScopeToken follows RFC 6749 §3.3: printable ASCII except space, double quote and backslash.
-func validScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
-			return false
-		}
-	}
-	return true
 }
 
 func clientsCreate(ctx context.Context, c *cli, args []string) error {
@@ -367,7 +291,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	if plain != "" {
 		cl.SecretHash = a.prov.Hasher.HashSecret(plain)
 	}
-	if err := a.store.CreateClient(ctx, cl); err != nil {
+	if err := a.store.RegisterClient(ctx, cl); err != nil {
 		if errors.Is(err, models.ErrConflict) {
 			return fmt.Errorf("a client with id %q already exists", cl.ID)
 		}
@@ -432,9 +356,6 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		cl.AdminPools = nil
 	default:
 		cl.AdminPools = splitList(*adminPools)
-	}
-	if err := cl.Validate(); err != nil {
-		return validationError(err)
 	}
 	if err := a.store.UpdateClient(ctx, cl); errors.Is(err, models.ErrInvalid) {
 		return validationError(err)

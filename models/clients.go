@@ -120,41 +120,6 @@ func (c *Client) AdministersPool(pool string) bool {
 	return c.Admin && (len(c.AdminPools) == 0 || slices.Contains(c.AdminPools, poolOrDefault(pool)))
 }
 
-// Validate checks the rules every stored client obeys (CreateClient and UpdateClient call it too); the error
-// wraps ErrInvalid and names the problem.
-func (c *Client) Validate() error { return validateClient(c) }
-
-// validateAdmin: admin power belongs to a backend acting for itself. An admin client is confidential, not a
-// first-party app (those sign users in) and uses only client_credentials; AdminScope belongs to admin clients.
-func validateAdmin(c *Client) error {
-	hasScope := slices.Contains(c.Scopes, AdminScope)
-	switch {
-	case !c.Admin && hasScope:
-		return fmt.Errorf("%w: the %s scope is only for admin clients", ErrInvalid, AdminScope)
-	case !c.Admin && len(c.AdminPools) > 0:
-		return fmt.Errorf("%w: admin pools are only for admin clients", ErrInvalid)
-	case !c.Admin:
-		return nil
-	case c.Public:
-		return fmt.Errorf("%w: an admin client cannot be public", ErrInvalid)
-	case c.FirstParty:
-		return fmt.Errorf("%w: an admin client cannot be a first-party app (those sign users in)", ErrInvalid)
-	case len(c.GrantTypes) != 1 || c.GrantTypes[0] != "client_credentials":
-		return fmt.Errorf("%w: an admin client uses only the client_credentials grant", ErrInvalid)
-	case !hasScope:
-		return fmt.Errorf("%w: an admin client holds the %s scope", ErrInvalid, AdminScope)
-	}
-	for i, p := range c.AdminPools {
-		if err := validatePoolName(p); err != nil {
-			return fmt.Errorf("admin pools: %w", err)
-		}
-		if slices.Contains(c.AdminPools[:i], p) {
-			return fmt.Errorf("%w: admin pool %q is listed twice", ErrInvalid, p)
-		}
-	}
-	return nil
-}
-
 func clone(v []string) []string {
 	if v == nil {
 		return nil
@@ -240,26 +205,6 @@ func (r *clientRow) client() (*Client, error) {
 	return c, nil
 }
 
-func validateClient(c *Client) error {
-	if c == nil || c.ID == "" {
-		return fmt.Errorf("%w: client id is empty", ErrInvalid)
-	}
-	switch c.TokenEndpointAuthMethod {
-	case "", AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodNone:
-	default:
-		return fmt.Errorf("%w: unsupported token_endpoint_auth_method %q", ErrInvalid, c.TokenEndpointAuthMethod)
-	}
-	switch c.AccessTokenFormat {
-	case "", "opaque", "jwt":
-	default:
-		return fmt.Errorf("%w: unsupported access token format %q", ErrInvalid, c.AccessTokenFormat)
-	}
-	if err := validateAdmin(c); err != nil {
-		return err
-	}
-	return validateClientEncryption(c)
-}
-
 // clientColumns are the mutable columns of c (all but id, secret_hash and the timestamps), with its
 // already normalised allowed origins and pool.
 func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]any {
@@ -301,13 +246,22 @@ func requirePools(tx *gorm.DB, pool string, adminPools []string) error {
 	return nil
 }
 
+// RegisterClient stores a new registration: CreateClient, after checking what a registration must also have
+// (see ValidateRegistration). Every entry point that registers clients (the CLI, a registration endpoint) calls
+// it.
+func (s *Store) RegisterClient(ctx context.Context, c *Client) error {
+	if err := c.ValidateRegistration(); err != nil {
+		return fmt.Errorf("register client: %w", err)
+	}
+	return s.CreateClient(ctx, c)
+}
+
 // CreateClient stores a new client and its origins (those of its http(s) redirect URIs and its
 // AllowedOrigins), normalises c.AllowedOrigins, sets c.Pool ("" → DefaultPool) and its timestamps;
-// ErrConflict if the id is taken, ErrInvalid if an allowed origin is not an origin, the pool or an admin pool
-// does not exist, the admin rules are broken (see validateAdmin), or the encryption settings are unusable (an
-// alg without a usable key, a private or symmetric JWK, an unsupported alg or enc).
+// ErrConflict if the id is taken, ErrInvalid if the client breaks a rule of Validate (a ValidationError naming
+// every field at fault) or its pool or an admin pool does not exist.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
-	if err := validateClient(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
@@ -344,10 +298,10 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 // transaction; it normalises c.AllowedOrigins and sets c.Pool and c.UpdatedAt. ErrNotFound if there is no
 // such client, ErrInvalid as for CreateClient. Tokens already issued are not touched.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
-	defer s.clients.forget(c.ID)
-	if err := validateClient(c); err != nil {
+	if err := c.Validate(); err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
+	defer s.clients.forget(c.ID)
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
 	if err != nil {
 		return fmt.Errorf("update client %q: %w", c.ID, err)

@@ -72,6 +72,9 @@ type Options struct {
 	// NewSession returns an empty session to decode a stored session into where fosite passes none
 	// (GetPARSession). nil: *openid.DefaultSession.
 	NewSession func() fosite.Session
+	// Now is the store's clock: the time it stamps rows with and expires them by. nil: time.Now. The app passes
+	// the one clock it gives the provider and the handlers too (their Now fields), so a test moves them together.
+	Now func() time.Time
 }
 
 // Store is the database. It is safe for concurrent use.
@@ -131,10 +134,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open database: unsupported URL scheme %q (want sqlite:// or postgres://)", scheme)
 	}
 
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return dbTime(time.Now()) },
+		NowFunc:                func() time.Time { return dbTime(now()) },
 		Logger:                 newGormLogger(opts.Logger),
 	})
 	if err != nil {
@@ -149,7 +156,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Every gorm statement, and the hand-written token SQL run on s.pool, goes through the text check.
 	guard := &guardedPool{db: sqlDB}
 	db.ConnPool, db.Statement.ConnPool = guard, guard
-	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: time.Now}
+	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: now}
 	if dialect == dialectPostgres {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 		// sql.Open only parses the URL; the connection is made on first use, so an idle node holds none.

@@ -11,7 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +21,8 @@ import (
 	"golang.org/x/crypto/argon2"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/latchkey/latchkey/passwords"
 )
 
 // User is a person who can sign in.
@@ -83,10 +87,12 @@ func (r *userRow) user() (*User, error) {
 // MaxExtrasBytes is the size limit of a user's extras, JSON-encoded.
 const MaxExtrasBytes = 4096
 
+// Length limits of a user's fields, defined once here; every entry point (pages, the token API, the admin API,
+// the CLI) bounds its input by them. A password's limit is passwords.MaxLength: argon2id on megabytes of input
+// is a denial of service, not a password.
 const (
-	maxEmailLen    = 254
-	maxPasswordLen = 1024
-	maxNameLen     = 200 // characters
+	MaxEmailLength = 254 // bytes (RFC 5321's limit on a path)
+	MaxNameLength  = 200 // characters
 )
 
 // ErrInvalidCredentials is Authenticate's answer to an unknown email or a wrong password: the two are not
@@ -96,14 +102,18 @@ var ErrInvalidCredentials = errors.New("invalid email or password")
 // ErrUserDisabled is returned by Authenticate for the right password of a disabled user.
 var ErrUserDisabled = errors.New("user disabled")
 
-// encodeExtras validates extras and returns their JSON; nil is {}.
+// encodeExtras validates extras (no empty key, no registered claim name, at most MaxExtrasBytes of JSON) and
+// returns their JSON; nil is {}. Every write of extras goes through it.
 func encodeExtras(extras map[string]any) (string, error) {
 	if extras == nil {
 		return "{}", nil
 	}
-	for k := range extras {
+	for _, k := range slices.Sorted(maps.Keys(extras)) {
 		if k == "" {
 			return "", fmt.Errorf("%w: extras have an empty key", ErrInvalid)
+		}
+		if IsRegisteredClaim(k) {
+			return "", fmt.Errorf("%w: extras may not use the registered claim name %q", ErrInvalid, k)
 		}
 	}
 	b, err := json.Marshal(extras)
@@ -116,14 +126,14 @@ func encodeExtras(extras map[string]any) (string, error) {
 	return string(b), nil
 }
 
-// normalizeName trims name and checks it is valid UTF-8 of at most maxNameLen characters.
+// normalizeName trims name and checks it is valid UTF-8 of at most MaxNameLength characters.
 func normalizeName(name string) (string, error) {
 	name = strings.TrimSpace(name)
 	if !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
 		return "", fmt.Errorf("%w: name is not valid UTF-8 text", ErrInvalid)
 	}
-	if n := utf8.RuneCountInString(name); n > maxNameLen {
-		return "", fmt.Errorf("%w: name is %d characters, over the limit of %d", ErrInvalid, n, maxNameLen)
+	if n := utf8.RuneCountInString(name); n > MaxNameLength {
+		return "", fmt.Errorf("%w: name is %d characters, over the limit of %d", ErrInvalid, n, MaxNameLength)
 	}
 	return name, nil
 }
@@ -132,8 +142,8 @@ func validatePassword(password string) error {
 	if password == "" {
 		return fmt.Errorf("%w: password is empty", ErrInvalid)
 	}
-	if len(password) > maxPasswordLen {
-		return fmt.Errorf("%w: password is longer than %d bytes", ErrInvalid, maxPasswordLen)
+	if len(password) > passwords.MaxLength {
+		return fmt.Errorf("%w: password is longer than %d bytes", ErrInvalid, passwords.MaxLength)
 	}
 	return nil
 }
@@ -144,8 +154,8 @@ func validateEmail(email string) error {
 	if !storableText(email) {
 		return fmt.Errorf("%w: email is not valid UTF-8 text", ErrInvalid)
 	}
-	if len(email) > maxEmailLen {
-		return fmt.Errorf("%w: email is longer than %d characters", ErrInvalid, maxEmailLen)
+	if len(email) > MaxEmailLength {
+		return fmt.Errorf("%w: email is longer than %d characters", ErrInvalid, MaxEmailLength)
 	}
 	local, domain, ok := strings.Cut(email, "@")
 	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") {
@@ -446,7 +456,7 @@ const dummyPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$o1dGzItEuk92M0rMQHaIOg
 // before using the user. The user returned carries the hash it was checked against, so CreateBrowserSession
 // can refuse it once the password has changed.
 func (s *Store) Authenticate(ctx context.Context, pool, email, password string) (*User, error) {
-	if password == "" || len(password) > maxPasswordLen {
+	if password == "" || len(password) > passwords.MaxLength {
 		return nil, ErrInvalidCredentials
 	}
 	var row userRow

@@ -14,7 +14,9 @@ import (
 //go:embed common.txt
 var builtinCommon string
 
-// MaxLength bounds what we hash: argon2id on megabytes of input is a denial of service, not a password.
+// MaxLength bounds what we hash, in bytes: argon2id on megabytes of input is a denial of service, not a password.
+// It is the one definition of the limit: the store (models), the policy and every form and API bound passwords
+// by it.
 const MaxLength = 1024
 
 // Policy is checked on sign-up and password change.

@@ -2,20 +2,17 @@ package provider
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
+
+	"github.com/latchkey/latchkey/jwe"
 )
 
 // Encrypted tokens and responses (OpenID Connect Core §10.2, RFC 7516). A client that registered an encryption
@@ -33,103 +30,21 @@ type encryptionClient interface {
 	AccessTokenEncryption() (key *jose.JSONWebKey, alg, enc string, ok bool)
 }
 
-// SupportedEncryptionAlgs are the JWE key management algorithms Latchkey encrypts with, preferred first. RSA1_5
-// is left out on purpose (RFC 8725 §3.2); RSA-OAEP (SHA-1) stays for clients that have nothing better, as the
-// SHA-1 collision attacks do not apply to OAEP.
-var SupportedEncryptionAlgs = []string{
-	string(jose.RSA_OAEP_256),
-	string(jose.ECDH_ES),
-	string(jose.ECDH_ES_A256KW),
-	string(jose.ECDH_ES_A192KW),
-	string(jose.ECDH_ES_A128KW),
-	string(jose.RSA_OAEP),
-}
-
-// SupportedEncryptionEncs are the JWE content encryption algorithms Latchkey encrypts with, preferred first.
-// A128CBC-HS256 is the default OpenID Connect Registration gives *_encrypted_response_enc when only the alg is
-// registered.
-var SupportedEncryptionEncs = []string{
-	string(jose.A256GCM),
-	string(jose.A192GCM),
-	string(jose.A128GCM),
-	string(jose.A256CBC_HS512),
-	string(jose.A192CBC_HS384),
-	string(jose.A128CBC_HS256),
-}
+// SupportedEncryptionAlgs and SupportedEncryptionEncs are what discovery advertises: the algorithms of the
+// jwe package, which owns the rule for what Latchkey encrypts to. Do not modify.
+var (
+	SupportedEncryptionAlgs = jwe.Algs
+	SupportedEncryptionEncs = jwe.Encs
+)
 
 // jwtContentType is the JWE cty of a nested JWT (RFC 7519 §5.2).
 const jwtContentType = "JWT"
 
-// minRSAEncryptionBits is the smallest RSA key we encrypt to.
-const minRSAEncryptionBits = 2048
-
-// ValidateEncryption checks an encryption registration: alg and enc are supported, and key is a public key of
-// the kind alg needs (RSA of at least 2048 bits for RSA-OAEP*; EC P-256, P-384 or P-521 for ECDH-ES*). A
-// private or symmetric key is refused: a client registers only the public half. The error says what is wrong.
-func ValidateEncryption(key *jose.JSONWebKey, alg, enc string) error {
-	if !slices.Contains(SupportedEncryptionAlgs, alg) {
-		return fmt.Errorf("unsupported encryption alg %q (supported: %s)", alg, strings.Join(SupportedEncryptionAlgs, ", "))
-	}
-	if !slices.Contains(SupportedEncryptionEncs, enc) {
-		return fmt.Errorf("unsupported encryption enc %q (supported: %s)", enc, strings.Join(SupportedEncryptionEncs, ", "))
-	}
-	if key == nil || key.Key == nil {
-		return errors.New("no encryption key")
-	}
-	switch key.Key.(type) {
-	case []byte:
-		return errors.New("symmetric encryption keys are not supported; register a public RSA or EC key")
-	case *rsa.PrivateKey, *ecdsa.PrivateKey:
-		return errors.New("the encryption key is a private key; register only its public key")
-	}
-	if !key.IsPublic() || !key.Valid() {
-		return errors.New("the encryption key is not a valid public key")
-	}
-	if key.Use != "" && key.Use != "enc" {
-		return fmt.Errorf("the encryption key has use %q, want \"enc\"", key.Use)
-	}
-	if key.Algorithm != "" && key.Algorithm != alg {
-		return fmt.Errorf("the encryption key is for alg %q, not %q", key.Algorithm, alg)
-	}
-	switch jose.KeyAlgorithm(alg) {
-	case jose.RSA_OAEP_256, jose.RSA_OAEP:
-		k, ok := key.Key.(*rsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("alg %s needs an RSA key, got %s", alg, keyKind(key.Key))
-		}
-		if k.N.BitLen() < minRSAEncryptionBits {
-			return fmt.Errorf("the RSA encryption key has %d bits, want at least %d", k.N.BitLen(), minRSAEncryptionBits)
-		}
-	case jose.ECDH_ES, jose.ECDH_ES_A128KW, jose.ECDH_ES_A192KW, jose.ECDH_ES_A256KW:
-		k, ok := key.Key.(*ecdsa.PublicKey)
-		if !ok {
-			return fmt.Errorf("alg %s needs an EC key, got %s", alg, keyKind(key.Key))
-		}
-		switch k.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-		default:
-			return fmt.Errorf("alg %s needs an EC key on P-256, P-384 or P-521, got curve %s", alg, k.Curve.Params().Name)
-		}
-	}
-	return nil
-}
-
-func keyKind(k any) string {
-	switch k.(type) {
-	case *rsa.PublicKey:
-		return "an RSA key"
-	case *ecdsa.PublicKey:
-		return "an EC key"
-	default:
-		return fmt.Sprintf("a %T", k)
-	}
-}
-
 // EncryptCompact encrypts plaintext to key and returns the compact JWE. cty is "JWT" when plaintext is a signed
-// JWT (a nested token), "" otherwise. The registration is checked again here, so a bad key fails loudly instead
-// of producing something the recipient cannot read.
+// JWT (a nested token), "" otherwise. The registration is checked again here, by the rule the store checked it
+// with (jwe.CheckKey), so a bad key fails loudly instead of producing something the recipient cannot read.
 func EncryptCompact(plaintext []byte, key *jose.JSONWebKey, alg, enc, cty string) (string, error) {
-	if err := ValidateEncryption(key, alg, enc); err != nil {
+	if err := jwe.CheckKey(key, alg, enc); err != nil {
 		return "", fmt.Errorf("encrypt: %w", err)
 	}
 	opts := &jose.EncrypterOptions{}
@@ -141,11 +56,11 @@ func EncryptCompact(plaintext []byte, key *jose.JSONWebKey, alg, enc, cty string
 	if err != nil {
 		return "", fmt.Errorf("encrypt: build %s/%s encrypter: %w", alg, enc, err)
 	}
-	jwe, err := e.Encrypt(plaintext)
+	obj, err := e.Encrypt(plaintext)
 	if err != nil {
 		return "", fmt.Errorf("encrypt: %w", err)
 	}
-	out, err := jwe.CompactSerialize()
+	out, err := obj.CompactSerialize()
 	if err != nil {
 		return "", fmt.Errorf("encrypt: serialise: %w", err)
 	}
@@ -175,11 +90,11 @@ func (s *tokenStrategy) validateJWE(r fosite.Requester, token string) error {
 	for i, e := range SupportedEncryptionEncs {
 		encs[i] = jose.ContentEncryption(e)
 	}
-	jwe, err := jose.ParseEncryptedCompact(token, algs, encs)
+	obj, err := jose.ParseEncryptedCompact(token, algs, encs)
 	if err != nil {
 		return fosite.ErrInvalidTokenFormat.WithHint("Malformed encrypted access token.")
 	}
-	if cty, _ := jwe.Header.ExtraHeaders[jose.HeaderContentType].(string); cty != jwtContentType {
+	if cty, _ := obj.Header.ExtraHeaders[jose.HeaderContentType].(string); cty != jwtContentType {
 		return fosite.ErrInvalidTokenFormat.WithHint("Not an encrypted JWT access token.")
 	}
 	return s.checkExpiry(r)
@@ -226,10 +141,10 @@ func (s encryptingIDTokenStrategy) GenerateIDToken(ctx context.Context, lifespan
 	if !ok {
 		return token, nil
 	}
-	jwe, err := EncryptCompact([]byte(token), key, alg, enc, jwtContentType)
+	encrypted, err := EncryptCompact([]byte(token), key, alg, enc, jwtContentType)
 	if err != nil {
 		// Never fall back to a plain ID token: the client asked for its claims to be hidden.
 		return "", fosite.ErrServerError.WithWrap(err).WithDebugf("ID token for client %s: %s", r.GetClient().GetID(), err)
 	}
-	return jwe, nil
+	return encrypted, nil
 }

@@ -171,62 +171,6 @@ func TestEncryptCompactRoundTrips(t *testing.T) {
 	})
 }
 
-func TestValidateEncryption(t *testing.T) {
-	keys := recipients{}
-	rsaKey := keys.get(t, "RSA-2048")
-	ecKey := keys.get(t, "P-256")
-	with := func(k *jose.JSONWebKey, change func(*jose.JSONWebKey)) *jose.JSONWebKey {
-		c := *k
-		change(&c)
-		return &c
-	}
-	for _, tc := range []struct {
-		name     string
-		key      *jose.JSONWebKey
-		alg, enc string
-		wantErr  string // "" for valid
-	}{
-		{"RSA public key with RSA-OAEP-256", rsaKey.pub, "RSA-OAEP-256", "A256GCM", ""},
-		{"EC P-256 public key with ECDH-ES", ecKey.pub, "ECDH-ES", "A256GCM", ""},
-		{"EC P-384 public key with ECDH-ES+A256KW", keys.get(t, "P-384").pub, "ECDH-ES+A256KW", "A128GCM", ""},
-		{"EC P-521 public key with ECDH-ES", keys.get(t, "P-521").pub, "ECDH-ES", "A128CBC-HS256", ""},
-		{"key whose alg matches", with(rsaKey.pub, func(k *jose.JSONWebKey) { k.Algorithm = "RSA-OAEP-256" }), "RSA-OAEP-256", "A256GCM", ""},
-		{"key without use", with(ecKey.pub, func(k *jose.JSONWebKey) { k.Use = "" }), "ECDH-ES", "A256GCM", ""},
-
-		{"RSA private key", rsaKey.priv, "RSA-OAEP-256", "A256GCM", "private key"},
-		{"EC private key", ecKey.priv, "ECDH-ES", "A256GCM", "private key"},
-		{"symmetric key", &jose.JSONWebKey{Key: make([]byte, 32)}, "ECDH-ES", "A256GCM", "symmetric"},
-		{"RSA key with ECDH-ES", rsaKey.pub, "ECDH-ES", "A256GCM", "needs an EC key"},
-		{"EC key with RSA-OAEP-256", ecKey.pub, "RSA-OAEP-256", "A256GCM", "needs an RSA key"},
-		{"RSA key under 2048 bits", keys.get(t, "RSA-1024").pub, "RSA-OAEP-256", "A256GCM", "at least 2048"},
-		{"unknown alg", rsaKey.pub, "RSA1_5", "A256GCM", "unsupported encryption alg"},
-		{"RSA key with SHA-1 RSA-OAEP", rsaKey.pub, "RSA-OAEP", "A128CBC-HS256", ""},
-		{"EC key with ECDH-ES+A128KW", ecKey.pub, "ECDH-ES+A128KW", "A192GCM", ""},
-		{"RSA key with ECDH-ES+A128KW", rsaKey.pub, "ECDH-ES+A128KW", "A256GCM", "needs an EC key"},
-		{"direct symmetric encryption", rsaKey.pub, "dir", "A256GCM", "unsupported encryption alg"},
-		{"password-based encryption", rsaKey.pub, "PBES2-HS256+A128KW", "A256GCM", "unsupported encryption alg"},
-		{"empty alg", rsaKey.pub, "", "A256GCM", "unsupported encryption alg"},
-		{"unknown enc", rsaKey.pub, "RSA-OAEP-256", "A512GCM", "unsupported encryption enc"},
-		{"empty enc", rsaKey.pub, "RSA-OAEP-256", "", "unsupported encryption enc"},
-		{"no key", nil, "RSA-OAEP-256", "A256GCM", "no encryption key"},
-		{"empty key", &jose.JSONWebKey{}, "RSA-OAEP-256", "A256GCM", "no encryption key"},
-		{"signing key", with(rsaKey.pub, func(k *jose.JSONWebKey) { k.Use = "sig" }), "RSA-OAEP-256", "A256GCM", `use "sig"`},
-		{"key registered for another alg", with(ecKey.pub, func(k *jose.JSONWebKey) { k.Algorithm = "ECDH-ES+A256KW" }), "ECDH-ES", "A256GCM", "is for alg"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := ValidateEncryption(tc.key, tc.alg, tc.enc)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Errorf("error = %v, want valid", err)
-			case tc.wantErr != "" && err == nil:
-				t.Errorf("valid, want an error mentioning %q", tc.wantErr)
-			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
-				t.Errorf("error = %q, want it to mention %q", err, tc.wantErr)
-			}
-		})
-	}
-}
-
 // encryptingClient is a client that registered encryption keys, as models.Client will.
 type encryptingClient struct {
 	fakeClient

@@ -311,6 +311,7 @@ func encryptionClient(t *testing.T, id string) (*models.Client, *rsa.PrivateKey,
 		AccessTokenEncryptionJWK:     jwkJSON(t, jose.JSONWebKey{Key: &ek.PublicKey, KeyID: "rs-enc", Algorithm: "ECDH-ES+A256KW"}),
 		AccessTokenEncryptionAlg:     "ECDH-ES+A256KW",
 		AccessTokenEncryptionEnc:     "A256GCM",
+		AccessTokenFormat:            "jwt", // only JWT access tokens are encrypted
 	}, rk, ek
 }
 
