@@ -16,6 +16,23 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
+// poolCases: pools, users in pools, and clients in pools with their encryption settings and updates.
+func poolCases() []testCase {
+	return []testCase{
+		{"pools default exists after Migrate; create, get, list, update", testPoolsCRUD},
+		{"pools malformed names are ErrInvalid", testPoolInvalidNames},
+		{"pools same email in two pools is two users", testUsersSameEmailTwoPools},
+		{"pools duplicate email in one pool, any case, is ErrConflict", testUserDuplicateEmailInPool},
+		{"pools authenticate finds the user only in the given pool", testAuthenticateInPool},
+		{"pools unknown pool for a user or client is ErrInvalid", testUnknownPoolInvalid},
+		{"pools list users of one pool or all", testListUsersByPool},
+		{"clients pool defaults to default; allow_signup round trips", testClientPoolDefault},
+		{"clients encryption settings round trip and the methods return the parsed keys", testClientEncryptionRoundTrip},
+		{"clients unusable encryption settings are ErrInvalid and write nothing", testClientEncryptionInvalid},
+		{"clients update changes every mutable field and the origins", testClientUpdate},
+	}
+}
+
 // Pools.
 
 func mustPool(t *testing.T, s *models.Store, name string) {
