@@ -54,13 +54,13 @@ var (
 // sqlite/NNNN_name.sql) and attaches the Go backfills. Both dialects must have the same versions with the same
 // names, numbered 1, 2, 3, ... without gaps.
 func loadMigrations(fsys fs.FS, backfills map[int]func(tx *gorm.DB) error) ([]migration, error) {
-	perDialect := map[string][]migration{}
+	var out []migration
 	for _, dialect := range []string{dialectPostgres, dialectSQLite} {
 		entries, err := fs.ReadDir(fsys, dialect)
 		if err != nil {
 			return nil, fmt.Errorf("load migrations: %w", err)
 		}
-		var ms []migration
+		n := 0
 		for _, e := range entries {
 			file := path.Join(dialect, e.Name())
 			base, ok := strings.CutSuffix(e.Name(), ".sql")
@@ -68,6 +68,9 @@ func loadMigrations(fsys fs.FS, backfills map[int]func(tx *gorm.DB) error) ([]mi
 			version, err := strconv.Atoi(num)
 			if !ok || !ok2 || len(num) != 4 || err != nil || name == "" {
 				return nil, fmt.Errorf("load migrations: %s is not named NNNN_name.sql", file)
+			}
+			if n++; version != n {
+				return nil, fmt.Errorf("load migrations: %s has version %d, want %d (versions are 1, 2, 3, ...)", file, version, n)
 			}
 			text, err := fs.ReadFile(fsys, file)
 			if err != nil {
@@ -77,24 +80,19 @@ func loadMigrations(fsys fs.FS, backfills map[int]func(tx *gorm.DB) error) ([]mi
 			if err != nil {
 				return nil, fmt.Errorf("load migrations: %s: %w", file, err)
 			}
-			if want := len(ms) + 1; version != want {
-				return nil, fmt.Errorf("load migrations: %s has version %d, want %d (versions are 1, 2, 3, ...)", file, version, want)
+			name = strings.ReplaceAll(name, "_", " ")
+			switch {
+			case dialect == dialectPostgres:
+				out = append(out, migration{version: version, name: name, postgres: stmts, after: backfills[version]})
+			case version <= len(out) && out[version-1].name != name:
+				return nil, fmt.Errorf("load migrations: version %d is %q for postgres but %q for sqlite", version, out[version-1].name, name)
+			case version <= len(out):
+				out[version-1].sqlite = stmts
 			}
-			ms = append(ms, migration{version: version, name: strings.ReplaceAll(name, "_", " "), sqlite: stmts})
 		}
-		perDialect[dialect] = ms
-	}
-	pg, lite := perDialect[dialectPostgres], perDialect[dialectSQLite]
-	if len(pg) == 0 || len(pg) != len(lite) {
-		return nil, fmt.Errorf("load migrations: %d for postgres, %d for sqlite; want the same, at least one", len(pg), len(lite))
-	}
-	out := make([]migration, len(pg))
-	for i := range pg {
-		if pg[i].name != lite[i].name {
-			return nil, fmt.Errorf("load migrations: version %d is %q for postgres but %q for sqlite", pg[i].version, pg[i].name, lite[i].name)
+		if dialect == dialectSQLite && (n != len(out) || n == 0) {
+			return nil, fmt.Errorf("load migrations: %d for postgres, %d for sqlite; want the same, at least one", len(out), n)
 		}
-		out[i] = migration{version: pg[i].version, name: pg[i].name, postgres: pg[i].sqlite, sqlite: lite[i].sqlite,
-			after: backfills[pg[i].version]}
 	}
 	for v := range backfills {
 		if v < 1 || v > len(out) {

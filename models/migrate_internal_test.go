@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -61,7 +62,9 @@ func TestLoadMigrations(t *testing.T) {
 		{"a statement without its semicolon", without(good, "sqlite/0002_second.sql", map[string]string{"sqlite/0002_second.sql": "UPDATE a SET x = NULL\n"}), nil, "does not end"},
 		{"a comment inside a statement", without(good, "sqlite/0002_second.sql", map[string]string{"sqlite/0002_second.sql": "UPDATE a\n-- no\nSET x = NULL;\n"}), nil, "comment inside"},
 		{"a backfill without files", good, map[int]func(*gorm.DB) error{3: noop}, "backfill for version 3"},
-		{"no migrations at all", fstest.MapFS{"postgres/README": file(""), "sqlite/README": file("")}, nil, "not named"},
+		{"sqlite has a version postgres lacks", without(good, "", map[string]string{"sqlite/0003_third.sql": "SELECT 1;\n"}), nil, "2 for postgres, 3 for sqlite"},
+		{"no migrations at all", fstest.MapFS{"postgres": {Mode: fs.ModeDir}, "sqlite": {Mode: fs.ModeDir}}, nil, "0 for postgres, 0 for sqlite"},
+		{"a dialect's directory is missing", fstest.MapFS{"sqlite/0001_first.sql": good["sqlite/0001_first.sql"]}, nil, "file does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := loadMigrations(tc.fsys, tc.backfills); err == nil || !strings.Contains(err.Error(), tc.want) {
