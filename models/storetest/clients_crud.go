@@ -12,7 +12,7 @@ import (
 )
 
 // clientCases: clients created, read, listed, updated and deleted, what deleting takes along, and their origins
-// (pools, encryption settings and full updates are in pools.go).
+// (pools, encryption settings and full updates are in client_settings.go).
 func clientCases() []testCase {
 	return []testCase{
 		{"clients create, get, list, update secret", testClientsCRUD},

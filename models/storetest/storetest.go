@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		transactionCases(),
 		cleanupCases(),
 		clientCases(),
+		clientSettingsCases(),
 		userCases(),
 		poolCases(),
 		sessionCases(),
