@@ -3,19 +3,26 @@ package models
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
 	"strings"
 
 	"gorm.io/gorm"
+
+	migrationfiles "github.com/latchkey/latchkey/models/migrations"
 )
 
-// migration is one numbered schema change, with the statements for each dialect. Append only: never edit or
-// renumber a migration that has shipped.
+// migration is one numbered schema change, with the statements for each dialect, read from the frozen SQL files in
+// models/migrations (see that package: a released migration is never edited; the schema changes by a new one).
 type migration struct {
 	version  int
 	name     string
 	sqlite   []string
 	postgres []string
-	// after, if set, runs in the migration's transaction after its statements: data backfills that need Go.
+	// after, if set, runs in the migration's transaction after its statements: a frozen Go backfill
+	// (migrations.Backfills), only where SQL cannot express it.
 	after func(tx *gorm.DB) error
 }
 
@@ -26,317 +33,99 @@ func (m migration) statements(dialect string) []string {
 	return m.sqlite
 }
 
-// migrations, in order.
-var migrations = []migration{
-	{
-		version:  1,
-		name:     "initial schema",
-		sqlite:   initialSchema(dialectSQLite),
-		postgres: initialSchema(dialectPostgres),
-	},
-	{
-		version:  2,
-		name:     "user profiles, client origins, browser sessions, consents, authorization challenges",
-		sqlite:   schemaV2(dialectSQLite),
-		postgres: schemaV2(dialectPostgres),
-		after:    backfillClientOrigins,
-	},
-	{
-		version:  3,
-		name:     "user pools, client signup and encryption settings, sign-in throttling",
-		sqlite:   schemaV3(dialectSQLite),
-		postgres: schemaV3(dialectPostgres),
-		after:    createDefaultPool,
-	},
-	{
-		version:  4,
-		name:     "admin clients",
-		sqlite:   schemaV4(),
-		postgres: schemaV4(),
-		after:    backfillAdminClients,
-	},
-	{
-		version:  5,
-		name:     "signing key activation times",
-		sqlite:   schemaV5(dialectSQLite),
-		postgres: schemaV5(dialectPostgres),
-	},
-}
+// migrations, in order. The files are embedded, so a malformed set fails every test and every start alike.
+var migrations = func() []migration {
+	ms, err := loadMigrations(migrationfiles.Files, migrationfiles.Backfills)
+	if err != nil {
+		panic(err)
+	}
+	return ms
+}()
 
-// tokenTables are the tables with one row per fosite token kind.
-var tokenTables = []string{"oauth2_access", "oauth2_refresh", "oauth2_code", "oauth2_pkce", "oauth2_oidc", "oauth2_par"}
+// tokenTables are the tables with one row per fosite token kind, as migration 1 created them, and sidTables those
+// of them that record the browser session (sid) a token was issued through (migration 2). The code names them here;
+// the migrations do not read these lists (TestSchemaTableLists checks they match the migrated schema).
+var (
+	tokenTables = []string{"oauth2_access", "oauth2_refresh", "oauth2_code", "oauth2_pkce", "oauth2_oidc", "oauth2_par"}
+	sidTables   = []string{"oauth2_access", "oauth2_refresh", "oauth2_code"}
+)
 
-// initialSchema is migration 1, written once with the two dialects' type names filled in.
-func initialSchema(dialect string) []string {
-	ts, blob := "DATETIME", "BLOB" // DATETIME makes the SQLite driver return time.Time
-	if dialect == dialectPostgres {
-		ts, blob = "TIMESTAMPTZ", "BYTEA"
-	}
-	var stmts []string
-	for _, table := range tokenTables {
-		extra := ""
-		switch table {
-		case "oauth2_refresh":
-			extra = ",\n\taccess_token_signature TEXT NOT NULL DEFAULT ''"
-		case "oauth2_par":
-			extra = ",\n\tauthorize_params TEXT NOT NULL DEFAULT '{}'"
-		}
-		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE %[1]s (
-	signature TEXT PRIMARY KEY,
-	request_id TEXT NOT NULL,
-	requested_at %[2]s NOT NULL,
-	client_id TEXT NOT NULL,
-	subject TEXT NOT NULL DEFAULT '',
-	requested_scopes TEXT NOT NULL DEFAULT '[]',
-	granted_scopes TEXT NOT NULL DEFAULT '[]',
-	requested_audience TEXT NOT NULL DEFAULT '[]',
-	granted_audience TEXT NOT NULL DEFAULT '[]',
-	form TEXT NOT NULL DEFAULT '',
-	session TEXT NOT NULL DEFAULT '{}',
-	active BOOLEAN NOT NULL DEFAULT TRUE,
-	expires_at %[2]s NULL%[3]s
-)`, table, ts, extra))
-		for _, col := range []string{"request_id", "client_id", "subject", "expires_at"} {
-			stmts = append(stmts, fmt.Sprintf("CREATE INDEX %[1]s_%[2]s_idx ON %[1]s (%[2]s)", table, col))
-		}
-	}
-	stmts = append(stmts,
-		fmt.Sprintf(`CREATE TABLE oauth2_jti (
-	jti TEXT PRIMARY KEY,
-	expires_at %s NOT NULL
-)`, ts),
-		"CREATE INDEX oauth2_jti_expires_at_idx ON oauth2_jti (expires_at)",
-		fmt.Sprintf(`CREATE TABLE clients (
-	id TEXT PRIMARY KEY,
-	name TEXT NOT NULL DEFAULT '',
-	secret_hash TEXT NOT NULL DEFAULT '',
-	redirect_uris TEXT NOT NULL DEFAULT '[]',
-	grant_types TEXT NOT NULL DEFAULT '[]',
-	response_types TEXT NOT NULL DEFAULT '[]',
-	scopes TEXT NOT NULL DEFAULT '[]',
-	audience TEXT NOT NULL DEFAULT '[]',
-	is_public BOOLEAN NOT NULL DEFAULT FALSE,
-	token_endpoint_auth_method TEXT NOT NULL DEFAULT '',
-	access_token_format TEXT NOT NULL DEFAULT '',
-	created_at %[1]s NOT NULL,
-	updated_at %[1]s NOT NULL
-)`, ts),
-		"CREATE INDEX clients_created_at_idx ON clients (created_at, id)",
-		fmt.Sprintf(`CREATE TABLE users (
-	id TEXT PRIMARY KEY,
-	email TEXT NOT NULL,
-	email_normalized TEXT NOT NULL,
-	password_hash TEXT NOT NULL,
-	roles TEXT NOT NULL DEFAULT '[]',
-	created_at %[1]s NOT NULL,
-	updated_at %[1]s NOT NULL
-)`, ts),
-		"CREATE UNIQUE INDEX users_email_normalized_key ON users (email_normalized)",
-		"CREATE INDEX users_created_at_idx ON users (created_at, id)",
-		fmt.Sprintf(`CREATE TABLE signing_keys (
-	kid TEXT PRIMARY KEY,
-	alg TEXT NOT NULL,
-	public_jwk %[2]s NOT NULL,
-	sealed_private %[2]s NOT NULL,
-	created_at %[1]s NOT NULL,
-	retired_at %[1]s NULL,
-	not_after %[1]s NULL
-)`, ts, blob),
-		// The backstop for rotation's compare-and-swap: at most one active key per algorithm.
-		"CREATE UNIQUE INDEX signing_keys_active_alg_key ON signing_keys (alg) WHERE retired_at IS NULL",
-		"CREATE INDEX signing_keys_not_after_idx ON signing_keys (not_after)",
-	)
-	return stmts
-}
-
-// sidTables are the token tables that record the browser session (sid) a token was issued through.
-var sidTables = []string{"oauth2_access", "oauth2_refresh", "oauth2_code"}
-
-// schemaV2 is migration 2: user profile columns, first-party clients with post-logout redirect URIs and
-// allowed CORS origins (client_origins indexes every client's origins), browser sessions and the sid of the
-// tokens issued through them, consents, and pending authorization challenges.
-func schemaV2(dialect string) []string {
-	ts := "DATETIME"
-	if dialect == dialectPostgres {
-		ts = "TIMESTAMPTZ"
-	}
-	stmts := []string{
-		"ALTER TABLE users ADD COLUMN name TEXT NOT NULL DEFAULT ''",
-		"ALTER TABLE users ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'",
-		"ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE",
-		"ALTER TABLE users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE",
-		"ALTER TABLE clients ADD COLUMN first_party BOOLEAN NOT NULL DEFAULT FALSE",
-		"ALTER TABLE clients ADD COLUMN post_logout_redirect_uris TEXT NOT NULL DEFAULT '[]'",
-		"ALTER TABLE clients ADD COLUMN allowed_origins TEXT NOT NULL DEFAULT '[]'",
-		`CREATE TABLE client_origins (
-	client_id TEXT NOT NULL,
-	origin TEXT NOT NULL,
-	PRIMARY KEY (client_id, origin)
-)`,
-		"CREATE INDEX client_origins_origin_idx ON client_origins (origin)",
-		fmt.Sprintf(`CREATE TABLE browser_sessions (
-	id TEXT PRIMARY KEY,
-	token_hash TEXT NOT NULL,
-	user_id TEXT NOT NULL,
-	ip TEXT NOT NULL DEFAULT '',
-	user_agent TEXT NOT NULL DEFAULT '',
-	auth_time %[1]s NOT NULL,
-	created_at %[1]s NOT NULL,
-	last_active_at %[1]s NOT NULL,
-	idle_expires_at %[1]s NOT NULL,
-	expires_at %[1]s NOT NULL,
-	ended_at %[1]s NULL
-)`, ts),
-		"CREATE UNIQUE INDEX browser_sessions_token_hash_key ON browser_sessions (token_hash)",
-		"CREATE INDEX browser_sessions_user_id_idx ON browser_sessions (user_id, last_active_at)",
-		// idle_expires_at never exceeds expires_at, so it alone says when a session expired.
-		"CREATE INDEX browser_sessions_idle_expires_at_idx ON browser_sessions (idle_expires_at)",
-		"CREATE INDEX browser_sessions_ended_at_idx ON browser_sessions (ended_at)",
-		fmt.Sprintf(`CREATE TABLE consents (
-	user_id TEXT NOT NULL,
-	client_id TEXT NOT NULL,
-	scopes TEXT NOT NULL DEFAULT '[]',
-	created_at %[1]s NOT NULL,
-	updated_at %[1]s NOT NULL,
-	PRIMARY KEY (user_id, client_id)
-)`, ts),
-		"CREATE INDEX consents_client_id_idx ON consents (client_id)",
-		fmt.Sprintf(`CREATE TABLE auth_challenges (
-	id TEXT PRIMARY KEY,
-	query TEXT NOT NULL,
-	client_id TEXT NOT NULL DEFAULT '',
-	browser_session_id TEXT NOT NULL DEFAULT '',
-	login_at %[1]s NULL,
-	consent_at %[1]s NULL,
-	created_at %[1]s NOT NULL,
-	expires_at %[1]s NOT NULL
-)`, ts),
-		"CREATE INDEX auth_challenges_expires_at_idx ON auth_challenges (expires_at)",
-	}
-	for _, table := range sidTables {
-		stmts = append(stmts,
-			fmt.Sprintf("ALTER TABLE %s ADD COLUMN sid TEXT NULL", table),
-			fmt.Sprintf("CREATE INDEX %[1]s_sid_idx ON %[1]s (sid)", table))
-	}
-	return stmts
-}
-
-// backfillClientOrigins fills client_origins for the clients that existed before migration 2, from their
-// redirect URIs (they had no allowed origins yet).
-func backfillClientOrigins(tx *gorm.DB) error {
-	var rows []clientRow
-	if err := tx.Select("id", "redirect_uris").Find(&rows).Error; err != nil {
-		return fmt.Errorf("backfill client origins: %w", err)
-	}
-	for _, r := range rows {
-		uris, err := decodeList(r.RedirectURIs)
+// loadMigrations reads the migrations from fsys (models/migrations' layout: postgres/NNNN_name.sql and
+// sqlite/NNNN_name.sql) and attaches the Go backfills. Both dialects must have the same versions with the same
+// names, numbered 1, 2, 3, ... without gaps.
+func loadMigrations(fsys fs.FS, backfills map[int]func(tx *gorm.DB) error) ([]migration, error) {
+	var out []migration
+	for _, dialect := range []string{dialectPostgres, dialectSQLite} {
+		entries, err := fs.ReadDir(fsys, dialect)
 		if err != nil {
-			return fmt.Errorf("backfill client origins: client %q: %w", r.ID, err)
+			return nil, fmt.Errorf("load migrations: %w", err)
 		}
-		if err := insertClientOrigins(tx, r.ID, clientOrigins(uris, nil)); err != nil {
-			return fmt.Errorf("backfill client origins: client %q: %w", r.ID, err)
+		n := 0
+		for _, e := range entries {
+			file := path.Join(dialect, e.Name())
+			base, ok := strings.CutSuffix(e.Name(), ".sql")
+			num, name, ok2 := strings.Cut(base, "_")
+			version, err := strconv.Atoi(num)
+			if !ok || !ok2 || len(num) != 4 || err != nil || name == "" {
+				return nil, fmt.Errorf("load migrations: %s is not named NNNN_name.sql", file)
+			}
+			if n++; version != n {
+				return nil, fmt.Errorf("load migrations: %s has version %d, want %d (versions are 1, 2, 3, ...)", file, version, n)
+			}
+			text, err := fs.ReadFile(fsys, file)
+			if err != nil {
+				return nil, fmt.Errorf("load migrations: %w", err)
+			}
+			stmts, err := splitStatements(string(text))
+			if err != nil {
+				return nil, fmt.Errorf("load migrations: %s: %w", file, err)
+			}
+			name = strings.ReplaceAll(name, "_", " ")
+			switch {
+			case dialect == dialectPostgres:
+				out = append(out, migration{version: version, name: name, postgres: stmts, after: backfills[version]})
+			case version <= len(out) && out[version-1].name != name:
+				return nil, fmt.Errorf("load migrations: version %d is %q for postgres but %q for sqlite", version, out[version-1].name, name)
+			case version <= len(out):
+				out[version-1].sqlite = stmts
+			}
+		}
+		if dialect == dialectSQLite && (n != len(out) || n == 0) {
+			return nil, fmt.Errorf("load migrations: %d for postgres, %d for sqlite; want the same, at least one", len(out), n)
 		}
 	}
-	return nil
+	for v := range backfills {
+		if v < 1 || v > len(out) {
+			return nil, fmt.Errorf("load migrations: a backfill for version %d, which has no files", v)
+		}
+	}
+	return out, nil
 }
 
-// schemaV3 is migration 3: user pools (every existing user and client lands in "default"; email addresses
-// become unique per pool instead of globally), clients' signup switch and OpenID Connect encryption
-// settings, and the shared sign-in throttle. users_email_normalized_key was created by migration 1 as a
-// plain unique index (not a table constraint) on both dialects, so DROP INDEX removes it.
-func schemaV3(dialect string) []string {
-	ts := "DATETIME"
-	if dialect == dialectPostgres {
-		ts = "TIMESTAMPTZ"
+// splitStatements splits a migration file into its statements: each ends with ";" at the end of a line, and the
+// lines before it that are blank or start with "--" are comments, not part of it. The statement text is exactly
+// what the file holds between them (SQLite keeps it verbatim in sqlite_master).
+func splitStatements(text string) ([]string, error) {
+	var stmts []string
+	for chunk := range strings.SplitSeq(text, ";\n") {
+		lines := strings.Split(chunk, "\n")
+		for len(lines) > 0 && (strings.TrimSpace(lines[0]) == "" || strings.HasPrefix(lines[0], "--")) {
+			lines = lines[1:]
+		}
+		if len(lines) > 0 {
+			stmts = append(stmts, strings.Join(lines, "\n"))
+		}
 	}
-	stmts := []string{
-		fmt.Sprintf(`CREATE TABLE pools (
-	name TEXT PRIMARY KEY,
-	signup_enabled BOOLEAN NOT NULL DEFAULT FALSE,
-	default_roles TEXT NOT NULL DEFAULT '[]',
-	created_at %s NOT NULL
-)`, ts),
-		// No foreign keys to pools: SQLite cannot add a REFERENCES column with a non-NULL default. Pools are
-		// never deleted, and the store checks the pool exists in the transaction that writes the user or client.
-		"ALTER TABLE users ADD COLUMN pool TEXT NOT NULL DEFAULT 'default'",
-		"DROP INDEX users_email_normalized_key",
-		"CREATE UNIQUE INDEX users_pool_email_normalized_key ON users (pool, email_normalized)",
-		"CREATE INDEX users_pool_created_at_idx ON users (pool, created_at, id)",
-		"ALTER TABLE clients ADD COLUMN pool TEXT NOT NULL DEFAULT 'default'",
-		"ALTER TABLE clients ADD COLUMN allow_signup BOOLEAN NOT NULL DEFAULT FALSE",
+	if len(stmts) == 0 {
+		return nil, fmt.Errorf("no statements")
 	}
-	for _, col := range []string{
-		"encryption_jwk", "id_token_encrypted_response_alg", "id_token_encrypted_response_enc",
-		"userinfo_encrypted_response_alg", "userinfo_encrypted_response_enc",
-		"access_token_encryption_jwk", "access_token_encryption_alg", "access_token_encryption_enc",
-	} {
-		stmts = append(stmts, fmt.Sprintf("ALTER TABLE clients ADD COLUMN %s TEXT NOT NULL DEFAULT ''", col))
+	if !strings.HasSuffix(text, ";\n") {
+		return nil, fmt.Errorf("does not end with a statement's \";\" and a newline")
 	}
-	return append(stmts,
-		fmt.Sprintf(`CREATE TABLE login_throttle (
-	key_hash TEXT PRIMARY KEY,
-	failures INTEGER NOT NULL,
-	last_failure_at %[1]s NOT NULL,
-	blocked_until %[1]s NULL
-)`, ts),
-		"CREATE INDEX login_throttle_last_failure_at_idx ON login_throttle (last_failure_at)",
-	)
-}
-
-// createDefaultPool creates the "default" pool, the one every existing user and client now belongs to.
-// Signup is off: nobody could sign themselves up before pools existed.
-func createDefaultPool(tx *gorm.DB) error {
-	err := tx.Exec("INSERT INTO pools (name, signup_enabled, default_roles, created_at) VALUES (?, ?, ?, ?)",
-		"default", false, "[]", dbTime(tx.NowFunc())).Error
-	if err != nil {
-		return fmt.Errorf("create the default pool: %w", err)
+	if slices.ContainsFunc(stmts, func(s string) bool { return strings.Contains(s, "\n--") }) {
+		return nil, fmt.Errorf("a comment inside a statement (put comments before it)")
 	}
-	return nil
-}
-
-// schemaV4 is migration 4: admin power belongs to clients an operator marked admin (optionally limited to some
-// pools; admin_pools '[]' means every pool), not to whoever holds the latchkey.admin scope.
-func schemaV4() []string {
-	return []string{
-		"ALTER TABLE clients ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE",
-		"ALTER TABLE clients ADD COLUMN admin_pools TEXT NOT NULL DEFAULT '[]'",
-		// Challenges are now created per signed-in browser session, and capped per session.
-		"CREATE INDEX auth_challenges_browser_session_idx ON auth_challenges (browser_session_id, created_at)",
-		// Only an admin client may hold latchkey.admin (models.Client validation): every client that will not become
-		// one below (confidential, client_credentials only, not first-party) loses the scope, so no grant made for a
-		// user can carry it. The scopes column is a compact JSON list.
-		`UPDATE clients SET scopes = REPLACE(REPLACE(REPLACE(scopes,
-	',"latchkey.admin"', ''), '"latchkey.admin",', ''), '"latchkey.admin"', '')
-WHERE scopes LIKE '%"latchkey.admin"%'
-	AND NOT (is_public = FALSE AND first_party = FALSE AND grant_types = '["client_credentials"]')`,
-	}
-}
-
-// backfillAdminClients keeps working what worked before: a confidential client that could only use client
-// credentials and had the latchkey.admin scope was a backend using the admin API, so it becomes an admin of
-// every pool. Any other client holding the scope loses admin power (an operator can grant it again).
-func backfillAdminClients(tx *gorm.DB) error {
-	err := tx.Exec(`UPDATE clients SET admin = TRUE
-WHERE is_public = FALSE AND grant_types = '["client_credentials"]' AND scopes LIKE '%"latchkey.admin"%'`).Error
-	if err != nil {
-		return fmt.Errorf("mark existing admin clients: %w", err)
-	}
-	return nil
-}
-
-// schemaV5 is migration 5: a signing key starts signing at activates_at, a moment every node obeys, so a
-// rotated-in key can be published for a while before it signs. retired_at now means "stops signing at" and
-// may be in the future. Existing keys activated when they were created. (The column stays nullable: SQLite
-// cannot add a NOT NULL column without a constant default; the store always writes it.)
-func schemaV5(dialect string) []string {
-	ts := "DATETIME"
-	if dialect == dialectPostgres {
-		ts = "TIMESTAMPTZ"
-	}
-	return []string{
-		"ALTER TABLE signing_keys ADD COLUMN activates_at " + ts + " NULL",
-		"UPDATE signing_keys SET activates_at = created_at",
-	}
+	return stmts, nil
 }
 
 // migrateLockKey is the pg_advisory_xact_lock key that serialises migrations across nodes ("ltchkey").

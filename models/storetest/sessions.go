@@ -14,6 +14,24 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
+// sessionCases: browser sessions, consents and authorization challenges.
+func sessionCases() []testCase {
+	return []testCase{
+		{"browser sessions create and look up by token", testBrowserSessionCreateLookup},
+		{"browser sessions expire when idle and at the absolute deadline", testBrowserSessionExpiry},
+		{"browser sessions touch extends the idle deadline, never past the absolute one", testBrowserSessionTouch},
+		{"browser sessions end: lookup fails and tokens issued through it are revoked", testBrowserSessionEnd},
+		{"browser sessions end all of a user's others: current one and other users kept", testBrowserSessionEndOthers},
+		{"browser sessions list active ones, most recently active first", testBrowserSessionList},
+		{"consents accumulate per user and client", testConsents},
+		{"consents concurrent saves all land", testConsentsConcurrent},
+		{"auth challenges need a browser session; consent and take are bound to it", testAuthChallenges},
+		{"auth challenges concurrent take: exactly one finishes it", testConcurrentChallengeTake},
+		{"auth challenges are capped per browser session", testChallengesCappedPerSession},
+		{"expired sessions and challenges are deleted in bounded batches", testDeleteExpiredSessionsAndChallenges},
+	}
+}
+
 // Browser sessions.
 
 func testBrowserSessionCreateLookup(t *testing.T, s *models.Store) {

@@ -10,6 +10,19 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
+// signInCases: sign-in against password changes, and the session cap.
+func signInCases() []testCase {
+	return []testCase{
+		{"sign-in password change ends the other sessions and their tokens in one step", testChangePasswordEndsOtherSessions},
+		{"a user's own password change applies only while the checked password is current", testChangeOwnPasswordOnlyOnce},
+		{"sign-in a session starts only while the checked password is current", testSessionNeedsTheCheckedPassword},
+		{"sign-in 40 sessions racing a password change: none created with the old password survives", testSessionsRacingAPasswordChange},
+		{"sign-in sessions beyond the cap end the oldest and revoke its tokens", testSessionCap},
+		{"sign-in 40 concurrent sessions on top of 30: exactly the cap stays active", testSessionCapConcurrent},
+		{"sign-in confirming a session that ended meanwhile revokes its tokens", testConfirmBrowserSession},
+	}
+}
+
 // Sign-in against password changes: a session starts only while the password that was checked is still the
 // user's, a password change ends the other sessions in the same transaction, and a user's active sessions are
 // capped.
@@ -236,23 +249,6 @@ func testConfirmBrowserSession(t *testing.T, s *models.Store) {
 	issueTokens(t, s, client, "late", u.ID, ses.ID)
 	wantNotFound(t, "ConfirmBrowserSession of an ended session", s.ConfirmBrowserSession(ctx, ses.ID, now))
 	checkTokens(t, s, "late", true)
-}
-
-// A refund that takes a key back to no attempts (and no block) deletes its row: refunded attempts, e.g. every
-// successful sign-in's IP reservation, leave nothing behind for a day.
-func testThrottleRefundLeavesNoRow(t *testing.T, s *models.Store) {
-	ctx := ctxT(t)
-	p := models.ThrottlePolicy{Free: 3, Base: time.Minute, Max: time.Hour, Window: time.Hour}
-	once, twice := key("ip:198.51.100.7", p), key("acct:default:wes@example.com", p)
-	reserve(t, s, baseTime, once, twice)
-	reserve(t, s, baseTime, twice)
-	must(t, "refund", s.ThrottleRefund(ctx, once))
-	must(t, "refund", s.ThrottleRefund(ctx, twice))
-	n, err := s.DeleteExpired(ctx, baseTime.Add(48*time.Hour), 100)
-	must(t, "DeleteExpired", err)
-	if n != 1 { // only the key with an attempt still counted
-		t.Errorf("DeleteExpired found %d throttle rows, want 1", n)
-	}
 }
 
 // testChangeOwnPasswordOnlyOnce: two changes checked against the same old password — the owner's and that of

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,18 @@ import (
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
 )
+
+// signingKeyCases: signing key rotation by compare-and-swap and the next -> active -> retired lifecycle.
+func signingKeyCases() []testCase {
+	return []testCase{
+		{"signing keys rotate by compare-and-swap", testSigningKeysCAS},
+		{"signing keys concurrent first insert: exactly one wins", testSigningKeysConcurrentFirst},
+		{"signing keys retired past NotAfter leave the list", testSigningKeysList},
+		{"signing keys scheduled successor is next until its activation, then the old key retires", testSigningKeysScheduled},
+		{"signing keys immediate rotation overtaking a scheduled one: one active key at every instant", testSigningKeysImmediateOvertakesScheduled},
+		{"signing keys 40 concurrent rotations from one key: exactly one wins", testSigningKeysConcurrentRotation},
+	}
+}
 
 // Signing key lifecycle: next -> active -> retired, by stored moments.
 
@@ -155,4 +168,107 @@ func mapValues(m map[string]keys.Record) []keys.Record {
 		out = append(out, v)
 	}
 	return out
+}
+
+func keyRecord(kid, alg string) keys.Record {
+	return keys.Record{
+		KID: kid, Alg: alg,
+		PublicJWK:     []byte(`{"kid":"` + kid + `"}`),
+		SealedPrivate: []byte{0, 1, 2, 0xff, byte(len(kid))},
+	}
+}
+
+func kids(rs []keys.Record) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.KID)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func testSigningKeysCAS(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	now := time.Now().UTC()
+	must(t, "first key", s.ReplaceActiveKey(ctx, "", keyRecord("k1", keys.RS256), now, time.Time{}))
+	if err := s.ReplaceActiveKey(ctx, "", keyRecord("k2", keys.RS256), now, now.Add(time.Hour)); !errors.Is(err, keys.ErrRotationConflict) {
+		t.Errorf("second first-key: %v, want keys.ErrRotationConflict", err)
+	}
+	must(t, "other alg is independent", s.ReplaceActiveKey(ctx, "", keyRecord("e1", keys.ES256), now, time.Time{}))
+	must(t, "rotate k1 -> k2", s.ReplaceActiveKey(ctx, "k1", keyRecord("k2", keys.RS256), now, now.Add(time.Hour)))
+	if err := s.ReplaceActiveKey(ctx, "k1", keyRecord("k3", keys.RS256), now, now.Add(time.Hour)); !errors.Is(err, keys.ErrRotationConflict) {
+		t.Errorf("rotate from a retired kid: %v, want keys.ErrRotationConflict", err)
+	}
+	if err := s.ReplaceActiveKey(ctx, "e1", keyRecord("k3", keys.RS256), now, now.Add(time.Hour)); !errors.Is(err, keys.ErrRotationConflict) {
+		t.Errorf("rotate from another alg's kid: %v, want keys.ErrRotationConflict", err)
+	}
+	ks, err := s.ListSigningKeys(ctx, now)
+	must(t, "list", err)
+	if got := kids(ks); !reflect.DeepEqual(got, []string{"e1", "k1", "k2"}) {
+		t.Fatalf("keys = %v, want [e1 k1 k2]", got)
+	}
+	for _, k := range ks {
+		switch k.KID {
+		case "k1":
+			if k.RetiredAt == nil || !k.RetiredAt.Equal(now.Truncate(time.Microsecond)) || k.NotAfter == nil ||
+				!k.NotAfter.Equal(now.Add(time.Hour).Truncate(time.Microsecond)) {
+				t.Errorf("retired k1 = %+v", k)
+			}
+		case "k2":
+			if k.RetiredAt != nil || k.NotAfter != nil || k.Alg != keys.RS256 ||
+				string(k.PublicJWK) != `{"kid":"k2"}` || !reflect.DeepEqual(k.SealedPrivate, keyRecord("k2", "").SealedPrivate) {
+				t.Errorf("active k2 = %+v", k)
+			}
+		}
+	}
+}
+
+func testSigningKeysConcurrentFirst(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	const workers = 6
+	errs := make([]error, workers)
+	runWithDeadline(t, func() {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = s.ReplaceActiveKey(ctx, "", keyRecord(fmt.Sprintf("k%d", i), keys.ES256), time.Now(), time.Time{})
+			}()
+		}
+		close(start)
+		wg.Wait()
+	})
+	wins := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, keys.ErrRotationConflict):
+		default:
+			t.Errorf("worker %d: %v", i, err)
+		}
+	}
+	if wins != 1 {
+		t.Errorf("%d first inserts succeeded, want 1", wins)
+	}
+}
+
+func testSigningKeysList(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	now := time.Now().UTC()
+	must(t, "k1", s.ReplaceActiveKey(ctx, "", keyRecord("k1", keys.RS256), now, time.Time{}))
+	must(t, "k2", s.ReplaceActiveKey(ctx, "k1", keyRecord("k2", keys.RS256), now, now.Add(time.Hour)))
+	ks, err := s.ListSigningKeys(ctx, now.Add(59*time.Minute))
+	must(t, "list before NotAfter", err)
+	if got := kids(ks); !reflect.DeepEqual(got, []string{"k1", "k2"}) {
+		t.Errorf("before NotAfter: %v, want [k1 k2]", got)
+	}
+	ks, err = s.ListSigningKeys(ctx, now.Add(61*time.Minute))
+	must(t, "list after NotAfter", err)
+	if got := kids(ks); !reflect.DeepEqual(got, []string{"k2"}) {
+		t.Errorf("after NotAfter: %v, want [k2]", got)
+	}
 }

@@ -10,6 +10,20 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
+// throttleCases: sign-in throttling.
+func throttleCases() []testCase {
+	return []testCase{
+		{"throttle free attempts, then blocks of Base doubling up to Max", testThrottleBackoff},
+		{"throttle reservation on several keys is all or nothing and stops at the first refusal", testThrottleKeysInOrder},
+		{"throttle attempts older than Window are forgotten", testThrottleWindow},
+		{"throttle refund gives an attempt back; reset forgets the key", testThrottleRefundReset},
+		{"throttle invalid policy is ErrInvalid; doubling does not overflow", testThrottleInvalidPolicy},
+		{"throttle 40 concurrent reservations on one key: exactly Free proceed", testThrottleConcurrent},
+		{"throttle rows a day old with their block passed are deleted", testThrottleDeleteExpired},
+		{"throttle a refund back to no attempts leaves no row", testThrottleRefundLeavesNoRow},
+	}
+}
+
 // Sign-in throttling: reservations. Every case injects now; nothing sleeps.
 
 var testPolicy = models.ThrottlePolicy{Free: 2, Base: time.Second, Max: 10 * time.Second, Window: time.Hour}
@@ -276,5 +290,22 @@ func testThrottleDeleteExpired(t *testing.T, s *models.Store) {
 	}
 	if got := reserve(t, s, now, key("old-blocked", long)); got != 23*time.Hour {
 		t.Errorf("blocked key after DeleteExpired: wait %v, want 23h", got)
+	}
+}
+
+// A refund that takes a key back to no attempts (and no block) deletes its row: refunded attempts, e.g. every
+// successful sign-in's IP reservation, leave nothing behind for a day.
+func testThrottleRefundLeavesNoRow(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	p := models.ThrottlePolicy{Free: 3, Base: time.Minute, Max: time.Hour, Window: time.Hour}
+	once, twice := key("ip:198.51.100.7", p), key("acct:default:wes@example.com", p)
+	reserve(t, s, baseTime, once, twice)
+	reserve(t, s, baseTime, twice)
+	must(t, "refund", s.ThrottleRefund(ctx, once))
+	must(t, "refund", s.ThrottleRefund(ctx, twice))
+	n, err := s.DeleteExpired(ctx, baseTime.Add(48*time.Hour), 100)
+	must(t, "DeleteExpired", err)
+	if n != 1 { // only the key with an attempt still counted
+		t.Errorf("DeleteExpired found %d throttle rows, want 1", n)
 	}
 }

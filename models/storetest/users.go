@@ -13,6 +13,22 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
+// userCases: users, their profiles, authentication, setters, disabling, updates and deletion.
+func userCases() []testCase {
+	return []testCase{
+		{"users create, get by id and case-insensitive email, list, delete", testUsersCRUD},
+		{"users duplicate email differing in case is ErrConflict", testUserDuplicateEmail},
+		{"users invalid email or password is ErrInvalid", testUserInvalid},
+		{"users create with name, extras and verified email round-trips", testUserProfile},
+		{"users invalid extras or name are ErrInvalid and write nothing", testUserProfileInvalid},
+		{"users authenticate: right, wrong, unknown, disabled, any case", testAuthenticate},
+		{"users setters update the user and reject bad input", testUserSetters},
+		{"users disabling ends their browser sessions and revokes their tokens", testUserDisable},
+		{"users update applies every field in one transaction or none", testUpdateUser},
+		{"users delete removes their browser sessions and consents", testUserDeleteCascades},
+	}
+}
+
 // sidSession is a session that names the browser session its tokens were issued through, as the
 // provider's session does.
 type sidSession struct {
@@ -322,108 +338,71 @@ func testUserDeleteCascades(t *testing.T, s *models.Store) {
 
 // Client origins.
 
-func testClientOrigins(t *testing.T, s *models.Store) {
+func testUsersCRUD(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
-	spa := &models.Client{
-		ID: "spa", Public: true, FirstParty: true,
-		RedirectURIs: []string{
-			"https://App.Example:443/callback?x=1", "http://localhost:8080/cb", "com.example.app:/oauth2redirect",
-			"https://app.example/other",
-		},
-		PostLogoutRedirectURIs: []string{"https://app.example/bye"},
-		AllowedOrigins:         []string{"HTTPS://Admin.Example:8443", "http://[::1]:3000", "https://admin.example:8443"},
+	u, err := s.CreateUser(ctx, "  Alice@Example.COM ", "correct horse", []string{"admin"})
+	must(t, "CreateUser", err)
+	if !strings.HasPrefix(u.ID, "usr_") || len(u.ID) != len("usr_")+26 || u.Email != "Alice@Example.COM" ||
+		!reflect.DeepEqual(u.Roles, []string{"admin"}) || u.CreatedAt.IsZero() {
+		t.Errorf("created user = %+v", u)
 	}
-	must(t, "CreateClient spa", s.CreateClient(ctx, spa))
-	must(t, "CreateClient other", s.CreateClient(ctx, &models.Client{ID: "other", RedirectURIs: []string{"https://other.example/cb"}}))
-	if want := []string{"https://admin.example:8443", "http://[::1]:3000"}; !reflect.DeepEqual(spa.AllowedOrigins, want) {
-		t.Errorf("normalised AllowedOrigins = %q, want %q", spa.AllowedOrigins, want)
+	ok, err := models.VerifyPassword(u.PasswordHash, "correct horse")
+	if err != nil || !ok {
+		t.Errorf("VerifyPassword(right) = %v, %v", ok, err)
 	}
-	got, err := s.ClientByID(ctx, "spa")
-	must(t, "ClientByID", err)
-	if !got.FirstParty || !reflect.DeepEqual(got.PostLogoutRedirectURIs, spa.PostLogoutRedirectURIs) ||
-		!reflect.DeepEqual(got.AllowedOrigins, spa.AllowedOrigins) {
-		t.Errorf("ClientByID = %+v", got)
+	ok, err = models.VerifyPassword(u.PasswordHash, "wrong horse")
+	if err != nil || ok {
+		t.Errorf("VerifyPassword(wrong) = %v, %v", ok, err)
 	}
-	plain, err := s.ClientByID(ctx, "other")
-	must(t, "ClientByID other", err)
-	if plain.FirstParty || plain.AllowedOrigins == nil || plain.PostLogoutRedirectURIs == nil {
-		t.Errorf("defaults = %+v, want not first party, empty lists", plain)
+	byID, err := s.UserByID(ctx, u.ID)
+	must(t, "UserByID", err)
+	byEmail, err := s.UserByEmail(ctx, "", "alice@EXAMPLE.com")
+	must(t, "UserByEmail", err)
+	if byID.ID != u.ID || byEmail.ID != u.ID || byID.PasswordHash != u.PasswordHash || !byID.CreatedAt.Equal(u.CreatedAt) {
+		t.Errorf("lookups = %+v / %+v, want %+v", byID, byEmail, u)
 	}
-
-	tests := []struct {
-		origin                string
-		anyClient, thisClient bool
-	}{
-		{"https://app.example", true, true},
-		{"https://APP.example:443", true, true},
-		{"http://localhost:8080", true, true},
-		{"http://localhost", false, false},
-		{"https://localhost:8080", false, false},
-		{"https://admin.example:8443", true, true},
-		{"http://[::1]:3000", true, true},
-		{"https://other.example", true, false},
-		{"https://app.example/callback", false, false}, // not an origin
-		{"null", false, false},
-		{"", false, false},
-		{"com.example.app:", false, false},
-		{"https://evil.example", false, false},
-		{"https://app.example.evil.example", false, false},
-	}
-	for _, tc := range tests {
-		anyOK, err := s.OriginAllowed(ctx, tc.origin)
-		must(t, "OriginAllowed", err)
-		spaOK, err := s.ClientOriginAllowed(ctx, "spa", tc.origin)
-		must(t, "ClientOriginAllowed", err)
-		if anyOK != tc.anyClient || spaOK != tc.thisClient {
-			t.Errorf("%q: OriginAllowed = %v, ClientOriginAllowed(spa) = %v; want %v, %v", tc.origin, anyOK, spaOK, tc.anyClient, tc.thisClient)
-		}
-	}
-	if ok, err := s.ClientOriginAllowed(ctx, "nope", "https://app.example"); err != nil || ok {
-		t.Errorf("ClientOriginAllowed(unknown client) = %v, %v", ok, err)
+	bob, err := s.CreateUser(ctx, "bob@example.com", "pw", nil)
+	must(t, "CreateUser bob", err)
+	list, err := s.ListUsers(ctx, "")
+	must(t, "ListUsers", err)
+	if len(list) != 2 || list[0].ID != u.ID || list[1].ID != bob.ID || list[1].Roles == nil {
+		t.Errorf("ListUsers = %+v", list)
 	}
 
-	must(t, "DeleteClient spa", s.DeleteClient(ctx, "spa"))
-	for _, o := range []string{"https://app.example", "https://admin.example:8443"} {
-		if ok, err := s.OriginAllowed(ctx, o); err != nil || ok {
-			t.Errorf("OriginAllowed(%q) after delete = %v, %v; want false", o, ok, err)
-		}
-	}
-	if ok, err := s.OriginAllowed(ctx, "https://other.example"); err != nil || !ok {
-		t.Errorf("other client's origin after delete = %v, %v; want true", ok, err)
-	}
-	must(t, "re-create spa", s.CreateClient(ctx, &models.Client{ID: "spa", AllowedOrigins: []string{"https://app.example"}}))
+	client := mustClient(t, s, "app")
+	must(t, "token for alice", s.CreateAccessTokenSession(ctx, "a-alice", newRequest(client, "g", u.ID, time.Now().Add(time.Hour))))
+	must(t, "DeleteUser", s.DeleteUser(ctx, u.ID))
+	_, err = s.UserByID(ctx, u.ID)
+	wantNotFound(t, "deleted user", err)
+	_, err = s.GetAccessTokenSession(ctx, "a-alice", new(openid.DefaultSession))
+	wantNotFound(t, "deleted user's token", err)
+	wantNotFound(t, "DeleteUser again", s.DeleteUser(ctx, u.ID))
+	_, err = s.UserByEmail(ctx, "", "nobody@example.com")
+	wantNotFound(t, "UserByEmail unknown", err)
 }
 
-func testClientOriginsInvalid(t *testing.T, s *models.Store) {
+func testUserDuplicateEmail(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
-	for _, o := range []string{
-		"https://app.example/", "https://app.example/path", "https://app.example?q", "https://app.example#f",
-		"app.example", "ftp://app.example", "https://", "https://user@app.example", "*", "https://app.example:99999",
+	_, err := s.CreateUser(ctx, "carol@example.com", "pw", nil)
+	must(t, "CreateUser", err)
+	if _, err := s.CreateUser(ctx, "CAROL@example.COM", "pw2", nil); !errors.Is(err, models.ErrConflict) {
+		t.Errorf("duplicate email in other case: %v, want models.ErrConflict", err)
+	}
+}
+
+func testUserInvalid(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	for _, c := range []struct{ email, password string }{
+		{"no-at-sign", "pw"},
+		{"two@at@example.com", "pw"},
+		{"@example.com", "pw"},
+		{"alice@", "pw"},
+		{strings.Repeat("a", 250) + "@example.com", "pw"},
+		{"ok@example.com", ""},
+		{"ok@example.com", strings.Repeat("p", 1025)},
 	} {
-		err := s.CreateClient(ctx, &models.Client{ID: "c", AllowedOrigins: []string{"https://ok.example", o}})
-		if !errors.Is(err, models.ErrInvalid) {
-			t.Errorf("AllowedOrigins %q: %v, want models.ErrInvalid", o, err)
+		if _, err := s.CreateUser(ctx, c.email, c.password, nil); !errors.Is(err, models.ErrInvalid) {
+			t.Errorf("CreateUser(%.20q, %d-byte password): %v, want models.ErrInvalid", c.email, len(c.password), err)
 		}
-		_, err = s.ClientByID(ctx, "c")
-		wantNotFound(t, "client after rejected create", err)
-		if ok, err := s.OriginAllowed(ctx, "https://ok.example"); err != nil || ok {
-			t.Errorf("origin of a rejected client is allowed: %v, %v", ok, err)
-		}
-	}
-}
-
-func testClientDeleteConsents(t *testing.T, s *models.Store) {
-	ctx := ctxT(t)
-	mustClient(t, s, "a")
-	mustClient(t, s, "b")
-	for _, c := range []string{"a", "b"} {
-		must(t, "SaveConsent", s.SaveConsent(ctx, "usr_1", c, []string{"openid"}, baseTime))
-	}
-	must(t, "DeleteClient", s.DeleteClient(ctx, "a"))
-	if sc, err := s.ConsentedScopes(ctx, "usr_1", "a"); err != nil || sc != nil {
-		t.Errorf("consent to deleted client = %v, %v", sc, err)
-	}
-	if sc, err := s.ConsentedScopes(ctx, "usr_1", "b"); err != nil || len(sc) != 1 {
-		t.Errorf("consent to other client = %v, %v", sc, err)
 	}
 }

@@ -1,0 +1,247 @@
+package models_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/models/migrations"
+)
+
+// forEachDialect runs test on a fresh, unmigrated store of each database: SQLite in a temporary file, PostgreSQL in
+// a schema of its own when LATCHKEY_TEST_POSTGRES_URL is set. newStore opens another such store of the same kind.
+func forEachDialect(t *testing.T, test func(t *testing.T, newStore func() *models.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		test(t, func() *models.Store { return openSQLiteStore(t) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		base := os.Getenv("LATCHKEY_TEST_POSTGRES_URL")
+		if base == "" {
+			t.Skip("LATCHKEY_TEST_POSTGRES_URL not set")
+		}
+		test(t, func() *models.Store { return openPostgresStore(t, base) })
+	})
+}
+
+func schemaDump(t *testing.T, s *models.Store) string {
+	t.Helper()
+	d, err := s.SchemaDump(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// diffLines reports the first lines where two schema dumps differ.
+func diffLines(t *testing.T, what, got, want string) {
+	t.Helper()
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := range max(len(g), len(w)) {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			t.Fatalf("%s: schemas differ at line %d:\n got: %s\nwant: %s", what, i+1, gl, wl)
+		}
+	}
+}
+
+// TestMigrationsBuildTheReleasedSchema: the schema the migration files build up to version 5 is, fact by fact
+// (tables, columns with types, nullability and defaults, constraints, indexes with columns and uniqueness, and on
+// SQLite the stored CREATE text), the one the Go-generated migrations of the release before the files built.
+// testdata/schema_v5_*.txt were captured from that migrator and are never regenerated, so databases it built
+// upgrade as if nothing had changed.
+func TestMigrationsBuildTheReleasedSchema(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, newStore func() *models.Store) {
+		s := newStore()
+		if err := s.MigrateTo(context.Background(), 5); err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join("testdata", "schema_v5_"+s.Dialect()+".txt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		diffLines(t, "version 5 from files vs the released migrator", schemaDump(t, s), string(want))
+	})
+}
+
+// TestMigrationsFreshEqualsStepByStep migrates one database to the latest version in one call and another one
+// version per call from version 1, with rows written between the steps so every backfill runs on real data, and
+// requires the two schemas to be identical. It also checks what the backfills made of the rows.
+func TestMigrationsFreshEqualsStepByStep(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, newStore func() *models.Store) {
+		ctx := context.Background()
+		fresh := newStore()
+		if err := fresh.Migrate(ctx); err != nil {
+			t.Fatalf("migrate fresh: %v", err)
+		}
+
+		s := newStore()
+		now := time.Now().UTC().Truncate(time.Second)
+		exec := func(stmt string, args ...any) {
+			t.Helper()
+			if err := s.ExecSQL(ctx, stmt, args...); err != nil {
+				t.Fatalf("%s: %v", strings.SplitN(stmt, "\n", 2)[0], err)
+			}
+		}
+		// Rows written after each version, before the next one runs.
+		fill := map[int]func(){
+			1: func() {
+				exec(`INSERT INTO users (id, email, email_normalized, password_hash, roles, created_at, updated_at)
+					VALUES (?, ?, ?, ?, ?, ?, ?)`, "usr_1", "One@Example.com", "one@example.com", "hash", `[]`, now, now)
+				exec(`INSERT INTO clients (id, redirect_uris, grant_types, scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+					"web", `["https://Web.example:443/cb","http://localhost:08080/cb","app:/cb"]`, `["authorization_code"]`,
+					`["openid","latchkey.admin"]`, now, now)
+				exec(`INSERT INTO clients (id, secret_hash, grant_types, scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)`,
+					"backend", "hash", `["client_credentials"]`, `["latchkey.admin"]`, now, now)
+				exec(`INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private, created_at) VALUES (?, ?, ?, ?, ?)`,
+					"k1", "RS256", []byte(`{}`), []byte{1}, now.Add(-time.Hour))
+				exec(`INSERT INTO oauth2_access (signature, request_id, requested_at, client_id, expires_at) VALUES (?, ?, ?, ?, ?)`,
+					"sig1", "req1", now, "web", now.Add(time.Hour))
+			},
+			2: func() {
+				exec(`INSERT INTO clients (id, is_public, first_party, redirect_uris, grant_types, scopes, created_at, updated_at)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, "spa", true, true, `["https://spa.example/cb"]`, `["authorization_code"]`,
+					`["latchkey.admin","openid"]`, now, now)
+				exec(`INSERT INTO oauth2_code (signature, request_id, requested_at, client_id, sid) VALUES (?, ?, ?, ?, ?)`,
+					"sig2", "req2", now, "spa", "ses_1")
+			},
+			3: func() {
+				exec(`INSERT INTO users (id, pool, email, email_normalized, password_hash, created_at, updated_at)
+					VALUES (?, ?, ?, ?, ?, ?, ?)`, "usr_3", "default", "three@example.com", "three@example.com", "hash", now, now)
+			},
+			4: func() {
+				exec(`INSERT INTO signing_keys (kid, alg, public_jwk, sealed_private, created_at, retired_at) VALUES (?, ?, ?, ?, ?, ?)`,
+					"k4", "ES256", []byte(`{}`), []byte{4}, now.Add(-2*time.Hour), now.Add(-time.Hour))
+			},
+		}
+		for v := 1; v <= models.LatestSchemaVersion; v++ {
+			if err := s.MigrateTo(ctx, v); err != nil {
+				t.Fatalf("migrate to %d: %v", v, err)
+			}
+			if got, err := s.SchemaVersion(ctx); err != nil || got != v {
+				t.Fatalf("SchemaVersion after step %d = %d, %v", v, got, err)
+			}
+			if f := fill[v]; f != nil {
+				f()
+			}
+		}
+		diffLines(t, "step by step vs fresh", schemaDump(t, s), schemaDump(t, fresh))
+
+		// What the backfills made of the rows.
+		for origin, want := range map[string]bool{
+			"https://web.example": true, "http://localhost:8080": true, "https://spa.example": false,
+		} {
+			if ok, err := s.ClientOriginAllowed(ctx, "web", origin); err != nil || ok != want {
+				t.Errorf("web's backfilled origin %q: %v, %v; want %v", origin, ok, err, want)
+			}
+		}
+		if pools, err := s.ListPools(ctx); err != nil || len(pools) != 1 || pools[0].Name != models.DefaultPool ||
+			pools[0].SignupEnabled || pools[0].CreatedAt.IsZero() || pools[0].CreatedAt.After(time.Now()) {
+			t.Errorf("pools = %+v, %v; want only default, signup off, created by the migration", pools, err)
+		}
+		// The backfilled pool's created_at sorts before a pool the store creates afterwards.
+		if err := s.CreatePool(ctx, models.Pool{Name: "later"}); err != nil {
+			t.Fatal(err)
+		}
+		if pools, err := s.ListPools(ctx); err != nil || len(pools) != 2 || pools[0].Name != models.DefaultPool || pools[1].Name != "later" {
+			t.Errorf("pools in creation order = %+v, %v; want default, later", pools, err)
+		}
+		for id, want := range map[string]struct {
+			admin  bool
+			scopes []string
+		}{
+			"backend": {true, []string{"latchkey.admin"}},
+			"web":     {false, []string{"openid"}},
+			"spa":     {false, []string{"openid"}},
+		} {
+			c, err := s.ClientByID(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Admin != want.admin || strings.Join(c.Scopes, " ") != strings.Join(want.scopes, " ") || c.Pool != models.DefaultPool {
+				t.Errorf("client %s after the backfills: admin %v, scopes %v, pool %q; want %v, %v, default",
+					id, c.Admin, c.Scopes, c.Pool, want.admin, want.scopes)
+			}
+		}
+		ks, err := s.ListSigningKeys(ctx, now)
+		if err != nil || len(ks) != 2 {
+			t.Fatalf("ListSigningKeys = %d keys, %v", len(ks), err)
+		}
+		for _, k := range ks {
+			if !k.ActivatesAt.Equal(k.CreatedAt) {
+				t.Errorf("key %s activates at %v, want its creation %v", k.KID, k.ActivatesAt, k.CreatedAt)
+			}
+		}
+	})
+}
+
+// releasedMigrations are the SHA-256 of every released migration file and frozen Go backfill. A released
+// migration is never edited: databases in production were built by exactly these bytes. A new migration's files
+// are added here in the change that adds them.
+var releasedMigrations = map[string]string{
+	"backfill_0002.go":                 "d34cce1427e30af1067140417340ee4e831a7c079552beab7950893d1b5de2e0",
+	"postgres/0001_initial_schema.sql": "7d74d5e766d85af6f61a45c7a695a3a99ea0774deb3776ad29492675a84be4b4",
+	"postgres/0002_profiles_origins_sessions_consents_challenges.sql": "dc99adeadd1b7bf6c8f8002611b033eff0c4bb406e9cf63a070beb97f25cc67f",
+	"postgres/0003_pools_client_settings_throttle.sql":                "29b82a1d7d953da434b5201650abf6e868d76203c2f6b42d4c13c18a766bc92f",
+	"postgres/0004_admin_clients.sql":                                 "1ce4bae062a3752048c5c601661a91a152a839447bc5f43d99e2a92896f15da7",
+	"postgres/0005_signing_key_activation.sql":                        "fc25d9e57b5e80c2607b238bddc633e8a26a37848d346c54b4c1d904152fb91d",
+	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
+	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
+	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
+	"sqlite/0004_admin_clients.sql":                                   "a199b3a43206285e88b33288d24166fcd1ee8aa120551770b1696b44af3e6d15",
+	"sqlite/0005_signing_key_activation.sql":                          "4ccf826371e3e64ffcc04fe17f88675dd05d055bee1172444c4bf8e07b083816",
+}
+
+func TestReleasedMigrationsAreFrozen(t *testing.T) {
+	seen := map[string]bool{}
+	check := func(name string, data []byte) {
+		sum := sha256.Sum256(data)
+		got := hex.EncodeToString(sum[:])
+		seen[name] = true
+		switch want, ok := releasedMigrations[name]; {
+		case !ok:
+			t.Errorf("%s is not in releasedMigrations: add %q: %q when it ships", name, name, got)
+		case got != want:
+			t.Errorf("%s has changed (sha256 %s, released %s): a released migration is never edited; add a new one", name, got, want)
+		}
+	}
+	err := fs.WalkDir(migrations.Files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(migrations.Files, p)
+		check(p, data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gos, err := filepath.Glob(filepath.Join("migrations", "backfill_*.go"))
+	if err != nil || len(gos) == 0 {
+		t.Fatalf("frozen Go backfills: %v, %v", gos, err)
+	}
+	for _, p := range gos {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(filepath.Base(p), data)
+	}
+	for name := range releasedMigrations {
+		if !seen[name] {
+			t.Errorf("released migration %s is missing", name)
+		}
+	}
+}
