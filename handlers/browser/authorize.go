@@ -3,13 +3,8 @@ package browser
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"slices"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/ory/fosite"
 
@@ -47,19 +42,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		h.authorizeError(w, r, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 		return
 	}
-	form := ar.GetRequestForm()
-	// PKCE is required of public clients (RFC 9700 §2.1.1); refuse before the user signs in or consents, not after.
-	if client.IsPublic() {
-		switch method := form.Get("code_challenge_method"); {
-		case form.Get("code_challenge") == "":
-			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE: code_challenge is missing."))
-			return
-		case method != "S256":
-			h.authorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("code_challenge_method must be S256."))
-			return
-		}
-	}
-	demand, err := authDemandsOf(form)
+	demand, err := checkAuthorizeRequest(client.IsPublic(), ar.GetRequestForm())
 	if err != nil {
 		h.authorizeError(w, r, ar, err)
 		return
@@ -106,11 +89,21 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		requestedAt = chal.CreatedAt
 	}
 
-	if !demand.satisfiedBy(bs, chal, now) {
-		if demand.none {
-			h.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not signed in."))
+	facts := authorizeFacts{Demand: demand, FirstParty: client.FirstParty, Session: bs, Challenge: chal,
+		Requested: ar.GetRequestedScopes(), Now: now}
+	if facts.needsConsentOnRecord() {
+		granted, err := h.Store.ConsentedScopes(ctx, user.ID, client.ID)
+		if err != nil {
+			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
 			return
 		}
+		facts.Consented = granted
+	}
+	switch d := decideAuthorize(facts); d.Step {
+	case stepRefuse:
+		h.authorizeError(w, r, ar, d.Err)
+		return
+	case stepSignIn:
 		sealed, err := h.sealPending(pendingRequest{Query: query, ClientID: client.ID, RequestedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL)})
 		if err != nil {
 			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
@@ -125,29 +118,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 			FormActionExtra: []string{ar.GetRedirectURI().String()},
 		}))
 		return
-	}
-
-	requested := ar.GetRequestedScopes()
-	freshConsent := chal != nil && chal.ConsentAt != nil // chal is bound to bs here
-	needConsent := demand.consent && !freshConsent
-	if !client.FirstParty && !needConsent && !freshConsent {
-		granted, err := h.Store.ConsentedScopes(ctx, user.ID, client.ID)
-		if err != nil {
-			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
-			return
-		}
-		for _, s := range requested {
-			if !slices.Contains(granted, s) {
-				needConsent = true
-				break
-			}
-		}
-	}
-	if needConsent {
-		if demand.none {
-			h.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The user has not consented to this request."))
-			return
-		}
+	case stepConsent:
 		if chal == nil {
 			// Signed in already: the consent form finishes the request in this browser session only.
 			chal, err = h.Store.CreateAuthChallenge(ctx, models.AuthChallenge{
@@ -160,7 +131,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		logRender(r, h.Pages.Consent(w, http.StatusOK, templates.ConsentPage{
 			Action: PathConsent, CSRFToken: h.csrfToken(w, r), Challenge: chal.ID, ClientName: client.Name,
-			UserEmail: user.Email, Scopes: describeScopes(requested),
+			UserEmail: user.Email, Scopes: describeScopes(facts.Requested),
 			FormActionExtra: []string{ar.GetRedirectURI().String()},
 		}))
 		return
@@ -177,7 +148,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// fosite has checked every requested scope and audience against the client's registration.
-	for _, s := range requested {
+	for _, s := range facts.Requested {
 		ar.GrantScope(s)
 	}
 	for _, a := range ar.GetRequestedAudience() {
@@ -192,67 +163,6 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	h.OAuth.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
-
-// authDemands is what an authorization request asks of the user's sign-in (OpenID Connect Core §3.1.2.1).
-type authDemands struct {
-	none, login, consent bool  // prompt values
-	maxAge               int64 // seconds; -1 when not asked
-}
-
-func authDemandsOf(form url.Values) (authDemands, error) {
-	d := authDemands{maxAge: -1}
-	prompts := strings.Fields(form.Get("prompt"))
-	for _, p := range prompts {
-		switch p {
-		case "none":
-			d.none = true
-		case "login":
-			d.login = true
-		case "consent":
-			d.consent = true
-		default:
-			return d, fosite.ErrInvalidRequest.WithHintf("Unsupported prompt value '%s'.", p)
-		}
-	}
-	if d.none && len(prompts) > 1 {
-		return d, fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values.")
-	}
-	if v := form.Get("max_age"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return d, fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer.")
-		}
-		d.maxAge = n
-	}
-	return d, nil
-}
-
-// satisfiedBy reports whether browser session bs may act on the request without signing in again. prompt=login
-// needs a sign-in for this very request: recorded on chal, in this same browser session, after the request was
-// made. max_age needs that or a sign-in at most max_age seconds ago. chal, if not nil, is bound to bs.
-func (d authDemands) satisfiedBy(bs *models.BrowserSession, chal *models.AuthChallenge, now time.Time) bool {
-	if bs == nil {
-		return false
-	}
-	signedInForIt := chal != nil && chal.BrowserSessionID == bs.ID && chal.LoginAt != nil && !bs.AuthTime.Before(chal.CreatedAt)
-	if d.login && !signedInForIt {
-		return false
-	}
-	limit := time.Duration(d.maxAge) * time.Second
-	recent := d.maxAge < 0 || d.maxAge > maxAgeLimit || now.Sub(bs.AuthTime) <= limit
-	if recent {
-		return true
-	}
-	// A sign-in for this very request satisfies max_age while the person finishes it (reads the consent page),
-	// not for the whole life of the request: past that, the ID token's auth_time would be far older than asked.
-	return signedInForIt && now.Sub(bs.AuthTime) <= limit+signInGrace
-}
-
-// signInGrace is how long a sign-in made for a request with max_age keeps satisfying it.
-const signInGrace = 5 * time.Minute
-
-// maxAgeLimit is the largest max_age compared as a duration (about 292 years fit in one); any larger is no limit.
-const maxAgeLimit = int64(math.MaxInt64 / int64(time.Second))
 
 // parkedQuery is the request's parameters to restore after sign-in or consent, PAR requests expanded.
 func parkedQuery(ar fosite.AuthorizeRequester) string {
