@@ -1,11 +1,18 @@
 package grant
 
 import (
+	"context"
+	"database/sql/driver"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/faults"
 )
 
 func TestBearerTokenNeverFromTheQuery(t *testing.T) {
@@ -42,6 +49,33 @@ func TestBearerTokenNeverFromTheQuery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Bearer(tc.req()); got != tc.want {
 				t.Errorf("Bearer = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A lookup the store could not answer is ours (503), never "your token is invalid".
+func TestStoreFailed(t *testing.T) {
+	dbDown := fmt.Errorf("select: %w", driver.ErrBadConn)
+	for _, tc := range []struct {
+		name  string
+		err   error
+		fault error
+		want  bool
+	}{
+		{"unknown token", fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound), nil, false},
+		{"revoked token", fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrInactiveToken), nil, false},
+		{"expired token", fosite.ErrTokenExpired, nil, false},
+		{"forged token", fosite.ErrRequestUnauthorized, nil, false},
+		{"database error inside", fosite.ErrRequestUnauthorized.WithWrap(dbDown), nil, true},
+		{"server error", fosite.ErrServerError, nil, true},
+		{"unknown token, but a database fault was met meanwhile", fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound), dbDown, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := faults.WithRecorder(context.Background())
+			faults.Note(ctx, tc.fault)
+			if got := StoreFailed(ctx, tc.err); got != tc.want {
+				t.Errorf("StoreFailed = %v, want %v", got, tc.want)
 			}
 		})
 	}
