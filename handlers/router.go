@@ -96,7 +96,8 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 	})
 }
 
-// Names cmd/latchkey's configuration and tests use, owned by the shared packages.
+// Names owned by the shared packages that cmd/latchkey's configuration (TrustedProxies), sessions command
+// (DeviceName) and end-to-end tests (the policies) reach through this package.
 type TrustedProxies = request.TrustedProxies
 
 var (
@@ -104,7 +105,6 @@ var (
 	DeviceName          = request.DeviceName
 
 	DefaultAccountPolicy = throttle.DefaultAccountPolicy
-	DefaultIPPolicy      = throttle.DefaultIPPolicy
 	DefaultSignupPolicy  = throttle.DefaultSignupPolicy
 	DefaultPARPolicy     = throttle.DefaultPARPolicy
 )

@@ -94,7 +94,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	if facts.needsConsentOnRecord() {
 		granted, err := h.Store.ConsentedScopes(ctx, user.ID, client.ID)
 		if err != nil {
-			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+			h.authorizeError(w, r, ar, serverError(err))
 			return
 		}
 		facts.Consented = granted
@@ -106,7 +106,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	case stepSignIn:
 		sealed, err := h.sealPending(pendingRequest{Query: query, ClientID: client.ID, RequestedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL)})
 		if err != nil {
-			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+			h.authorizeError(w, r, ar, serverError(err))
 			return
 		}
 		email := ""
@@ -125,7 +125,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 				Query: query, ClientID: client.ID, BrowserSessionID: bs.ID, CreatedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL),
 			})
 			if err != nil {
-				h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+				h.authorizeError(w, r, ar, serverError(err))
 				return
 			}
 		}
@@ -143,7 +143,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 			h.expiredPage(w, r)
 			return
 		} else if err != nil {
-			h.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+			h.authorizeError(w, r, ar, serverError(err))
 			return
 		}
 	}
@@ -238,6 +238,12 @@ func parkedRequest(r *http.Request, query string) *http.Request {
 	r2.Form, r2.PostForm, r2.MultipartForm, r2.Body = nil, nil, nil, http.NoBody
 	r2.ContentLength = 0
 	return r2
+}
+
+// serverError is a failure on our side at the authorization endpoint, its cause kept for the log; an outage
+// becomes temporarily_unavailable in authorizeError.
+func serverError(err error) error {
+	return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 }
 
 // authorizeError sends an error to the client when its redirect URI has been validated, and shows our own page

@@ -60,14 +60,14 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	switch r.PostForm.Get("decision") {
 	case "allow":
 		if err := h.Store.SaveConsent(ctx, bs.UserID, chal.ClientID, ar.GetRequestedScopes(), now); err != nil {
-			h.authorizeError(w, orig, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+			h.authorizeError(w, orig, ar, serverError(err))
 			return
 		}
 		if err := h.Store.MarkChallengeConsent(ctx, chal.ID, bs.ID, now); errors.Is(err, models.ErrNotFound) {
 			h.expiredPage(w, r) // finished or expired meanwhile
 			return
 		} else if err != nil {
-			h.authorizeError(w, orig, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
+			h.authorizeError(w, orig, ar, serverError(err))
 			return
 		}
 		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
