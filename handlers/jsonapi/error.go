@@ -92,13 +92,14 @@ func (e *Error) Send(w http.ResponseWriter) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": string(e.Code), "error_description": e.Description})
 }
 
-// Generic answers for a failure on our side: the client learns nothing of the cause.
-var (
-	errUnavailable = func() *Error {
-		return New(http.StatusServiceUnavailable, TemporarilyUnavailable, "The service is temporarily unavailable; retry shortly.")
-	}
-	errInternal = func() *Error { return New(http.StatusInternalServerError, ServerError, "Internal server error.") }
-)
+// The generic answers to a failure on our side: the client learns nothing of the cause.
+func errUnavailable() *Error {
+	return New(http.StatusServiceUnavailable, TemporarilyUnavailable, "The service is temporarily unavailable; retry shortly.")
+}
+
+func errInternal() *Error {
+	return New(http.StatusInternalServerError, ServerError, "Internal server error.")
+}
 
 // Write answers err, whatever a handler returned, and is the only place a JSON endpoint's error is decided:
 //

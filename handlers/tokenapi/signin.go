@@ -31,15 +31,16 @@ type tokenResponse struct {
 	DeviceToken string `json:"device_token,omitempty"`
 }
 
-// Answers shared by the calls that take a password.
-var (
-	errNotFirstParty = func() error {
-		return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidClient, "Unknown client, or the client is not a first-party app.")
-	}
-	errWrongPassword = func() error {
-		return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidGrant, "Incorrect email or password.")
-	}
-)
+// errNotFirstParty answers a client that may not use the token API.
+func errNotFirstParty() error {
+	return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidClient, "Unknown client, or the client is not a first-party app.")
+}
+
+// errWrongPassword is the one answer to a wrong password, an unknown or disabled account, or a sign-in refused
+// after the check: the answer never tells which.
+func errWrongPassword() error {
+	return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidGrant, "Incorrect email or password.")
+}
 
 // firstPartyClient loads the client named in a login or signup and checks it may use the token API from this
 // origin. Only first-party clients may collect passwords directly.
