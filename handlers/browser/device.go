@@ -40,7 +40,7 @@ func (h *Browser) rememberDevice(w http.ResponseWriter, r *http.Request, pool, e
 		if len(toks) == maxDeviceAccounts {
 			break
 		}
-		if throttle.WellFormedDeviceToken(old) && !h.Throttle.Names(old, pool, email, stamp) {
+		if throttle.WellFormedDeviceToken(old) && !h.Throttle.IsAccountToken(old, pool, email, stamp) {
 			toks = append(toks, old)
 		}
 	}

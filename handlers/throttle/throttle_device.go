@@ -85,9 +85,9 @@ func (t *Throttle) DeviceToken(pool, email, stamp, device string) string {
 	return device + "." + t.deviceMAC(pool, email, stamp, device)
 }
 
-// Names reports whether tok is this account's token, for the password whose stamp is stamp, whatever device it
-// names: a browser keeps one token per account.
-func (t *Throttle) Names(tok, pool, email, stamp string) bool {
+// IsAccountToken reports whether tok is this account's token for the password whose stamp is stamp, whatever
+// device it names: a browser keeps one token per account.
+func (t *Throttle) IsAccountToken(tok, pool, email, stamp string) bool {
 	id, mac, _ := strings.Cut(tok, ".")
 	return hmac.Equal([]byte(mac), []byte(t.deviceMAC(pool, email, stamp, id)))
 }

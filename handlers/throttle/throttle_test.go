@@ -75,8 +75,8 @@ func TestDeviceTokens(t *testing.T) {
 	if got := th.DeviceOf(ctx, []string{tok}, "default", "ada@example.com"); got != "" {
 		t.Errorf("a token from before the password change counted: %q", got)
 	}
-	if !th.Names(tok, "default", "ada@example.com", "stamp-1") || th.Names(tok, "default", "ada@example.com", "stamp-2") {
-		t.Error("Names does not tell this account's token under its stamp")
+	if !th.IsAccountToken(tok, "default", "ada@example.com", "stamp-1") || th.IsAccountToken(tok, "default", "ada@example.com", "stamp-2") {
+		t.Error("IsAccountToken does not tell this account's token under its stamp")
 	}
 	if again := th.DeviceToken("default", "ada@example.com", "stamp-2", id); !strings.HasPrefix(again, id+".") {
 		t.Errorf("a device's new token %q does not keep its id %q", again, id)
