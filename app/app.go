@@ -12,6 +12,13 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/admin"
+	// Aliased: package main's tests have a type named browser.
+	browserpages "github.com/latchkey/latchkey/handlers/browser"
+	"github.com/latchkey/latchkey/handlers/oauth"
+	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/handlers/throttle"
+	"github.com/latchkey/latchkey/handlers/tokenapi"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
@@ -149,26 +156,26 @@ func (a *app) Close() error { return a.store.Close() }
 
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
-	cors := &handlers.CORS{Origins: a.store}
-	throttle := &handlers.Throttle{Store: a.store, Account: handlers.DefaultAccountPolicy, IP: handlers.DefaultIPPolicy,
+	cors := &request.CORS{Origins: a.store}
+	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
 		DeviceKey: keys.Derive(a.secret, "device-token"), Now: a.throttleNow}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
 		&handlers.Health{DB: a.store},
-		&handlers.Discovery{Metadata: a.prov.Metadata()},
-		&handlers.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
-		&handlers.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
-		&handlers.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
-		&handlers.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
-		&handlers.PAR{OAuth: a.prov.OAuth2, Throttle: throttle},
-		&handlers.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
-		&handlers.Browser{
-			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: throttle,
+		&oauth.Discovery{Metadata: a.prov.Metadata()},
+		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
+		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
+		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
+		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
+		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
+		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
+		&browserpages.Browser{
+			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
-		&handlers.Admin{OAuth: a.prov.OAuth2, Store: a.store},
-		&handlers.API{
-			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: throttle, CORS: cors,
+		&admin.API{OAuth: a.prov.OAuth2, Store: a.store},
+		&tokenapi.API{
+			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
 	)

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/request"
 )
 
 type pinger interface {
@@ -38,14 +41,14 @@ func (h *Health) ready(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	if err := h.DB.Ping(ctx); err != nil {
 		if h.down.CompareAndSwap(false, true) {
-			Logger(ctx).Error("database unreachable: not ready until it answers", "error", err)
+			request.Logger(ctx).Error("database unreachable: not ready until it answers", "error", err)
 		}
-		w.Header().Set("Retry-After", "1")
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "Database unreachable.")
+		// Sent, not jsonapi.Write: the outage was logged once above, and a probe retries in a second.
+		jsonapi.New(http.StatusServiceUnavailable, jsonapi.TemporarilyUnavailable, "Database unreachable.").WithHeader("Retry-After", "1").Send(w)
 		return
 	}
 	if h.down.CompareAndSwap(true, false) {
-		Logger(ctx).Info("database reachable again: ready")
+		request.Logger(ctx).Info("database reachable again: ready")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))

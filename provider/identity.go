@@ -20,16 +20,6 @@ type Identity struct {
 	UpdatedAt     time.Time
 }
 
-// registeredClaims may never be overridden by a user's extras.
-var registeredClaims = map[string]bool{
-	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true, "auth_time": true,
-	"nonce": true, "acr": true, "amr": true, "azp": true, "at_hash": true, "c_hash": true, "sid": true,
-	"scope": true, "client_id": true, "cnf": true, "typ": true,
-}
-
-// IsRegisteredClaim reports whether name is a claim Latchkey sets itself; extras never replace these.
-func IsRegisteredClaim(name string) bool { return registeredClaims[name] }
-
 // UserClaims returns the claims the granted scopes release about the user: what userinfo answers and what the
 // ID token carries. sub always; profile: name, updated_at and extras; email: email, email_verified; roles: roles.
 func UserClaims(id Identity, granted []string) map[string]any {

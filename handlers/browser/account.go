@@ -1,0 +1,101 @@
+package browser
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/templates"
+)
+
+// sessionsPage lists the signed-in user's active sessions.
+func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "account page", err)
+		return
+	}
+	if bs == nil {
+		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
+		return
+	}
+	user, err := h.Store.UserByID(ctx, bs.UserID)
+	if err != nil {
+		h.pageFault(w, r, "load signed-in user "+bs.UserID, err)
+		return
+	}
+	list, err := h.Store.ListBrowserSessions(ctx, bs.UserID, h.Now())
+	if err != nil {
+		h.pageFault(w, r, "list sessions", err)
+		return
+	}
+	rows := make([]templates.SessionRow, 0, len(list))
+	for _, s := range list {
+		rows = append(rows, templates.SessionRow{
+			ID: s.ID, Device: request.DeviceName(s.UserAgent), IP: s.IP,
+			CreatedAt: s.CreatedAt, LastActive: s.LastActiveAt, Current: s.ID == bs.ID,
+		})
+	}
+	flash := ""
+	switch r.URL.Query().Get("done") {
+	case "one":
+		flash = "Session ended."
+	case "others":
+		flash = "All other sessions ended."
+	}
+	logRender(r, h.Pages.Sessions(w, http.StatusOK, templates.SessionsPage{
+		UserEmail: user.Email, CSRFToken: h.csrfToken(w, r), Action: PathSessions, Flash: flash, Sessions: rows,
+	}))
+}
+
+// sessionsSubmit ends one of the user's sessions, or all but the current one. Each ended session's refresh
+// tokens are revoked with it.
+func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
+	if !h.parsePost(w, r) {
+		return
+	}
+	ctx := r.Context()
+	now := h.Now()
+	bs, err := h.currentSession(r)
+	if err != nil {
+		h.pageFault(w, r, "account page", err)
+		return
+	}
+	if bs == nil {
+		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
+		return
+	}
+	if r.PostForm.Get("all_others") != "" {
+		n, err := h.Store.EndUserBrowserSessions(ctx, bs.UserID, bs.ID, now)
+		if err != nil {
+			h.pageFault(w, r, "end other sessions", err)
+			return
+		}
+		request.Logger(ctx).Info("ended other sessions", "user", bs.UserID, "count", n)
+		http.Redirect(w, r, PathSessions+"?done=others", http.StatusSeeOther)
+		return
+	}
+	id := r.PostForm.Get("session_id")
+	target, err := h.Store.BrowserSessionByID(ctx, id)
+	if errors.Is(err, models.ErrNotFound) || (err == nil && target.UserID != bs.UserID) {
+		// Someone else's session looks exactly like a missing one.
+		h.errorPage(w, r, http.StatusNotFound, "Session not found", "That session does not exist or has already ended.")
+		return
+	} else if err != nil {
+		h.pageFault(w, r, "load session to end", err)
+		return
+	}
+	if err := h.Store.EndBrowserSession(ctx, target.ID, now); err != nil && !errors.Is(err, models.ErrNotFound) {
+		h.pageFault(w, r, "end session", err)
+		return
+	}
+	if target.ID == bs.ID {
+		h.clearCookie(w, sessionCookie)
+		logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."}))
+		return
+	}
+	http.Redirect(w, r, PathSessions+"?done=one", http.StatusSeeOther)
+}

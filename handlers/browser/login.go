@@ -1,0 +1,206 @@
+package browser
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/handlers/throttle"
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
+	"github.com/latchkey/latchkey/templates"
+)
+
+// loginPage is the sign-in form reached directly (not through an authorization request), e.g. for the account
+// pages; return_to says where to go afterwards.
+func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
+	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
+	action := PathLogin
+	if returnTo != "" {
+		action += "?return_to=" + url.QueryEscape(returnTo)
+	}
+	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.csrfToken(w, r)}))
+}
+
+// loginSubmit checks the password and starts (or refreshes) the browser session. Unknown accounts and wrong
+// passwords get the same answer and, because Authenticate hashes either way, take the same time.
+func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if !h.parsePost(w, r) {
+		return
+	}
+	ctx := r.Context()
+	now := h.Now()
+	email := r.PostForm.Get("email")
+	password := r.PostForm.Get("password")
+	challengeID := r.PostForm.Get("challenge")
+	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
+
+	var pending *pendingRequest // the authorization request being signed in to, sealed in the form
+	clientName, redirect, pool := "", "", models.DefaultPool
+	if challengeID != "" {
+		p, err := h.openPending(challengeID, now)
+		if err != nil {
+			h.expiredPage(w, r)
+			return
+		}
+		pending = &p
+		c, err := h.Store.ClientByID(ctx, p.ClientID)
+		switch {
+		case err == nil:
+			clientName, pool = c.Name, c.Pool
+		case !errors.Is(err, models.ErrNotFound):
+			// Never fall back to the default pool: the password would be checked against the wrong users.
+			h.pageFault(w, r, "load the signing-in client", err)
+			return
+		}
+		if q, err := url.ParseQuery(p.Query); err == nil {
+			redirect = q.Get("redirect_uri")
+		}
+	}
+	retry := func(status int, msg string) {
+		action := PathLogin
+		if returnTo != "" {
+			action += "?return_to=" + url.QueryEscape(returnTo)
+		}
+		logRender(r, h.Pages.Login(w, status, templates.LoginPage{
+			Action: action, CSRFToken: h.csrfToken(w, r), Challenge: challengeID, ClientName: clientName,
+			Email: truncate(email, models.MaxEmailLength), Error: msg, FormActionExtra: nonEmpty(redirect),
+		}))
+	}
+	// fault answers a failure on our side: 503 with Retry-After when storage cannot serve right now, else 500.
+	fault := func(what string, err error) {
+		request.Logger(ctx).Error(what, "error", err)
+		if err == nil || jsonapi.Unavailable(ctx, err) {
+			jsonapi.SetRetryAfter(w)
+			retry(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
+			return
+		}
+		retry(http.StatusInternalServerError, "Something went wrong. Please try again.")
+	}
+	if email == "" || password == "" {
+		retry(http.StatusBadRequest, "Enter your email and password.")
+		return
+	}
+	// The attempt is counted before the hash runs and decides whether it may run, on a context the client
+	// cannot cancel (see attempt); on this device's own key when it has signed in to this account before.
+	device := h.Throttle.DeviceOf(ctx, h.deviceTokens(r), pool, email)
+	attempt, wait, err := h.Throttle.Reserve(r, pool, email, device)
+	switch {
+	case err != nil:
+		// The throttle never fails open: whatever went wrong, nobody's password is checked unthrottled.
+		request.Logger(ctx).Error("sign-in throttle unavailable", "error", err)
+		jsonapi.SetRetryAfter(w)
+		retry(http.StatusServiceUnavailable, "Sign-in is temporarily unavailable. Please try again in a moment.")
+		return
+	case wait > 0:
+		request.Logger(ctx).Info("sign-in throttled", "retry_after", throttle.Seconds(wait))
+		w.Header().Set("Retry-After", throttle.Seconds(wait))
+		retry(http.StatusTooManyRequests, "Too many attempts. Try again in "+throttle.Seconds(wait)+" seconds.")
+		return
+	}
+	if throttle.Oversized(email, password) {
+		retry(http.StatusUnauthorized, "Incorrect email or password.")
+		return
+	}
+	user, err := h.Store.Authenticate(attempt.Context(), pool, email, password)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials):
+		request.Logger(ctx).Info("sign-in failed", "reason", "invalid credentials")
+		retry(http.StatusUnauthorized, "Incorrect email or password.")
+		return
+	case errors.Is(err, models.ErrUserDisabled):
+		// The same answer as a wrong password, so it never tells that the password was right.
+		request.Logger(ctx).Info("sign-in failed", "reason", "account disabled", "user", user.ID)
+		retry(http.StatusUnauthorized, "Incorrect email or password.")
+		return
+	case err != nil:
+		attempt.Void()
+		fault("authenticate", err)
+		return
+	}
+
+	bs, err := h.signIn(w, r, user, now)
+	if errors.Is(err, errSignInRefused) {
+		// The password was changed (or the account disabled) after it was checked: a wrong password now, and it
+		// stays counted as one.
+		request.Logger(ctx).Info("sign-in failed", "reason", "password changed or account disabled since the check", "user", user.ID)
+		retry(http.StatusUnauthorized, "Incorrect email or password.")
+		return
+	}
+	attempt.Succeeded()
+	if err != nil {
+		fault("sign-in", err)
+		return
+	}
+	request.Logger(ctx).Info("signed in", "user", user.ID, "session", bs.ID)
+	h.rememberDevice(w, r, pool, email, user.CredentialStamp(), device)
+
+	if pending != nil {
+		chal, err := h.signedInFor(ctx, *pending, bs.ID, now)
+		if err != nil {
+			fault("create challenge", err)
+			return
+		}
+		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
+		return
+	}
+	if returnTo == "" {
+		returnTo = PathSessions
+	}
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// signIn gives the browser a session for user, whose password was just checked. The same user
+// re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else replaces the session in
+// this browser. A new session starts only while the checked password is still the user's (see
+// models.Store.CreateBrowserSession); otherwise the answer is errSignInRefused.
+func (h *Browser) signIn(w http.ResponseWriter, r *http.Request, user *models.User, now time.Time) (*models.BrowserSession, error) {
+	ctx := r.Context()
+	bs, err := h.currentSession(r)
+	if err != nil {
+		return nil, err
+	}
+	if bs != nil && bs.UserID == user.ID {
+		err := h.Store.SetBrowserSessionAuthTime(ctx, bs.ID, now)
+		if !errors.Is(err, models.ErrNotFound) {
+			return bs, err
+		}
+		// Ended since it was read (e.g. by a password change): start a new one, checked like any other.
+	} else if bs != nil {
+		_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
+	}
+	bs, token, err := h.Store.CreateBrowserSession(ctx, user, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		return nil, errSignInRefused
+	case err != nil:
+		return nil, err
+	}
+	h.setCookie(w, sessionCookie, token, h.SessionAbsolute)
+	return bs, nil
+}
+
+// resumeURL sends the browser back to the authorization endpoint to finish a parked request.
+func (h *Browser) resumeURL(challengeID string) string {
+	return provider.PathAuthorize + "?" + url.Values{challengeParam: {challengeID}}.Encode()
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func nonEmpty(s ...string) []string {
+	var out []string
+	for _, v := range s {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,124 @@
+// Package oauth serves the OAuth 2.0 and OpenID Connect protocol endpoints a client or resource server calls:
+// token, introspection, revocation, pushed authorization requests, userinfo, discovery and the JWKS. Every error
+// of an endpoint fosite owns goes through fosite's writers, after jsonapi.NoteOAuthError has logged it and mapped
+// an outage to temporarily_unavailable.
+package oauth
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/provider"
+)
+
+// Token serves the OAuth 2.0 token endpoint (RFC 6749 §3.2).
+type Token struct {
+	OAuth      fosite.OAuth2Provider
+	GrantTypes []string // the grants the provider composed; anything else is unsupported_grant_type
+	CORS       *request.CORS
+	Clients    ClientCache
+}
+
+func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.Wrap(h)) }
+
+// singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
+var singleValued = []string{
+	"grant_type", "client_id", "client_secret", "scope", "code", "redirect_uri",
+	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type",
+}
+
+func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := h.prepareForm(r); err != nil {
+		err = jsonapi.NoteOAuthError(ctx, w, "token", err)
+		h.OAuth.WriteAccessError(ctx, w, nil, err)
+		return
+	}
+	var (
+		ar   fosite.AccessRequester
+		resp fosite.AccessResponder
+	)
+	err := withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+		var err error
+		session := provider.NewSession()
+		if ar, err = h.OAuth.NewAccessRequest(ctx, r, session); err != nil {
+			return err
+		}
+		if ar.GetGrantTypes().ExactOne("client_credentials") {
+			// The client acts on its own behalf: it is the subject (RFC 9068 §2.2), and fosite has already checked
+			// every requested scope and audience against the client's registration.
+			session.Subject = ar.GetClient().GetID()
+			session.ClientID = ar.GetClient().GetID()
+			for _, scope := range ar.GetRequestedScopes() {
+				ar.GrantScope(scope)
+			}
+			for _, aud := range ar.GetRequestedAudience() {
+				ar.GrantAudience(aud)
+			}
+		}
+		resp, err = h.OAuth.NewAccessResponse(ctx, ar)
+		return err
+	})
+	if err != nil {
+		err = jsonapi.NoteOAuthError(ctx, w, "token", err)
+		h.OAuth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// prepareForm parses the form and answers, with the precise RFC 6749 §5.2 error, what fosite would only call
+// invalid_request: repeated parameters, unknown grant types, missing or doubled client authentication. It folds
+// RFC 8707 resource indicators into fosite's audience parameter.
+func (h *Token) prepareForm(r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s' but expected 'POST'.", r.Method)
+	}
+	if err := r.ParseForm(); err != nil {
+		return fosite.ErrInvalidRequest.WithHint("Unable to parse the request body; send application/x-www-form-urlencoded of at most 64 KiB.")
+	}
+	for _, name := range singleValued {
+		if len(r.PostForm[name]) > 1 {
+			return fosite.ErrInvalidRequest.WithHintf("Parameter '%s' must not be repeated.", name)
+		}
+	}
+	switch grant := r.PostForm.Get("grant_type"); {
+	case grant == "":
+		return fosite.ErrInvalidRequest.WithHint("The 'grant_type' parameter is missing.")
+	case !slices.Contains(h.GrantTypes, grant):
+		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported by this server.", grant)
+	}
+	if err := checkClientAuthentication(r); err != nil {
+		return err
+	}
+	if res := r.PostForm["resource"]; len(res) > 0 {
+		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
+		r.Form["audience"] = append(r.Form["audience"], res...)
+	}
+	return nil
+}
+
+// checkClientAuthentication refuses requests that carry no client identification at all, a malformed Basic
+// header, or two authentication methods at once (RFC 6749 §2.3). Call it after ParseForm.
+func checkClientAuthentication(r *http.Request) error {
+	authz := r.Header.Get("Authorization")
+	if authz == "" {
+		if r.PostForm.Get("client_id") == "" && r.PostForm.Get("client_assertion") == "" {
+			return fosite.ErrInvalidClient.WithHint("Client authentication is required.")
+		}
+		return nil
+	}
+	if _, _, ok := r.BasicAuth(); !ok {
+		return fosite.ErrInvalidClient.WithHint("The Authorization header is not valid HTTP Basic authentication.")
+	}
+	if r.PostForm.Get("client_secret") != "" || r.PostForm.Get("client_assertion") != "" {
+		return fosite.ErrInvalidRequest.WithHint("Use one client authentication method per request, not both HTTP Basic and form credentials.")
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package tokenapi
+
+import (
+	"context"
+	"database/sql/driver"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
+)
+
+// fakeOAuth is fosite's provider with only what a test calls; anything else panics.
+type fakeOAuth struct {
+	fosite.OAuth2Provider
+	introspectErr error
+}
+
+func (f *fakeOAuth) IntrospectToken(ctx context.Context, token string, use fosite.TokenUse, s fosite.Session, scopes ...string) (fosite.TokenUse, fosite.AccessRequester, error) {
+	return "", nil, f.introspectErr
+}
+
+type fakeIssuer struct {
+	clientID   string
+	refreshErr error
+}
+
+func (f *fakeIssuer) SignIn(context.Context, string, *provider.Session, []string) (provider.TokenSet, error) {
+	panic("not called")
+}
+
+func (f *fakeIssuer) Refresh(context.Context, string, string, string) (provider.TokenSet, *provider.Session, error) {
+	return provider.TokenSet{}, nil, f.refreshErr
+}
+
+func (f *fakeIssuer) RefreshTokenClient(context.Context, string) (string, error) {
+	return f.clientID, nil
+}
+
+// fakeStore is the token API's store with only ClientByID; anything else panics.
+type fakeStore struct {
+	store
+	clients map[string]*models.Client
+}
+
+func (f *fakeStore) ClientByID(_ context.Context, id string) (*models.Client, error) {
+	if c, ok := f.clients[id]; ok {
+		return c, nil
+	}
+	return nil, models.ErrNotFound
+}
+
+func newServer(t *testing.T, oauth *fakeOAuth, refreshErr error) *httptest.Server {
+	t.Helper()
+	h := &API{OAuth: oauth, Issuer: &fakeIssuer{clientID: "app", refreshErr: refreshErr},
+		Store: &fakeStore{clients: map[string]*models.Client{"app": {ID: "app", FirstParty: true}, "third": {ID: "third"}}},
+		Now:   func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) }}
+	r := mux.NewRouter()
+	h.Mount(r)
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, body string, header map[string]string) (*http.Response, map[string]string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+Prefix+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]string
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp, out
+}
+
+func TestTokenAPIErrors(t *testing.T) {
+	dbDown := fmt.Errorf("get client: %w", driver.ErrBadConn)
+	for _, tc := range []struct {
+		name           string
+		oauth          fakeOAuth
+		refreshErr     error
+		method, path   string
+		body           string
+		header         map[string]string
+		status         int
+		code           string
+		wantHeader     [2]string
+		wantRetryAfter bool
+	}{
+		{name: "wrong method names the allowed ones", method: "GET", path: "/login",
+			status: 405, code: "invalid_request", wantHeader: [2]string{"Allow", "POST"}},
+		{name: "login without a client", method: "POST", path: "/login", body: `{"email":"a@example.com","password":"x"}`,
+			status: 400, code: "invalid_request"},
+		{name: "login for a third-party client", method: "POST", path: "/login", body: `{"client_id":"third","email":"a@example.com","password":"x"}`,
+			status: 401, code: "invalid_client"},
+		{name: "refresh without a token", method: "POST", path: "/refresh", body: `{}`, status: 400, code: "invalid_request"},
+		{name: "refresh refused by fosite keeps its code", refreshErr: fosite.ErrInvalidGrant,
+			method: "POST", path: "/refresh", body: `{"refresh_token":"lk_rt_x"}`, status: 400, code: "invalid_grant"},
+		{name: "refresh whose client lookup hit a database error is 503, not 401 invalid_client",
+			refreshErr: fosite.ErrInvalidClient.WithWrap(dbDown).WithDebug(dbDown.Error()),
+			method:     "POST", path: "/refresh", body: `{"refresh_token":"lk_rt_x"}`, status: 503, code: "temporarily_unavailable", wantRetryAfter: true},
+		{name: "me without a token: a bare challenge", method: "GET", path: "/me",
+			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey"`}},
+		{name: "me with a token the store could not look up is 503, not 401",
+			oauth:  fakeOAuth{introspectErr: fosite.ErrRequestUnauthorized.WithWrap(dbDown)},
+			method: "GET", path: "/me", header: map[string]string{"Authorization": "Bearer lk_at_x"}, status: 503, code: "temporarily_unavailable", wantRetryAfter: true},
+		{name: "me with an unknown token", oauth: fakeOAuth{introspectErr: fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound)},
+			method: "GET", path: "/me", header: map[string]string{"Authorization": "Bearer lk_at_x"},
+			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newServer(t, &tc.oauth, tc.refreshErr)
+			resp, body := call(t, srv, tc.method, tc.path, tc.body, tc.header)
+			if resp.StatusCode != tc.status || body["error"] != tc.code {
+				t.Fatalf("%s %s: %d %v, want %d %s", tc.method, tc.path, resp.StatusCode, body, tc.status, tc.code)
+			}
+			if tc.wantHeader[0] != "" && resp.Header.Get(tc.wantHeader[0]) != tc.wantHeader[1] {
+				t.Errorf("%s = %q, want %q", tc.wantHeader[0], resp.Header.Get(tc.wantHeader[0]), tc.wantHeader[1])
+			}
+			if got := resp.Header.Get("Retry-After") != ""; got != tc.wantRetryAfter {
+				t.Errorf("Retry-After %q, want one: %v", resp.Header.Get("Retry-After"), tc.wantRetryAfter)
+			}
+			if strings.Contains(body["error_description"], "bad connection") {
+				t.Errorf("the cause reached the client: %v", body)
+			}
+		})
+	}
+}

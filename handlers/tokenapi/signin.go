@@ -1,0 +1,307 @@
+package tokenapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/latchkey/latchkey/handlers/grant"
+	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/handlers/throttle"
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passwords"
+	"github.com/latchkey/latchkey/provider"
+)
+
+type tokenResponse struct {
+	AccessToken  string        `json:"access_token"`
+	RefreshToken string        `json:"refresh_token,omitempty"`
+	IDToken      string        `json:"id_token,omitempty"`
+	TokenType    string        `json:"token_type"`
+	ExpiresIn    int64         `json:"expires_in"`
+	Scope        string        `json:"scope,omitempty"`
+	SessionID    string        `json:"session_id,omitempty"`
+	User         *jsonapi.User `json:"user,omitempty"`
+	// DeviceToken names the account on this device (see throttle.Throttle.DeviceOf); sent back with the next
+	// login, that login is counted apart from strangers' guesses.
+	DeviceToken string `json:"device_token,omitempty"`
+}
+
+// errNotFirstParty answers a client that may not use the token API.
+func errNotFirstParty() error {
+	return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidClient, "Unknown client, or the client is not a first-party app.")
+}
+
+// errWrongPassword is the one answer to a wrong password, an unknown or disabled account, or a sign-in refused
+// after the check: the answer never tells which.
+func errWrongPassword() error {
+	return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidGrant, "Incorrect email or password.")
+}
+
+// firstPartyClient loads the client named in a login or signup and checks it may use the token API from this
+// origin. Only first-party clients may collect passwords directly.
+func (h *API) firstPartyClient(r *http.Request, clientID string) (*models.Client, error) {
+	if clientID == "" {
+		return nil, jsonapi.BadRequest("client_id is required.")
+	}
+	c, err := h.Store.ClientByID(r.Context(), clientID)
+	switch {
+	case err != nil && !errors.Is(err, models.ErrNotFound):
+		return nil, fmt.Errorf("load client: %w", err)
+	case err != nil || !c.FirstParty:
+		return nil, errNotFirstParty()
+	}
+	if err := h.originAllowed(r, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// originAllowed checks a browser caller's Origin against the client's: 403 when it is not allowed.
+func (h *API) originAllowed(r *http.Request, c *models.Client) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	ok, err := h.Store.ClientOriginAllowed(r.Context(), c.ID, strings.ToLower(origin))
+	if err != nil {
+		return fmt.Errorf("check origin: %w", err)
+	}
+	if !ok {
+		return jsonapi.New(http.StatusForbidden, jsonapi.InvalidOrigin, "This origin is not allowed for this client.")
+	}
+	return nil
+}
+
+// requestedScopes is what a sign-in asks for: the scope field, or every scope of the client when it is empty.
+// A scope the client may not have is refused here, before anything costly runs (SignIn checks again).
+func requestedScopes(c *models.Client, scope string) ([]string, error) {
+	scopes := strings.Fields(scope)
+	if len(scopes) == 0 {
+		return c.Scopes, nil
+	}
+	for _, s := range scopes {
+		if !slices.Contains(c.Scopes, s) {
+			return nil, jsonapi.New(http.StatusBadRequest, jsonapi.InvalidScope, fmt.Sprintf("The client may not request scope %q.", truncate(s, 64)))
+		}
+	}
+	return scopes, nil
+}
+
+// errSignInRefused: the session could not start because the password that was checked is no longer the user's
+// (changed meanwhile), the user was disabled meanwhile, or the new session was ended before its tokens were out.
+// The caller answers it as a wrong password.
+var errSignInRefused = errors.New("sign-in refused after the password check")
+
+// startSession records the sign-in as a session (listed and revocable like browser ones) and issues tokens tied
+// to it. u must be the user Authenticate or CreateUserWith returned: the session starts only while the password
+// they checked is still the user's. An error is errSignInRefused, an OAuth error, or a fault; see sessionError.
+func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string) (*tokenResponse, error) {
+	ctx := r.Context()
+	now := h.Now()
+	bs, _, err := h.Store.CreateBrowserSession(ctx, u, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		request.Logger(ctx).Info("api sign-in refused", "reason", "password changed or account disabled since the check", "user", u.ID)
+		return nil, errSignInRefused
+	case err != nil:
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	session := provider.SessionFor(grant.IdentityOf(u), scopes, bs.ID, now, now)
+	session.ClientID = c.ID
+	tokens, err := h.Issuer.SignIn(ctx, c.ID, session, scopes)
+	if err != nil {
+		if endErr := h.Store.EndBrowserSession(ctx, bs.ID, now); endErr != nil && !errors.Is(endErr, models.ErrNotFound) {
+			request.Logger(ctx).Error("end the session of a failed sign-in", "session", bs.ID, "error", endErr)
+		}
+		return nil, fmt.Errorf("issue tokens: %w", err)
+	}
+	// A password change (or the session cap) may have ended the session while its tokens were being issued,
+	// after it revoked the session's tokens; the confirmation revokes these too.
+	switch err := h.Store.ConfirmBrowserSession(ctx, bs.ID, now); {
+	case errors.Is(err, models.ErrNotFound):
+		request.Logger(ctx).Info("api sign-in refused", "reason", "session ended while its tokens were issued", "user", u.ID, "session", bs.ID)
+		return nil, errSignInRefused
+	case err != nil:
+		return nil, fmt.Errorf("confirm session: %w", err)
+	}
+	user := jsonapi.UserOf(u)
+	return &tokenResponse{
+		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
+		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), Scope: strings.Join(tokens.Scopes, " "),
+		SessionID: bs.ID, User: &user,
+	}, nil
+}
+
+// sessionError is the answer to a startSession error: a refused sign-in exactly like a wrong password, an OAuth
+// error of the client's as itself, anything else (an outage above all) as a fault.
+func sessionError(r *http.Request, err error) error {
+	if errors.Is(err, errSignInRefused) {
+		return errWrongPassword()
+	}
+	return jsonapi.FromOAuth(r.Context(), fmt.Errorf("start session: %w", err))
+}
+
+type credentialsBody struct {
+	ClientID string `json:"client_id"`
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+	Scope    string `json:"scope"`
+	// DeviceToken is the device_token of an earlier sign-in on this device (login only).
+	DeviceToken string `json:"device_token"`
+}
+
+func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
+	r = request.Detached(r)
+	ctx := r.Context()
+	var body credentialsBody
+	if err := jsonapi.Decode(r, &body); err != nil {
+		return err
+	}
+	c, err := h.firstPartyClient(r, body.ClientID)
+	if err != nil {
+		return err
+	}
+	if body.Email == "" || body.Password == "" {
+		return jsonapi.BadRequest("email and password are required.")
+	}
+	if body.DeviceToken != "" {
+		return jsonapi.BadRequest("device_token is not a signup field.")
+	}
+	pool, err := h.Store.GetPool(ctx, c.Pool)
+	if err != nil {
+		return fmt.Errorf("load pool: %w", err)
+	}
+	if !c.AllowSignup || !pool.SignupEnabled {
+		return jsonapi.New(http.StatusForbidden, jsonapi.SignupDisabled, "Sign-up is not enabled for this app.")
+	}
+	// Everything that can be checked without the hash is checked before anything is reserved: a request that
+	// cannot succeed costs neither a password hash nor a throttle row.
+	newUser := models.NewUser{Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles}
+	if err := newUser.Validate(); err != nil {
+		return jsonapi.BadRequest(strings.TrimPrefix(err.Error(), "invalid: "))
+	}
+	if err := h.Policy.Check(body.Password, body.Email); err != nil {
+		return weakPassword(err)
+	}
+	scopes, err := requestedScopes(c, body.Scope)
+	if err != nil {
+		return err
+	}
+	// Creating the user hashes the password and tells whether the email is taken, so it is reserved like a
+	// sign-in, and counts against the IP's sign-ups; from here on the client cannot cancel it.
+	attempt, wait, err := h.Throttle.ReserveSignup(r, c.Pool, body.Email)
+	if err := throttle.Refusal(r, wait, err); err != nil {
+		return err
+	}
+	ctx = attempt.Context()
+	// From here on the hash has run whatever the outcome, so a sign-up that does not succeed counts as failed.
+	u, err := h.Store.CreateUserWith(ctx, newUser)
+	switch {
+	case errors.Is(err, models.ErrConflict):
+		// Saying so enumerates accounts, but a signup form has to: the person must learn to sign in instead.
+		// Throttling bounds how fast anyone can probe.
+		attempt.Failed()
+		return jsonapi.New(http.StatusConflict, jsonapi.EmailTaken, "An account with this email already exists; sign in instead.")
+	case errors.Is(err, models.ErrInvalid):
+		attempt.Failed()
+		return jsonapi.BadRequest(strings.TrimPrefix(err.Error(), "invalid: "))
+	case err != nil:
+		attempt.Failed()
+		return fmt.Errorf("create user: %w", err)
+	}
+	resp, err := h.startSession(r, c, u, scopes)
+	if err != nil {
+		// Nothing half-done: the account goes again if we could not sign it in.
+		if err := h.Store.DeleteUser(ctx, u.ID); err != nil {
+			request.Logger(ctx).Error("undo signup", "user", u.ID, "error", err)
+		}
+		attempt.Failed()
+		return sessionError(r, err)
+	}
+	attempt.Succeeded()
+	resp.DeviceToken = h.Throttle.DeviceToken(c.Pool, body.Email, u.CredentialStamp(), "")
+	request.Logger(ctx).Info("signed up", "user", u.ID, "pool", c.Pool, "client", c.ID)
+	jsonapi.Respond(w, http.StatusCreated, resp)
+	return nil
+}
+
+func (h *API) login(w http.ResponseWriter, r *http.Request) error {
+	r = request.Detached(r)
+	ctx := r.Context()
+	var body credentialsBody
+	if err := jsonapi.Decode(r, &body); err != nil {
+		return err
+	}
+	c, err := h.firstPartyClient(r, body.ClientID)
+	if err != nil {
+		return err
+	}
+	if body.Email == "" || body.Password == "" {
+		return jsonapi.BadRequest("email and password are required.")
+	}
+	if body.Name != "" {
+		return jsonapi.BadRequest("name is not a login field.")
+	}
+	scopes, err := requestedScopes(c, body.Scope)
+	if err != nil {
+		return err
+	}
+	// The attempt is counted before the hash runs and decides whether it may run; from here on the client
+	// cannot cancel it, so hanging up after sending a guess still counts the guess. A valid device_token for
+	// this account counts it on the device's own key.
+	device := h.Throttle.DeviceOf(ctx, []string{body.DeviceToken}, c.Pool, body.Email)
+	attempt, wait, err := h.Throttle.Reserve(r, c.Pool, body.Email, device)
+	if err := throttle.Refusal(r, wait, err); err != nil {
+		return err
+	}
+	ctx = attempt.Context()
+	if throttle.Oversized(body.Email, body.Password) {
+		return errWrongPassword()
+	}
+	u, err := h.Store.Authenticate(ctx, c.Pool, body.Email, body.Password)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		// A disabled account answers exactly like a wrong password (and counts like one), so the answer never
+		// tells that the password was right; the log says why.
+		if errors.Is(err, models.ErrUserDisabled) {
+			request.Logger(ctx).Info("api sign-in failed", "reason", "account disabled", "user", u.ID, "client", c.ID)
+		} else {
+			request.Logger(ctx).Info("api sign-in failed", "reason", "invalid credentials", "client", c.ID)
+		}
+		return errWrongPassword()
+	case err != nil:
+		attempt.Void()
+		return fmt.Errorf("authenticate: %w", err)
+	}
+	resp, err := h.startSession(r, c, u, scopes)
+	if errors.Is(err, errSignInRefused) {
+		// The password was changed after it was checked: a wrong password now, and it stays counted as one.
+		return sessionError(r, err)
+	}
+	attempt.Succeeded()
+	if err != nil {
+		return sessionError(r, err)
+	}
+	resp.DeviceToken = h.Throttle.DeviceToken(c.Pool, body.Email, u.CredentialStamp(), device)
+	request.Logger(ctx).Info("api signed in", "user", u.ID, "client", c.ID, "session", resp.SessionID)
+	jsonapi.Respond(w, http.StatusOK, resp)
+	return nil
+}
+
+// weakPassword answers a password the policy refuses, with the policy's reason.
+func weakPassword(err error) error {
+	return jsonapi.New(http.StatusBadRequest, jsonapi.WeakPassword, strings.TrimPrefix(err.Error(), passwords.ErrWeak.Error()+": "))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
