@@ -36,9 +36,17 @@ type app struct {
 	prov   *provider.Provider
 	pages  *templates.Renderer
 	policy *passwords.Policy
-	// throttleNow is the sign-in throttle's clock; nil: time.Now. Tests set it before serving.
+	// now is the one clock: the store's timestamps, key activation, token issuance, sessions, consents and the
+	// sign-in throttle all read it (through clock). It must follow the wall clock, because fosite checks token
+	// expiry and auth_time against time.Now itself.
+	now func() time.Time
+	// throttleNow, when a test sets it before serving, replaces the clock for the sign-in throttle alone: the
+	// throttle tests jump hours ahead to let blocks pass, which the rest of the app cannot follow (see now).
 	throttleNow func() time.Time
 }
+
+// clock is the app's current time.
+func (a *app) clock() time.Time { return a.now() }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}
@@ -54,7 +62,9 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, err
 	}
+	a := &app{cfg: cfg, logger: logger, secret: secret, now: time.Now}
 	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{
+		Now:          a.clock,
 		Logger:       logger,
 		MaxOpenConns: cfg.DBMaxConns,
 		NewSession:   func() fosite.Session { return provider.NewSession() },
@@ -62,7 +72,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	a := &app{cfg: cfg, logger: logger, secret: secret, store: store}
+	a.store = store
 	if cfg.AutoMigrate {
 		if err := store.Migrate(ctx); err != nil {
 			store.Close()
@@ -70,6 +80,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		}
 	}
 	a.keys, err = keys.NewManager(store, secret, keys.Options{
+		Now:          a.clock,
 		Logger:       logger,
 		RetainFor:    cfg.keyRetention(),
 		RotateEvery:  cfg.KeyRotation,
@@ -108,6 +119,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		IDTokenLifespan:       cfg.IDTokenTTL,
 		AccessTokenFormat:     cfg.AccessTokenFormat,
 		SigningAlg:            cfg.SigningAlg,
+		Now:                   a.clock,
 		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
 	}, store, a.keys)
 	if err != nil {
@@ -157,8 +169,12 @@ func (a *app) Close() error { return a.store.Close() }
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
 	cors := &request.CORS{Origins: a.store}
+	throttleNow := a.clock
+	if a.throttleNow != nil {
+		throttleNow = a.throttleNow
+	}
 	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
-		DeviceKey: keys.Derive(a.secret, "device-token"), Now: a.throttleNow}
+		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
 		&handlers.Health{DB: a.store},
 		&oauth.Discovery{Metadata: a.prov.Metadata()},
@@ -171,12 +187,13 @@ func (a *app) handler() http.Handler {
 		&browserpages.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Secret:      keys.Derive(a.secret, "csrf"),
-			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},
-		&admin.API{OAuth: a.prov.OAuth2, Store: a.store},
+		&admin.API{OAuth: a.prov.OAuth2, Store: a.store, Now: a.clock},
 		&tokenapi.API{
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+			Now: a.clock,
 		},
 	)
 }
@@ -193,7 +210,7 @@ func (a *app) runCleanup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			a.cleanupOnce(ctx, time.Now())
+			a.cleanupOnce(ctx, a.clock())
 		}
 	}
 }

@@ -41,7 +41,7 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 		if err != nil {
 			return err
 		}
-		list, err := a.store.ListBrowserSessions(ctx, u.ID, time.Now())
+		list, err := a.store.ListBrowserSessions(ctx, u.ID, a.clock())
 		if err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
 			if err != nil {
 				return err
 			}
-			n, err := a.store.EndUserBrowserSessions(ctx, u.ID, "", time.Now())
+			n, err := a.store.EndUserBrowserSessions(ctx, u.ID, "", a.clock())
 			if err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ func sessionsRevoke(ctx context.Context, c *cli, args []string) error {
 			if sid == "" {
 				return errors.New("give --id SESSION, or --user EMAIL --all")
 			}
-			if err := a.store.EndBrowserSession(ctx, sid, time.Now()); errors.Is(err, models.ErrNotFound) {
+			if err := a.store.EndBrowserSession(ctx, sid, a.clock()); errors.Is(err, models.ErrNotFound) {
 				return fmt.Errorf("no active session %q", sid)
 			} else if err != nil {
 				return err

@@ -171,7 +171,7 @@ var usersSetPassword = userCommand("set-password", func(fs *flag.FlagSet) func(c
 		// A reset is what an operator does when the account may be in someone else's hands: every session
 		// ends and its tokens are revoked, in the same transaction as the change, as when the user changes the
 		// password themselves.
-		n, err := a.store.ChangePassword(ctx, u.ID, pw, "", time.Now())
+		n, err := a.store.ChangePassword(ctx, u.ID, pw, "", a.clock())
 		if err != nil {
 			return err
 		}
@@ -218,13 +218,13 @@ var usersSetName = userCommand("set-name", func(fs *flag.FlagSet) func(context.C
 
 var usersDisable = userCommand("disable", func(*flag.FlagSet) func(context.Context, *cli, *app, *models.User) error {
 	return func(ctx context.Context, c *cli, a *app, u *models.User) error {
-		return a.store.SetDisabled(ctx, u.ID, true, time.Now())
+		return a.store.SetDisabled(ctx, u.ID, true, a.clock())
 	}
 })
 
 var usersEnable = userCommand("enable", func(*flag.FlagSet) func(context.Context, *cli, *app, *models.User) error {
 	return func(ctx context.Context, c *cli, a *app, u *models.User) error {
-		return a.store.SetDisabled(ctx, u.ID, false, time.Now())
+		return a.store.SetDisabled(ctx, u.ID, false, a.clock())
 	}
 })
 
