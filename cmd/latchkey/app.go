@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
+	"github.com/latchkey/latchkey/telemetry"
 	"github.com/latchkey/latchkey/templates"
 )
 
@@ -31,6 +32,10 @@ type app struct {
 	policy *passwords.Policy
 	// throttleNow is the sign-in throttle's clock; nil: time.Now. Tests set it before serving.
 	throttleNow func() time.Time
+	// metrics is the Prometheus registry and the counters handlers report to; tracing wraps the router when
+	// trace export is configured (nil: off).
+	metrics *telemetry.Metrics
+	tracing *telemetry.Tracing
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -68,6 +73,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		RotateEvery:  cfg.KeyRotation,
 		RefreshEvery: cfg.KeyReloadInterval,
 		JWKSMaxAge:   cfg.JWKSMaxAge,
+		OnRotation:   func(alg, outcome string) { a.metrics.KeyRotation(alg, outcome) }, // a.metrics is set below, before any rotation
 	})
 	if err != nil {
 		store.Close()
@@ -107,6 +113,8 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		store.Close()
 		return nil, fmt.Errorf("compose provider: %w", err)
 	}
+	a.metrics = telemetry.New(telemetry.Options{GrantTypes: a.prov.GrantTypes()})
+	a.metrics.WatchDBPools(store.PoolStats)
 	return a, nil
 }
 
