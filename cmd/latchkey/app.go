@@ -13,6 +13,7 @@ import (
 
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/keys"
+	"github.com/latchkey/latchkey/logwriter"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
@@ -43,7 +44,8 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// slog's JSON output, encoded more cheaply for plain records such as the access log's.
+	return slog.New(logwriter.NewJSONHandler(w, opts))
 }
 
 // openApp opens the database (migrating unless told not to), loads the signing keys and composes the provider.
