@@ -11,6 +11,7 @@
 package logwriter
 
 import (
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,9 @@ type Options struct {
 	// MaxPendingBytes bounds the memory held for output that has not been written yet, counting the batch being
 	// written; a record that does not fit is dropped (default 4 MiB).
 	MaxPendingBytes int
+	// CloseTimeout bounds how long Close waits for the last records to be written (default 5s), so an output
+	// nobody reads cannot keep the process from exiting.
+	CloseTimeout time.Duration
 	// OnDrop, if set, is called from the writer goroutine after a write, with the number of records dropped since
 	// its last call. It may log through this Writer.
 	OnDrop func(records uint64)
@@ -54,6 +58,7 @@ type Writer struct {
 	done      chan struct{}
 	stopped   chan struct{}
 	closeOnce sync.Once
+	closeErr  error
 }
 
 // New starts a Writer over out. Call Close to write what is buffered and stop its goroutine.
@@ -66,6 +71,9 @@ func New(out io.Writer, opts Options) *Writer {
 	}
 	if opts.MaxPendingBytes <= 0 {
 		opts.MaxPendingBytes = 4 << 20
+	}
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = 5 * time.Second
 	}
 	w := &Writer{
 		out: out, opts: opts,
@@ -107,16 +115,23 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 // Close writes every buffered record, stops the writer goroutine and sends later writes straight to the output.
-// It does not close the output.
+// It does not close the output. If the output does not take the last records within CloseTimeout, Close gives
+// up on them and says so.
 func (w *Writer) Close() error {
 	w.closeOnce.Do(func() {
 		w.mu.Lock()
 		w.closed = true // from here on Write goes to the output itself, after the final batch (outMu)
 		w.mu.Unlock()
 		close(w.done)
-		<-w.stopped
+		t := time.NewTimer(w.opts.CloseTimeout)
+		defer t.Stop()
+		select {
+		case <-w.stopped:
+		case <-t.C:
+			w.closeErr = fmt.Errorf("logwriter: the log output did not take the last records within %v", w.opts.CloseTimeout)
+		}
 	})
-	return nil
+	return w.closeErr
 }
 
 // Dropped is how many records were dropped because the output could not keep up.

@@ -239,3 +239,20 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		})
 	})
 }
+
+func TestCloseGivesUpOnAnOutputNobodyReads(t *testing.T) {
+	out := &blockedOutput{release: make(chan struct{}), entered: make(chan struct{})}
+	defer close(out.release)
+	w := New(out, Options{FlushInterval: time.Millisecond, CloseTimeout: 50 * time.Millisecond})
+	_, _ = w.Write([]byte("stuck\n"))
+	<-out.entered
+	_, _ = w.Write([]byte("behind it\n"))
+	start := time.Now()
+	err := w.Close()
+	if err == nil {
+		t.Fatal("Close reported success although the output never took the records")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v with a 50ms CloseTimeout", d)
+	}
+}
