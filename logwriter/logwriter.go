@@ -47,6 +47,7 @@ type Writer struct {
 	inFlight  int    // bytes of the batch being written now
 	dropSince uint64 // records dropped since OnDrop was last told
 	closed    bool
+	abandoned bool // Close gave up waiting for the output
 
 	outMu sync.Mutex // serialises writes to out: the goroutine's batches, then writes after Close
 
@@ -90,7 +91,12 @@ func New(out io.Writer, opts Options) *Writer {
 func (w *Writer) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	if w.closed {
+		abandoned := w.abandoned
 		w.mu.Unlock()
+		if abandoned { // the output is stuck (Close timed out): waiting for it would hang the caller
+			w.dropped.Add(1)
+			return len(p), nil
+		}
 		w.outMu.Lock()
 		defer w.outMu.Unlock()
 		return w.write(p)
@@ -128,6 +134,9 @@ func (w *Writer) Close() error {
 		select {
 		case <-w.stopped:
 		case <-t.C:
+			w.mu.Lock()
+			w.abandoned = true
+			w.mu.Unlock()
 			w.closeErr = fmt.Errorf("logwriter: the log output did not take the last records within %v", w.opts.CloseTimeout)
 		}
 	})

@@ -255,4 +255,16 @@ func TestCloseGivesUpOnAnOutputNobodyReads(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Close took %v with a 50ms CloseTimeout", d)
 	}
+	// Later records are dropped, not waited for.
+	before := w.Dropped()
+	done := make(chan struct{})
+	go func() { _, _ = w.Write([]byte("after close\n")); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a Write after a timed-out Close waited for the stuck output")
+	}
+	if w.Dropped() != before+1 {
+		t.Fatalf("dropped %d, want %d", w.Dropped(), before+1)
+	}
 }
