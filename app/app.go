@@ -20,9 +20,11 @@ import (
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/handlers/tokenapi"
 	"github.com/latchkey/latchkey/keys"
+	"github.com/latchkey/latchkey/logwriter"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
+	"github.com/latchkey/latchkey/telemetry"
 	"github.com/latchkey/latchkey/templates"
 )
 
@@ -43,6 +45,10 @@ type app struct {
 	// throttleNow, when a test sets it before serving, replaces the clock for the sign-in throttle alone: the
 	// throttle tests jump hours ahead to let blocks pass, which the rest of the app cannot follow (see now).
 	throttleNow func() time.Time
+	// metrics is the Prometheus registry and the counters handlers report to; tracing wraps the router when
+	// trace export is configured (nil: off).
+	metrics *telemetry.Metrics
+	tracing *telemetry.Tracing
 }
 
 // clock is the app's current time.
@@ -53,7 +59,8 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// slog's JSON output, encoded more cheaply for plain records such as the access log's.
+	return slog.New(logwriter.NewJSONHandler(w, opts))
 }
 
 // openApp opens the database (migrating unless told not to), loads the signing keys and composes the provider.
@@ -86,6 +93,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		RotateEvery:  cfg.KeyRotation,
 		RefreshEvery: cfg.KeyReloadInterval,
 		JWKSMaxAge:   cfg.JWKSMaxAge,
+		OnRotation:   func(alg, outcome string) { a.metrics.KeyRotation(alg, outcome) }, // a.metrics is set below, before any rotation
 	})
 	if err != nil {
 		store.Close()
@@ -126,6 +134,8 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		store.Close()
 		return nil, fmt.Errorf("compose provider: %w", err)
 	}
+	a.metrics = telemetry.New(telemetry.Options{GrantTypes: a.prov.GrantTypes()})
+	a.metrics.WatchDBPools(store.PoolStats)
 	return a, nil
 }
 

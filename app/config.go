@@ -50,6 +50,7 @@ type Config struct {
 	PasswordMinLength int
 	PasswordBlocklist string
 	DebugAddr         string
+	MetricsAddr       string
 	TrustedProxies    handlers.TrustedProxies
 }
 
@@ -123,6 +124,8 @@ var settings = []setting{
 		func(c *Config, v string) error { c.PasswordBlocklist = v; return nil }},
 	{"debug-addr", "LATCHKEY_DEBUG_ADDR", "", "loopback host:port serving Go's pprof profiles for operators (empty = off)",
 		func(c *Config, v string) error { c.DebugAddr = v; return nil }},
+	{"metrics-addr", "LATCHKEY_METRICS_ADDR", "", "host:port serving Prometheus metrics on /metrics, apart from the public listener (empty = off; LATCHKEY_DEBUG_ADDR serves them too)",
+		func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "", "comma-separated CIDRs or addresses of load balancers whose X-Forwarded-For names the client (empty = trust none)",
 		func(c *Config, v string) error {
 			p, err := handlers.ParseTrustedProxies(v)
@@ -295,6 +298,16 @@ func (c *Config) validate() []string {
 			add("LATCHKEY_DEBUG_ADDR", "must be a loopback host:port such as 127.0.0.1:6060, got %q", c.DebugAddr)
 		}
 	}
+	if c.MetricsAddr != "" {
+		// Metrics may be scraped from another host, so any address will do, but never the public listener's.
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			add("LATCHKEY_METRICS_ADDR", "must be host:port or :port, got %q", c.MetricsAddr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add("LATCHKEY_METRICS_ADDR", "port must be a number from 0 to 65535, got %q", port)
+		} else if sameListener(c.MetricsAddr, c.Addr) || sameListener(c.MetricsAddr, c.DebugAddr) {
+			add("LATCHKEY_METRICS_ADDR", "must differ from LATCHKEY_ADDR and LATCHKEY_DEBUG_ADDR, got %q", c.MetricsAddr)
+		}
+	}
 	if c.MaxBodyBytes < 1024 {
 		add("LATCHKEY_MAX_BODY_BYTES", "must be at least 1024")
 	}
@@ -304,6 +317,18 @@ func (c *Config) validate() []string {
 // keyActivationDelay is how long a rotated-in key is published before it signs (keys.Manager.ActivationDelay).
 func (c *Config) keyActivationDelay() time.Duration {
 	return keys.ActivationDelay(c.KeyReloadInterval, c.JWKSMaxAge)
+}
+
+// sameListener reports whether two listen addresses would claim the same port on a shared interface (":8080"
+// and "0.0.0.0:8080" and "127.0.0.1:8080" all collide). Port 0 picks a free port, so it never collides.
+func sameListener(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wildcard := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wildcard(ha) || wildcard(hb)
 }
 
 func isLoopbackHost(h string) bool {

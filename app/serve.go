@@ -5,12 +5,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/latchkey/latchkey/logwriter"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/telemetry"
 )
 
 // newFlagSet returns a flag set carrying every configuration flag.
@@ -31,32 +35,104 @@ func (c *cli) openFromFlags(ctx context.Context, cf *configFlags) (*app, error) 
 
 func runServe(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("serve")
-	return c.withApp(ctx, fs, cf, args, func(a *app) error {
-		ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err := parseArgs(fs, args); err != nil {
+		return errUsage
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	// The server logs through a buffered writer: a request never waits for stderr (one access-log line each).
+	// Closing it, after everything else has stopped, writes what is still buffered.
+	out, logger := newServeLogger(cfg, c.stderr)
+	defer out.Close()
+	tracing, err := telemetry.StartTracing(ctx, c.env, version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tracing.Shutdown(sctx); err != nil {
+			logger.Warn("traces not exported at shutdown", "err", err)
+		}
+	}()
+	a, err := openApp(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	a.tracing = tracing
+	a.metrics.WatchLogDrops(out.Dropped)
+	if tracing.Enabled() {
+		logger.Info("exporting traces over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+	}
+
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", a.cfg.Addr, err)
+	}
+	percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
+	applyGCSettings(a.logger, percent, limit)
+	return a.serve(ctx, ln)
+}
+
+// newServeLogger is the server's logger: records go through a logwriter.Writer over w, and records it had to
+// drop because w could not keep up are reported through the same logger once w catches up.
+func newServeLogger(cfg Config, w io.Writer) (*logwriter.Writer, *slog.Logger) {
+	var logger *slog.Logger
+	out := logwriter.New(w, logwriter.Options{OnDrop: func(n uint64) {
+		logger.Warn("log output could not keep up: records dropped", "records", n)
+	}})
+	logger = newLogger(cfg, out) // before any record is written, so before OnDrop can run
+	return out, logger
+}
+
+// privateListeners starts the operator-only listeners: LATCHKEY_DEBUG_ADDR (pprof, and /metrics) and
+// LATCHKEY_METRICS_ADDR (/metrics only). Neither is ever served on the public listener. The returned function
+// closes them.
+func (a *app) privateListeners() (func(), error) {
+	var servers []*http.Server
+	closeAll := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for _, l := range []struct {
+		addr, setting, what string
+		handler             http.Handler
+	}{
+		{a.cfg.DebugAddr, "LATCHKEY_DEBUG_ADDR", "profiling and metrics endpoints listening", debugHandler(a.metrics.Handler())},
+		{a.cfg.MetricsAddr, "LATCHKEY_METRICS_ADDR", "metrics endpoint listening", metricsHandler(a.metrics.Handler())},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
 		if err != nil {
-			return fmt.Errorf("listen on %s (LATCHKEY_ADDR): %w", a.cfg.Addr, err)
+			closeAll()
+			return nil, fmt.Errorf("listen on %s (%s): %w", l.addr, l.setting, err)
 		}
-		if a.cfg.DebugAddr != "" {
-			dln, err := net.Listen("tcp", a.cfg.DebugAddr)
-			if err != nil {
-				ln.Close()
-				return fmt.Errorf("listen on %s (LATCHKEY_DEBUG_ADDR): %w", a.cfg.DebugAddr, err)
-			}
-			dbg := &http.Server{Handler: debugHandler(), ReadHeaderTimeout: 5 * time.Second}
-			go func() { _ = dbg.Serve(dln) }()
-			defer dbg.Close()
-			a.logger.Info("profiling endpoints listening", "addr", dln.Addr().String())
-		}
-		percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
-		applyGCSettings(a.logger, percent, limit)
-		return a.serve(ctx, ln)
-	})
+		srv := &http.Server{Handler: l.handler, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() { _ = srv.Serve(ln) }()
+		a.logger.Info(l.what, "addr", ln.Addr().String())
+	}
+	return closeAll, nil
 }
 
 // serve runs the HTTP server and background work until ctx ends, then shuts down gracefully.
 func (a *app) serve(ctx context.Context, ln net.Listener) error {
+	closePrivate, err := a.privateListeners()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closePrivate()
 	srv := &http.Server{
-		Handler:           a.handler(),
+		// Tracing wraps the whole router only when trace export is configured: idle, otelhttp would cost more
+		// than the router itself (docs/PERFORMANCE.md).
+		Handler:           a.tracing.Wrap(a.handler()),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -42,6 +42,7 @@ type options struct {
 	keep           bool
 	profileDir     string
 	signingAlg     string
+	logLevel       string
 }
 
 func main() {
@@ -83,6 +84,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.cleanupBatch, "cleanup-batch", 0, "with -seed: LATCHKEY_CLEANUP_BATCH for the cleanup measurement (0 = the server's default)")
 	fs.BoolVar(&o.keep, "keep-logs", false, "print the server log path and keep the temp directory")
 	fs.StringVar(&o.signingAlg, "signing-alg", "RS256", "LATCHKEY_SIGNING_ALG of the server: RS256 or ES256 (JWT access tokens and ID tokens)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "LATCHKEY_LOG_LEVEL of the server (info, the server's default, writes one access-log line per request)")
 	fs.StringVar(&o.profileDir, "profile", "", "write a server CPU profile per measured row into this directory (<scenario>-c<N>.pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: go run ./bench -db sqlite|postgres -duration 15s -c 16,64 [-scenarios a,b,...] [-seed N] [-out docs/PERFORMANCE.md]")
@@ -140,6 +142,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.signingAlg != "RS256" && o.signingAlg != "ES256" {
 		problems = append(problems, "-signing-alg must be RS256 or ES256")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, o.logLevel) {
+		problems = append(problems, "-log-level must be debug, info, warn or error")
 	}
 	if len(problems) > 0 {
 		return o, errors.New(strings.Join(problems, "; "))
@@ -213,7 +218,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 	vars := map[string]string{
 		"LATCHKEY_DATABASE_URL":     db.url,
 		"LATCHKEY_SECRET":           "bench-" + randomHex(24),
-		"LATCHKEY_LOG_LEVEL":        "warn",
+		"LATCHKEY_LOG_LEVEL":        o.logLevel,
 		"LATCHKEY_ADDR":             "127.0.0.1:" + strconv.Itoa(port),
 		"LATCHKEY_ISSUER":           base,
 		"LATCHKEY_CLEANUP_INTERVAL": "0", // scenarios run on a stable table; cleanup is measured on its own

@@ -200,7 +200,7 @@ func (r *report) markdown() string {
 	if r.commit != "" {
 		srv += " at " + r.commit
 	}
-	fmt.Fprintf(&b, "- Server: %s; idle RSS right after start %.1f MiB. Argon2id for passwords: m=19456 KiB, t=2, p=1. JWTs signed with %s.\n", srv, mib(r.idleRSS), r.opts.signingAlg)
+	fmt.Fprintf(&b, "- Server: %s; idle RSS right after start %.1f MiB. Argon2id for passwords: m=19456 KiB, t=2, p=1. JWTs signed with %s. LATCHKEY_LOG_LEVEL=%s (the server's stderr goes to a file).\n", srv, mib(r.idleRSS), r.opts.signingAlg, r.opts.logLevel)
 	fmt.Fprintf(&b, "- Each row: %s warm-up, then %s measured with c closed-loop workers on keep-alive connections.", r.opts.warmup, r.opts.duration)
 	fmt.Fprintf(&b, " req/s counts successful iterations; latencies are of successful ones (exact percentiles of every sample).\n")
 	if r.opts.seed > 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -427,20 +429,28 @@ func (s *serverProc) logSize() int64 {
 	return fi.Size()
 }
 
-// logLevels counts the WARN and ERROR records the server logged from offset on.
+// logLevels counts the WARN and ERROR records the server logged from offset on. It streams the file from the
+// offset: at the default info level every request adds an access-log line, and a row can add a gigabyte.
 func (s *serverProc) logLevels(offset int64) (warn, errs int, firstErr string) {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil || int64(len(b)) < offset {
+	f, err := os.Open(s.logPath)
+	if err != nil {
 		return 0, 0, ""
 	}
-	for line := range strings.SplitSeq(string(b[offset:]), "\n") {
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, 0, ""
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
 		switch {
-		case strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, "level=ERROR"):
+		case bytes.Contains(line, []byte(`"level":"ERROR"`)) || bytes.Contains(line, []byte("level=ERROR")):
 			errs++
 			if firstErr == "" {
-				firstErr = line
+				firstErr = string(line)
 			}
-		case strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, "level=WARN"):
+		case bytes.Contains(line, []byte(`"level":"WARN"`)) || bytes.Contains(line, []byte("level=WARN")):
 			warn++
 		}
 	}

@@ -55,7 +55,19 @@ type Options struct {
 	JWKSMaxAge time.Duration
 	// RSABits is the modulus size of new RS256 keys; default DefaultRSABits (2048), minimum 2048.
 	RSABits int
+	// OnRotation, if set, hears the outcome of every rotation this Manager attempts (Rotate, RotateNow and
+	// automatic rotation), once per algorithm: RotationScheduled, RotationImmediate, RotationConflict or
+	// RotationFailed. It is called on the rotating goroutine and must not block (metrics count it).
+	OnRotation func(alg, outcome string)
 }
+
+// Rotation outcomes reported to Options.OnRotation.
+const (
+	RotationScheduled = "scheduled" // a successor was stored; it signs after ActivationDelay
+	RotationImmediate = "immediate" // a successor was stored active at once (RotateNow)
+	RotationConflict  = "conflict"  // another node rotated this algorithm first
+	RotationFailed    = "failed"    // the successor could not be generated or stored
+)
 
 // KeyInfo describes one stored key, without key material; `latchkey keys list --json` prints it.
 type KeyInfo struct {
@@ -510,17 +522,25 @@ func (m *Manager) rotate(ctx context.Context, algs []string, immediately bool) (
 		rec, err := m.generate(alg, now)
 		if err != nil {
 			errs = append(errs, err)
+			m.rotated(alg, RotationFailed)
 			continue
 		}
 		rec.ActivatesAt = activates
 		if err := m.store.ReplaceActiveKey(ctx, current, rec, now, retireUntil); err != nil {
 			errs = append(errs, fmt.Errorf("replace %s key %q: %w", alg, current, err))
+			if errors.Is(err, ErrRotationConflict) {
+				m.rotated(alg, RotationConflict)
+			} else {
+				m.rotated(alg, RotationFailed)
+			}
 			continue
 		}
 		if immediately {
+			m.rotated(alg, RotationImmediate)
 			m.log.WarnContext(ctx, "rotated signing key immediately: verifiers holding a cached JWKS reject tokens it signs until their copy expires",
 				"alg", alg, "kid", rec.KID, "retired_kid", current, "retired_published_until", retireUntil)
 		} else {
+			m.rotated(alg, RotationScheduled)
 			m.log.InfoContext(ctx, "scheduled signing key", "alg", alg, "kid", rec.KID, "activates_at", activates,
 				"retiring_kid", current, "retiring_published_until", retireUntil)
 		}
@@ -530,6 +550,13 @@ func (m *Manager) rotate(ctx context.Context, algs []string, immediately bool) (
 		errs = append(errs, err)
 	}
 	return infos, errs
+}
+
+// rotated tells Options.OnRotation, if set, how a rotation of alg ended.
+func (m *Manager) rotated(alg, outcome string) {
+	if m.opts.OnRotation != nil {
+		m.opts.OnRotation(alg, outcome)
+	}
 }
 
 // SigningKey returns the private key alg signs with at this moment, with KeyID, Algorithm and Use="sig" set:
