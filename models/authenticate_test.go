@@ -15,7 +15,7 @@ import (
 func TestAuthenticateTimingHidesUnknownEmails(t *testing.T) {
 	ctx := context.Background()
 	s := newSQLiteStore(t)
-	if _, err := s.CreateUser(ctx, "known@example.com", "right password", nil); err != nil {
+	if _, err := s.CreateUserWith(ctx, models.NewUser{Email: "known@example.com", Password: "right password"}); err != nil {
 		t.Fatal(err)
 	}
 	fastest := func(pool, email string) time.Duration {

@@ -21,7 +21,7 @@ func TestUseBrowserSession(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
 			ctx := context.Background()
-			u, err := s.CreateUser(ctx, "use@example.com", "use-password-1", nil)
+			u, err := s.CreateUserWith(ctx, models.NewUser{Email: "use@example.com", Password: "use-password-1"})
 			if err != nil {
 				t.Fatal(err)
 			}

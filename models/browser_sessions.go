@@ -34,7 +34,7 @@ const (
 )
 
 // browserSessionRetention is how long an ended or expired session is kept (for the record) before
-// DeleteExpired removes it.
+// DeleteExpiredRound removes it.
 const browserSessionRetention = 7 * 24 * time.Hour
 
 type browserSessionRow struct {

@@ -1,10 +1,5 @@
 package models
 
-import (
-	"maps"
-	"slices"
-)
-
 // registeredClaims are the claim names Latchkey sets itself in tokens and userinfo (JWT, OpenID Connect and
 // RFC 9068 registered names). A user's extras may never use them: the store refuses them (see encodeExtras),
 // whichever entry point writes the extras.
@@ -16,6 +11,3 @@ var registeredClaims = map[string]bool{
 
 // IsRegisteredClaim reports whether name is a claim Latchkey sets itself, which a user's extras may not use.
 func IsRegisteredClaim(name string) bool { return registeredClaims[name] }
-
-// RegisteredClaims lists the registered claim names, sorted.
-func RegisteredClaims() []string { return slices.Sorted(maps.Keys(registeredClaims)) }

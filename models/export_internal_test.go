@@ -2,6 +2,8 @@ package models
 
 import (
 	"context"
+	"maps"
+	"slices"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -20,3 +22,6 @@ func (s *Store) ExecSQL(ctx context.Context, stmt string, args ...any) error {
 
 // LatestSchemaVersion is the version Migrate brings a database to.
 var LatestSchemaVersion = migrations[len(migrations)-1].version
+
+// RegisteredClaims lists the claim names a user's extras may not use, sorted, so tests can try every one.
+func RegisteredClaims() []string { return slices.Sorted(maps.Keys(registeredClaims)) }

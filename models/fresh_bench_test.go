@@ -14,7 +14,7 @@ import (
 func BenchmarkGrantReread(b *testing.B) {
 	benchBackends(b, func(b *testing.B, s *models.Store) {
 		ctx := context.Background()
-		u, err := s.CreateUser(ctx, "bench@example.com", "bench-password-1", []string{"admin", "editor"})
+		u, err := s.CreateUserWith(ctx, models.NewUser{Email: "bench@example.com", Password: "bench-password-1", Roles: []string{"admin", "editor"}})
 		if err != nil {
 			b.Fatal(err)
 		}

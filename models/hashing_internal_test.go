@@ -25,7 +25,7 @@ func TestNoRawSecretsStored(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	user, err := s.CreateUser(ctx, "raw@example.com", "RAWSECRET-password", nil)
+	user, err := s.CreateUserWith(ctx, NewUser{Email: "raw@example.com", Password: "RAWSECRET-password"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// expiringTables are the tables DeleteExpired sweeps: table, the condition for a row to go
+// expiringTables are the tables DeleteExpiredRound sweeps: table, the condition for a row to go
 // (each ? is bound to the cutoff), and how long past `before` rows are kept (cutoff = before - keep). When
 // keeps is set, the i-th ? is bound to before - keeps[i] instead.
 var expiringTables = []struct {
@@ -33,7 +33,7 @@ var expiringTables = []struct {
 		[]time.Duration{throttleRetention, 0}},
 }
 
-// DefaultCleanupBatch is the batch DeleteExpired is best called with here. On PostgreSQL a delete holds only
+// DefaultCleanupBatch is the batch DeleteExpiredRound is best called with here. On PostgreSQL a delete holds only
 // the expired rows it takes (a request touching those waits for the statement), so batches are large. On SQLite each statement holds the single writer that token requests queue
 // for: with client_credentials at c=64 on a 1M-row table, 5000-row batches raised p99 4.4×, 1000-row ones
 // 1.6× (docs/PERFORMANCE.md).
@@ -44,21 +44,15 @@ func (s *Store) DefaultCleanupBatch() int {
 	return 1000
 }
 
-// DeleteExpired deletes at most batch rows from each table whose expiry is before `before` (rows without
-// an expiry never expire; signing keys go when their not_after has passed; browser sessions go 7 days
-// after they ended or expired; sign-in throttle rows go 24 hours after their last failure, once their
-// block has passed). Each delete is one bounded statement, so it holds locks briefly. It
-// returns the total deleted; the caller loops while that is >= batch. It runs on the store's maintenance
-// connection, never in the caller's transaction.
-func (s *Store) DeleteExpired(ctx context.Context, before time.Time, batch int) (int64, error) {
-	n, _, err := s.DeleteExpiredRound(ctx, before, batch, nil)
-	return n, err
-}
-
-// DeleteExpiredRound is one round of DeleteExpired over the named tables only (nil: every table it sweeps). It
-// also returns the tables a full batch was deleted from, the only ones that may still hold rows expired before
-// `before`: a caller draining a backlog passes those to the next round, so a backlog in one table costs one
-// statement per round rather than one per table (on SQLite each statement queues for the single writer).
+// DeleteExpiredRound is one round of cleanup: it deletes at most batch rows from each of the named tables (nil:
+// every table it sweeps) whose expiry is before `before` (rows without an expiry never expire; signing keys go
+// when their not_after has passed; browser sessions go 7 days after they ended or expired; sign-in throttle rows
+// go 24 hours after their last failure, once their block has passed). Each delete is one bounded statement, so
+// it holds locks briefly. It runs on the store's maintenance connection, never in the caller's transaction.
+// It returns the total deleted and the tables a full batch was deleted from, the only ones that may still hold
+// rows expired before `before`: a caller draining a backlog passes those to the next round, so a backlog in one
+// table costs one statement per round rather than one per table (on SQLite each statement queues for the single
+// writer).
 func (s *Store) DeleteExpiredRound(ctx context.Context, before time.Time, batch int, tables []string) (deleted int64, more []string, err error) {
 	if batch <= 0 {
 		return 0, nil, errors.New("delete expired: batch must be positive")

@@ -215,7 +215,7 @@ func testMigrationUpgradeToPools(t *testing.T, s *models.Store) {
 	if _, err := s.CreateUserWith(ctx, models.NewUser{Pool: "customers", Email: "ada@example.com", Password: "pw"}); err != nil {
 		t.Errorf("same email in a new pool: %v", err)
 	}
-	if _, err := s.CreateUser(ctx, "Ada@EXAMPLE.com", "pw", nil); !errors.Is(err, models.ErrConflict) {
+	if _, err := s.CreateUserWith(ctx, models.NewUser{Email: "Ada@EXAMPLE.com", Password: "pw"}); !errors.Is(err, models.ErrConflict) {
 		t.Errorf("duplicate email in the default pool: %v, want models.ErrConflict", err)
 	}
 	if u, err := s.Authenticate(ctx, "", "ada@example.com", "v2 password"); err != nil || u.ID != "usr_ada" {

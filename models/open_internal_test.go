@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,28 @@ func TestOpenRejectsUnknownScheme(t *testing.T) {
 	}
 }
 
+// TestOpenDialect: the URL's scheme picks the dialect, which decides the SQL the store writes.
+func TestOpenDialect(t *testing.T) {
+	ctx := context.Background()
+	urls := map[string]string{"sqlite": "sqlite://" + filepath.Join(t.TempDir(), "lk.db")}
+	if pg := os.Getenv("LATCHKEY_TEST_POSTGRES_URL"); pg != "" {
+		urls["postgres"] = pg
+	}
+	for want, u := range urls {
+		s, err := Open(ctx, u, Options{})
+		if err != nil {
+			t.Fatalf("open %s: %v", want, err)
+		}
+		if s.dialect != want {
+			t.Errorf("%s URL opened dialect %q", want, s.dialect)
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Errorf("ping %s: %v", want, err)
+		}
+		_ = s.Close()
+	}
+}
+
 func TestSQLiteSettings(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "lk.db"), Options{})
@@ -23,8 +46,8 @@ func TestSQLiteSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.Dialect() != "sqlite" || s.sqlDB.Stats().MaxOpenConnections != 1 {
-		t.Errorf("dialect %q, max open conns %d; want sqlite, 1", s.Dialect(), s.sqlDB.Stats().MaxOpenConnections)
+	if s.dialect != "sqlite" || s.sqlDB.Stats().MaxOpenConnections != 1 {
+		t.Errorf("dialect %q, max open conns %d; want sqlite, 1", s.dialect, s.sqlDB.Stats().MaxOpenConnections)
 	}
 	for pragma, want := range map[string]string{
 		"journal_mode": "wal", "busy_timeout": "5000", "foreign_keys": "1", "synchronous": "1", // 1 = NORMAL

@@ -111,8 +111,8 @@ func TestPostgresCleanupDoesNotWaitForThePool(t *testing.T) {
 	defer func() { _ = s.Rollback(txCtx) }()
 	cleanupCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	n, err := s.DeleteExpired(cleanupCtx, now, 100)
+	n, _, err := s.DeleteExpiredRound(cleanupCtx, now, 100, nil)
 	if err != nil || n != 1 {
-		t.Fatalf("DeleteExpired while the pool is busy = %d, %v; want 1, nil", n, err)
+		t.Fatalf("DeleteExpiredRound while the pool is busy = %d, %v; want 1, nil", n, err)
 	}
 }

@@ -263,9 +263,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Dialect is "sqlite" or "postgres".
-func (s *Store) Dialect() string { return s.dialect }
-
 // txKey is per store, so a transaction of one Store is never used by another.
 type txKey struct{ s *Store }
 

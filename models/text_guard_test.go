@@ -28,7 +28,7 @@ func TestUnstorableText(t *testing.T) {
 func testUnstorableText(t *testing.T, s *models.Store) {
 	ctx := context.Background()
 	const password = "violet-tractor-47"
-	ada, err := s.CreateUser(ctx, "ada@example.com", password, nil)
+	ada, err := s.CreateUserWith(ctx, models.NewUser{Email: "ada@example.com", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +85,8 @@ func testUnstorableText(t *testing.T, s *models.Store) {
 				t.Errorf("GetAccessTokenSession(%q) = %v, want not found", bad, err)
 			}
 
-			_, err = s.CreateUser(ctx, "new"+bad, password, nil)
-			invalid("CreateUser", err)
+			_, err = s.CreateUserWith(ctx, models.NewUser{Email: "new" + bad, Password: password})
+			invalid("CreateUserWith", err)
 			_, err = s.CreateUserWith(ctx, models.NewUser{Email: "new@example.com", Password: password, Pool: bad})
 			if err == nil {
 				t.Errorf("CreateUserWith pool %q succeeded", bad)

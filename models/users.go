@@ -198,11 +198,6 @@ type NewUser struct {
 	EmailVerified         bool
 }
 
-// CreateUser creates a user of the default pool with an email, password and roles; see CreateUserWith.
-func (s *Store) CreateUser(ctx context.Context, email, password string, roles []string) (*User, error) {
-	return s.CreateUserWith(ctx, NewUser{Email: email, Password: password, Roles: roles})
-}
-
 // Validate checks everything about a new user that needs no database: email, password, name and extras. Bad
 // input is ErrInvalid (wrapped, with the reason). CreateUserWith calls it; a caller that must not spend a
 // password hash (or a throttle reservation) on input that cannot succeed calls it first.

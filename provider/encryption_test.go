@@ -243,7 +243,10 @@ func TestEncryptedJWTAccessTokens(t *testing.T) {
 				if !ok {
 					t.Fatalf("inner kid %q not published", jwtHdr.KeyID)
 				}
-				jws, _ := jose.ParseSigned(string(inner), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tc.signingAlg)})
+				jws, err := jose.ParseSignedCompact(string(inner), []jose.SignatureAlgorithm{jose.SignatureAlgorithm(tc.signingAlg)})
+				if err != nil {
+					t.Fatalf("inner JWT is not a compact JWS: %v", err)
+				}
 				if _, err := jws.Verify(pub); err != nil {
 					t.Errorf("inner JWT does not verify: %v", err)
 				}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"testing"
@@ -20,6 +21,12 @@ func cleanupCases() []testCase {
 		{"expired rows are deleted in bounded batches", testDeleteExpired},
 		{"a cleanup round names the tables with more to delete", testDeleteExpiredRound},
 	}
+}
+
+// sweep is one cleanup round over every table (DeleteExpiredRound with no table list): the rows it deleted.
+func sweep(ctx context.Context, s *models.Store, before time.Time, batch int) (int64, error) {
+	n, _, err := s.DeleteExpiredRound(ctx, before, batch, nil)
+	return n, err
 }
 
 func testDeleteExpired(t *testing.T, s *models.Store) {
@@ -45,13 +52,13 @@ func testDeleteExpired(t *testing.T, s *models.Store) {
 
 	var counts []int64
 	for range 4 {
-		n, err := s.DeleteExpired(ctx, now, batch)
-		must(t, "DeleteExpired", err)
+		n, err := sweep(ctx, s, now, batch)
+		must(t, "sweep", err)
 		counts = append(counts, n)
 	}
 	// Round 1: 2 access tokens + 1 signing key; round 2: 2; round 3: the last 1; then nothing.
 	if want := []int64{3, 2, 1, 0}; !reflect.DeepEqual(counts, want) {
-		t.Errorf("DeleteExpired counts = %v, want %v", counts, want)
+		t.Errorf("sweep counts = %v, want %v", counts, want)
 	}
 	for i := range expired {
 		_, err := s.GetAccessTokenSession(ctx, fmt.Sprintf("old-%d", i), new(openid.DefaultSession))
@@ -68,8 +75,8 @@ func testDeleteExpired(t *testing.T, s *models.Store) {
 	if len(ks) != 1 || ks[0].KID != "k2" {
 		t.Errorf("keys after cleanup = %v, want only k2", kids(ks))
 	}
-	if _, err := s.DeleteExpired(ctx, now, 0); err == nil {
-		t.Error("DeleteExpired with batch 0 succeeded")
+	if _, err := sweep(ctx, s, now, 0); err == nil {
+		t.Error("sweep with batch 0 succeeded")
 	}
 }
 
@@ -96,7 +103,7 @@ func testDeleteExpiredRound(t *testing.T, s *models.Store) {
 	if n != 1 || len(more) != 0 {
 		t.Fatalf("second round = %d, %v; want 1, none", n, more)
 	}
-	if n, err := s.DeleteExpired(ctx, now, 2); err != nil || n != 1 {
+	if n, err := sweep(ctx, s, now, 2); err != nil || n != 1 {
 		t.Fatalf("a full sweep after = %d, %v; want 1: the refresh token the access-only round left", n, err)
 	}
 }

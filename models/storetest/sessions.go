@@ -528,8 +528,8 @@ func testDeleteExpiredSessionsAndChallenges(t *testing.T, s *models.Store) {
 
 	var total int64
 	for {
-		n, err := s.DeleteExpired(ctx, now, 2)
-		must(t, "DeleteExpired", err)
+		n, err := sweep(ctx, s, now, 2)
+		must(t, "sweep", err)
 		total += n
 		if n < 2 {
 			break

@@ -82,10 +82,10 @@ func testChangePasswordEndsOtherSessions(t *testing.T, s *models.Store) {
 func testSessionNeedsTheCheckedPassword(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
 	now := baseTime
-	created, err := s.CreateUser(ctx, "ren@example.com", "old password", nil)
-	must(t, "CreateUser", err)
+	created, err := s.CreateUserWith(ctx, models.NewUser{Email: "ren@example.com", Password: "old password"})
+	must(t, "CreateUserWith", err)
 	_, _, err = s.CreateBrowserSession(ctx, created, "", "", now, time.Hour, time.Hour)
-	must(t, "session for the user CreateUser returned", err)
+	must(t, "session for the user CreateUserWith returned", err)
 
 	checked, err := s.Authenticate(ctx, "", "ren@example.com", "old password")
 	must(t, "Authenticate", err)

@@ -269,10 +269,10 @@ func testThrottleDeleteExpired(t *testing.T, s *models.Store) {
 	reserve(t, s, now.Add(-25*time.Hour), key("old", p))            // last attempt 25h ago, block passed: goes
 	reserve(t, s, now.Add(-25*time.Hour), key("old-blocked", long)) // blocked for 23h more: kept
 	reserve(t, s, now.Add(-23*time.Hour), key("recent", p))         // last attempt 23h ago: kept
-	n, err := s.DeleteExpired(ctx, now, 100)
-	must(t, "DeleteExpired", err)
+	n, err := sweep(ctx, s, now, 100)
+	must(t, "sweep", err)
 	if n != 1 {
-		t.Errorf("DeleteExpired deleted %d rows, want 1", n)
+		t.Errorf("sweep deleted %d rows, want 1", n)
 	}
 	// A kept key counts on from its earlier attempt; a deleted one starts again.
 	next := models.ThrottlePolicy{Free: 2, Base: time.Minute, Max: time.Hour, Window: 72 * time.Hour}
@@ -285,11 +285,11 @@ func testThrottleDeleteExpired(t *testing.T, s *models.Store) {
 	} {
 		reserve(t, s, now, key(tc.key, next))
 		if got := reserve(t, s, now, key(tc.key, next)); got != tc.want {
-			t.Errorf("%s: wait after DeleteExpired %v, want %v", tc.key, got, tc.want)
+			t.Errorf("%s: wait after sweep %v, want %v", tc.key, got, tc.want)
 		}
 	}
 	if got := reserve(t, s, now, key("old-blocked", long)); got != 23*time.Hour {
-		t.Errorf("blocked key after DeleteExpired: wait %v, want 23h", got)
+		t.Errorf("blocked key after sweep: wait %v, want 23h", got)
 	}
 }
 
@@ -303,9 +303,9 @@ func testThrottleRefundLeavesNoRow(t *testing.T, s *models.Store) {
 	reserve(t, s, baseTime, twice)
 	must(t, "refund", s.ThrottleRefund(ctx, once))
 	must(t, "refund", s.ThrottleRefund(ctx, twice))
-	n, err := s.DeleteExpired(ctx, baseTime.Add(48*time.Hour), 100)
-	must(t, "DeleteExpired", err)
+	n, err := sweep(ctx, s, baseTime.Add(48*time.Hour), 100)
+	must(t, "sweep", err)
 	if n != 1 { // only the key with an attempt still counted
-		t.Errorf("DeleteExpired found %d throttle rows, want 1", n)
+		t.Errorf("sweep found %d throttle rows, want 1", n)
 	}
 }

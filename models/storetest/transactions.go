@@ -48,7 +48,7 @@ func testTxRollback(t *testing.T, s *models.Store) {
 	must(t, "begin", err)
 	must(t, "create in tx", s.CreateAccessTokenSession(txCtx, "a1", newRequest(client, "g1", "usr_alice", baseTime.Add(time.Hour))))
 	must(t, "rotate in tx", s.RotateRefreshToken(txCtx, "g1", "r1"))
-	_, err = s.CreateUser(txCtx, "tx@example.com", "pw", nil)
+	_, err = s.CreateUserWith(txCtx, models.NewUser{Email: "tx@example.com", Password: "pw"})
 	must(t, "create user in tx", err)
 	must(t, "rollback", s.Rollback(txCtx))
 	_, err = s.GetAccessTokenSession(ctx, "a1", new(openid.DefaultSession))

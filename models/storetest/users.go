@@ -47,9 +47,9 @@ func newSIDRequest(client fosite.Client, requestID, subject, sid string, exp tim
 
 func mustUser(t *testing.T, s *models.Store, email string) *models.User {
 	t.Helper()
-	u, err := s.CreateUser(ctxT(t), email, "pw-"+email, nil)
+	u, err := s.CreateUserWith(ctxT(t), models.NewUser{Email: email, Password: "pw-" + email})
 	if err != nil {
-		t.Fatalf("CreateUser(%q): %v", email, err)
+		t.Fatalf("CreateUserWith(%q): %v", email, err)
 	}
 	return u
 }
@@ -115,10 +115,10 @@ func testUserProfile(t *testing.T, s *models.Store) {
 	must(t, "UserByID", err)
 	check("read back", got)
 
-	plain, err := s.CreateUser(ctx, "eve@example.com", "pw", nil)
-	must(t, "CreateUser", err)
+	plain, err := s.CreateUserWith(ctx, models.NewUser{Email: "eve@example.com", Password: "pw"})
+	must(t, "CreateUserWith", err)
 	if plain.Extras == nil || len(plain.Extras) != 0 || plain.Name != "" || plain.EmailVerified {
-		t.Errorf("CreateUser defaults = %+v, want empty non-nil extras, no name, unverified", plain)
+		t.Errorf("CreateUserWith defaults = %+v, want empty non-nil extras, no name, unverified", plain)
 	}
 	list, err := s.ListUsers(ctx, "")
 	must(t, "ListUsers", err)
@@ -162,10 +162,10 @@ func testUserProfileInvalid(t *testing.T, s *models.Store) {
 
 func testAuthenticate(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
-	u, err := s.CreateUser(ctx, "Ivy@Example.com", "right password", nil)
-	must(t, "CreateUser ivy", err)
-	off, err := s.CreateUser(ctx, "off@example.com", "right password", nil)
-	must(t, "CreateUser off", err)
+	u, err := s.CreateUserWith(ctx, models.NewUser{Email: "Ivy@Example.com", Password: "right password"})
+	must(t, "CreateUserWith ivy", err)
+	off, err := s.CreateUserWith(ctx, models.NewUser{Email: "off@example.com", Password: "right password"})
+	must(t, "CreateUserWith off", err)
 	must(t, "disable off", s.SetDisabled(ctx, off.ID, true, time.Now()))
 	tests := []struct {
 		name            string
@@ -340,8 +340,8 @@ func testUserDeleteCascades(t *testing.T, s *models.Store) {
 
 func testUsersCRUD(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
-	u, err := s.CreateUser(ctx, "  Alice@Example.COM ", "correct horse", []string{"admin"})
-	must(t, "CreateUser", err)
+	u, err := s.CreateUserWith(ctx, models.NewUser{Email: "  Alice@Example.COM ", Password: "correct horse", Roles: []string{"admin"}})
+	must(t, "CreateUserWith", err)
 	if !strings.HasPrefix(u.ID, "usr_") || len(u.ID) != len("usr_")+26 || u.Email != "Alice@Example.COM" ||
 		!reflect.DeepEqual(u.Roles, []string{"admin"}) || u.CreatedAt.IsZero() {
 		t.Errorf("created user = %+v", u)
@@ -361,8 +361,8 @@ func testUsersCRUD(t *testing.T, s *models.Store) {
 	if byID.ID != u.ID || byEmail.ID != u.ID || byID.PasswordHash != u.PasswordHash || !byID.CreatedAt.Equal(u.CreatedAt) {
 		t.Errorf("lookups = %+v / %+v, want %+v", byID, byEmail, u)
 	}
-	bob, err := s.CreateUser(ctx, "bob@example.com", "pw", nil)
-	must(t, "CreateUser bob", err)
+	bob, err := s.CreateUserWith(ctx, models.NewUser{Email: "bob@example.com", Password: "pw"})
+	must(t, "CreateUserWith bob", err)
 	list, err := s.ListUsers(ctx, "")
 	must(t, "ListUsers", err)
 	if len(list) != 2 || list[0].ID != u.ID || list[1].ID != bob.ID || list[1].Roles == nil {
@@ -383,9 +383,9 @@ func testUsersCRUD(t *testing.T, s *models.Store) {
 
 func testUserDuplicateEmail(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
-	_, err := s.CreateUser(ctx, "carol@example.com", "pw", nil)
-	must(t, "CreateUser", err)
-	if _, err := s.CreateUser(ctx, "CAROL@example.COM", "pw2", nil); !errors.Is(err, models.ErrConflict) {
+	_, err := s.CreateUserWith(ctx, models.NewUser{Email: "carol@example.com", Password: "pw"})
+	must(t, "CreateUserWith", err)
+	if _, err := s.CreateUserWith(ctx, models.NewUser{Email: "CAROL@example.COM", Password: "pw2"}); !errors.Is(err, models.ErrConflict) {
 		t.Errorf("duplicate email in other case: %v, want models.ErrConflict", err)
 	}
 }
@@ -401,8 +401,8 @@ func testUserInvalid(t *testing.T, s *models.Store) {
 		{"ok@example.com", ""},
 		{"ok@example.com", strings.Repeat("p", 1025)},
 	} {
-		if _, err := s.CreateUser(ctx, c.email, c.password, nil); !errors.Is(err, models.ErrInvalid) {
-			t.Errorf("CreateUser(%.20q, %d-byte password): %v, want models.ErrInvalid", c.email, len(c.password), err)
+		if _, err := s.CreateUserWith(ctx, models.NewUser{Email: c.email, Password: c.password}); !errors.Is(err, models.ErrInvalid) {
+			t.Errorf("CreateUserWith(%.20q, %d-byte password): %v, want models.ErrInvalid", c.email, len(c.password), err)
 		}
 	}
 }
