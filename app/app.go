@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ory/fosite"
@@ -134,7 +135,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		store.Close()
 		return nil, fmt.Errorf("compose provider: %w", err)
 	}
-	a.metrics = telemetry.New(telemetry.Options{GrantTypes: a.prov.GrantTypes()})
+	a.metrics = telemetry.New(telemetry.Options{GrantTypes: slices.Concat(a.prov.GrantTypes(), []string{provider.GrantTypeFirstPartySignIn})})
 	a.metrics.WatchDBPools(store.PoolStats)
 	return a, nil
 }
@@ -184,12 +185,12 @@ func (a *app) handler() http.Handler {
 		throttleNow = a.throttleNow
 	}
 	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
-		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow}
-	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies},
+		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow, Rejections: a.metrics}
+	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
 		&handlers.Health{DB: a.store},
 		&oauth.Discovery{Metadata: a.prov.Metadata()},
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
-		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store},
+		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store, Issued: a.metrics},
 		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
@@ -203,7 +204,7 @@ func (a *app) handler() http.Handler {
 		&tokenapi.API{
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
-			Now: a.clock,
+			Now: a.clock, Issued: a.metrics,
 		},
 	)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
+	"github.com/latchkey/latchkey/telemetry"
 )
 
 // Routes is an endpoint family that knows its paths.
@@ -43,6 +44,8 @@ type RouterOptions struct {
 	// TrustedProxies are the load balancers whose X-Forwarded-For names the client (sign-in throttling by IP,
 	// the IP on the sessions page, the access log); none by default.
 	TrustedProxies TrustedProxies
+	// Metrics counts and times requests by route template; nil: none.
+	Metrics *telemetry.Metrics
 }
 
 // NewRouter returns the full handler: request ids, recovery, body limits and access logs around the routes.
@@ -54,8 +57,10 @@ func NewRouter(opts RouterOptions, families ...Routes) http.Handler {
 		opts.MaxBodyBytes = 64 << 10
 	}
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	// mux runs middleware only on matched routes, so the two fallbacks are instrumented themselves.
+	r.Use(opts.Metrics.Middleware)
+	r.NotFoundHandler = opts.Metrics.Instrument(telemetry.RouteNotFound, http.HandlerFunc(notFound))
+	r.MethodNotAllowedHandler = opts.Metrics.Instrument(telemetry.RouteMethodNotAllowed, http.HandlerFunc(methodNotAllowed))
 	Mount(r, families...)
 	return request.Track(opts.Logger, opts.TrustedProxies, recoverPanics(limitBody(opts.MaxBodyBytes, r)))
 }

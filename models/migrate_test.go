@@ -238,10 +238,10 @@ func testMigrationUpgradeToPools(t *testing.T, s *models.Store) {
 	// The throttle table exists.
 	p := models.ThrottlePolicy{Free: 1, Base: time.Second, Max: time.Minute, Window: time.Hour}
 	k := models.ThrottleKey{Key: "acct:default:ada@example.com", Policy: p}
-	if d, err := s.ThrottleReserve(ctx, now, k); err != nil || d != 0 {
+	if d, _, err := s.ThrottleReserve(ctx, now, k); err != nil || d != 0 {
 		t.Errorf("ThrottleReserve on the upgraded schema = %v, %v", d, err)
 	}
-	if d, err := s.ThrottleReserve(ctx, now, k); err != nil || d != time.Second {
+	if d, _, err := s.ThrottleReserve(ctx, now, k); err != nil || d != time.Second {
 		t.Errorf("second ThrottleReserve on the upgraded schema = %v, %v, want a block of 1s", d, err)
 	}
 }

@@ -74,23 +74,24 @@ var errThrottled = errors.New("throttled")
 
 // ThrottleReserve reserves one attempt at now on every key, in order, as one transaction. It returns 0 when
 // the attempt may proceed: each key counted it, and a key whose count reached its policy's Free is now blocked
-// for the next wait. While a key is blocked it returns the remaining wait and counts nothing on any key; keys
-// after the refusing one are not touched, so put the caller's IP key before keys a stranger can name.
+// for the next wait. While a key is blocked it returns the remaining wait and the index of that key in keys
+// (refusedBy; -1 when nothing refused), and counts nothing on any key; keys after the refusing one are not
+// touched, so put the caller's IP key before keys a stranger can name.
 //
 // Each key's row is created or locked by an upsert before it is read (PostgreSQL holds the row lock to the
 // commit; SQLite has one writer), so the decision and its write are one step on every node: of any number of
 // concurrent attempts, at most Free proceed in a window and then one per block. Call it on a context the
 // client cannot cancel.
-func (s *Store) ThrottleReserve(ctx context.Context, now time.Time, keys ...ThrottleKey) (time.Duration, error) {
+func (s *Store) ThrottleReserve(ctx context.Context, now time.Time, keys ...ThrottleKey) (wait time.Duration, refusedBy int, err error) {
 	for _, k := range keys {
 		if err := k.Policy.validate(); err != nil {
-			return 0, fmt.Errorf("reserve sign-in attempt: %w", err)
+			return 0, -1, fmt.Errorf("reserve sign-in attempt: %w", err)
 		}
 	}
 	now = dbTime(now)
-	var wait time.Duration
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		for _, k := range keys {
+	refusedBy = -1
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		for i, k := range keys {
 			h := hashKey(k.Key)
 			err := tx.Exec(`INSERT INTO login_throttle (key_hash, failures, last_failure_at, blocked_until)
 VALUES (?, 0, ?, NULL)
@@ -103,7 +104,7 @@ ON CONFLICT (key_hash) DO UPDATE SET failures = login_throttle.failures`, h, now
 				return mapErr(err)
 			}
 			if row.BlockedUntil != nil && row.BlockedUntil.After(now) {
-				wait = row.BlockedUntil.Sub(now)
+				wait, refusedBy = row.BlockedUntil.Sub(now), i
 				return errThrottled
 			}
 			n := row.Failures
@@ -126,11 +127,11 @@ ON CONFLICT (key_hash) DO UPDATE SET failures = login_throttle.failures`, h, now
 	})
 	switch {
 	case errors.Is(err, errThrottled):
-		return wait, nil
+		return wait, refusedBy, nil
 	case err != nil:
-		return 0, fmt.Errorf("reserve sign-in attempt: %w", err)
+		return 0, -1, fmt.Errorf("reserve sign-in attempt: %w", err)
 	}
-	return 0, nil
+	return 0, -1, nil
 }
 
 // ThrottleRefund gives back one attempt reserved on k (one that did not count against the key, e.g. a

@@ -84,7 +84,7 @@ func BenchmarkThrottleReserve(b *testing.B) {
 			ip := models.ThrottleKey{Key: "ip:203.0.113.7", Policy: big}
 			for i := 0; b.Loop(); i++ {
 				acct := models.ThrottleKey{Key: fmt.Sprintf("acct:default:user%d@example.com", i), Policy: p}
-				if d, err := s.ThrottleReserve(ctx, now, ip, acct); err != nil || d != 0 {
+				if d, _, err := s.ThrottleReserve(ctx, now, ip, acct); err != nil || d != 0 {
 					b.Fatalf("reserve: %v, %v", d, err)
 				}
 			}
@@ -92,13 +92,13 @@ func BenchmarkThrottleReserve(b *testing.B) {
 		b.Run("refused", func(b *testing.B) {
 			ip := models.ThrottleKey{Key: "ip:198.51.100.1", Policy: p}
 			for range p.Free {
-				if _, err := s.ThrottleReserve(ctx, now, ip); err != nil {
+				if _, _, err := s.ThrottleReserve(ctx, now, ip); err != nil {
 					b.Fatal(err)
 				}
 			}
 			acct := models.ThrottleKey{Key: "acct:default:ada@example.com", Policy: p}
 			for b.Loop() {
-				if d, err := s.ThrottleReserve(ctx, now, ip, acct); err != nil || d == 0 {
+				if d, _, err := s.ThrottleReserve(ctx, now, ip, acct); err != nil || d == 0 {
 					b.Fatalf("reserve: %v, %v", d, err)
 				}
 			}

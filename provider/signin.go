@@ -23,10 +23,10 @@ type TokenSet struct {
 	Scopes       []string
 }
 
-// grantTypeSignIn is the token API's first-party password sign-in as a grant of its own. Only the token API
+// GrantTypeFirstPartySignIn is the token API's first-party password sign-in as a grant of its own. Only the token API
 // endpoint (firstparty.go) composes its handler; the public token endpoint does not know it and refuses it.
 // Refreshing such a grant goes through the standard refresh_token grant.
-const grantTypeSignIn = "urn:latchkey:grant-type:first-party-sign-in"
+const GrantTypeFirstPartySignIn = "urn:latchkey:grant-type:first-party-sign-in"
 
 // SignIn issues an access token (and a refresh token with offline_access when the client may refresh, an ID
 // token with openid) for a user who signed in with their password through the first-party client clientID. The
@@ -37,7 +37,7 @@ const grantTypeSignIn = "urn:latchkey:grant-type:first-party-sign-in"
 // A refusal (a client that is not first-party, a scope it may not have) is a fosite error; a storage or signing
 // failure is a wrapped error.
 func (p *Provider) SignIn(ctx context.Context, clientID string, session *Session, scopes []string) (TokenSet, error) {
-	form := url.Values{"grant_type": {grantTypeSignIn}}
+	form := url.Values{"grant_type": {GrantTypeFirstPartySignIn}}
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
@@ -129,7 +129,7 @@ var _ fosite.TokenEndpointHandler = (*signInGrant)(nil)
 func (h *signInGrant) CanSkipClientAuth(context.Context, fosite.AccessRequester) bool { return false }
 
 func (h *signInGrant) CanHandleTokenEndpointRequest(_ context.Context, r fosite.AccessRequester) bool {
-	return r.GetGrantTypes().ExactOne(grantTypeSignIn)
+	return r.GetGrantTypes().ExactOne(GrantTypeFirstPartySignIn)
 }
 
 func (h *signInGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {

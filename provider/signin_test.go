@@ -189,7 +189,7 @@ func TestSignInGrantIssuesAndStores(t *testing.T) {
 // The sign-in grant exists only on the token API's endpoint: the public token endpoint neither lists nor runs it.
 func TestSignInGrantRefusedAtPublicEndpoint(t *testing.T) {
 	f := newTokenAPIFixture(t)
-	if slices.Contains(f.p.GrantTypes(), grantTypeSignIn) {
+	if slices.Contains(f.p.GrantTypes(), GrantTypeFirstPartySignIn) {
 		t.Fatalf("the public token endpoint lists the sign-in grant: %v", f.p.GrantTypes())
 	}
 	for _, tc := range []struct {
@@ -201,7 +201,7 @@ func TestSignInGrantRefusedAtPublicEndpoint(t *testing.T) {
 		{"confidential first-party client with its secret", url.Values{}, backendSecret},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.form.Set("grant_type", grantTypeSignIn)
+			tc.form.Set("grant_type", GrantTypeFirstPartySignIn)
 			tc.form.Set("scope", "openid offline_access")
 			r := httptest.NewRequest(http.MethodPost, PathToken, strings.NewReader(tc.form.Encode()))
 			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")

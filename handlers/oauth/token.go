@@ -23,6 +23,8 @@ type Token struct {
 	GrantTypes []string // the grants the provider composed; anything else is unsupported_grant_type
 	CORS       *request.CORS
 	Clients    ClientCache
+	// Issued counts successful token responses by grant type; nil: none.
+	Issued interface{ TokenIssued(grantType string) }
 }
 
 func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.Wrap(h)) }
@@ -69,6 +71,9 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = jsonapi.NoteOAuthError(ctx, w, "token", err)
 		h.OAuth.WriteAccessError(ctx, w, ar, err)
 		return
+	}
+	if h.Issued != nil && len(ar.GetGrantTypes()) > 0 {
+		h.Issued.TokenIssued(ar.GetGrantTypes()[0])
 	}
 	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
 }

@@ -16,10 +16,11 @@ import (
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
+	"github.com/latchkey/latchkey/telemetry"
 )
 
 type throttleStore interface {
-	ThrottleReserve(ctx context.Context, now time.Time, keys ...models.ThrottleKey) (time.Duration, error)
+	ThrottleReserve(ctx context.Context, now time.Time, keys ...models.ThrottleKey) (time.Duration, int, error)
 	ThrottleRefund(ctx context.Context, k models.ThrottleKey) error
 	ThrottleReset(ctx context.Context, key string) error
 	CredentialStamp(ctx context.Context, pool, email string) (string, error)
@@ -40,6 +41,8 @@ type Throttle struct {
 	// DeviceOf); empty: none are issued or honoured.
 	DeviceKey []byte
 	Now       func() time.Time
+	// Rejections counts refused requests by which limit refused them (telemetry's Throttle kinds); nil: none.
+	Rejections interface{ ThrottleRejected(kind string) }
 }
 
 // DefaultAccountPolicy: 5 free attempts, then 1s, 2s, 4s … up to 15 minutes; forgotten after an hour quiet.
@@ -112,6 +115,7 @@ func (t *Throttle) reserveKeys(r *http.Request, pool, email, device string, sign
 	}
 	// The IP key first: a blocked address creates no account rows.
 	keys := []models.ThrottleKey{a.ip}
+	kinds := []string{telemetry.ThrottleIP}
 	if signup {
 		p := t.Signup
 		if p == (models.ThrottlePolicy{}) {
@@ -119,10 +123,21 @@ func (t *Throttle) reserveKeys(r *http.Request, pool, email, device string, sign
 		}
 		a.signup = &models.ThrottleKey{Key: "signup:" + a.ip.Key, Policy: p}
 		keys = append(keys, *a.signup)
+		kinds = append(kinds, telemetry.ThrottleSignup)
 	}
 	keys = append(keys, a.account)
-	wait, err := t.Store.ThrottleReserve(a.ctx, t.now(), keys...)
+	kinds = append(kinds, telemetry.ThrottleAccount)
+	wait, by, err := t.Store.ThrottleReserve(a.ctx, t.now(), keys...)
+	if wait > 0 && by >= 0 {
+		t.rejected(kinds[by])
+	}
 	return a, wait, err
+}
+
+func (t *Throttle) rejected(kind string) {
+	if t.Rejections != nil {
+		t.Rejections.ThrottleRejected(kind)
+	}
 }
 
 // Succeeded: the secret was right. The account (or the device's key for it) starts afresh; the IP gets this
@@ -171,7 +186,11 @@ func (a *Attempt) Context() context.Context { return a.ctx }
 // client's IP under key kind, with policy p. Nothing is ever given back. A wait > 0 means the request must not go
 // ahead; an error that the limit could not be consulted (never fail open).
 func (t *Throttle) ReservePush(r *http.Request, kind string, p models.ThrottlePolicy) (time.Duration, error) {
-	return t.Store.ThrottleReserve(context.WithoutCancel(r.Context()), t.now(), models.ThrottleKey{Key: kind + ":" + ipKey(r), Policy: p})
+	wait, _, err := t.Store.ThrottleReserve(context.WithoutCancel(r.Context()), t.now(), models.ThrottleKey{Key: kind + ":" + ipKey(r), Policy: p})
+	if wait > 0 {
+		t.rejected(kind)
+	}
+	return wait, err
 }
 
 // Seconds formats a wait as whole seconds, rounding up, for Retry-After and messages.

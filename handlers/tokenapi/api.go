@@ -64,6 +64,14 @@ type API struct {
 	SessionIdle     time.Duration
 	SessionAbsolute time.Duration
 	Now             func() time.Time
+	// Issued counts the tokens this API hands out by grant type, as the token endpoint does; nil: none.
+	Issued interface{ TokenIssued(grantType string) }
+}
+
+func (h *API) issued(grantType string) {
+	if h.Issued != nil {
+		h.Issued.TokenIssued(grantType)
+	}
 }
 
 // Prefix is where the token API lives.

@@ -59,6 +59,7 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return jsonapi.FromOAuth(ctx, fmt.Errorf("api refresh: %w", err))
 	}
+	h.issued("refresh_token")
 	if sid := session.SID; sid != "" {
 		_ = h.Store.TouchBrowserSession(ctx, sid, request.ClientIP(r), h.Now(), h.SessionIdle)
 	}

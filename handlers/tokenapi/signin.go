@@ -129,6 +129,7 @@ func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, sc
 	case err != nil:
 		return nil, fmt.Errorf("confirm session: %w", err)
 	}
+	h.issued(provider.GrantTypeFirstPartySignIn)
 	user := jsonapi.UserOf(u)
 	return &tokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,

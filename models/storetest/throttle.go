@@ -30,9 +30,19 @@ var testPolicy = models.ThrottlePolicy{Free: 2, Base: time.Second, Max: 10 * tim
 
 func reserve(t *testing.T, s *models.Store, now time.Time, keys ...models.ThrottleKey) time.Duration {
 	t.Helper()
-	d, err := s.ThrottleReserve(ctxT(t), now, keys...)
-	must(t, "ThrottleReserve", err)
+	d, _ := reserveWhich(t, s, now, keys...)
 	return d
+}
+
+// reserveWhich is reserve that also returns the index of the refusing key, and checks it agrees with the wait.
+func reserveWhich(t *testing.T, s *models.Store, now time.Time, keys ...models.ThrottleKey) (time.Duration, int) {
+	t.Helper()
+	d, by, err := s.ThrottleReserve(ctxT(t), now, keys...)
+	must(t, "ThrottleReserve", err)
+	if (d > 0) != (by >= 0) || by >= len(keys) {
+		t.Fatalf("ThrottleReserve: wait %v but refused by key %d of %d", d, by, len(keys))
+	}
+	return d, by
 }
 
 func key(k string, p models.ThrottlePolicy) models.ThrottleKey {
@@ -80,8 +90,8 @@ func testThrottleKeysInOrder(t *testing.T, s *models.Store) {
 	if got := reserve(t, s, t0, ip); got != 0 { // the IP's one free attempt; now blocked for a minute
 		t.Fatalf("first attempt on the IP: wait %v", got)
 	}
-	if got := reserve(t, s, t0.Add(time.Second), ip, acct); got != 59*time.Second {
-		t.Fatalf("blocked IP: wait %v, want the IP's remaining 59s", got)
+	if got, by := reserveWhich(t, s, t0.Add(time.Second), ip, acct); got != 59*time.Second || by != 0 {
+		t.Fatalf("blocked IP: wait %v by key %d, want the IP's (0) remaining 59s", got, by)
 	}
 	// The refused reservation never reached the account key: its free attempt is still there.
 	if got := reserve(t, s, t0.Add(2*time.Second), acct); got != 0 {
@@ -89,8 +99,8 @@ func testThrottleKeysInOrder(t *testing.T, s *models.Store) {
 	}
 	// Now the account key is blocked; a reservation through a fresh IP is refused and counts nothing on it.
 	ip2 := key("ip:198.51.100.1", one)
-	if got := reserve(t, s, t0.Add(3*time.Second), ip2, acct); got != 59*time.Second {
-		t.Fatalf("blocked account: wait %v, want the account's remaining 59s", got)
+	if got, by := reserveWhich(t, s, t0.Add(3*time.Second), ip2, acct); got != 59*time.Second || by != 1 {
+		t.Fatalf("blocked account: wait %v by key %d, want the account's (1) remaining 59s", got, by)
 	}
 	if got := reserve(t, s, t0.Add(4*time.Second), ip2); got != 0 {
 		t.Fatalf("IP key after a refusal on the account key: wait %v, want 0 (rolled back)", got)
@@ -171,7 +181,7 @@ func testThrottleInvalidPolicy(t *testing.T, s *models.Store) {
 		{Free: 1, Base: time.Minute, Max: time.Second, Window: time.Hour},
 		{Free: 1, Base: time.Second, Max: time.Minute, Window: 0},
 	} {
-		if _, err := s.ThrottleReserve(ctxT(t), baseTime, key("ok", testPolicy), key("k", p)); !errors.Is(err, models.ErrInvalid) {
+		if _, _, err := s.ThrottleReserve(ctxT(t), baseTime, key("ok", testPolicy), key("k", p)); !errors.Is(err, models.ErrInvalid) {
 			t.Errorf("ThrottleReserve with %+v: %v, want models.ErrInvalid", p, err)
 		}
 	}
@@ -209,7 +219,7 @@ func ThrottleConcurrent(t *testing.T, stores ...*models.Store) {
 			wg.Go(func() {
 				<-start
 				ip := key(fmt.Sprintf("ip:203.0.113.%d", i), p)
-				waits[i], errs[i] = stores[i%len(stores)].ThrottleReserve(ctx, baseTime, ip, acct)
+				waits[i], _, errs[i] = stores[i%len(stores)].ThrottleReserve(ctx, baseTime, ip, acct)
 			})
 		}
 		close(start)
@@ -241,7 +251,7 @@ func ThrottleConcurrent(t *testing.T, stores ...*models.Store) {
 		var wg sync.WaitGroup
 		for i := range workers {
 			wg.Go(func() {
-				d, err := stores[i%len(stores)].ThrottleReserve(ctx, baseTime.Add(p.Base), acct)
+				d, _, err := stores[i%len(stores)].ThrottleReserve(ctx, baseTime.Add(p.Base), acct)
 				mu.Lock()
 				defer mu.Unlock()
 				if err != nil {
