@@ -9,19 +9,18 @@ import (
 )
 
 // serveGCPercent is the garbage collector's target for the server: a collection when the heap has grown 400%
-// past what survived the last one, instead of Go's 100%. A token request leaves almost nothing live (the heap
-// that survives under full load is ~10 MiB) but allocates steadily, so at 100% the collector ran several times
-// a second and took about a tenth of the server's CPU; at 400% token endpoints serve 10–25% more per CPU second
-// for ~20 MiB more RSS (docs/PERFORMANCE.md).
+// past what survived the last one, instead of Go's 100%. A token request leaves almost nothing live but
+// allocates steadily, so at 100% the collector runs several times a second for little; at 400% token endpoints
+// serve more per CPU second for a little more RSS (docs/PERFORMANCE.md, "Figures behind the code").
 const serveGCPercent = 400
 
 // gcSettings is the collector configuration serve applies: GOGC percent and soft memory limit in bytes, each
 // -1 for "leave Go's setting alone". An operator's GOGC or GOMEMLIMIT always wins, and the percent is raised only
 // under a limit (ours or theirs: GOMEMLIMIT=off keeps Go's defaults). The limit stops the higher percent from
 // multiplying heaps that are large for a reason: sign-ins hold hashingBytes of argon2id memory while every
-// hashing slot is busy, and at 400% with no limit the harness's authcode load took peak RSS from 153 to 329 MiB
-// (172 MiB with the limit). Twice the hashing memory plus 64 MiB for everything else is room enough that the
-// collector never has to chase the limit; in a container with less memory (containerBytes > 0), 90% of it.
+// hashing slot is busy, and at 400% with no limit the authcode load's peak RSS doubled (docs/PERFORMANCE.md).
+// Twice the hashing memory plus 64 MiB for everything else is room enough that the collector never has to chase
+// the limit; in a container with less memory (containerBytes > 0), 90% of it.
 func gcSettings(getenv func(string) string, hashingBytes, containerBytes int64) (percent int, limit int64) {
 	if getenv("GOGC") != "" {
 		return -1, -1

@@ -18,8 +18,8 @@ import (
 )
 
 // DefaultRSABits is the RSA modulus size of generated RS256 keys. 2048 bits is acceptable to NIST through 2030
-// and signs in about 0.7 ms on our reference machine, against 4.7 ms for 4096 bits: with 4096 the RS256 signature
-// alone would cap a two-core node at a few hundred tokens a second. Raise Options.RSABits when policy demands it.
+// and signs several times faster than 4096, which alone would cap a two-core node at a few hundred tokens a
+// second (docs/PERFORMANCE.md, "Figures behind the code"). Raise Options.RSABits when policy demands it.
 const DefaultRSABits = 2048
 
 // DefaultRefreshEvery is how often Run reloads keys from the store when Options.RefreshEvery is zero.

@@ -34,9 +34,9 @@ var expiringTables = []struct {
 }
 
 // DefaultCleanupBatch is the batch DeleteExpiredRound is best called with here. On PostgreSQL a delete holds only
-// the expired rows it takes (a request touching those waits for the statement), so batches are large. On SQLite each statement holds the single writer that token requests queue
-// for: with client_credentials at c=64 on a 1M-row table, 5000-row batches raised p99 4.4×, 1000-row ones
-// 1.6× (docs/PERFORMANCE.md).
+// the expired rows it takes (a request touching those waits for the statement), so batches are large. On SQLite
+// each statement holds the single writer that token requests queue for, so the batch sets how much their p99
+// rises while a backlog drains (docs/PERFORMANCE.md, "Figures behind the code").
 func (s *Store) DefaultCleanupBatch() int {
 	if s.dialect == dialectPostgres {
 		return 5000

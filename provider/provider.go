@@ -199,7 +199,8 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 
 // askFirst asks a token endpoint handler whether a request is its own before asking it to populate the response.
 // Fosite offers every response to every handler, and each that does not apply refuses with an error carrying a
-// freshly captured stack trace: about 5% of a client_credentials grant's CPU, spent on nothing.
+// freshly captured stack trace: a measurable share of a client_credentials grant's CPU, spent on nothing
+// (docs/PERFORMANCE.md, "Figures behind the code").
 type askFirst struct{ fosite.TokenEndpointHandler }
 
 func (a askFirst) PopulateTokenEndpointResponse(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder) error {
