@@ -10,16 +10,26 @@ import (
 	"github.com/latchkey/latchkey/templates"
 )
 
-// sessionsPage lists the signed-in user's active sessions.
-func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+// signedInForAccount is the browser session of an account page's visitor; without one it answers (a fault page,
+// or the sign-in page that returns here) and reports false.
+func (h *Browser) signedInForAccount(w http.ResponseWriter, r *http.Request) (*models.BrowserSession, bool) {
 	bs, err := h.currentSession(r)
 	if err != nil {
 		h.pageFault(w, r, "account page", err)
-		return
+		return nil, false
 	}
 	if bs == nil {
 		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
+		return nil, false
+	}
+	return bs, true
+}
+
+// sessionsPage lists the signed-in user's active sessions.
+func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	bs, ok := h.signedInForAccount(w, r)
+	if !ok {
 		return
 	}
 	user, err := h.Store.UserByID(ctx, bs.UserID)
@@ -59,13 +69,8 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := h.Now()
-	bs, err := h.currentSession(r)
-	if err != nil {
-		h.pageFault(w, r, "account page", err)
-		return
-	}
-	if bs == nil {
-		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
+	bs, ok := h.signedInForAccount(w, r)
+	if !ok {
 		return
 	}
 	if r.PostForm.Get("all_others") != "" {

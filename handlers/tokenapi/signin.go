@@ -157,19 +157,28 @@ type credentialsBody struct {
 	DeviceToken string `json:"device_token"`
 }
 
-func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
-	r = request.Detached(r)
-	ctx := r.Context()
+// credentials reads a sign-up or login: its body, the first-party client it names, and an email and password.
+func (h *API) credentials(r *http.Request) (credentialsBody, *models.Client, error) {
 	var body credentialsBody
 	if err := jsonapi.Decode(r, &body); err != nil {
-		return err
+		return body, nil, err
 	}
 	c, err := h.firstPartyClient(r, body.ClientID)
 	if err != nil {
-		return err
+		return body, nil, err
 	}
 	if body.Email == "" || body.Password == "" {
-		return jsonapi.BadRequest("email and password are required.")
+		return body, nil, jsonapi.BadRequest("email and password are required.")
+	}
+	return body, c, nil
+}
+
+func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
+	r = request.Detached(r)
+	ctx := r.Context()
+	body, c, err := h.credentials(r)
+	if err != nil {
+		return err
 	}
 	if body.DeviceToken != "" {
 		return jsonapi.BadRequest("device_token is not a signup field.")
@@ -235,16 +244,9 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 	r = request.Detached(r)
 	ctx := r.Context()
-	var body credentialsBody
-	if err := jsonapi.Decode(r, &body); err != nil {
-		return err
-	}
-	c, err := h.firstPartyClient(r, body.ClientID)
+	body, c, err := h.credentials(r)
 	if err != nil {
 		return err
-	}
-	if body.Email == "" || body.Password == "" {
-		return jsonapi.BadRequest("email and password are required.")
 	}
 	if body.Name != "" {
 		return jsonapi.BadRequest("name is not a login field.")
