@@ -51,9 +51,6 @@ type Config struct {
 	PasswordBlocklist string
 	DebugAddr         string
 	TrustedProxies    handlers.TrustedProxies
-
-	// secretGenerated is set when the SQLite default generated (or read) the secret file.
-	secretFile string
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -319,8 +316,6 @@ func isLoopbackHost(h string) bool {
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
-func (c *Config) isSQLite() bool { return strings.HasPrefix(c.DatabaseURL, "sqlite://") }
-
 // systemSecret returns the configured secret, or for SQLite without one, the secret kept in a 0600 file beside
 // the database, generated on first use. PostgreSQL deployments must configure it (validate enforces that).
 func (c *Config) systemSecret(logger *slog.Logger) ([]byte, error) {
@@ -332,7 +327,6 @@ func (c *Config) systemSecret(logger *slog.Logger) ([]byte, error) {
 		path = path[:i]
 	}
 	path += ".secret"
-	c.secretFile = path
 	if b, err := os.ReadFile(path); err == nil {
 		s := strings.TrimSpace(string(b))
 		if len(s) < 32 {

@@ -11,6 +11,7 @@ import (
 // One change, one transaction: an admin PATCH that the store refuses for any field leaves the user entirely as
 // it was, whichever fields came first; one it accepts changes every field at once, disabling included.
 func TestAdminPatchIsOneChange(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		admin := env.createClient(t, "--name", "xano", "--admin")

@@ -49,6 +49,7 @@ func noCodeFixture(t *testing.T, env testEnv) (*server, string) {
 // The sequence a WeWeb (or Bubble) app runs: signup, me, refresh, me with the new token, the old refresh token
 // refused, logout, me refused.
 func TestTokenAPIWeWebSequence(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		api := srv.URL + "/api/v1/auth"
@@ -123,6 +124,7 @@ func TestTokenAPIWeWebSequence(t *testing.T) {
 }
 
 func TestTokenAPISessionsPasswordAndPools(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		api := srv.URL + "/api/v1/auth"
@@ -204,6 +206,7 @@ func TestTokenAPISessionsPasswordAndPools(t *testing.T) {
 }
 
 func TestTokenAPIThrottlesPasswordGuessing(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	srv, clientID := noCodeFixture(t, env)
 	api := srv.URL + "/api/v1/auth"
@@ -223,6 +226,7 @@ func TestTokenAPIThrottlesPasswordGuessing(t *testing.T) {
 }
 
 func TestTokenAPIBadInput(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		api := srv.URL + "/api/v1/auth"
@@ -305,6 +309,7 @@ func TestTokenAPIBadInput(t *testing.T) {
 }
 
 func TestAdminAPISetsExtrasAndRoles(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		admin := env.createClient(t, "--name", "xano", "--admin")

@@ -17,6 +17,7 @@ import (
 // A third-party app's token, even one the user granted every scope, opens none of the token API: it cannot read
 // the user, rename them, list or end their sessions, change their password or sign them out.
 func TestTokenAPIRefusesThirdPartyTokens(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env) // "spa" is a third-party app
 		b := newBrowser(t, spaCallback)
@@ -70,6 +71,7 @@ func TestTokenAPIRefusesThirdPartyTokens(t *testing.T) {
 // A first-party token reads and changes only what its scopes grant; one with every scope sees the whole user as
 // before (WeWeb maps all of it).
 func TestTokenAPIScopesLimitTheUser(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		api := srv.URL + "/api/v1/auth"
@@ -142,6 +144,7 @@ func setAdminByHand(t *testing.T, env testEnv, clientID string, scopes []string)
 
 // Admin power belongs to admin clients' client_credentials tokens, within their pools; never to a user's token.
 func TestAdminAPIOnlyForAdminClients(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		env.cli(t, "pools", "create", "staff", "--signup=false")
@@ -250,6 +253,7 @@ func TestAdminAPIOnlyForAdminClients(t *testing.T) {
 
 // clients create --admin / --admin-pools and clients update: round trip, and the rules refused with a reason.
 func TestClientsAdminFlags(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env.cli(t, "pools", "create", "customers")
 		env.cli(t, "pools", "create", "staff")
@@ -326,6 +330,7 @@ func TestClientsAdminFlags(t *testing.T) {
 
 // Only clients introspect (RFC 7662 §2.1): a user's access token is not a credential, wherever it is sent.
 func TestIntrospectionCallersAreClients(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		rs := env.createClient(t, "--name", "resource-server")
@@ -394,6 +399,7 @@ func ccToken(t *testing.T, srv *server, c createdClient) string {
 
 // RFC 7009 §2.1: a client naming another client's token is refused and told so; the token stays active.
 func TestRevocationOfAnotherClientsToken(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		owner := env.createClient(t, "--name", "owner", "--scopes", "read")
@@ -435,6 +441,7 @@ func TestRevocationOfAnotherClientsToken(t *testing.T) {
 // answer here (revocation, where fosite calls every store error temporary, says 503); a database that cannot be
 // reached answers 503 with Retry-After everywhere (TestFaultsNeverBecomeWrongAnswers).
 func TestTokenStoreFailureIsAServerError(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env.cli(t, "pools", "create", "customers")
 		app := env.createClient(t, "--name", "app", "--first-party", "--pool", "customers", "--scopes", "openid profile email roles offline_access")

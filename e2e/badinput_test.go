@@ -9,6 +9,7 @@ import (
 )
 
 func TestBadInputGetsOAuthErrors(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		svc := env.createClient(t, "--name", "svc", "--scopes", "read", "--audience", "https://api.example.com")
 		rs := env.createClient(t, "--name", "rs")
@@ -121,6 +122,7 @@ func TestBadInputGetsOAuthErrors(t *testing.T) {
 }
 
 func TestLogsCarryNoSecrets(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	env["LATCHKEY_LOG_LEVEL"] = "debug"
 	svc := env.createClient(t, "--name", "svc", "--scopes", "read")

@@ -60,6 +60,7 @@ func freePort(t *testing.T) string {
 }
 
 func TestBinary(t *testing.T) {
+	t.Parallel()
 	bin := buildBinary(t)
 
 	runBin := func(t *testing.T, settings map[string]string, args ...string) (string, string, int) {

@@ -37,6 +37,7 @@ func noCodeFor(t *testing.T, p page, what string) {
 }
 
 func TestAnonymousAuthorizationRequestsStoreNothing(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		conf := e.scoped("openid", "profile")
@@ -104,6 +105,7 @@ func TestAnonymousAuthorizationRequestsStoreNothing(t *testing.T) {
 }
 
 func TestOversizedAuthorizationRequestIsRefused(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		conf := e.scoped("openid")
@@ -150,6 +152,7 @@ func TestOversizedAuthorizationRequestIsRefused(t *testing.T) {
 }
 
 func TestTamperedSignInRequestShowsExpiredPage(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		b := newBrowser(t, spaCallback)
@@ -212,6 +215,7 @@ func TestTamperedSignInRequestShowsExpiredPage(t *testing.T) {
 // same pending request with their own account in another browser, then the victim's browser posts the consent
 // form (or opens the resume link): no code may be issued for the victim without the victim signing in.
 func TestConsentIsBoundToWhoSignedIn(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		const graceEmail, gracePassword = "grace@example.com", "another good password"
@@ -280,6 +284,7 @@ func TestConsentIsBoundToWhoSignedIn(t *testing.T) {
 // A consent form is answered only by the browser session it was shown to: a session that signed in as someone
 // else since then (in the same browser) is sent to sign in or consent for itself.
 func TestConsentFormOfAnotherSessionIssuesNothing(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		env.cli(t, "users", "create", "--email", "grace@example.com", "--password", "another good password")

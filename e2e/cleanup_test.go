@@ -11,6 +11,7 @@ import (
 // cleanupOnce drains a backlog several batches deep: after the first round over every table it keeps going over
 // the tables that still had a full batch, until none has, and what it deleted no longer introspects.
 func TestCleanupDrainsABacklogDeeperThanOneBatch(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env["LATCHKEY_CLEANUP_BATCH"] = "2"
 		svc := env.createClient(t, "--name", "svc", "--scopes", "read")

@@ -52,6 +52,7 @@ func (e testEnv) refused(t *testing.T, want int, msgs []string, args ...string) 
 }
 
 func TestClientsCreate(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		for _, tc := range []struct {
 			name  string
@@ -161,6 +162,7 @@ func TestClientsCreate(t *testing.T) {
 }
 
 func TestClientsListGetDelete(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		if list := decodeJSON[[]shownClient](t, env.cli(t, "clients", "list", "--json")); len(list) != 0 {
 			t.Fatalf("fresh database lists %v", list)
@@ -237,6 +239,7 @@ func TestClientsListGetDelete(t *testing.T) {
 }
 
 func TestDeletingAClientRemovesItsTokens(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		svc := env.createClient(t, "--name", "svc", "--scopes", "read")
 		other := env.createClient(t, "--name", "other", "--scopes", "read")
@@ -282,6 +285,7 @@ func TestDeletingAClientRemovesItsTokens(t *testing.T) {
 }
 
 func TestClientsRotateSecret(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		svc := env.createClient(t, "--name", "svc", "--scopes", "read")
 		env.cli(t, "clients", "create", "--name", "spa", "--id", "spa", "--public", "--redirect-uris", "http://localhost:5173/cb")
@@ -358,6 +362,7 @@ type shownUser struct {
 }
 
 func TestUsers(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		const pw = "correct horse battery staple"
 		users := func() []shownUser {
@@ -479,6 +484,7 @@ type shownKey struct {
 }
 
 func TestKeys(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv := env.startServer(t)
 
@@ -537,6 +543,7 @@ func TestKeys(t *testing.T) {
 }
 
 func TestCommandDispatch(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	for _, tc := range []struct {
 		name       string

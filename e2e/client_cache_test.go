@@ -11,6 +11,7 @@ import (
 // has every client cached: a secret rotated by another process (the CLI), a client deleted by it, a wrong
 // secret, and the same through a second node. Each must answer exactly as a server without a cache would.
 func TestCachedClientsNeverOutliveTheirSecret(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		svc := env.createClient(t, "--name", "svc", "--grant-types", "client_credentials", "--scopes", "read")
 		rs := env.createClient(t, "--name", "rs")

@@ -30,6 +30,7 @@ func sqliteTestURL(t *testing.T) (url, path string) {
 }
 
 func TestBadConfigurationIsOneLineNamingTheSetting(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		kv   []string
@@ -107,6 +108,7 @@ func TestBadConfigurationIsOneLineNamingTheSetting(t *testing.T) {
 }
 
 func TestFlagsOverrideEnvironment(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		kv   []string
@@ -165,6 +167,7 @@ func keyIDs(t *testing.T, env testEnv, args ...string) ([]string, string) {
 }
 
 func TestSQLiteWithoutSecretKeepsOneInAFile(t *testing.T) {
+	t.Parallel()
 	dbURL, dbPath := sqliteTestURL(t)
 	env := newTestEnv(t, dbURL).with("LATCHKEY_SECRET", "")
 	secretPath := dbPath + ".secret"
@@ -226,6 +229,7 @@ func TestSQLiteWithoutSecretKeepsOneInAFile(t *testing.T) {
 }
 
 func TestWrongSecretAgainstExistingDatabase(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env.cli(t, "migrate")
 		if kids, _ := keyIDs(t, env); len(kids) != 2 {
@@ -254,6 +258,7 @@ func TestWrongSecretAgainstExistingDatabase(t *testing.T) {
 
 // A port that is out of range or not a number must stop every command at start, not only serve at listen time.
 func TestAddrPortIsValidated(t *testing.T) {
+	t.Parallel()
 	for _, addr := range []string{":99999", ":abc", ":-1", "localhost:http-alt-nope"} {
 		t.Run(addr, func(t *testing.T) {
 			dbURL, _ := sqliteTestURL(t)

@@ -72,6 +72,7 @@ func (f *formClient) setDeviceCookie(v string) {
 const forgedDeviceToken = "AAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 func TestDeviceCookieKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		const carolEmail, carolPassword = "carol@example.com", "plum-harbour-93"
 		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
@@ -154,6 +155,7 @@ func TestDeviceCookieKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 
 // A browser remembers at most five accounts, the most recent first.
 func TestDeviceCookieIsBounded(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv := startServerAt(t, env, &testClock{now: time.Now()}, &testLogWriter{t: t})
 		b := newFormClient(t, srv.URL)
@@ -178,6 +180,7 @@ func TestDeviceCookieIsBounded(t *testing.T) {
 }
 
 func TestDeviceTokenKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		free := handlers.DefaultAccountPolicy.Free

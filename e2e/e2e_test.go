@@ -20,12 +20,14 @@ import (
 func forEachDB(t *testing.T, fn func(t *testing.T, env testEnv)) {
 	for _, db := range databases() {
 		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
 			fn(t, newTestEnv(t, db.url(t)))
 		})
 	}
 }
 
 func TestClientCredentialsIntrospectRevoke(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		billing := env.createClient(t, "--name", "billing-svc", "--scopes", "read write", "--audience", "https://api.example.com")
 		rs := env.createClient(t, "--name", "resource-server")
@@ -138,6 +140,7 @@ func verifyJWT(t *testing.T, set jose.JSONWebKeySet, token string) (string, map[
 }
 
 func TestJWTAccessTokensAndKeyRotationAcrossNodes(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		api := env.createClient(t, "--name", "api-client", "--scopes", "read", "--audience", "billing-api", "--access-token-format", "jwt")
 		rs := env.createClient(t, "--name", "rs")
@@ -202,6 +205,7 @@ func TestJWTAccessTokensAndKeyRotationAcrossNodes(t *testing.T) {
 }
 
 func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	srv := env.startServer(t)
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {

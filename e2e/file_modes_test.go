@@ -10,6 +10,7 @@ import (
 // The SQLite database and its -wal and -shm hold every user's password hash and every token: like the secret file
 // beside them, only their owner may read them, whether the server created them or found them with looser modes.
 func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		existing os.FileMode // mode of the files before the server starts; 0 = no database yet

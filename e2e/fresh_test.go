@@ -110,6 +110,7 @@ func claimsOf(m map[string]any) userClaims {
 }
 
 func TestRefreshCarriesTheUserAsTheyAreNow(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newFreshFixture(t, env)
 		t.Run("token endpoint", func(t *testing.T) {
@@ -168,6 +169,7 @@ func TestRefreshCarriesTheUserAsTheyAreNow(t *testing.T) {
 }
 
 func TestTokenAPIRefreshCarriesTheUserAsTheyAreNow(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		rs := env.createClient(t, "--name", "resource-server")
 		srv, clientID := noCodeFixture(t, env)
@@ -208,6 +210,7 @@ func TestTokenAPIRefreshCarriesTheUserAsTheyAreNow(t *testing.T) {
 // A grant ends with its user: a disabled or deleted user's refresh is invalid_grant and the grant's access token
 // is no longer active.
 func TestRefreshEndsWithTheUser(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newFreshFixture(t, env)
 		for _, tc := range []struct {
@@ -239,6 +242,7 @@ func TestRefreshEndsWithTheUser(t *testing.T) {
 // A grant ends with its browser session: ended, idle-expired or past its absolute expiry, the refresh token is
 // refused and the grant revoked. A refresh through a live session counts as activity.
 func TestRefreshEndsWithTheSession(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newFreshFixture(t, env)
 		past := time.Now().UTC().Add(-time.Minute)
@@ -286,6 +290,7 @@ func TestRefreshEndsWithTheSession(t *testing.T) {
 
 // The token API's refresh is the same grant: an expired session ends it there too.
 func TestTokenAPIRefreshEndsWithTheSession(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, clientID := noCodeFixture(t, env)
 		db, q := rawDB(t, env)
@@ -306,6 +311,7 @@ func TestTokenAPIRefreshEndsWithTheSession(t *testing.T) {
 
 // An operator's password reset ends every session of the user, and with them every grant.
 func TestOperatorPasswordResetEndsSessions(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newFreshFixture(t, env)
 		a, _ := f.signedIn(t, newBrowser(t, spaCallback))
@@ -333,6 +339,7 @@ func TestOperatorPasswordResetEndsSessions(t *testing.T) {
 
 // RFC 6749 §6: a refresh may ask for less than the grant holds, never for more.
 func TestRefreshScopeNarrowing(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newFreshFixture(t, env)
 		tok, _ := f.signedIn(t, newBrowser(t, spaCallback), "openid", "email", "roles", "offline_access")
@@ -390,6 +397,7 @@ func TestRefreshScopeNarrowing(t *testing.T) {
 // A storage failure while reading the user or the session is a server error, never invalid_grant: nothing is
 // revoked and the refresh token is not spent.
 func TestRefreshStorageFailureSpendsNothing(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newFreshFixture(t, env)
 		tok, _ := f.signedIn(t, newBrowser(t, spaCallback))

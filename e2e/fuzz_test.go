@@ -216,6 +216,7 @@ func checkOAuthResponse(t *testing.T, path string, rec *httptest.ResponseRecorde
 // The fuzz seeds are also worth running against a real listener once: what goes over the wire may differ from
 // what httptest.NewRequest builds (Content-Length, Host, header canonicalisation).
 func TestFuzzSeedsOverHTTP(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	env.cli(t, "clients", "create", "--id", fuzzClientID, "--secret", fuzzClientSecret, "--name", "fuzz", "--scopes", "read write")
 	env.cli(t, "clients", "create", "--id", fuzzRSID, "--secret", fuzzRSSecret, "--name", "rs")

@@ -41,6 +41,7 @@ func jsonBody(t *testing.T, v any) string {
 // Every entry point that looks up or stores an email, a client id, a user id, a session id, a challenge or a
 // token answers hostile text the way it answers any unknown value: a 4xx with an error, never a 500.
 func TestHostileTextGets4xxNot500(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv, appID := noCodeFixture(t, env)
 		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)

@@ -11,6 +11,7 @@ import (
 // An access token is never a credential for introspection, however the request is shaped: a multipart body whose
 // query string does not parse used to skip the check, and fosite then took the token as the caller.
 func TestIntrospectionRefusesTokensInOddlyShapedRequests(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		svc := env.createClient(t, "--name", "svc", "--grant-types", "client_credentials", "--scopes", "read")
 		srv := env.startServer(t)

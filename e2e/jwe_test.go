@@ -49,6 +49,7 @@ func decryptJWE(t *testing.T, token string, priv any) []byte {
 }
 
 func TestEncryptedTokens(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		clientKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 		rsKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -100,6 +100,7 @@ func (v *cachingVerifier) verify(token string) (string, bool) {
 // Two nodes on one database rotate through the whole lifecycle while tokens are minted on both and checked
 // against each node's JWKS as a caching verifier holds it: at no moment does one fail.
 func TestKeyRotationNeverLeavesAJWTUnverifiable(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env = fastKeysEnv(env)
 		api := env.createClient(t, "--name", "api", "--scopes", "read", "--access-token-format", "jwt")
@@ -204,6 +205,7 @@ func TestKeyRotationNeverLeavesAJWTUnverifiable(t *testing.T) {
 // `keys rotate --now` signs at once. A node that has not reloaded since meets the new kid in a token it is
 // asked to introspect and looks in the database before calling the token inactive.
 func TestKeysRotateNowAndUnknownKIDReload(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		// Timer reloads an hour apart: within the test, only the unknown-kid path can teach a node new keys.
 		env = env.with("LATCHKEY_KEY_RELOAD_INTERVAL", "1h")
@@ -301,6 +303,7 @@ func forgeJWT(t *testing.T, kid string) string {
 }
 
 func TestKeysListJSONShape(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	for _, args := range [][]string{{"keys", "list", "--json"}, {"keys", "rotate", "--json"}} {
 		var objs []map[string]any
@@ -337,6 +340,7 @@ func TestKeysListJSONShape(t *testing.T) {
 }
 
 func TestKeySettingsValidation(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		kv   []string

@@ -268,6 +268,7 @@ func post(b *browserClient, p page, action string, values url.Values) page {
 }
 
 func TestPKCEIsRequiredForPublicClients(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		conf := e.scoped("openid")
@@ -309,6 +310,7 @@ func TestPKCEIsRequiredForPublicClients(t *testing.T) {
 }
 
 func TestUntrustedAuthorizeRequestsGetOurErrorPage(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		challenge := oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())
@@ -362,6 +364,7 @@ func TestUntrustedAuthorizeRequestsGetOurErrorPage(t *testing.T) {
 }
 
 func TestPromptNone(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		conf := e.scoped("openid", "profile")
@@ -402,6 +405,7 @@ func TestPromptNone(t *testing.T) {
 }
 
 func TestPromptLoginAndMaxAgeForceSignIn(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		conf := e.scoped("openid", "email")
@@ -448,6 +452,7 @@ func TestPromptLoginAndMaxAgeForceSignIn(t *testing.T) {
 }
 
 func TestConsent(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		env.cli(t, "users", "create", "--email", "grace@example.com", "--password", "another good password")
@@ -557,6 +562,7 @@ func TestConsent(t *testing.T) {
 }
 
 func TestRefreshTokenOnlyWithOfflineAccess(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		b := newBrowser(t, spaCallback)
@@ -572,6 +578,7 @@ func TestRefreshTokenOnlyWithOfflineAccess(t *testing.T) {
 }
 
 func TestFormPostResponseMode(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		conf := e.scoped("openid")
@@ -601,6 +608,7 @@ func TestFormPostResponseMode(t *testing.T) {
 }
 
 func TestLoginFormRejectsBadSubmissions(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		b := newBrowser(t, spaCallback)
@@ -674,6 +682,7 @@ func TestLoginFormRejectsBadSubmissions(t *testing.T) {
 }
 
 func TestReusedCodeRevokesItsTokens(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		rs := env.createClient(t, "--name", "resource-server")
@@ -701,6 +710,7 @@ func TestReusedCodeRevokesItsTokens(t *testing.T) {
 }
 
 func TestRPInitiatedLogout(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		logoutURL := e.srv.URL + "/oauth2/logout"
@@ -829,6 +839,7 @@ func TestRPInitiatedLogout(t *testing.T) {
 }
 
 func TestAccountSessions(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		sessionsURL := e.srv.URL + "/account/sessions"
@@ -988,6 +999,7 @@ func TestAccountSessions(t *testing.T) {
 }
 
 func TestPushedAuthorizationRequest(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		cl := env.createClient(t, "--name", "Web App", "--grant-types", "authorization_code",
@@ -1045,6 +1057,7 @@ func TestPushedAuthorizationRequest(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		tok, _ := e.signedIn(t, newBrowser(t, spaCallback), "openid")
@@ -1102,6 +1115,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestUserInfoErrors(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		svc := env.createClient(t, "--name", "svc", "--scopes", "read")

@@ -196,6 +196,7 @@ func (f *oidcFixture) signIn(t *testing.T, b *browserClient, verifier, state, no
 }
 
 func TestAuthorizationCodeFlowWithPKCE(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newOIDCFixture(t, env)
 		ctx := context.Background()

@@ -57,6 +57,7 @@ func (f *parFixture) push(client createdClient, form url.Values) *http.Request {
 }
 
 func TestPushedRequestsOverTheSizeLimitAreRefused(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newPARFixture(t, env)
 		for _, c := range []struct {
@@ -92,6 +93,7 @@ func TestPushedRequestsOverTheSizeLimitAreRefused(t *testing.T) {
 }
 
 func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newPARFixture(t, env)
 		free := handlers.DefaultPARPolicy.Free
@@ -138,6 +140,7 @@ func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
 // When the rate limit cannot be consulted, a public client's push is not stored: 503 with Retry-After, logged
 // at ERROR. Confidential clients are not rate-limited, so their pushes go on.
 func TestPARThrottleFailureIs503(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newPARFixture(t, env)
 		execSQL(t, env, "DROP TABLE login_throttle")

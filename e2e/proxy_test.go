@@ -9,6 +9,7 @@ import (
 // Behind a load balancer listed in LATCHKEY_TRUSTED_PROXIES, the client is the address the balancer appended to
 // X-Forwarded-For: the sessions list shows it. Without the setting the header is ignored, whatever it says.
 func TestTrustedProxiesNameTheClient(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, trusted, xff, wantIP string
 	}{
@@ -49,6 +50,7 @@ func TestTrustedProxiesNameTheClient(t *testing.T) {
 // Sign-in throttling by IP keys on the forwarded client, so one address's failures behind the balancer do not
 // slow everyone else's sign-ins, and a client cannot dodge its own limit by writing X-Forwarded-For itself.
 func TestTrustedProxiesThrottleByForwardedClient(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	env["LATCHKEY_TRUSTED_PROXIES"] = "127.0.0.1"
 	srv, clientID := noCodeFixture(t, env)
@@ -74,6 +76,7 @@ func TestTrustedProxiesThrottleByForwardedClient(t *testing.T) {
 
 // A peer that is not a trusted proxy cannot dodge the IP limit by sending a new X-Forwarded-For each time.
 func TestUntrustedPeerCannotDodgeTheIPLimit(t *testing.T) {
+	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	env["LATCHKEY_TRUSTED_PROXIES"] = "10.0.0.0/8" // not the test's loopback peer
 	srv, clientID := noCodeFixture(t, env)

@@ -57,6 +57,7 @@ func oneWinner(t *testing.T, codes []int, bodies []map[string]any) map[string]an
 // others invalid_grant, and the winner's tokens are revoked because the code was used twice. The same for one
 // refresh token presented 40 times at once (RFC 9700 §4.14.2).
 func TestConcurrentRedemptionHasOneWinnerAndRevokesIt(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		e := newEdge(t, env)
 		introspector := env.createClient(t, "--name", "rs")

@@ -97,6 +97,7 @@ func (b formSignIn) post(base, password string) (int, error) {
 // interleaving, afterwards no session created with the old password is active (only the one the user changed it
 // from), and no token handed out for one works: refresh fails and the token API refuses the access token.
 func TestPasswordChangeEndsSignInsInFlight(t *testing.T) {
+	t.Parallel()
 	const rounds, apiLogins, formLogins = 8, 30, 10
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		password := func(round int) string { return fmt.Sprintf("round-%d-violet-tractor", round) }
@@ -240,6 +241,7 @@ func TestPasswordChangeEndsSignInsInFlight(t *testing.T) {
 
 // An operator's reset ends every session and its tokens in the same step, and says how many.
 func TestOperatorPasswordResetEndsEverySession(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newSignInFixture(t, env, "first-violet-tractor")
 		var refresh []string
@@ -269,6 +271,7 @@ func TestOperatorPasswordResetEndsEverySession(t *testing.T) {
 // throttled, create no user and leave no throttle row. A successful sign-in leaves no row either (its IP
 // reservation is refunded, its account count reset).
 func TestSignupRefusedBeforeAnythingIsReserved(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		body := func(i int, email, scope string) map[string]any {
@@ -331,6 +334,7 @@ func TestSignupRefusedBeforeAnythingIsReserved(t *testing.T) {
 // oldest sign-ins' tokens stop working. (Sign-ins run one after another here, since the account's throttle
 // refuses more than a few at once; the store's contract suite creates sessions concurrently.)
 func TestSessionsPerUserAreCapped(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newSignInFixture(t, env, "violet-tractor-47")
 		var logins []map[string]any
@@ -364,6 +368,7 @@ func TestSessionsPerUserAreCapped(t *testing.T) {
 // The token API takes no access token whose session is over — ended, idle past its deadline or past its
 // absolute lifetime — even while the token itself has not expired; a session it cannot read is our fault.
 func TestTokenAPIRefusesTokensOfEndedSessions(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newSignInFixture(t, env, "violet-tractor-47")
 		past := time.Now().Add(-time.Minute).UTC()

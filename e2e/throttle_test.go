@@ -142,10 +142,12 @@ func wantBurst(t *testing.T, what string, counts map[int]int, evaluatedStatus, e
 }
 
 func TestLoginBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) { testLoginBurst(t, newThrottleFixture(t, env, 1)) })
 }
 
 func TestLoginBurstAcrossTwoNodesEvaluatesOnlyTheFreeAttempts(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) { testLoginBurst(t, newThrottleFixture(t, env, 2)) })
 }
 
@@ -174,6 +176,7 @@ func testLoginBurst(t *testing.T, f *throttleFixture) {
 }
 
 func TestPasswordChangeBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		code, _, login := apiCall(t, "POST", f.api(0)+"/login", f.creds("bob@example.com", bobPassword), nil)
@@ -195,6 +198,7 @@ func TestPasswordChangeBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
 }
 
 func TestLoginFormBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
 		clock := &testClock{now: time.Now()}
@@ -241,6 +245,7 @@ func TestLoginFormBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
 // A client that sends its guess and hangs up (half-closing, which cancels the request's context) still has the
 // guess counted: after Free of them the next polite attempt is throttled.
 func TestHalfClosedLoginsAreCounted(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		host := strings.TrimPrefix(f.nodes[0].URL, "http://")
@@ -280,6 +285,7 @@ func TestHalfClosedLoginsAreCounted(t *testing.T) {
 }
 
 func TestSignupSuccessesPerIPAreLimited(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		free := handlers.DefaultSignupPolicy.Free
@@ -305,6 +311,7 @@ func TestSignupSuccessesPerIPAreLimited(t *testing.T) {
 // Signing up with a taken email tells that the account exists, so it counts like a wrong password, on the same
 // account counter as sign-in.
 func TestSignupWithATakenEmailCountsAsAFailure(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		_, counts := burst(t, 40, http.DefaultClient, func(i int) *http.Request {
@@ -323,6 +330,7 @@ func TestSignupWithATakenEmailCountsAsAFailure(t *testing.T) {
 
 // A disabled account answers exactly like a wrong password, whether or not the password was right.
 func TestDisabledAccountAnswersLikeAWrongPassword(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		env["LATCHKEY_LOG_LEVEL"] = "info" // the real reason is logged at Info
 		f := newThrottleFixture(t, env, 1)
@@ -369,6 +377,7 @@ func alertText(body string) string {
 
 // When the throttle cannot be consulted nobody's password is checked: 503 with Retry-After, logged at ERROR.
 func TestThrottleStoreFailureIs503(t *testing.T) {
+	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
 		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
