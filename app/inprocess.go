@@ -54,4 +54,6 @@ func (s *Server) Store() *models.Store { return s.a.store }
 func (s *Server) Keys() *keys.Manager { return s.a.keys }
 
 // CleanupOnce deletes every row that expired before now, as the periodic cleanup does, and returns how many.
-func (s *Server) CleanupOnce(ctx context.Context, now time.Time) int64 { return s.a.cleanupOnce(ctx, now) }
+func (s *Server) CleanupOnce(ctx context.Context, now time.Time) int64 {
+	return s.a.cleanupOnce(ctx, now)
+}
