@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -587,4 +588,81 @@ func TestCommandDispatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clients create --admin / --admin-pools and clients update: round trip, and the rules refused with a reason.
+func TestClientsAdminFlags(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env.cli(t, "pools", "create", "customers")
+		env.cli(t, "pools", "create", "staff")
+		var c clientJSON
+		if err := json.Unmarshal([]byte(env.cli(t, "clients", "create", "--name", "xano", "--admin", "--admin-pools", "customers,staff", "--json")), &c); err != nil {
+			t.Fatal(err)
+		}
+		if !c.Admin || !reflect.DeepEqual(c.AdminPools, []string{"customers", "staff"}) || c.Scope != "latchkey.admin" ||
+			!reflect.DeepEqual(c.GrantTypes, []string{"client_credentials"}) || c.ClientSecret == "" {
+			t.Fatalf("clients create --admin = %+v", c)
+		}
+		get := func(id string) clientJSON {
+			var got clientJSON
+			if err := json.Unmarshal([]byte(env.cli(t, "clients", "get", id)), &got); err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		if got := get(c.ClientID); !got.Admin || !reflect.DeepEqual(got.AdminPools, []string{"customers", "staff"}) {
+			t.Fatalf("clients get = %+v", got)
+		}
+		env.cli(t, "clients", "update", c.ClientID, "--admin-pools", "staff")
+		if got := get(c.ClientID); !reflect.DeepEqual(got.AdminPools, []string{"staff"}) {
+			t.Errorf("after --admin-pools staff: %+v", got)
+		}
+		env.cli(t, "clients", "update", c.ClientID, "--admin-pools", "-")
+		if got := get(c.ClientID); !got.Admin || len(got.AdminPools) != 0 || got.AdminPools == nil {
+			t.Errorf("after --admin-pools -: %+v (want every pool, [])", got)
+		}
+		env.cli(t, "clients", "update", c.ClientID, "--admin=false")
+		if got := get(c.ClientID); got.Admin || got.Scope != "" {
+			t.Errorf("after --admin=false: %+v", got)
+		}
+		env.cli(t, "clients", "update", "--id", c.ClientID, "--admin")
+		if got := get(c.ClientID); !got.Admin || got.Scope != "latchkey.admin" {
+			t.Errorf("after --admin: %+v", got)
+		}
+		var listed []clientJSON
+		if err := json.Unmarshal([]byte(env.cli(t, "clients", "list", "--json")), &listed); err != nil || len(listed) != 1 || !listed[0].Admin {
+			t.Errorf("clients list --json = %+v, %v", listed, err)
+		}
+
+		spa := env.createClient(t, "--name", "spa", "--public", "--redirect-uris", spaCallback)
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"clients", "create", "--name", "x", "--scopes", "openid latchkey.admin"}, "only for admin clients"},
+			{[]string{"clients", "create", "--name", "x", "--admin", "--public", "--redirect-uris", spaCallback}, "cannot be public"},
+			{[]string{"clients", "create", "--name", "x", "--admin", "--first-party"}, "cannot be a first-party app"},
+			{[]string{"clients", "create", "--name", "x", "--admin", "--grant-types", "client_credentials,refresh_token"}, "only the client_credentials grant"},
+			{[]string{"clients", "create", "--name", "x", "--admin-pools", "staff"}, "only for admin clients"},
+			{[]string{"clients", "create", "--name", "x", "--admin", "--admin-pools", "nowhere"}, `unknown pool "nowhere"`},
+			{[]string{"clients", "create", "--name", "x", "--admin", "--admin-pools", "staff,staff"}, "listed twice"},
+			{[]string{"clients", "update", spa.ClientID, "--admin"}, "cannot be public"},
+			{[]string{"clients", "update", spa.ClientID, "--admin-pools", "staff"}, "only for admin clients"},
+			{[]string{"clients", "update", c.ClientID, "--admin-pools", "nowhere"}, `unknown pool "nowhere"`},
+			{[]string{"clients", "update", "no-such-client", "--admin"}, "no client"},
+			{[]string{"clients", "update", c.ClientID, "--admin=maybe"}, ""},
+		} {
+			_, errOut, code := env.cliCode(t, "", tc.args...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("latchkey %s: exit %d, stderr %q; want a failure saying %q", strings.Join(tc.args, " "), code, errOut, tc.want)
+			}
+		}
+		if got := get(c.ClientID); !got.Admin || len(got.AdminPools) != 0 {
+			t.Errorf("a refused update changed the client: %+v", got)
+		}
+		if out := env.cli(t, "clients", "list", "--json"); strings.Count(out, `"client_id"`) != 2 {
+			t.Errorf("a refused create left a client behind:\n%s", out)
+		}
+	})
 }

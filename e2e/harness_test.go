@@ -303,3 +303,13 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// forEachDB runs fn once per backend, each with a fresh database.
+func forEachDB(t *testing.T, fn func(t *testing.T, env testEnv)) {
+	for _, db := range databases() {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, newTestEnv(t, db.url(t)))
+		})
+	}
+}

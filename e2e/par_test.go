@@ -1,17 +1,77 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/models"
 )
+
+func TestPushedAuthorizationRequest(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		cl := env.createClient(t, "--name", "Web App", "--grant-types", "authorization_code",
+			"--redirect-uris", spaCallback, "--scopes", "openid")
+		parURL := e.srv.URL + "/oauth2/par"
+		verifier, state, nonce := oauth2.GenerateVerifier(), randomString(t), randomString(t)
+		params := url.Values{
+			"response_type": {"code"}, "client_id": {cl.ClientID}, "redirect_uri": {spaCallback}, "scope": {"openid"},
+			"state": {state}, "nonce": {nonce}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
+			"code_challenge_method": {"S256"},
+		}
+
+		if code, _, body := postForm(t, parURL, params, "", ""); code != http.StatusUnauthorized || body["error"] != "invalid_client" {
+			t.Errorf("PAR without client authentication: %d %v, want 401 invalid_client", code, body)
+		}
+		code, _, body := postForm(t, parURL, params, cl.ClientID, cl.ClientSecret)
+		requestURI, _ := body["request_uri"].(string)
+		if code != http.StatusCreated || !strings.HasPrefix(requestURI, "urn:ietf:params:oauth:request_uri:") || body["expires_in"] == nil {
+			t.Fatalf("PAR: %d %v, want 201 with a request_uri", code, body)
+		}
+
+		b := newBrowser(t, spaCallback)
+		authorize := e.srv.URL + "/oauth2/auth?" + url.Values{"client_id": {cl.ClientID}, "request_uri": {requestURI}}.Encode()
+		w := e.walk(b, authorize)
+		if !w.sawLogin || !w.sawConsent {
+			t.Errorf("asked to sign in %v, for consent %v; want both", w.sawLogin, w.sawConsent)
+		}
+		q := callback(t, w.page)
+		if q.Get("state") != state || q.Get("code") == "" {
+			t.Fatalf("callback query = %v", q)
+		}
+		code, _, tok := postForm(t, e.srv.URL+"/oauth2/token", url.Values{"grant_type": {"authorization_code"},
+			"code": {q.Get("code")}, "redirect_uri": {spaCallback}, "code_verifier": {verifier}}, cl.ClientID, cl.ClientSecret)
+		if code != http.StatusOK || tok["access_token"] == nil {
+			t.Fatalf("exchange: %d %v", code, tok)
+		}
+		raw, _ := tok["id_token"].(string)
+		idt, err := e.provider.Verifier(&oidc.Config{ClientID: cl.ClientID}).Verify(context.Background(), raw)
+		if err != nil {
+			t.Fatalf("ID token: %v", err)
+		}
+		if idt.Nonce != nonce {
+			t.Errorf("nonce = %q, want %q", idt.Nonce, nonce)
+		}
+
+		// A request_uri is good for one authorization request.
+		resp, page := fetch(t, noRedirects(b), http.MethodGet, authorize, nil)
+		if loc := resp.Header.Get("Location"); strings.Contains(loc, "code=") {
+			t.Errorf("a used request_uri issued another code: %s", loc)
+		}
+		if resp.StatusCode != http.StatusBadRequest && !strings.Contains(resp.Header.Get("Location"), "error=") {
+			t.Errorf("used request_uri: %d Location=%q\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+		}
+	})
+}
 
 // Pushed authorization requests cannot fill the database: every push stores a row, and a public client pushes
 // with nothing but its client_id, so pushes are bounded in size like authorization requests, and public

@@ -8,9 +8,282 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
+
+func TestPromptNone(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		conf := e.scoped("openid", "profile")
+
+		t.Run("without a session the client gets login_required", func(t *testing.T) {
+			state := randomString(t)
+			resp, body := fetch(t, noRedirects(newBrowser(t, spaCallback)), http.MethodGet,
+				e.authURL(conf, state, oauth2.GenerateVerifier(), oauth2.SetAuthURLParam("prompt", "none")), nil)
+			q := redirectedTo(t, resp, body, spaCallback)
+			if q.Get("error") != "login_required" || q.Get("state") != state || q.Has("code") {
+				t.Errorf("callback query = %v, want error=login_required and the state", q)
+			}
+		})
+
+		t.Run("with a session and remembered consent the code comes at once", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			_, first := e.signedIn(t, b, conf.Scopes...)
+			state, verifier := randomString(t), oauth2.GenerateVerifier()
+			resp, body := fetch(t, noRedirects(b), http.MethodGet, e.authURL(conf, state, verifier, oauth2.SetAuthURLParam("prompt", "none")), nil)
+			q := redirectedTo(t, resp, body, spaCallback)
+			if q.Get("code") == "" || q.Get("state") != state {
+				t.Fatalf("callback query = %v, want a code", q)
+			}
+			_, claims := e.exchange(t, conf, q.Get("code"), verifier)
+			if claims["sid"] != first["sid"] || claims["auth_time"] != first["auth_time"] {
+				t.Errorf("prompt=none grant: sid %v auth_time %v, want the session's %v %v", claims["sid"], claims["auth_time"], first["sid"], first["auth_time"])
+			}
+
+			// A scope not consented to yet cannot be asked about silently.
+			state = randomString(t)
+			resp, body = fetch(t, noRedirects(b), http.MethodGet,
+				e.authURL(e.scoped("openid", "profile", "email"), state, verifier, oauth2.SetAuthURLParam("prompt", "none")), nil)
+			if q := redirectedTo(t, resp, body, spaCallback); q.Get("error") != "consent_required" || q.Get("state") != state {
+				t.Errorf("new scope with prompt=none: callback query = %v, want consent_required", q)
+			}
+		})
+	})
+}
+
+func TestPromptLoginAndMaxAgeForceSignIn(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		conf := e.scoped("openid", "email")
+		for _, tc := range []struct {
+			name  string
+			param oauth2.AuthCodeOption
+		}{
+			{"prompt=login", oauth2.SetAuthURLParam("prompt", "login")},
+			{"max_age=0", oauth2.SetAuthURLParam("max_age", "0")},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				b := newBrowser(t, spaCallback)
+				_, first := e.signedIn(t, b, conf.Scopes...)
+
+				start := time.Now()
+				state, verifier := randomString(t), oauth2.GenerateVerifier()
+				p := b.get(e.authURL(conf, state, verifier, tc.param))
+				if !strings.Contains(p.body, `name="password"`) {
+					t.Fatalf("signed-in user was not asked to sign in again (%d at %v):\n%s", p.status, p.url, p.body)
+				}
+				if !strings.Contains(p.body, `value="`+adaEmail+`"`) {
+					t.Error("re-authentication form does not prefill the signed-in user's email")
+				}
+				p = b.submit(p, map[string]string{"email": adaEmail, "password": adaPassword})
+				if strings.Contains(p.body, `value="allow"`) {
+					t.Error("consent was asked again although it is remembered")
+					p = b.submit(p, nil, "decision", "allow")
+				}
+				q := callback(t, p)
+				if q.Get("state") != state || q.Get("code") == "" {
+					t.Fatalf("callback query = %v", q)
+				}
+				_, claims := e.exchange(t, conf, q.Get("code"), verifier)
+				authTime, _ := claims["auth_time"].(float64)
+				if int64(authTime) < start.Unix() {
+					t.Errorf("auth_time = %d, before the request started (%d)", int64(authTime), start.Unix())
+				}
+				if claims["sid"] != first["sid"] {
+					t.Errorf("re-authentication replaced the session: sid %v, was %v", claims["sid"], first["sid"])
+				}
+			})
+		}
+	})
+}
+
+func TestConsent(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		env.cli(t, "users", "create", "--email", "grace@example.com", "--password", "another good password")
+		env.cli(t, "clients", "create", "--id", "first", "--name", "Our Own App", "--public", "--first-party",
+			"--redirect-uris", spaCallback, "--scopes", "openid profile email")
+		b := newBrowser(t, spaCallback)
+
+		steps := []struct {
+			name        string
+			conf        oauth2.Config
+			creds       []string
+			wantLogin   bool
+			wantConsent bool
+		}{
+			{"first request asks", e.scoped("openid", "profile"), nil, true, true},
+			{"same scopes are remembered", e.scoped("openid", "profile"), nil, false, false},
+			{"a subset is remembered", e.scoped("openid"), nil, false, false},
+			{"a new scope asks again", e.scoped("openid", "profile", "email"), nil, false, true},
+			{"the union is remembered", e.scoped("openid", "email"), nil, false, false},
+		}
+		for _, s := range steps {
+			t.Run(s.name, func(t *testing.T) {
+				state, verifier := randomString(t), oauth2.GenerateVerifier()
+				w := e.walk(b, e.authURL(s.conf, state, verifier), s.creds...)
+				if w.sawLogin != s.wantLogin || w.sawConsent != s.wantConsent {
+					t.Errorf("asked to sign in %v (want %v), asked for consent %v (want %v)", w.sawLogin, s.wantLogin, w.sawConsent, s.wantConsent)
+				}
+				q := callback(t, w.page)
+				if q.Get("code") == "" || q.Get("state") != state {
+					t.Fatalf("callback query = %v", q)
+				}
+			})
+		}
+
+		t.Run("consent is per user", func(t *testing.T) {
+			w := e.walk(newBrowser(t, spaCallback), e.authURL(e.scoped("openid"), randomString(t), oauth2.GenerateVerifier()),
+				"grace@example.com", "another good password")
+			if !w.sawConsent {
+				t.Error("another user inherited ada's consent")
+			}
+			callback(t, w.page)
+		})
+
+		t.Run("consent page names the new scope", func(t *testing.T) {
+			p := b.get(e.authURL(e.scoped("openid", "roles"), randomString(t), oauth2.GenerateVerifier()))
+			if !strings.Contains(p.body, `value="deny"`) || !strings.Contains(p.body, ">roles<") || !strings.Contains(p.body, "Example SPA") {
+				t.Fatalf("consent page:\n%s", p.body)
+			}
+		})
+
+		t.Run("deny returns access_denied with the state", func(t *testing.T) {
+			state := randomString(t)
+			p := b.get(e.authURL(e.scoped("openid", "roles"), state, oauth2.GenerateVerifier()))
+			q := callback(t, b.submit(p, nil, "decision", "deny"))
+			if q.Get("error") != "access_denied" || q.Get("state") != state || q.Has("code") {
+				t.Errorf("callback query = %v, want error=access_denied with the state", q)
+			}
+			// Denying remembers nothing.
+			w := e.walk(b, e.authURL(e.scoped("openid", "roles"), randomString(t), oauth2.GenerateVerifier()))
+			if !w.sawConsent {
+				t.Error("after deny, the denied scope was granted without asking")
+			}
+		})
+
+		t.Run("consent given in one browser does not carry to another user's browser", func(t *testing.T) {
+			// grace approves a request and keeps the URL that resumes it instead of following it...
+			g := newBrowser(t, spaCallback)
+			state, verifier := randomString(t), oauth2.GenerateVerifier()
+			// offline_access: a scope ada has never granted, whatever the earlier subtests did.
+			p := g.get(e.authURL(e.scoped("openid", "profile", "email", "roles", "offline_access"), state, verifier))
+			p = g.submit(p, map[string]string{"email": "grace@example.com", "password": "another good password"})
+			action, values := parseForm(t, p.body, "decision", "allow")
+			resp, _ := fetch(t, noRedirects(g), http.MethodPost, p.url.ResolveReference(&url.URL{Path: action}).String(), values)
+			resume := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resume, "lk_challenge=") {
+				t.Fatalf("consent: %d Location=%q", resp.StatusCode, resume)
+			}
+			// ...and gets ada, signed in elsewhere but never asked about offline_access, to open it.
+			victim := newBrowser(t, spaCallback)
+			e.signedIn(t, victim, "openid")
+			got := victim.get(e.srv.URL + resume)
+			if got.url != nil && strings.HasPrefix(got.url.String(), spaCallback) && got.url.Query().Get("code") != "" {
+				_, claims := e.exchange(t, e.scoped("openid", "profile", "email", "roles", "offline_access"), got.url.Query().Get("code"), verifier)
+				t.Fatalf("grace's approval issued a code for %v with scopes ada never granted: consent given in one browser "+
+					"must not carry to another user's session", claims["email"])
+			}
+			if !strings.Contains(got.body, `value="allow"`) && !strings.Contains(got.body, `name="password"`) {
+				t.Errorf("opening someone else's resume URL: %d at %v\n%s", got.status, got.url, got.body)
+			}
+		})
+
+		t.Run("a first-party client never asks", func(t *testing.T) {
+			fp := e.scoped("openid", "profile", "email")
+			fp.ClientID = "first"
+			for i, br := range []*browserClient{newBrowser(t, spaCallback), b} {
+				state, verifier := randomString(t), oauth2.GenerateVerifier()
+				w := e.walk(br, e.authURL(fp, state, verifier))
+				if w.sawConsent {
+					t.Errorf("browser %d: first-party client showed a consent page", i)
+				}
+				if q := callback(t, w.page); q.Get("code") == "" || q.Get("state") != state {
+					t.Errorf("browser %d: callback query = %v", i, q)
+				}
+			}
+		})
+	})
+}
+
+func TestLoginFormRejectsBadSubmissions(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		b := newBrowser(t, spaCallback)
+		p := b.get(e.srv.URL + "/login")
+		f := formsOf(t, p.body)[0]
+		csrf := f.values.Get("csrf_token")
+		alert := func(body string) string {
+			_, rest, ok := strings.Cut(body, `role="alert">`)
+			if !ok {
+				return ""
+			}
+			msg, _, _ := strings.Cut(rest, "<")
+			return msg
+		}
+		send := func(raw string) page {
+			req, _ := http.NewRequest(http.MethodPost, p.url.ResolveReference(&url.URL{Path: f.action}).String(), strings.NewReader(raw))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return b.do(req)
+		}
+		form := func(email, password, token string) string {
+			return url.Values{"email": {email}, "password": {password}, "csrf_token": {token}}.Encode()
+		}
+
+		wrong := send(form(adaEmail, "not the password", csrf))
+		unknown := send(form("nobody@example.com", "not the password", csrf))
+		for _, tc := range []struct {
+			name   string
+			got    page
+			status int
+		}{
+			{"wrong password", wrong, http.StatusUnauthorized},
+			{"unknown email", unknown, http.StatusUnauthorized},
+			{"tampered csrf_token", send(form(adaEmail, adaPassword, csrf[:len(csrf)-2]+"xx")), http.StatusForbidden},
+			{"missing csrf_token", send(url.Values{"email": {adaEmail}, "password": {adaPassword}}.Encode()), http.StatusForbidden},
+			{"repeated field", send(form(adaEmail, adaPassword, csrf) + "&email=" + url.QueryEscape("eve@example.com")), http.StatusBadRequest},
+			{"oversized email", send(form(strings.Repeat("a", 20000)+"@example.com", "x", csrf)), http.StatusUnauthorized},
+			{"oversized password", send(form(adaEmail, strings.Repeat("p", 5000), csrf)), http.StatusUnauthorized},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.got.status != tc.status {
+					t.Errorf("status = %d, want %d:\n%s", tc.got.status, tc.status, tc.got.body)
+				}
+				if tc.got.url.Path != "/login" {
+					t.Errorf("ended at %v, want to stay on /login", tc.got.url)
+				}
+			})
+		}
+		if w, u := alert(wrong.body), alert(unknown.body); w == "" || w != u {
+			t.Errorf("wrong password says %q, unknown email says %q; want the same message", w, u)
+		}
+		if strings.Contains(unknown.body, "not found") || strings.Contains(unknown.body, "no account") {
+			t.Error("the unknown-email answer tells that the account does not exist")
+		}
+		for _, c := range b.c.Jar.Cookies(p.url) {
+			if c.Name == "lk_session" {
+				t.Error("a failed sign-in set a session cookie")
+			}
+		}
+
+		t.Run("return_to only goes to local paths", func(t *testing.T) {
+			for _, target := range []string{"https://evil.example/", "//evil.example/x", "/\\evil.example"} {
+				bb := newBrowser(t, spaCallback)
+				lp := bb.get(e.srv.URL + "/login?return_to=" + url.QueryEscape(target))
+				got := bb.submit(lp, map[string]string{"email": adaEmail, "password": adaPassword})
+				if got.url.Host != p.url.Host || got.url.Path != "/account/sessions" {
+					t.Errorf("return_to=%s: ended at %v, want this server's /account/sessions", target, got.url)
+				}
+			}
+		})
+	})
+}
 
 // Pending authorization requests (issue 11, items 6, 7 and the oversized request of 11): an anonymous browser
 // stores nothing, a request over 8 KiB gets a clear 400, and consent and the resume after sign-in count only for

@@ -11,6 +11,22 @@ import (
 	"time"
 )
 
+func TestRefreshTokenOnlyWithOfflineAccess(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		b := newBrowser(t, spaCallback)
+		tok, _ := e.signedIn(t, b, "openid", "profile")
+		if tok.RefreshToken != "" {
+			t.Error("a refresh token was issued without offline_access")
+		}
+		tok, _ = e.signedIn(t, b, "openid", "offline_access")
+		if tok.RefreshToken == "" {
+			t.Error("no refresh token with offline_access")
+		}
+	})
+}
+
 // Tokens issued from a stored grant (a refresh, a code exchange) say what is true now: the user is read again,
 // and a grant whose user or browser session is gone ends (issue 11, items 2, 5 and 10).
 

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +13,299 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/latchkey/latchkey/models"
 )
+
+func TestRPInitiatedLogout(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		logoutURL := e.srv.URL + "/oauth2/logout"
+		promptNone := func(t *testing.T, b *browserClient) url.Values {
+			t.Helper()
+			resp, body := fetch(t, noRedirects(b), http.MethodGet,
+				e.authURL(e.conf, randomString(t), oauth2.GenerateVerifier(), oauth2.SetAuthURLParam("prompt", "none")), nil)
+			return redirectedTo(t, resp, body, spaCallback)
+		}
+		// stillSignedIn checks the session and its grant are alive; the refresh rotates *rt.
+		stillSignedIn := func(t *testing.T, b *browserClient, rt *string) {
+			t.Helper()
+			if q := promptNone(t, b); q.Get("code") == "" {
+				t.Errorf("the session ended: prompt=none gave %v", q)
+			}
+			code, body := e.tokenCall(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {*rt}})
+			if code != http.StatusOK {
+				t.Errorf("refresh token stopped working: %d %v", code, body)
+				return
+			}
+			*rt, _ = body["refresh_token"].(string)
+		}
+		signedOut := func(t *testing.T, b *browserClient, rt string) {
+			t.Helper()
+			e.mustRefreshFail(t, rt, "after logout")
+			if q := promptNone(t, b); q.Get("error") != "login_required" {
+				t.Errorf("after logout prompt=none gave %v, want login_required", q)
+			}
+		}
+
+		t.Run("with id_token_hint back to the registered URI", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			tok, _ := e.signedIn(t, b)
+			hint, _ := tok.Extra("id_token").(string)
+			q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {spaBye}, "state": {"xyz"}}
+			resp, body := fetch(t, noRedirects(b), http.MethodGet, logoutURL+"?"+q.Encode(), nil)
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != spaBye+"?state=xyz" {
+				t.Fatalf("logout: %d Location=%q, want 303 to %s?state=xyz\n%s", resp.StatusCode, resp.Header.Get("Location"), spaBye, body)
+			}
+			signedOut(t, b, tok.RefreshToken)
+		})
+
+		t.Run("logout revokes refreshed tokens and unredeemed codes of the session", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			tok, _ := e.signedIn(t, b)
+			hint, _ := tok.Extra("id_token").(string)
+			code, refreshed := e.tokenCall(t, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}})
+			if code != http.StatusOK {
+				t.Fatalf("refresh: %d %v", code, refreshed)
+			}
+			verifier := oauth2.GenerateVerifier()
+			pending := callback(t, e.walk(b, e.authURL(e.conf, randomString(t), verifier)).page).Get("code")
+
+			q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {spaBye}}
+			if resp, body := fetch(t, noRedirects(b), http.MethodGet, logoutURL+"?"+q.Encode(), nil); resp.StatusCode != http.StatusSeeOther {
+				t.Fatalf("logout: %d\n%s", resp.StatusCode, body)
+			}
+			at, _ := refreshed["access_token"].(string)
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+at)
+			if code, _, _ := do(t, req); code != http.StatusUnauthorized {
+				t.Errorf("access token from a refresh after logout: userinfo %d, want 401", code)
+			}
+			rt, _ := refreshed["refresh_token"].(string)
+			e.mustRefreshFail(t, rt, "rotated refresh token after logout")
+			code, body := e.tokenCall(t, url.Values{"grant_type": {"authorization_code"}, "code": {pending},
+				"redirect_uri": {spaCallback}, "code_verifier": {verifier}})
+			if code != http.StatusBadRequest || body["error"] != "invalid_grant" {
+				t.Errorf("code issued before logout, redeemed after: %d %v, want 400 invalid_grant", code, body)
+			}
+		})
+
+		t.Run("unregistered post_logout_redirect_uri", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			tok, _ := e.signedIn(t, b)
+			hint, _ := tok.Extra("id_token").(string)
+			for _, target := range []string{"https://evil.example/bye", spaBye + "/x", spaCallback} {
+				q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {target}, "state": {"xyz"}}
+				resp, body := fetch(t, noRedirects(b), http.MethodGet, logoutURL+"?"+q.Encode(), nil)
+				isOurErrorPage(t, resp, body, http.StatusBadRequest)
+			}
+			stillSignedIn(t, b, &tok.RefreshToken)
+		})
+
+		t.Run("without id_token_hint the user confirms", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			tok, _ := e.signedIn(t, b)
+			p := b.get(logoutURL)
+			if p.status != http.StatusOK || !strings.Contains(p.body, `value="logout"`) {
+				t.Fatalf("logout without hint: %d\n%s", p.status, p.body)
+			}
+			stillSignedIn(t, b, &tok.RefreshToken)
+
+			f := formsOf(t, p.body)[0]
+			forged := url.Values{"decision": {"logout"}, "csrf_token": {"forged"}}
+			if got := post(b, p, f.action, forged); got.status != http.StatusForbidden {
+				t.Errorf("logout with a forged csrf_token: %d, want 403", got.status)
+			}
+			if got := b.submit(p, nil, "decision", "cancel"); got.status != http.StatusOK || !strings.Contains(got.body, "still signed in") {
+				t.Errorf("cancel: %d\n%s", got.status, got.body)
+			}
+			stillSignedIn(t, b, &tok.RefreshToken)
+
+			got := b.submit(p, nil, "decision", "logout")
+			if got.status != http.StatusOK || !strings.Contains(got.body, "You have been signed out.") {
+				t.Errorf("confirmed logout: %d\n%s", got.status, got.body)
+			}
+			signedOut(t, b, tok.RefreshToken)
+		})
+
+		t.Run("another session's id_token_hint needs confirmation", func(t *testing.T) {
+			other := newBrowser(t, spaCallback)
+			otherTok, _ := e.signedIn(t, other)
+			b := newBrowser(t, spaCallback)
+			tok, _ := e.signedIn(t, b)
+			hint, _ := otherTok.Extra("id_token").(string)
+			q := url.Values{"id_token_hint": {hint}, "post_logout_redirect_uri": {spaBye}, "state": {"xyz"}}
+			resp, body := fetch(t, noRedirects(b), http.MethodGet, logoutURL+"?"+q.Encode(), nil)
+			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `value="logout"`) {
+				t.Errorf("hint of another session: %d Location=%q, want the confirmation page", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			stillSignedIn(t, b, &tok.RefreshToken)
+			stillSignedIn(t, other, &otherTok.RefreshToken)
+		})
+	})
+}
+
+func TestAccountSessions(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env)
+		sessionsURL := e.srv.URL + "/account/sessions"
+		type signedInBrowser struct {
+			b   *browserClient
+			rt  string
+			at  string
+			sid string
+		}
+		signIn := func(t *testing.T) signedInBrowser {
+			b := newBrowser(t, spaCallback)
+			tok, claims := e.signedIn(t, b)
+			sid, _ := claims["sid"].(string)
+			if sid == "" {
+				t.Fatal("ID token has no sid")
+			}
+			return signedInBrowser{b: b, rt: tok.RefreshToken, at: tok.AccessToken, sid: sid}
+		}
+		cliSessions := func(t *testing.T) map[string]sessionJSON {
+			t.Helper()
+			var list []sessionJSON
+			out := env.cli(t, "sessions", "list", "--user", adaEmail, "--json")
+			if err := json.Unmarshal([]byte(out), &list); err != nil {
+				t.Fatalf("sessions list --json: %v\n%s", err, out)
+			}
+			m := map[string]sessionJSON{}
+			for _, s := range list {
+				m[s.ID] = s
+			}
+			return m
+		}
+		rows := func(body string) int { return strings.Count(body, `name="session_id"`) }
+		currentRow := func(body string) string {
+			_, rest, ok := strings.Cut(body, `aria-current="true"`)
+			if !ok {
+				return ""
+			}
+			row, _, _ := strings.Cut(rest, "</tr>")
+			return row
+		}
+		userinfoStatus := func(at string) int {
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+at)
+			code, _, _ := do(t, req)
+			return code
+		}
+
+		a, b := signIn(t), signIn(t)
+		if a.sid == b.sid {
+			t.Fatal("two browsers share a session")
+		}
+
+		list := cliSessions(t)
+		if len(list) != 2 || list[a.sid].ID == "" || list[b.sid].ID == "" {
+			t.Fatalf("CLI lists %v, want the sessions %s and %s", list, a.sid, b.sid)
+		}
+		if s := list[a.sid]; s.IP != "127.0.0.1" || !strings.Contains(s.UserAgent, "Firefox") || s.ExpiresAt.Before(time.Now()) {
+			t.Errorf("CLI session = %+v", s)
+		}
+
+		p := a.b.get(sessionsURL)
+		if p.status != http.StatusOK || rows(p.body) != 2 {
+			t.Fatalf("sessions page: %d with %d sessions, want 2:\n%s", p.status, rows(p.body), p.body)
+		}
+		if strings.Count(p.body, "This device") != 1 || !strings.Contains(currentRow(p.body), `value="`+a.sid+`"`) || !strings.Contains(currentRow(p.body), "This device") {
+			t.Errorf("the current session is not the one marked as this device:\n%s", p.body)
+		}
+		if !strings.Contains(p.body, adaEmail) {
+			t.Error("sessions page does not say who is signed in")
+		}
+
+		t.Run("end another browser's session", func(t *testing.T) {
+			f := formWith(t, p.body, "session_id", b.sid)
+			got := post(a.b, p, f.action, f.values)
+			if got.status != http.StatusOK || !strings.Contains(got.body, "Session ended.") || rows(got.body) != 1 {
+				t.Errorf("after ending B: %d, %d sessions\n%s", got.status, rows(got.body), got.body)
+			}
+			e.mustRefreshFail(t, b.rt, "B's session was ended")
+			if code := userinfoStatus(b.at); code != http.StatusUnauthorized {
+				t.Errorf("B's access token at userinfo: %d, want 401", code)
+			}
+			if resp, _ := fetch(t, noRedirects(b.b), http.MethodGet, sessionsURL, nil); resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("B still sees the sessions page: %d", resp.StatusCode)
+			}
+			if code, errCode := e.refresh(t, a.rt); code != http.StatusOK {
+				t.Errorf("A's refresh token: %d %s", code, errCode)
+			} else {
+				a.rt = "" // rotated; not needed again
+			}
+		})
+
+		t.Run("another user's session cannot be ended", func(t *testing.T) {
+			env.cli(t, "users", "create", "--email", "grace@example.com", "--password", "another good password")
+			g := newBrowser(t, spaCallback)
+			gp := e.walk(g, e.srv.URL+"/account/sessions", "grace@example.com", "another good password")
+			f := formsOf(t, gp.body)[0]
+			f.values.Set("session_id", a.sid)
+			if got := post(g, gp.page, f.action, f.values); got.status != http.StatusNotFound {
+				t.Errorf("ending someone else's session: %d, want 404", got.status)
+			}
+			if _, ok := cliSessions(t)[a.sid]; !ok {
+				t.Error("another user ended ada's session")
+			}
+		})
+
+		t.Run("end all other sessions", func(t *testing.T) {
+			c, d := signIn(t), signIn(t)
+			p := a.b.get(sessionsURL)
+			if rows(p.body) != 3 {
+				t.Fatalf("sessions page lists %d sessions, want 3", rows(p.body))
+			}
+			f := formWith(t, p.body, "all_others", "1")
+			got := post(a.b, p, f.action, f.values)
+			if got.status != http.StatusOK || !strings.Contains(got.body, "All other sessions ended.") || rows(got.body) != 1 {
+				t.Errorf("after ending the others: %d, %d sessions\n%s", got.status, rows(got.body), got.body)
+			}
+			e.mustRefreshFail(t, c.rt, "C's session was ended")
+			e.mustRefreshFail(t, d.rt, "D's session was ended")
+			if list := cliSessions(t); len(list) != 1 || list[a.sid].ID == "" {
+				t.Errorf("CLI lists %v, want only A's session", list)
+			}
+		})
+
+		t.Run("signed out, the page asks to sign in and comes back", func(t *testing.T) {
+			fresh := newBrowser(t, spaCallback)
+			resp, _ := fetch(t, noRedirects(fresh), http.MethodGet, sessionsURL, nil)
+			if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/login?return_to=%2Faccount%2Fsessions" {
+				t.Fatalf("without a session: %d Location=%q, want 303 to /login?return_to=%%2Faccount%%2Fsessions", resp.StatusCode, loc)
+			}
+			w := e.walk(fresh, sessionsURL)
+			if !w.sawLogin || w.url.Path != "/account/sessions" || !strings.Contains(w.body, "Your sessions") || rows(w.body) != 2 {
+				t.Fatalf("after signing in: at %v (%d sessions)\n%s", w.url, rows(w.body), w.body)
+			}
+
+			// The CLI ends that session by id.
+			var id string
+			for sid := range cliSessions(t) {
+				if sid != a.sid {
+					id = sid
+				}
+			}
+			out := env.cli(t, "sessions", "revoke", "--id", id)
+			if !strings.Contains(out, id) {
+				t.Errorf("sessions revoke said %q", out)
+			}
+			if list := cliSessions(t); len(list) != 1 {
+				t.Errorf("after revoke the CLI lists %d sessions, want 1", len(list))
+			}
+			if resp, _ := fetch(t, noRedirects(fresh), http.MethodGet, sessionsURL, nil); resp.StatusCode != http.StatusSeeOther {
+				t.Errorf("the revoked browser still sees the sessions page: %d", resp.StatusCode)
+			}
+			if _, _, code := env.cliCode(t, "", "sessions", "revoke", "--id", id); code == 0 {
+				t.Error("revoking an ended session succeeded")
+			}
+		})
+	})
+}
 
 // A password change ends every sign-in made with the old password, including the ones in flight when it
 // happens; sign-ups that cannot succeed cost no hash and leave no trace; a user's sessions are capped; and the

@@ -14,9 +14,114 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2/clientcredentials"
 )
+
+// jwksKeys fetches and parses the published key set.
+func jwksKeys(t *testing.T, base string) jose.JSONWebKeySet {
+	t.Helper()
+	code, _, body := get(t, base+"/.well-known/jwks.json")
+	if code != 200 {
+		t.Fatalf("jwks: %d", code)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		t.Fatalf("jwks: %v", err)
+	}
+	return set
+}
+
+// verifyJWT checks a JWT access token against the JWKS and returns its header kid and claims.
+func verifyJWT(t *testing.T, set jose.JSONWebKeySet, token string) (string, map[string]any) {
+	t.Helper()
+	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256, jose.ES256})
+	if err != nil {
+		t.Fatalf("parse JWT: %v", err)
+	}
+	hdr := jws.Signatures[0].Protected
+	if typ := hdr.ExtraHeaders[jose.HeaderType]; typ != "at+jwt" {
+		t.Errorf("typ = %v, want at+jwt", typ)
+	}
+	keys := set.Key(hdr.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("kid %q is not in the JWKS", hdr.KeyID)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		t.Fatalf("JWT does not verify against the JWKS: %v", err)
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		t.Fatal(err)
+	}
+	return hdr.KeyID, claims
+}
+
+func TestJWTAccessTokensAndKeyRotationAcrossNodes(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		api := env.createClient(t, "--name", "api-client", "--scopes", "read", "--audience", "billing-api", "--access-token-format", "jwt")
+		rs := env.createClient(t, "--name", "rs")
+		nodeA := env.startServer(t)
+		nodeB := env.startServer(t)
+		ctx := context.Background()
+
+		cc := clientcredentials.Config{ClientID: api.ClientID, ClientSecret: api.ClientSecret, TokenURL: nodeA.URL + "/oauth2/token",
+			Scopes: []string{"read"}, EndpointParams: url.Values{"audience": {"billing-api"}}}
+		tok, err := cc.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldKID, claims := verifyJWT(t, jwksKeys(t, nodeA.URL), tok.AccessToken)
+		for k, want := range map[string]any{"iss": nodeA.URL, "sub": api.ClientID, "client_id": api.ClientID, "aud": "billing-api", "scope": "read"} {
+			if claims[k] != want {
+				t.Errorf("claim %s = %v, want %v", k, claims[k], want)
+			}
+		}
+		for _, k := range []string{"exp", "iat", "jti"} {
+			if claims[k] == nil {
+				t.Errorf("claim %s missing", k)
+			}
+		}
+
+		// Node B sees what node A issued: same database, no shared memory.
+		if _, _, in := postForm(t, nodeB.URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, rs.ClientID, rs.ClientSecret); in["active"] != true {
+			t.Fatalf("node B introspection of node A's JWT = %v", in)
+		}
+
+		// Rotate at once through the CLI; both nodes pick it up on their next refresh (forced here instead of waiting).
+		env.cli(t, "keys", "rotate", "--now")
+		for _, n := range []*server{nodeA, nodeB} {
+			if err := n.app.Keys().Reload(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		set := jwksKeys(t, nodeB.URL)
+		if len(set.Key(oldKID)) != 1 {
+			t.Fatal("the retired key left the JWKS while tokens it signed are still valid")
+		}
+		cc.TokenURL = nodeB.URL + "/oauth2/token"
+		tok2, err := cc.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newKID, _ := verifyJWT(t, set, tok2.AccessToken)
+		if newKID == oldKID {
+			t.Error("tokens after rotation are still signed with the old key")
+		}
+		// The pre-rotation token still introspects as active on both nodes; revocation works for JWTs too.
+		for _, n := range []*server{nodeA, nodeB} {
+			if _, _, in := postForm(t, n.URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, rs.ClientID, rs.ClientSecret); in["active"] != true {
+				t.Fatalf("pre-rotation JWT on %s: %v", n.URL, in)
+			}
+		}
+		postForm(t, nodeA.URL+"/oauth2/revoke", url.Values{"token": {tok.AccessToken}}, api.ClientID, api.ClientSecret)
+		if _, _, in := postForm(t, nodeB.URL+"/oauth2/introspect", url.Values{"token": {tok.AccessToken}}, rs.ClientID, rs.ClientSecret); in["active"] != false {
+			t.Fatalf("revoked JWT still active on node B: %v", in)
+		}
+	})
+}
 
 // listedKey is one object of `keys list --json` / `keys rotate --json`.
 type listedKey struct {

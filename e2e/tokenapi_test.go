@@ -5,9 +5,134 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 )
+
+// Who may use what: the token API trusts only first-party tokens and their scopes, the admin API only admin
+// clients (within their pools), introspection only clients, revocation only the token's own client.
+
+// A third-party app's token, even one the user granted every scope, opens none of the token API: it cannot read
+// the user, rename them, list or end their sessions, change their password or sign them out.
+func TestTokenAPIRefusesThirdPartyTokens(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		e := newEdge(t, env) // "spa" is a third-party app
+		b := newBrowser(t, spaCallback)
+		openidOnly, claims := e.signedIn(t, b, "openid")
+		everything, _ := e.signedIn(t, b)
+		sid, _ := claims["sid"].(string)
+		if sid == "" {
+			t.Fatalf("ID token has no sid: %v", claims)
+		}
+		api := e.srv.URL + "/api/v1/auth"
+		for _, tok := range []string{openidOnly.AccessToken, everything.AccessToken} {
+			for _, tc := range []struct {
+				method, path string
+				body         any
+			}{
+				{"GET", "/me", nil},
+				{"PATCH", "/me", map[string]any{"name": "Mallory"}},
+				{"GET", "/sessions", nil},
+				{"DELETE", "/sessions", nil},
+				{"DELETE", "/sessions/" + sid, nil},
+				{"POST", "/password", map[string]any{"current_password": adaPassword, "new_password": "a-much-better-passphrase"}},
+				{"POST", "/logout", nil},
+			} {
+				code, hdr, body := apiCall(t, tc.method, api+tc.path, tc.body, bearerHeader(tok))
+				if code != http.StatusUnauthorized || body["error"] != "invalid_token" ||
+					hdr.Get("WWW-Authenticate") != `Bearer realm="latchkey", error="invalid_token"` {
+					t.Errorf("%s %s with a third-party token: %d %v %q, want 401 invalid_token", tc.method, tc.path, code, body, hdr.Get("WWW-Authenticate"))
+				}
+			}
+		}
+		// Nothing changed: same name, the session and its tokens alive, the password as it was.
+		code, _, ui := apiCall(t, "GET", e.srv.URL+"/userinfo", nil, bearerHeader(everything.AccessToken))
+		if code != 200 || ui["name"] != "Ada Lovelace" {
+			t.Fatalf("userinfo after the attempts: %d %v", code, ui)
+		}
+		out := env.cli(t, "sessions", "list", "--user", adaEmail, "--json")
+		if !strings.Contains(out, sid) {
+			t.Fatalf("the browser session is gone:\n%s", out)
+		}
+
+		// A first-party app's client_credentials token is not a user's either.
+		svc := env.createClient(t, "--name", "own-backend", "--first-party", "--grant-types", "client_credentials", "--scopes", "openid")
+		_, _, tb := postForm(t, e.srv.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, svc.ClientID, svc.ClientSecret)
+		cc, _ := tb["access_token"].(string)
+		if code, _, body := apiCall(t, "GET", api+"/me", nil, bearerHeader(cc)); code != 401 || body["error"] != "invalid_token" {
+			t.Fatalf("/me with a client_credentials token: %d %v", code, body)
+		}
+	})
+}
+
+// A first-party token reads and changes only what its scopes grant; one with every scope sees the whole user as
+// before (WeWeb maps all of it).
+func TestTokenAPIScopesLimitTheUser(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		srv, clientID := noCodeFixture(t, env)
+		api := srv.URL + "/api/v1/auth"
+		if code, _, b := apiCall(t, "POST", api+"/signup", map[string]any{"client_id": clientID, "email": "ada@example.com",
+			"password": "violet-tractor-47", "name": "Ada"}, nil); code != 201 {
+			t.Fatalf("signup: %d %v", code, b)
+		}
+		login := func(scope string) string {
+			body := map[string]any{"client_id": clientID, "email": "ada@example.com", "password": "violet-tractor-47"}
+			if scope != "" {
+				body["scope"] = scope
+			}
+			code, _, b := apiCall(t, "POST", api+"/login", body, nil)
+			if code != 200 {
+				t.Fatalf("login with scope %q: %d %v", scope, code, b)
+			}
+			return b["access_token"].(string)
+		}
+		keys := func(m map[string]any) []string {
+			var k []string
+			for key := range m {
+				k = append(k, key)
+			}
+			sort.Strings(k)
+			return k
+		}
+		for _, tc := range []struct {
+			scope string
+			want  []string
+		}{
+			{"openid", []string{"created_at", "id", "pool"}},
+			{"openid email", []string{"created_at", "email", "email_verified", "id", "pool"}},
+			{"openid roles", []string{"created_at", "id", "pool", "roles"}},
+			{"openid profile", []string{"created_at", "extras", "id", "name", "pool", "updated_at"}},
+			{"", []string{"created_at", "email", "email_verified", "extras", "id", "name", "pool", "roles", "updated_at"}},
+		} {
+			code, _, me := apiCall(t, "GET", api+"/me", nil, bearerHeader(login(tc.scope)))
+			if code != 200 || !reflect.DeepEqual(keys(me), tc.want) {
+				t.Errorf("/me with scope %q: %d %v, want exactly %v", tc.scope, code, keys(me), tc.want)
+			}
+			if tc.scope == "" && (me["email"] != "ada@example.com" || me["name"] != "Ada" || !reflect.DeepEqual(me["roles"], []any{"customer"})) {
+				t.Errorf("/me with every scope = %v", me)
+			}
+		}
+
+		// PATCH /me needs profile.
+		noProfile := login("openid email roles")
+		code, hdr, body := apiCall(t, "PATCH", api+"/me", map[string]any{"name": "Mallory"}, bearerHeader(noProfile))
+		if code != http.StatusForbidden || body["error"] != "insufficient_scope" ||
+			hdr.Get("WWW-Authenticate") != `Bearer realm="latchkey", error="insufficient_scope", scope="profile"` {
+			t.Fatalf("PATCH /me without profile: %d %v %q", code, body, hdr.Get("WWW-Authenticate"))
+		}
+		if code, _, me := apiCall(t, "PATCH", api+"/me", map[string]any{"name": "Ada L."}, bearerHeader(login("openid profile"))); code != 200 || me["name"] != "Ada L." {
+			t.Fatalf("PATCH /me with profile: %d %v", code, me)
+		}
+		// The session calls need no scope beyond being our app's token.
+		if code, _, b := apiCall(t, "GET", api+"/sessions", nil, bearerHeader(noProfile)); code != 200 {
+			t.Fatalf("GET /sessions with a narrow first-party token: %d %v", code, b)
+		}
+	})
+}
 
 // apiCall sends a JSON request to the token API and decodes the JSON answer.
 func apiCall(t *testing.T, method, endpoint string, body any, headers map[string]string) (int, http.Header, map[string]any) {
@@ -304,56 +429,6 @@ func TestTokenAPIBadInput(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://my-app.weweb.io" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
-		}
-	})
-}
-
-func TestAdminAPISetsExtrasAndRoles(t *testing.T) {
-	t.Parallel()
-	forEachDB(t, func(t *testing.T, env testEnv) {
-		srv, clientID := noCodeFixture(t, env)
-		admin := env.createClient(t, "--name", "xano", "--admin")
-		plain := env.createClient(t, "--name", "plain", "--scopes", "read")
-		_, _, signup := apiCall(t, "POST", srv.URL+"/api/v1/auth/signup", map[string]any{"client_id": clientID, "email": "dee@example.com", "password": "violet-tractor-47"}, nil)
-		userID := signup["user"].(map[string]any)["id"].(string)
-		userAT := signup["access_token"].(string)
-		token := func(c createdClient, scope string) string {
-			_, _, b := postForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}, c.ClientID, c.ClientSecret)
-			return b["access_token"].(string)
-		}
-		adminAT := token(admin, "latchkey.admin")
-		users := srv.URL + "/api/v1/admin/users/"
-
-		if code, _, _ := apiCall(t, "PATCH", users+userID, map[string]any{"roles": []string{"admin"}}, bearerHeader(token(plain, "read"))); code != 403 {
-			t.Fatalf("a token without latchkey.admin: %d", code)
-		}
-		if code, _, _ := apiCall(t, "PATCH", users+userID, map[string]any{"roles": []string{"admin"}}, bearerHeader(userAT)); code != 403 {
-			t.Fatalf("a user's own token: %d", code)
-		}
-		code, _, u := apiCall(t, "PATCH", users+userID, map[string]any{"roles": []string{"customer", "vip"}, "extras": map[string]any{"plan": "pro", "seats": 5}}, bearerHeader(adminAT))
-		if code != 200 || u["extras"].(map[string]any)["plan"] != "pro" {
-			t.Fatalf("admin patch: %d %v", code, u)
-		}
-		for _, bad := range []map[string]any{
-			{"extras": map[string]any{"sub": "someone-else"}},
-			{"extras": map[string]any{"blob": strings.Repeat("x", 5000)}},
-			{"name": strings.Repeat("n", 201)},
-		} {
-			if code, _, b := apiCall(t, "PATCH", users+userID, bad, bearerHeader(adminAT)); code != 400 {
-				t.Errorf("patch %v: %d %v", bad, code, b)
-			}
-		}
-		if code, _, _ := apiCall(t, "PATCH", users+"usr_nobody", map[string]any{"name": "x"}, bearerHeader(adminAT)); code != 404 {
-			t.Errorf("unknown user: %d", code)
-		}
-		// The user's /me and new JWT claims show the change; the extras never shadow registered claims.
-		_, _, me := apiCall(t, "GET", srv.URL+"/api/v1/auth/me", nil, bearerHeader(userAT))
-		if me["extras"].(map[string]any)["seats"] != float64(5) || len(me["roles"].([]any)) != 2 {
-			t.Fatalf("me after admin patch: %v", me)
-		}
-		_, _, list := apiCall(t, "GET", srv.URL+"/api/v1/admin/users?pool=customers&email=DEE@example.com", nil, bearerHeader(adminAT))
-		if found, _ := list["users"].([]any); len(found) != 1 {
-			t.Fatalf("lookup by email: %v", list)
 		}
 	})
 }
