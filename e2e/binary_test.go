@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -48,8 +50,19 @@ func processEnv(settings map[string]string) []string {
 	return env
 }
 
+// freePort finds a loopback port free for a child process to listen on. It looks below Linux's default ephemeral
+// range (32768-60999): a port from that range, once closed, can be handed to any parallel test's outgoing
+// connection or listener on ":0" before the child binds it.
 func freePort(t *testing.T) string {
 	t.Helper()
+	for range 100 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000)))
+		if err == nil {
+			addr := ln.Addr().String()
+			ln.Close()
+			return addr
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
