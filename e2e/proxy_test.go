@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // Behind a load balancer listed in LATCHKEY_TRUSTED_PROXIES, the client is the address the balancer appended to
@@ -53,7 +54,7 @@ func TestTrustedProxiesThrottleByForwardedClient(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	env["LATCHKEY_TRUSTED_PROXIES"] = "127.0.0.1"
-	srv, clientID := noCodeFixture(t, env)
+	srv, clientID := noCodeFixtureAt(t, env, &testClock{now: time.Now()})
 	api := srv.URL + "/api/v1/auth"
 	login := func(n int, xff string) int {
 		code, _, _ := apiCall(t, "POST", api+"/login", map[string]any{
@@ -79,7 +80,7 @@ func TestUntrustedPeerCannotDodgeTheIPLimit(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
 	env["LATCHKEY_TRUSTED_PROXIES"] = "10.0.0.0/8" // not the test's loopback peer
-	srv, clientID := noCodeFixture(t, env)
+	srv, clientID := noCodeFixtureAt(t, env, &testClock{now: time.Now()})
 	api := srv.URL + "/api/v1/auth"
 	last := 0
 	for n := 0; n < 40 && last != http.StatusTooManyRequests; n++ {

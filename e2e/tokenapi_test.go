@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Who may use what: the token API trusts only first-party tokens and their scopes, the admin API only admin
@@ -164,10 +165,20 @@ func bearerHeader(tok string) map[string]string {
 // noCodeFixture: a "customers" pool with sign-up and a default role, and a first-party app in it.
 func noCodeFixture(t *testing.T, env testEnv) (*server, string) {
 	t.Helper()
+	return noCodeFixtureAt(t, env, nil)
+}
+
+// noCodeFixtureAt is noCodeFixture with the sign-in throttle on clock (nil: the real one). A test that expects a
+// block to hold freezes the clock, so a slow machine cannot outlast the block between two requests.
+func noCodeFixtureAt(t *testing.T, env testEnv, clock *testClock) (*server, string) {
+	t.Helper()
 	env["LATCHKEY_API_TOKEN_HEADER"] = "X-Auth-Token"
 	env.cli(t, "pools", "create", "customers", "--default-roles", "customer")
 	app := env.createClient(t, "--name", "my-weweb-app", "--first-party", "--pool", "customers",
 		"--allowed-origins", "https://my-app.weweb.io", "--scopes", "openid profile email roles offline_access")
+	if clock != nil {
+		return startServerAt(t, env, clock, &testLogWriter{t: t}), app.ClientID
+	}
 	return env.startServer(t), app.ClientID
 }
 
@@ -333,7 +344,7 @@ func TestTokenAPISessionsPasswordAndPools(t *testing.T) {
 func TestTokenAPIThrottlesPasswordGuessing(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
-	srv, clientID := noCodeFixture(t, env)
+	srv, clientID := noCodeFixtureAt(t, env, &testClock{now: time.Now()})
 	api := srv.URL + "/api/v1/auth"
 	apiCall(t, "POST", api+"/signup", map[string]any{"client_id": clientID, "email": "bob@example.com", "password": "violet-tractor-47"}, nil)
 	var last int
