@@ -400,7 +400,7 @@ func TestOversizedAuthorizationRequestIsRefused(t *testing.T) {
 		resp, body = fetch(t, noRedirects(nil), http.MethodPost, e.srv.URL+"/oauth2/auth", form)
 		isOurErrorPage(t, resp, body, http.StatusBadRequest)
 
-		// Pushed (RFC 9126) by an authenticated client: the same bound, refused when pushed (par_bounds_test.go).
+		// Pushed (RFC 9126) by an authenticated client: the same bound, refused when pushed (par_test.go).
 		web := env.createClient(t, "--name", "Web App", "--grant-types", "authorization_code",
 			"--redirect-uris", spaCallback, "--scopes", "openid")
 		form.Set("client_id", web.ClientID)
