@@ -22,7 +22,7 @@ import (
 // buffered writer (info-buffered-fast). stderr is a pipe drained by another goroutine, as under a container
 // runtime or systemd. Compare the three in the same run: this machine's neighbours move the absolute figures.
 //
-//	go test -run '^$' -bench StaticDocumentLogging -benchtime 2s -count 3 ./cmd/latchkey
+//	go test -run '^$' -bench StaticDocumentLogging -benchtime 2s -count 3 ./app
 func BenchmarkStaticDocumentLogging(b *testing.B) {
 	env := map[string]string{
 		"LATCHKEY_DATABASE_URL":     "sqlite://" + filepath.Join(b.TempDir(), "latchkey.db"),

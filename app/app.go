@@ -14,8 +14,7 @@ import (
 
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/handlers/admin"
-	// Aliased: package main's tests have a type named browser.
-	browserpages "github.com/latchkey/latchkey/handlers/browser"
+	"github.com/latchkey/latchkey/handlers/browser"
 	"github.com/latchkey/latchkey/handlers/oauth"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -195,7 +194,7 @@ func (a *app) handler() http.Handler {
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
 		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
-		&browserpages.Browser{
+		&browser.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,

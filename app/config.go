@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/provider"
 )
@@ -51,7 +51,7 @@ type Config struct {
 	PasswordBlocklist string
 	DebugAddr         string
 	MetricsAddr       string
-	TrustedProxies    handlers.TrustedProxies
+	TrustedProxies    request.TrustedProxies
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -128,7 +128,7 @@ var settings = []setting{
 		func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"trusted-proxies", "LATCHKEY_TRUSTED_PROXIES", "", "comma-separated CIDRs or addresses of load balancers whose X-Forwarded-For names the client (empty = trust none)",
 		func(c *Config, v string) error {
-			p, err := handlers.ParseTrustedProxies(v)
+			p, err := request.ParseTrustedProxies(v)
 			c.TrustedProxies = p
 			return err
 		}},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/telemetry"
 )
 
 // Server is one Latchkey opened in-process from the flags and LATCHKEY_* settings `latchkey serve` reads: what
@@ -49,6 +50,9 @@ func (s *Server) SetThrottleClock(now func() time.Time) { s.a.throttleNow = now 
 
 // Store is the server's store, for reading what no HTTP surface shows.
 func (s *Server) Store() *models.Store { return s.a.store }
+
+// Metrics is the server's Prometheus registry and counters, for reading them without a metrics listener.
+func (s *Server) Metrics() *telemetry.Metrics { return s.a.metrics }
 
 // Keys is the server's key manager, for reloading the keys now rather than on the timer.
 func (s *Server) Keys() *keys.Manager { return s.a.keys }

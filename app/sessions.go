@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -48,7 +48,7 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 		out := make([]sessionJSON, 0, len(list))
 		for _, s := range list {
 			out = append(out, sessionJSON{
-				ID: s.ID, UserID: s.UserID, Device: handlers.DeviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
+				ID: s.ID, UserID: s.UserID, Device: request.DeviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
 				CreatedAt: s.CreatedAt, LastActive: s.LastActiveAt, AuthTime: s.AuthTime, ExpiresAt: s.ExpiresAt,
 			})
 		}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/throttle"
 )
 
 // A stranger's wrong guesses block an account for everyone who names it, but never a device that has signed in to
@@ -79,7 +79,7 @@ func TestDeviceCookieKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 		env.cli(t, "users", "create", "--email", carolEmail, "--password", carolPassword)
 		clock := &testClock{now: time.Now()}
 		srv := startServerAt(t, env, clock, &testLogWriter{t: t})
-		free := handlers.DefaultAccountPolicy.Free
+		free := throttle.DefaultAccountPolicy.Free
 
 		owner := newFormClient(t, srv.URL)
 		resp := owner.signIn(adaEmail, adaPassword)
@@ -146,7 +146,7 @@ func TestDeviceCookieKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 		if code := owner.signIn(adaEmail, adaPassword).StatusCode; code != http.StatusTooManyRequests {
 			t.Fatalf("owner's device after its own free attempts: %d, want 429", code)
 		}
-		clock.Advance(handlers.DefaultAccountPolicy.Base)
+		clock.Advance(throttle.DefaultAccountPolicy.Base)
 		if code := owner.signIn(adaEmail, adaPassword).StatusCode; code != http.StatusSeeOther {
 			t.Fatalf("owner's device once its block has passed: %d, want 303", code)
 		}
@@ -183,7 +183,7 @@ func TestDeviceTokenKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
-		free := handlers.DefaultAccountPolicy.Free
+		free := throttle.DefaultAccountPolicy.Free
 		login := func(password, device string) (int, map[string]any) {
 			t.Helper()
 			body := f.creds("bob@example.com", password)
@@ -243,7 +243,7 @@ func TestDeviceTokenKeepsTheOwnerOutOfAStrangersBlock(t *testing.T) {
 		if code, _ := login(bobPassword, device); code != http.StatusTooManyRequests {
 			t.Fatalf("owner's device after its own free attempts: %d, want 429", code)
 		}
-		f.clock.Advance(handlers.DefaultAccountPolicy.Base)
+		f.clock.Advance(throttle.DefaultAccountPolicy.Base)
 		code, resp = login(bobPassword, device)
 		if code != http.StatusOK {
 			t.Fatalf("owner's device once its block passed: %d %v, want 200", code, resp)

@@ -11,7 +11,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
-	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/models"
 )
 
@@ -156,7 +156,7 @@ func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newPARFixture(t, env)
-		free := handlers.DefaultPARPolicy.Free
+		free := throttle.DefaultPARPolicy.Free
 		client := &http.Client{}
 
 		answers, counts := burst(t, 100, client, func(int) *http.Request {
@@ -181,13 +181,13 @@ func TestPushesFromPublicClientsAreRateLimitedPerIP(t *testing.T) {
 		}
 
 		// Then one a second: once the block has passed, one push of a burst goes through.
-		f.clock.Advance(handlers.DefaultPARPolicy.Base + time.Millisecond)
+		f.clock.Advance(throttle.DefaultPARPolicy.Base + time.Millisecond)
 		_, counts = burst(t, 10, client, func(int) *http.Request { return f.push(f.public, f.params(f.public, "state-0123")) })
 		if counts[http.StatusCreated] != 1 || counts[http.StatusTooManyRequests] != 9 {
 			t.Errorf("10 pushes a second later: %v, want 1 × 201 and 9 × 429", counts)
 		}
 		// A quiet window starts afresh.
-		f.clock.Advance(handlers.DefaultPARPolicy.Window + time.Second)
+		f.clock.Advance(throttle.DefaultPARPolicy.Window + time.Second)
 		if _, code, body := pushOnce(t, f.push(f.public, f.params(f.public, "state-0123"))); code != http.StatusCreated {
 			t.Errorf("push after a quiet window: %d %v, want 201", code, body)
 		}

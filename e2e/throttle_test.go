@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/app"
-	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/throttle"
 )
 
 // Brute-force limits hold whatever the concurrency: every attempt at a secret is reserved in the database before
@@ -152,7 +152,7 @@ func TestLoginBurstAcrossTwoNodesEvaluatesOnlyTheFreeAttempts(t *testing.T) {
 }
 
 func testLoginBurst(t *testing.T, f *throttleFixture) {
-	free := handlers.DefaultAccountPolicy.Free
+	free := throttle.DefaultAccountPolicy.Free
 	_, counts := burst(t, 40, http.DefaultClient, func(i int) *http.Request {
 		return jsonRequest("POST", f.api(i)+"/login", f.creds("bob@example.com", fmt.Sprintf("wrong-guess-%d", i)), nil)
 	})
@@ -166,7 +166,7 @@ func testLoginBurst(t *testing.T, f *throttleFixture) {
 		}
 	}
 	// Once the block has passed it works, and resets the account's count.
-	f.clock.Advance(handlers.DefaultAccountPolicy.Base)
+	f.clock.Advance(throttle.DefaultAccountPolicy.Base)
 	if code, _, body := apiCall(t, "POST", f.api(0)+"/login", f.creds("bob@example.com", bobPassword), nil); code != http.StatusOK {
 		t.Fatalf("right password after the block: %d %v", code, body)
 	}
@@ -188,7 +188,7 @@ func TestPasswordChangeBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
 			return jsonRequest("POST", f.api(0)+"/password",
 				map[string]any{"current_password": fmt.Sprintf("wrong-guess-%d", i), "new_password": "a-much-better-passphrase"}, auth)
 		})
-		wantBurst(t, "40 parallel wrong current passwords", counts, http.StatusUnauthorized, handlers.DefaultAccountPolicy.Free)
+		wantBurst(t, "40 parallel wrong current passwords", counts, http.StatusUnauthorized, throttle.DefaultAccountPolicy.Free)
 		code, _, body := apiCall(t, "POST", f.api(0)+"/password",
 			map[string]any{"current_password": bobPassword, "new_password": "a-much-better-passphrase"}, auth)
 		if code != http.StatusTooManyRequests {
@@ -220,7 +220,7 @@ func TestLoginFormBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
 			return req
 		}
 		_, counts := burst(t, 40, client, func(i int) *http.Request { return post(fmt.Sprintf("wrong-guess-%d", i)) })
-		wantBurst(t, "40 parallel wrong passwords on the sign-in form", counts, http.StatusUnauthorized, handlers.DefaultAccountPolicy.Free)
+		wantBurst(t, "40 parallel wrong passwords on the sign-in form", counts, http.StatusUnauthorized, throttle.DefaultAccountPolicy.Free)
 
 		resp, err = client.Do(post(adaPassword))
 		if err != nil {
@@ -231,7 +231,7 @@ func TestLoginFormBurstEvaluatesOnlyTheFreeAttempts(t *testing.T) {
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), "Too many attempts") {
 			t.Fatalf("right password during the block: %d Retry-After=%q", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
-		clock.Advance(handlers.DefaultAccountPolicy.Base)
+		clock.Advance(throttle.DefaultAccountPolicy.Base)
 		if resp, err = client.Do(post(adaPassword)); err != nil {
 			t.Fatal(err)
 		}
@@ -252,8 +252,8 @@ func TestHalfClosedLoginsAreCounted(t *testing.T) {
 		// A request the server gave up on before reaching the password (e.g. the client lookup saw the
 		// cancellation) was no guess; count the ones answered 401, whose password was checked.
 		evaluated := 0
-		for i := 0; evaluated < handlers.DefaultAccountPolicy.Free; i++ {
-			if i == 4*handlers.DefaultAccountPolicy.Free {
+		for i := 0; evaluated < throttle.DefaultAccountPolicy.Free; i++ {
+			if i == 4*throttle.DefaultAccountPolicy.Free {
 				t.Fatalf("only %d of %d half-closed guesses reached the password check", evaluated, i)
 			}
 			raw, _ := json.Marshal(f.creds("bob@example.com", fmt.Sprintf("wrong-guess-%d", i)))
@@ -288,7 +288,7 @@ func TestSignupSuccessesPerIPAreLimited(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		f := newThrottleFixture(t, env, 1)
-		free := handlers.DefaultSignupPolicy.Free
+		free := throttle.DefaultSignupPolicy.Free
 		_, counts := burst(t, 40, http.DefaultClient, func(i int) *http.Request {
 			return jsonRequest("POST", f.api(0)+"/signup", f.creds(fmt.Sprintf("user%d@example.com", i), bobPassword), nil)
 		})
@@ -317,7 +317,7 @@ func TestSignupWithATakenEmailCountsAsAFailure(t *testing.T) {
 		_, counts := burst(t, 40, http.DefaultClient, func(i int) *http.Request {
 			return jsonRequest("POST", f.api(0)+"/signup", f.creds("Bob@Example.com", fmt.Sprintf("another-pass-%d", i)), nil)
 		})
-		wantBurst(t, "40 parallel sign-ups with a taken email", counts, http.StatusConflict, handlers.DefaultAccountPolicy.Free)
+		wantBurst(t, "40 parallel sign-ups with a taken email", counts, http.StatusConflict, throttle.DefaultAccountPolicy.Free)
 		if code, _, body := apiCall(t, "POST", f.api(0)+"/login", f.creds("bob@example.com", bobPassword), nil); code != http.StatusTooManyRequests {
 			t.Fatalf("sign-in after the probes: %d %v, want 429", code, body)
 		}

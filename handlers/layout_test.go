@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// families are the endpoint packages cmd/latchkey mounts; only it may import them.
+// families are the endpoint packages the application (app) mounts; only it may import them.
 var families = []string{"oauth", "browser", "tokenapi", "admin"}
 
 // The house's shape holds: nothing under handlers/ imports an endpoint family (arrows run from the families to
@@ -49,7 +49,7 @@ func TestLayout(t *testing.T) {
 				path, _ := strconv.Unquote(imp.Path.Value)
 				for _, fam := range families {
 					if path == module+fam {
-						t.Errorf("%s imports the endpoint family %s: only cmd/latchkey mounts families", f, fam)
+						t.Errorf("%s imports the endpoint family %s: only the application (app) mounts families", f, fam)
 					}
 				}
 			}

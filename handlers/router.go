@@ -1,5 +1,5 @@
 // Package handlers is Latchkey's HTTP surface. Each endpoint family is a package of its own, a type holding
-// exactly the dependencies it uses, mounted on a gorilla/mux router in one visible list by cmd/latchkey:
+// exactly the dependencies it uses, mounted on a gorilla/mux router in one visible list by package app:
 //
 //	oauth/     protocol endpoints: token, introspection, revocation, PAR, userinfo, discovery, JWKS
 //	browser/   authorization, sign-in, consent, RP-initiated logout and account pages
@@ -21,7 +21,6 @@ import (
 
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
-	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/telemetry"
 )
 
@@ -43,7 +42,7 @@ type RouterOptions struct {
 	MaxBodyBytes int64 // default 64 KiB: OAuth requests are small forms
 	// TrustedProxies are the load balancers whose X-Forwarded-For names the client (sign-in throttling by IP,
 	// the IP on the sessions page, the access log); none by default.
-	TrustedProxies TrustedProxies
+	TrustedProxies request.TrustedProxies
 	// Metrics counts and times requests by route template; nil: none.
 	Metrics *telemetry.Metrics
 }
@@ -100,16 +99,3 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// Names owned by the shared packages that cmd/latchkey's configuration (TrustedProxies), sessions command
-// (DeviceName) and end-to-end tests (the policies) reach through this package.
-type TrustedProxies = request.TrustedProxies
-
-var (
-	ParseTrustedProxies = request.ParseTrustedProxies
-	DeviceName          = request.DeviceName
-
-	DefaultAccountPolicy = throttle.DefaultAccountPolicy
-	DefaultSignupPolicy  = throttle.DefaultSignupPolicy
-	DefaultPARPolicy     = throttle.DefaultPARPolicy
-)

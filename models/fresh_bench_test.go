@@ -9,7 +9,7 @@ import (
 )
 
 // BenchmarkGrantReread is what every code exchange and refresh adds to bring its tokens up to date
-// (provider/fresh.go, wired in cmd/latchkey/app.go): the user read again, and the browser session read and, when
+// (provider/fresh.go, wired in app/app.go): the user read again, and the browser session read and, when
 // it was last used over a minute ago, its idle expiry moved.
 func BenchmarkGrantReread(b *testing.B) {
 	benchBackends(b, func(b *testing.B, s *models.Store) {

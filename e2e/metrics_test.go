@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey/latchkey/app"
 	"github.com/latchkey/latchkey/keys"
 )
 
@@ -56,7 +57,7 @@ func TestServeExposesMetricsOnItsOwnListener(t *testing.T) {
 	stderr := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, stderr, env.get) }()
+	go func() { done <- app.Run(ctx, []string{"serve"}, strings.NewReader(""), io.Discard, stderr, env.get) }()
 	defer func() {
 		cancel()
 		select {
@@ -121,23 +122,15 @@ func TestServeExposesMetricsOnItsOwnListener(t *testing.T) {
 func TestKeyRotationIsCounted(t *testing.T) {
 	dbURL, _ := sqliteTestURL(t)
 	env := newTestEnv(t, dbURL)
-	fs, cf := (&cli{stderr: io.Discard, env: env.get}).newFlagSet("serve")
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := cf.load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := openApp(t.Context(), cfg, newLogger(cfg, io.Discard))
+	a, err := app.Open(t.Context(), nil, env.get, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	if _, err := a.keys.Rotate(t.Context()); err != nil {
+	if _, err := a.Keys().Rotate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	families, err := a.metrics.Registry().Gather()
+	families, err := a.Metrics().Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

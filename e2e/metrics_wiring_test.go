@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"net/http"
@@ -19,7 +19,7 @@ func TestMetricsCountWhatTheRouterServes(t *testing.T) {
 	spa := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid profile offline_access")
 	env.cli(t, "users", "create", "--email", "bob@example.com", "--password", bobPassword)
 	srv := env.startServer(t)
-	metrics := httptest.NewServer(srv.app.metrics.Handler())
+	metrics := httptest.NewServer(srv.app.Metrics().Handler())
 	t.Cleanup(metrics.Close)
 
 	if code, _, body := postForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}},
