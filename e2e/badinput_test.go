@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/latchkey/latchkey/provider"
 )
 
 func TestBadInputGetsOAuthErrors(t *testing.T) {
@@ -44,6 +46,8 @@ func TestBadInputGetsOAuthErrors(t *testing.T) {
 			{"secret in both header and body", raw("POST", token, form, cc+"&client_id="+svc.ClientID+"&client_secret="+svc.ClientSecret, svc.ClientID, svc.ClientSecret), 400, "invalid_request", false},
 			{"basic client using post", raw("POST", token, form, cc+"&client_id="+svc.ClientID+"&client_secret="+svc.ClientSecret, "", ""), 401, "invalid_client", true},
 			{"unknown grant type", raw("POST", token, form, "grant_type=magic", svc.ClientID, svc.ClientSecret), 400, "unsupported_grant_type", false},
+			{"the token API's internal sign-in grant is not the token endpoint's", raw("POST", token, form, "grant_type="+url.QueryEscape(provider.GrantTypeFirstPartySignIn)+"&scope=read", svc.ClientID, svc.ClientSecret), 400, "unsupported_grant_type", false},
+			{"nor a public client's", raw("POST", token, form, "grant_type="+url.QueryEscape(provider.GrantTypeFirstPartySignIn)+"&client_id=spa", "", ""), 400, "unsupported_grant_type", false},
 			{"implicit-style password grant is not composed", raw("POST", token, form, "grant_type=password&username=a&password=b", svc.ClientID, svc.ClientSecret), 400, "unsupported_grant_type", false},
 			{"missing grant type", raw("POST", token, form, "scope=read", svc.ClientID, svc.ClientSecret), 400, "invalid_request", false},
 			{"scope not registered", raw("POST", token, form, cc+"&scope=admin", svc.ClientID, svc.ClientSecret), 400, "invalid_scope", false},
