@@ -55,16 +55,22 @@ func (p *Provider) Refresh(ctx context.Context, clientID, clientSecret, refreshT
 }
 
 // exchange runs one token request through the token API endpoint for the client clientID: named by client_id,
-// or with clientSecret in HTTP Basic (RFC 6749 §2.3.1: both parts form-encoded).
+// or with clientSecret presented the way the client is registered to present it (HTTP Basic, RFC 6749 §2.3.1,
+// both parts form-encoded; or client_secret_post in the form), so the secret a caller holds is checked whatever
+// the client's method.
 func (p *Provider) exchange(ctx context.Context, form url.Values, clientID, clientSecret string, session *Session) (TokenSet, *Session, error) {
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+PathToken, http.NoBody)
 	if err != nil {
 		return TokenSet{}, nil, fmt.Errorf("build token request: %w", err)
 	}
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if clientSecret == "" {
+	switch {
+	case clientSecret == "":
 		form.Set("client_id", clientID)
-	} else {
+	case p.postsSecret(ctx, clientID):
+		form.Set("client_id", clientID)
+		form.Set("client_secret", clientSecret)
+	default:
 		r.SetBasicAuth(url.QueryEscape(clientID), url.QueryEscape(clientSecret))
 	}
 	r.PostForm, r.Form = form, form
@@ -90,6 +96,17 @@ func (p *Provider) exchange(ctx context.Context, form url.Values, clientID, clie
 		return TokenSet{}, nil, fmt.Errorf("token API: unexpected session type %T", ar.GetSession())
 	}
 	return out, sess, nil
+}
+
+// postsSecret reports whether clientID is registered for client_secret_post. A client that cannot be read is
+// sent by HTTP Basic, where fosite's own lookup answers for it (unknown client, or the store's failure).
+func (p *Provider) postsSecret(ctx context.Context, clientID string) bool {
+	c, err := p.store.GetClient(ctx, clientID)
+	if err != nil {
+		return false
+	}
+	oidc, ok := c.(fosite.OpenIDConnectClient)
+	return ok && oidc.GetTokenEndpointAuthMethod() == "client_secret_post"
 }
 
 // RefreshTokenClient names the client a refresh token was issued to, also when the token was already used, so a

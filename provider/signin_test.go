@@ -58,6 +58,8 @@ func newTokenAPIFixture(t *testing.T) *tokenAPIFixture {
 			ResponseTypes: []string{"code"}, RedirectURIs: []string{"https://app.example/cb"}, Scopes: scopes},
 		{ID: "thirdparty", Public: true, GrantTypes: []string{"refresh_token"}, Scopes: scopes},
 		{ID: "thirdbackend", SecretHash: f.p.Hasher.HashSecret(backendSecret), GrantTypes: []string{"refresh_token"}, Scopes: scopes},
+		{ID: "postbackend", FirstParty: true, SecretHash: f.p.Hasher.HashSecret(backendSecret), TokenEndpointAuthMethod: "client_secret_post",
+			GrantTypes: []string{"refresh_token"}, Scopes: scopes},
 	} {
 		if err := store.CreateClient(ctx, c); err != nil {
 			t.Fatalf("create client %s: %v", c.ID, err)
@@ -231,6 +233,8 @@ func TestTokenAPIRefresh(t *testing.T) {
 		{"confidential first-party app by client_id alone", "backend", "backend", "", nil},
 		{"confidential first-party app with its secret", "backend", "backend", backendSecret, nil},
 		{"confidential first-party app with a wrong secret", "backend", "backend", "wrong-secret", fosite.ErrInvalidClient},
+		{"client_secret_post first-party app with its secret", "postbackend", "postbackend", backendSecret, nil},
+		{"client_secret_post first-party app with a wrong secret", "postbackend", "postbackend", "wrong-secret", fosite.ErrInvalidClient},
 		{"public first-party app sending a secret", "spa", "spa", backendSecret, fosite.ErrInvalidClient},
 		{"another first-party app's refresh token", "spa", "backend", "", fosite.ErrInvalidGrant},
 		{"a third-party client", "spa", "thirdparty", "", fosite.ErrInvalidClient},
