@@ -85,8 +85,14 @@ func (h *API) Mount(r *mux.Router) {
 		h.Now = time.Now
 	}
 	s := r.PathPrefix(Prefix).Subrouter()
+	// A browser app may call every route from a client's origin, with the custom token header too.
+	var extraHeaders []string
+	if h.TokenHeader != "" {
+		extraHeaders = []string{h.TokenHeader}
+	}
 	route := func(path string, fn handler, methods ...string) {
-		s.Handle(path, h.CORS.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cors := request.CORSRoute{Methods: methods, Headers: extraHeaders}
+		s.Handle(path, h.CORS.WrapRoute(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			err := methodNotAllowed(methods)
 			for _, m := range methods {
 				if r.Method == m {
@@ -97,7 +103,7 @@ func (h *API) Mount(r *mux.Router) {
 			if err != nil {
 				jsonapi.Write(w, r, err)
 			}
-		})))
+		}), cors))
 	}
 	route("/signup", h.signup, http.MethodPost)
 	route("/login", h.login, http.MethodPost)
