@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -440,6 +441,87 @@ func TestTokenAPIBadInput(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "https://my-app.weweb.io" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 			t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+	})
+}
+
+// WeWeb's Token-Based Auth plugin with auth type Basic sends "Authorization: Basic <access token>", the raw token.
+// Every authenticated call takes it as it takes a bearer token; garbage, or the token base64-encoded, is 401
+// invalid_token with the bearer challenge; no token reaches the log.
+func TestTokenAPIBasicRawToken(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env["LATCHKEY_LOG_LEVEL"] = "debug"
+		env.cli(t, "pools", "create", "customers")
+		app := env.createClient(t, "--name", "weweb-basic", "--first-party", "--pool", "customers",
+			"--allowed-origins", "https://my-app.weweb.io", "--scopes", "openid profile email roles offline_access")
+		logs := &lockedBuffer{}
+		srv := env.startServerLoggingTo(t, logs)
+		api := srv.URL + "/api/v1/auth"
+		basic := func(tok string) map[string]string {
+			return map[string]string{"Authorization": "Basic " + tok, "Origin": "https://my-app.weweb.io"}
+		}
+		signIn := func() (string, string) {
+			code, _, b := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": "ada@example.com", "password": "violet-tractor-47"}, nil)
+			if code != 200 {
+				t.Fatalf("login: %d %v", code, b)
+			}
+			at, _ := b["access_token"].(string)
+			sid, _ := b["session_id"].(string)
+			return at, sid
+		}
+		code, _, b := apiCall(t, "POST", api+"/signup", map[string]any{"client_id": app.ClientID, "email": "ada@example.com", "password": "violet-tractor-47", "name": "Ada"}, nil)
+		if code != 201 {
+			t.Fatalf("signup: %d %v", code, b)
+		}
+		at, _ := b["access_token"].(string)
+		other, otherSID := signIn()
+
+		if code, hdr, me := apiCall(t, "GET", api+"/me", nil, basic(at)); code != 200 || me["email"] != "ada@example.com" ||
+			hdr.Get("Access-Control-Allow-Origin") != "https://my-app.weweb.io" {
+			t.Fatalf("GET /me with Basic: %d %v", code, me)
+		}
+		if code, _, me := apiCall(t, "PATCH", api+"/me", map[string]any{"name": "Ada L."}, basic(at)); code != 200 || me["name"] != "Ada L." {
+			t.Fatalf("PATCH /me with Basic: %d %v", code, me)
+		}
+		if code, _, l := apiCall(t, "GET", api+"/sessions", nil, basic(at)); code != 200 || len(l["sessions"].([]any)) != 2 {
+			t.Fatalf("GET /sessions with Basic: %d %v", code, l)
+		}
+		if code, _, _ := apiCall(t, "DELETE", api+"/sessions/"+otherSID, nil, basic(at)); code != 204 {
+			t.Fatalf("DELETE /sessions/{id} with Basic: %d", code)
+		}
+		if code, _, _ := apiCall(t, "GET", api+"/me", nil, basic(other)); code != 401 {
+			t.Fatalf("the ended session's token still works: %d", code)
+		}
+		third, _ := signIn()
+		if code, _, r := apiCall(t, "DELETE", api+"/sessions", nil, basic(at)); code != 200 || r["sessions_ended"] != float64(1) {
+			t.Fatalf("DELETE /sessions with Basic: %d %v", code, r)
+		}
+		if code, _, r := apiCall(t, "POST", api+"/password", map[string]any{"current_password": "violet-tractor-47", "new_password": "a-much-better-passphrase"}, basic(at)); code != 200 {
+			t.Fatalf("POST /password with Basic: %d %v", code, r)
+		}
+
+		// Bad input: the same 401 and challenge as a bad bearer token.
+		encoded := base64.StdEncoding.EncodeToString([]byte(at))
+		for _, bad := range []string{"garbage", "!!%%$$", encoded, base64.StdEncoding.EncodeToString([]byte("ada@example.com:" + at)), third} {
+			for _, path := range []string{"/me", "/sessions"} {
+				code, hdr, body := apiCall(t, "GET", api+path, nil, basic(bad))
+				if code != 401 || body["error"] != "invalid_token" || hdr.Get("WWW-Authenticate") != `Bearer realm="latchkey", error="invalid_token"` {
+					t.Errorf("GET %s with Basic %.12s…: %d %v %q", path, bad, code, body, hdr.Get("WWW-Authenticate"))
+				}
+			}
+		}
+		if code, _, _ := apiCall(t, "POST", api+"/logout", nil, basic(at)); code != 204 {
+			t.Fatalf("POST /logout with Basic: %d", code)
+		}
+		if code, _, _ := apiCall(t, "GET", api+"/me", nil, basic(at)); code != 401 {
+			t.Fatalf("the token works after logout: %d", code)
+		}
+		log := logs.String()
+		for _, secret := range []string{at, other, third, encoded, "!!%%$$"} {
+			if strings.Contains(log, secret) {
+				t.Errorf("a token reached the log: %.12s…", secret)
+			}
 		}
 	})
 }

@@ -22,9 +22,11 @@ import (
 type fakeOAuth struct {
 	fosite.OAuth2Provider
 	introspectErr error
+	introspected  []string // the tokens asked about
 }
 
 func (f *fakeOAuth) IntrospectToken(ctx context.Context, token string, use fosite.TokenUse, s fosite.Session, scopes ...string) (fosite.TokenUse, fosite.AccessRequester, error) {
+	f.introspected = append(f.introspected, token)
 	return "", nil, f.introspectErr
 }
 
@@ -121,6 +123,19 @@ func TestTokenAPIErrors(t *testing.T) {
 		{name: "me with an unknown token", oauth: fakeOAuth{introspectErr: fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound)},
 			method: "GET", path: "/me", header: map[string]string{"Authorization": "Bearer lk_at_x"},
 			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`}},
+		{name: "me with Basic and garbage: the same answer and challenge as a bad bearer token",
+			oauth:  fakeOAuth{introspectErr: fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound)},
+			method: "GET", path: "/me", header: map[string]string{"Authorization": "Basic !!garbage%%"},
+			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`}},
+		{name: "logout with Basic and an unknown token", oauth: fakeOAuth{introspectErr: fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound)},
+			method: "POST", path: "/logout", header: map[string]string{"Authorization": "Basic lk_at_x"},
+			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey", error="invalid_token"`}},
+		{name: "Basic without a token: a bare challenge, like no token", method: "GET", path: "/sessions",
+			header: map[string]string{"Authorization": "Basic   "},
+			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey"`}},
+		{name: "another scheme carries no token", method: "POST", path: "/password",
+			header: map[string]string{"Authorization": "Digest lk_at_x"},
+			status: 401, code: "invalid_token", wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="latchkey"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newServer(t, &tc.oauth, tc.refreshErr)
@@ -138,5 +153,44 @@ func TestTokenAPIErrors(t *testing.T) {
 				t.Errorf("the cause reached the client: %v", body)
 			}
 		})
+	}
+}
+
+// WeWeb's Basic auth type sends the raw access token after "Basic ": it is looked up as it is, never base64-decoded,
+// as a bearer token is; the custom header takes a bare token or a Bearer one.
+func TestAccessTokenSchemes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		want   string
+	}{
+		{"bearer", map[string]string{"Authorization": "Bearer lk_at_abc.def"}, "lk_at_abc.def"},
+		{"basic with the raw token", map[string]string{"Authorization": "Basic lk_at_abc.def"}, "lk_at_abc.def"},
+		{"basic, any case, extra spaces", map[string]string{"Authorization": "basic   lk_at_abc.def "}, "lk_at_abc.def"},
+		{"basic with base64 is not decoded", map[string]string{"Authorization": "Basic bGtfYXRfYWJjLmRlZg=="}, "bGtfYXRfYWJjLmRlZg=="},
+		{"custom header, bare", map[string]string{"X-Auth-Token": "lk_at_abc.def"}, "lk_at_abc.def"},
+		{"custom header with Bearer", map[string]string{"X-Auth-Token": "Bearer lk_at_abc.def"}, "lk_at_abc.def"},
+		{"Authorization first", map[string]string{"Authorization": "Basic lk_at_one", "X-Auth-Token": "lk_at_two"}, "lk_at_one"},
+		{"an unknown scheme falls back to the custom header", map[string]string{"Authorization": "Token lk_at_one", "X-Auth-Token": "lk_at_two"}, "lk_at_two"},
+		{"an unknown scheme alone", map[string]string{"Authorization": "Token lk_at_one"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, Prefix+"/me", nil)
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			h := &API{TokenHeader: "X-Auth-Token"}
+			if got := h.accessToken(r); got != tc.want {
+				t.Errorf("accessToken = %q, want %q", got, tc.want)
+			}
+		})
+	}
+
+	// Through the router: the raw token after Basic is what is looked up.
+	oauth := &fakeOAuth{introspectErr: fosite.ErrRequestUnauthorized.WithWrap(fosite.ErrNotFound)}
+	srv := newServer(t, oauth, nil)
+	call(t, srv, http.MethodGet, "/me", "", map[string]string{"Authorization": "Basic lk_at_raw.token"})
+	if len(oauth.introspected) != 1 || oauth.introspected[0] != "lk_at_raw.token" {
+		t.Fatalf("introspected %q, want the raw token", oauth.introspected)
 	}
 }

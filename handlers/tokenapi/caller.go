@@ -30,15 +30,14 @@ func (h *API) authenticate(r *http.Request) (*caller, error) {
 	return h.authenticateUser(r, true)
 }
 
-// authenticateUser reads the access token from Authorization: Bearer or the configured custom header. The token
-// API trusts only its own tokens: active, issued for a user (not client_credentials) to a client that is, as
-// read now, a first-party app of ours. Anything else is 401 with an RFC 6750 challenge; a store that cannot
-// answer is 503, never 401, so apps do not sign their users out over an outage.
-func (h *API) authenticateUser(r *http.Request, needSession bool) (*caller, error) {
-	ctx := r.Context()
+// accessToken reads the caller's access token: from Authorization as "Bearer <token>" or as "Basic <token>", the
+// raw token and not base64 of user:password, which is what WeWeb's Token-Based Auth plugin sends when its auth
+// type is Basic (it has no base64 form, so neither have we: an encoded token is just an invalid one); or from the
+// configured custom header, bare or as "Bearer <token>". Empty when there is none.
+func (h *API) accessToken(r *http.Request) string {
 	token := ""
 	if a := r.Header.Get("Authorization"); a != "" {
-		if scheme, rest, ok := strings.Cut(a, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if scheme, rest, ok := strings.Cut(a, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Basic")) {
 			token = strings.TrimSpace(rest)
 		}
 	}
@@ -48,6 +47,16 @@ func (h *API) authenticateUser(r *http.Request, needSession bool) (*caller, erro
 			token = strings.TrimSpace(rest)
 		}
 	}
+	return token
+}
+
+// authenticateUser reads the access token (see accessToken). The token API trusts only its own tokens: active,
+// issued for a user (not client_credentials) to a client that is, as read now, a first-party app of ours.
+// Anything else is 401 with an RFC 6750 challenge, whichever scheme carried it; a store that cannot answer is
+// 503, never 401, so apps do not sign their users out over an outage.
+func (h *API) authenticateUser(r *http.Request, needSession bool) (*caller, error) {
+	ctx := r.Context()
+	token := h.accessToken(r)
 	if token == "" {
 		return nil, grant.Missing("An access token is required.")
 	}
