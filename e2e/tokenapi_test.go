@@ -525,3 +525,58 @@ func TestTokenAPIBasicRawToken(t *testing.T) {
 		}
 	})
 }
+
+// What a mobile builder stores from a sign-in (FlutterFlow: authentication token, refresh token, token expiry time,
+// user id): signup, login and refresh carry expires_at, the access token's absolute expiry in Unix seconds, beside
+// expires_in; signup and login carry user.id, the id /me and the token's sub name.
+func TestTokenAPIExpiresAtAndUserID(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		srv, clientID := noCodeFixture(t, env)
+		api := srv.URL + "/api/v1/auth"
+		check := func(what string, body map[string]any) {
+			t.Helper()
+			in, okIn := body["expires_in"].(float64)
+			at, okAt := body["expires_at"].(float64)
+			now := float64(time.Now().Unix())
+			if !okIn || !okAt || in <= 0 || at < now+in-5 || at > now+in+5 {
+				t.Errorf("%s: expires_in %v, expires_at %v; now %v", what, body["expires_in"], body["expires_at"], now)
+			}
+		}
+		creds := map[string]any{"client_id": clientID, "email": "ada@example.com", "password": "violet-tractor-47"}
+		code, _, signup := apiCall(t, "POST", api+"/signup", creds, nil)
+		if code != 201 {
+			t.Fatalf("signup: %d %v", code, signup)
+		}
+		check("signup", signup)
+		code, _, login := apiCall(t, "POST", api+"/login", creds, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, login)
+		}
+		check("login", login)
+		at, _ := login["access_token"].(string)
+		_, _, me := apiCall(t, "GET", api+"/me", nil, bearerHeader(at))
+		id, _ := me["id"].(string)
+		for what, body := range map[string]map[string]any{"signup": signup, "login": login} {
+			if u, _ := body["user"].(map[string]any); id == "" || u["id"] != id {
+				t.Errorf("%s user = %v, want id %q", what, body["user"], id)
+			}
+		}
+		rt, _ := login["refresh_token"].(string)
+		code, _, refreshed := apiCall(t, "POST", api+"/refresh", map[string]any{"refresh_token": rt}, nil)
+		if code != 200 {
+			t.Fatalf("refresh: %d %v", code, refreshed)
+		}
+		check("refresh", refreshed)
+		// The ID token, when there is one, names the same user.
+		if idt, _ := login["id_token"].(string); idt != "" {
+			parts := strings.Split(idt, ".")
+			raw, _ := base64.RawURLEncoding.DecodeString(parts[1])
+			var claims map[string]any
+			_ = json.Unmarshal(raw, &claims)
+			if claims["sub"] != id {
+				t.Errorf("id_token sub %v, user.id %q", claims["sub"], id)
+			}
+		}
+	})
+}

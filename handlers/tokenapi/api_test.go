@@ -194,3 +194,18 @@ func TestAccessTokenSchemes(t *testing.T) {
 		t.Fatalf("introspected %q, want the raw token", oauth.introspected)
 	}
 }
+
+func TestExpiresAt(t *testing.T) {
+	issued := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	recorded := provider.NewSession()
+	recorded.SetExpiresAt(fosite.AccessToken, issued.Add(59*time.Minute+59*time.Second))
+	if got, want := expiresAt(recorded, issued, time.Hour), issued.Add(59*time.Minute+59*time.Second).Unix(); got != want {
+		t.Errorf("with the session's expiry: %d, want %d", got, want)
+	}
+	if got, want := expiresAt(provider.NewSession(), issued, time.Hour), issued.Add(time.Hour).Unix(); got != want {
+		t.Errorf("without one: %d, want %d", got, want)
+	}
+	if got, want := expiresAt(nil, issued, time.Hour), issued.Add(time.Hour).Unix(); got != want {
+		t.Errorf("nil session: %d, want %d", got, want)
+	}
+}

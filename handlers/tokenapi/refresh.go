@@ -55,18 +55,19 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A backend that holds the secret sends it and authenticates properly; an app without one is identified by
 	// client_id (the provider's first-party rule for the token API's endpoint).
+	now := h.Now()
 	tokens, session, err := h.Issuer.Refresh(ctx, clientID, body.ClientSecret, body.RefreshToken)
 	if err != nil {
 		return jsonapi.FromOAuth(ctx, fmt.Errorf("api refresh: %w", err))
 	}
 	h.issued("refresh_token")
 	if sid := session.SID; sid != "" {
-		_ = h.Store.TouchBrowserSession(ctx, sid, request.ClientIP(r), h.Now(), h.SessionIdle)
+		_ = h.Store.TouchBrowserSession(ctx, sid, request.ClientIP(r), now, h.SessionIdle)
 	}
 	out := tokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
-		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), Scope: strings.Join(tokens.Scopes, " "),
-		SessionID: session.SID,
+		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), ExpiresAt: expiresAt(session, now, tokens.ExpiresIn),
+		Scope: strings.Join(tokens.Scopes, " "), SessionID: session.SID,
 	}
 	jsonapi.Respond(w, http.StatusOK, out)
 	return nil

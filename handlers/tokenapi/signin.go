@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
@@ -23,6 +25,7 @@ type tokenResponse struct {
 	IDToken      string        `json:"id_token,omitempty"`
 	TokenType    string        `json:"token_type"`
 	ExpiresIn    int64         `json:"expires_in"`
+	ExpiresAt    int64         `json:"expires_at"` // the access token's expiry in Unix seconds, for apps that store it (FlutterFlow)
 	Scope        string        `json:"scope,omitempty"`
 	SessionID    string        `json:"session_id,omitempty"`
 	User         *jsonapi.User `json:"user,omitempty"`
@@ -133,9 +136,18 @@ func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, sc
 	user := jsonapi.UserOf(u)
 	return &tokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
-		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), Scope: strings.Join(tokens.Scopes, " "),
-		SessionID: bs.ID, User: &user,
+		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), ExpiresAt: expiresAt(session, now, tokens.ExpiresIn),
+		Scope: strings.Join(tokens.Scopes, " "), SessionID: bs.ID, User: &user,
 	}, nil
+}
+
+// expiresAt is when an access token just issued in session expires, in Unix seconds: the expiry fosite recorded
+// in the session, or issuedAt plus expiresIn when it recorded none.
+func expiresAt(session *provider.Session, issuedAt time.Time, expiresIn time.Duration) int64 {
+	if t := session.GetExpiresAt(fosite.AccessToken); !t.IsZero() {
+		return t.Unix()
+	}
+	return issuedAt.Add(expiresIn).Unix()
 }
 
 // sessionError is the answer to a startSession error: a refused sign-in exactly like a wrong password, an OAuth
