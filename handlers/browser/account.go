@@ -10,6 +10,21 @@ import (
 	"github.com/latchkey/latchkey/templates"
 )
 
+// sessionsPath is the sessions page of pool's users ("" or the default pool: no pool named).
+func sessionsPath(pool string) string {
+	if pool == "" || pool == models.DefaultPool {
+		return PathSessions
+	}
+	return PathSessions + "?" + url.Values{"pool": {pool}}.Encode()
+}
+
+// signInForAccount sends the browser to sign in as a user of the pool the account page names (pool=, else
+// whichever the sign-in page defaults to), then back to that page.
+func signInForAccount(w http.ResponseWriter, r *http.Request) {
+	pool := r.URL.Query().Get("pool")
+	http.Redirect(w, r, loginAction(pool, sessionsPath(pool)), http.StatusSeeOther)
+}
+
 // signedInForAccount is the browser session of an account page's visitor; without one it answers (a fault page,
 // or the sign-in page that returns here) and reports false.
 func (h *Browser) signedInForAccount(w http.ResponseWriter, r *http.Request) (*models.BrowserSession, bool) {
@@ -19,13 +34,14 @@ func (h *Browser) signedInForAccount(w http.ResponseWriter, r *http.Request) (*m
 		return nil, false
 	}
 	if bs == nil {
-		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {PathSessions}}.Encode(), http.StatusSeeOther)
+		signInForAccount(w, r)
 		return nil, false
 	}
 	return bs, true
 }
 
-// sessionsPage lists the signed-in user's active sessions.
+// sessionsPage lists the signed-in user's active sessions, whatever their pool. An app links its users to it with
+// pool=NAME: a visitor who is not signed in, or signed in as a user of another pool, signs in to that pool first.
 func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	bs, ok := h.signedInForAccount(w, r)
@@ -35,6 +51,10 @@ func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	user, err := h.Store.UserByID(ctx, bs.UserID)
 	if err != nil {
 		h.pageFault(w, r, "load signed-in user "+bs.UserID, err)
+		return
+	}
+	if pool := r.URL.Query().Get("pool"); pool != "" && pool != user.Pool {
+		signInForAccount(w, r)
 		return
 	}
 	list, err := h.Store.ListBrowserSessions(ctx, bs.UserID, h.Now())

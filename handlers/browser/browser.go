@@ -34,6 +34,7 @@ type browserStore interface {
 	ClientByID(ctx context.Context, id string) (*models.Client, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
+	GetPool(ctx context.Context, name string) (*models.Pool, error)
 
 	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	BrowserSessionByToken(ctx context.Context, token string, now time.Time) (*models.BrowserSession, error)

@@ -15,14 +15,50 @@ import (
 )
 
 // loginPage is the sign-in form reached directly (not through an authorization request), e.g. for the account
-// pages; return_to says where to go afterwards.
+// pages; return_to says where to go afterwards, pool whose users sign in (the default pool when absent).
 func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
-	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
-	action := PathLogin
-	if returnTo != "" {
-		action += "?return_to=" + url.QueryEscape(returnTo)
+	pool, ok := h.directPool(w, r)
+	if !ok {
+		return
 	}
-	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.csrfToken(w, r)}))
+	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
+	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: loginAction(pool, returnTo), CSRFToken: h.csrfToken(w, r)}))
+}
+
+// loginAction is the sign-in URL for pool ("" or the default pool: none named) that returns to returnTo.
+func loginAction(pool, returnTo string) string {
+	q := url.Values{}
+	if pool != "" && pool != models.DefaultPool {
+		q.Set("pool", pool)
+	}
+	if returnTo != "" {
+		q.Set("return_to", returnTo)
+	}
+	if len(q) == 0 {
+		return PathLogin
+	}
+	return PathLogin + "?" + q.Encode()
+}
+
+// directPool is the pool of a sign-in not made for an authorization request: the pool query parameter, or the
+// default pool. A pool that does not exist gets an error page (and false): a link naming a wrong pool would
+// otherwise answer every password as wrong.
+func (h *Browser) directPool(w http.ResponseWriter, r *http.Request) (string, bool) {
+	pool := r.URL.Query().Get("pool")
+	if pool == "" || pool == models.DefaultPool {
+		return models.DefaultPool, true
+	}
+	_, err := h.Store.GetPool(r.Context(), pool)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		request.Logger(r.Context()).Info("sign-in page for an unknown pool", "pool", truncate(pool, 64))
+		h.errorPage(w, r, http.StatusNotFound, "Unknown sign-in page", "This sign-in link names a user pool that does not exist. Check the link you followed.")
+		return "", false
+	case err != nil:
+		h.pageFault(w, r, "load the sign-in pool", err)
+		return "", false
+	}
+	return pool, true
 }
 
 // loginSubmit checks the password and starts (or refreshes) the browser session. Unknown accounts and wrong
@@ -40,7 +76,15 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 	var pending *pendingRequest // the authorization request being signed in to, sealed in the form
 	clientName, redirect, pool := "", "", models.DefaultPool
-	if challengeID != "" {
+	if challengeID == "" {
+		// A direct sign-in: the pool named in the form's URL. With an authorization request, the client's pool
+		// decides, whatever the URL says.
+		p, ok := h.directPool(w, r)
+		if !ok {
+			return
+		}
+		pool = p
+	} else {
 		p, err := h.openPending(challengeID, now)
 		if err != nil {
 			h.expiredPage(w, r)
@@ -62,7 +106,9 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	retry := func(status int, msg string) {
 		action := PathLogin
-		if returnTo != "" {
+		if pending == nil {
+			action = loginAction(pool, returnTo)
+		} else if returnTo != "" {
 			action += "?return_to=" + url.QueryEscape(returnTo)
 		}
 		logRender(r, h.Pages.Login(w, status, templates.LoginPage{
@@ -148,7 +194,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if returnTo == "" {
-		returnTo = PathSessions
+		returnTo = sessionsPath(pool)
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
