@@ -76,5 +76,9 @@ func (h *passwordGrant) PopulateTokenEndpointResponse(ctx context.Context, r fos
 	if err := h.signIn.startLifespans(ctx, r); err != nil {
 		return err
 	}
-	return h.signIn.issue(ctx, r, resp)
+	if err := h.signIn.issue(ctx, r, resp); err != nil {
+		// A fault, for fosite's writer: server_error (503 when storage could not be reached; handlers/jsonapi).
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	return nil
 }
