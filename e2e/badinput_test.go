@@ -48,7 +48,7 @@ func TestBadInputGetsOAuthErrors(t *testing.T) {
 			{"unknown grant type", raw("POST", token, form, "grant_type=magic", svc.ClientID, svc.ClientSecret), 400, "unsupported_grant_type", false},
 			{"the token API's internal sign-in grant is not the token endpoint's", raw("POST", token, form, "grant_type="+url.QueryEscape(provider.GrantTypeFirstPartySignIn)+"&scope=read", svc.ClientID, svc.ClientSecret), 400, "unsupported_grant_type", false},
 			{"nor a public client's", raw("POST", token, form, "grant_type="+url.QueryEscape(provider.GrantTypeFirstPartySignIn)+"&client_id=spa", "", ""), 400, "unsupported_grant_type", false},
-			{"implicit-style password grant is not composed", raw("POST", token, form, "grant_type=password&username=a&password=b", svc.ClientID, svc.ClientSecret), 400, "unsupported_grant_type", false},
+			{"the password grant from a client that is not first-party (and could not register it)", raw("POST", token, form, "grant_type=password&username=a&password=b", svc.ClientID, svc.ClientSecret), 400, "unauthorized_client", false},
 			{"missing grant type", raw("POST", token, form, "scope=read", svc.ClientID, svc.ClientSecret), 400, "invalid_request", false},
 			{"scope not registered", raw("POST", token, form, cc+"&scope=admin", svc.ClientID, svc.ClientSecret), 400, "invalid_scope", false},
 			{"resource not registered", raw("POST", token, form, cc+"&resource=https://evil.example", svc.ClientID, svc.ClientSecret), 400, "invalid_target", false},

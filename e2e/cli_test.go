@@ -128,7 +128,8 @@ func TestClientsCreate(t *testing.T) {
 		}{
 			{"short --secret", []string{"--name", "x", "--secret", strings.Repeat("s", 31)}, []string{"--secret", "32"}},
 			{"duplicate --id", []string{"--name", "x", "--id", "taken"}, []string{`"taken"`, "already exists"}},
-			{"unknown grant type", []string{"--name", "x", "--grant-types", "client_credentials,password"}, []string{"--grant-types", `"password"`}},
+			{"unknown grant type", []string{"--name", "x", "--grant-types", "client_credentials,magic"}, []string{"--grant-types", `"magic"`}},
+			{"password grant without --first-party", []string{"--name", "x", "--grant-types", "client_credentials,password"}, []string{"--grant-types", `"password"`, "first-party"}},
 			{"implicit response type", []string{"--name", "x", "--grant-types", "authorization_code", "--redirect-uris", "https://a.example/cb", "--response-types", "token"}, []string{"--response-types", `"token"`}},
 			{"unknown auth method", []string{"--name", "x", "--token-endpoint-auth-method", "private_key_jwt"}, []string{"--token-endpoint-auth-method"}},
 			{"auth method none on a confidential client", []string{"--name", "x", "--token-endpoint-auth-method", "none"}, []string{"--token-endpoint-auth-method"}},

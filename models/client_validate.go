@@ -53,7 +53,7 @@ func (p problems) err() error {
 
 // Grant types, response types and access token formats a client may register.
 var (
-	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials"}
+	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password"}
 	clientResponseTypes = []string{"code"}
 	clientAuthMethods   = []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodNone}
 )
@@ -125,6 +125,11 @@ func (c *Client) validate(p *problems) {
 	}
 	if c.Public && slices.Contains(c.GrantTypes, "client_credentials") {
 		p.add("public", "public clients cannot use client_credentials (they have no secret)")
+	}
+	// RFC 9700 §2.4: the password grant must not be used. A first-party app of the operator's own, in a tool
+	// that offers nothing better, may; an app of someone else's must never collect the users' passwords.
+	if slices.Contains(c.GrantTypes, "password") && !c.FirstParty {
+		p.add("grant_types", "grant type %q is only for first-party apps (first_party)", "password")
 	}
 	switch {
 	case c.TokenEndpointAuthMethod == "":

@@ -81,7 +81,8 @@ func TestClientRules(t *testing.T) {
 		{"relative redirect URI", func(c *models.Client) { c.RedirectURIs = []string{"/cb"} }, false, "redirect_uris", `"/cb"`},
 		{"redirect URI with a fragment", func(c *models.Client) { c.RedirectURIs = []string{"https://a.example/cb#x"} }, false, "redirect_uris", "fragment"},
 		{"http redirect URI without a host", func(c *models.Client) { c.RedirectURIs = []string{"https:///cb"} }, false, "redirect_uris", "absolute"},
-		{"unknown grant type", func(c *models.Client) { c.GrantTypes = []string{"password"} }, false, "grant_types", `"password"`},
+		{"unknown grant type", func(c *models.Client) { c.GrantTypes = []string{"urn:example:magic"} }, false, "grant_types", `"urn:example:magic"`},
+		{"password grant on a client that is not first-party", func(c *models.Client) { c.GrantTypes = []string{"password"} }, false, "grant_types", `"password" is only for first-party apps`},
 		{"implicit response type", func(c *models.Client) { c.ResponseTypes = []string{"token"} }, false, "response_types", `"token"`},
 		{"scope with a quote", func(c *models.Client) { c.Scopes = []string{`"write"`} }, false, "scopes", "scope token"},
 		{"empty scope", func(c *models.Client) { c.Scopes = []string{""} }, false, "scopes", "scope token"},
@@ -161,6 +162,18 @@ func TestClientRules(t *testing.T) {
 		})
 	}
 
+	t.Run("a first-party client may register the password grant, public or confidential", func(t *testing.T) {
+		c := validClient(rsaPub, ecPub)
+		c.FirstParty, c.GrantTypes = true, []string{"password", "refresh_token"}
+		c.RedirectURIs, c.ResponseTypes = nil, nil
+		if err := c.ValidateRegistration(); err != nil {
+			t.Errorf("confidential: %v", err)
+		}
+		c.Public, c.TokenEndpointAuthMethod = true, models.AuthMethodNone
+		if err := c.ValidateRegistration(); err != nil {
+			t.Errorf("public: %v", err)
+		}
+	})
 	t.Run("every problem is reported at once", func(t *testing.T) {
 		c := validClient(rsaPub, ecPub)
 		c.Name, c.GrantTypes, c.AccessTokenFormat, c.IDTokenEncryptedResponseAlg = "", []string{"magic"}, "paseto", "RSA1_5"
@@ -213,7 +226,8 @@ func TestStoreRefusesInvalidClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		for name, bad := range map[string]func(c *models.Client){
-			"unknown grant type":                    func(c *models.Client) { c.GrantTypes = []string{"password"} },
+			"unknown grant type":                    func(c *models.Client) { c.GrantTypes = []string{"urn:example:magic"} },
+			"password grant, not first-party":       func(c *models.Client) { c.GrantTypes = []string{"password"} },
 			"redirect URI with a fragment":          func(c *models.Client) { c.RedirectURIs = []string{"https://web.example/cb#x"} },
 			"public client with client_credentials": func(c *models.Client) { c.Public, c.GrantTypes = true, []string{"client_credentials"} },
 			"auth method none, not public":          func(c *models.Client) { c.TokenEndpointAuthMethod = models.AuthMethodNone },

@@ -102,7 +102,10 @@ func (p *Provider) Metadata() Metadata {
 	}
 }
 
-// GrantTypes lists the grants the token endpoint accepts: exactly the fosite handlers New composed.
+// GrantTypes lists the grants the token endpoint accepts: exactly the fosite handlers New composed. The password
+// grant is always listed: discovery says what the server supports, a client's registration what it may use, and
+// only first-party clients that register it may (models.Client.Validate). A list that followed the clients
+// registered would be a snapshot of one node at start-up, wrong as soon as a client is created elsewhere.
 func (p *Provider) GrantTypes() []string {
-	return []string{"authorization_code", "refresh_token", "client_credentials"}
+	return []string{"authorization_code", "refresh_token", "client_credentials", GrantTypePassword}
 }

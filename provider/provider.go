@@ -87,7 +87,8 @@ func exactAudience(allowed []string, requested []string) error {
 	return nil
 }
 
-// New composes exactly the fosite handlers Latchkey supports; nothing implicit, no password grant.
+// New composes exactly the fosite handlers Latchkey supports; nothing implicit, and the password grant only in
+// its first-party form (password_grant.go).
 func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	if opts.Issuer == "" {
 		return nil, errors.New("provider: issuer is required")
@@ -180,6 +181,10 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	// Last, so it sees the grant fosite loaded and refuses before anything is issued or rotated.
 	current := &currentGrant{dir: opts.Directory, store: store, core: strategy.CoreStrategy, now: opts.Now}
 	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current)
+
+	// The password grant (RFC 6749 §4.3) for first-party clients that register it; see password_grant.go.
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &passwordGrant{audience: cfg,
+		signIn: &signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now}})
 
 	// The token API's endpoint: the same config, store and strategies; the sign-in and refresh grants; the
 	// first-party client rule. See firstparty.go.

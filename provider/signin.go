@@ -153,10 +153,14 @@ func (h *signInGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.A
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	ar, ok := r.(*fosite.AccessRequest)
-	if !ok {
-		return fosite.ErrServerError.WithDebugf("unexpected access request type %T", r)
+	if err := h.grantScopes(ctx, r); err != nil {
+		return err
 	}
+	return h.startLifespans(ctx, r)
+}
+
+// grantScopes grants the requested scopes, each of which the client must be registered for.
+func (h *signInGrant) grantScopes(ctx context.Context, r fosite.AccessRequester) error {
 	client := r.GetClient()
 	for _, s := range r.GetRequestedScopes() {
 		if !h.config.GetScopeStrategy(ctx)(client.GetScopes(), s) {
@@ -164,6 +168,17 @@ func (h *signInGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.A
 		}
 		r.GrantScope(s)
 	}
+	return nil
+}
+
+// startLifespans dates the request now and sets when its access token (and refresh token, if one is issued)
+// expire.
+func (h *signInGrant) startLifespans(ctx context.Context, r fosite.AccessRequester) error {
+	ar, ok := r.(*fosite.AccessRequest)
+	if !ok {
+		return fosite.ErrServerError.WithDebugf("unexpected access request type %T", r)
+	}
+	client := r.GetClient()
 	now := h.now().UTC()
 	ar.RequestedAt = now
 	sess := r.GetSession()
@@ -185,10 +200,15 @@ func (h *signInGrant) withRefresh(ctx context.Context, r fosite.AccessRequester)
 	return r.GetGrantedScopes().HasOneOf(h.config.GetRefreshTokenScopes(ctx)...) && r.GetClient().GetGrantTypes().Has("refresh_token")
 }
 
-func (h *signInGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) (err error) {
+func (h *signInGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
+	return h.issue(ctx, r, resp)
+}
+
+// issue generates the grant's tokens, stores them in one transaction and fills the response.
+func (h *signInGrant) issue(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) (err error) {
 	withRefresh := h.withRefresh(ctx, r)
 	accessToken, accessSig, err := h.core.GenerateAccessToken(ctx, r)
 	if err != nil {

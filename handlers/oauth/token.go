@@ -25,6 +25,9 @@ type Token struct {
 	Clients    ClientCache
 	// Issued counts successful token responses by grant type; nil: none.
 	Issued interface{ TokenIssued(grantType string) }
+	// Password serves the password grant for the first-party clients that register it; nil: the grant is
+	// unsupported whatever GrantTypes says.
+	Password *PasswordGrant
 }
 
 func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.Wrap(h)) }
@@ -32,7 +35,7 @@ func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.Wrap(
 // singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
 var singleValued = []string{
 	"grant_type", "client_id", "client_secret", "scope", "code", "redirect_uri",
-	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type",
+	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type", "username", "password",
 }
 
 func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,8 +48,29 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var (
 		ar   fosite.AccessRequester
 		resp fosite.AccessResponder
+		err  error
 	)
-	err := withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+	if r.PostForm.Get("grant_type") == provider.GrantTypePassword {
+		r = request.Detached(r)
+		ctx = r.Context()
+		ar, resp, err = h.Password.exchange(w, r, h.OAuth)
+	} else {
+		ar, resp, err = h.exchange(ctx, r)
+	}
+	if err != nil {
+		err = jsonapi.NoteOAuthError(ctx, w, "token", err)
+		h.OAuth.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if h.Issued != nil && len(ar.GetGrantTypes()) > 0 {
+		h.Issued.TokenIssued(ar.GetGrantTypes()[0])
+	}
+	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// exchange runs every grant but the password grant through fosite, with cached client rows allowed.
+func (h *Token) exchange(ctx context.Context, r *http.Request) (ar fosite.AccessRequester, resp fosite.AccessResponder, err error) {
+	err = withClientCache(ctx, h.Clients, func(ctx context.Context) error {
 		var err error
 		session := provider.NewSession()
 		if ar, err = h.OAuth.NewAccessRequest(ctx, r, session); err != nil {
@@ -67,15 +91,7 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = h.OAuth.NewAccessResponse(ctx, ar)
 		return err
 	})
-	if err != nil {
-		err = jsonapi.NoteOAuthError(ctx, w, "token", err)
-		h.OAuth.WriteAccessError(ctx, w, ar, err)
-		return
-	}
-	if h.Issued != nil && len(ar.GetGrantTypes()) > 0 {
-		h.Issued.TokenIssued(ar.GetGrantTypes()[0])
-	}
-	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
+	return ar, resp, err
 }
 
 // prepareForm parses the form and answers, with the precise RFC 6749 §5.2 error, what fosite would only call
@@ -96,7 +112,7 @@ func (h *Token) prepareForm(r *http.Request) error {
 	switch grant := r.PostForm.Get("grant_type"); {
 	case grant == "":
 		return fosite.ErrInvalidRequest.WithHint("The 'grant_type' parameter is missing.")
-	case !slices.Contains(h.GrantTypes, grant):
+	case !slices.Contains(h.GrantTypes, grant), grant == provider.GrantTypePassword && h.Password == nil:
 		return fosite.ErrUnsupportedGrantType.WithHintf("The grant type '%s' is not supported by this server.", grant)
 	}
 	if err := checkClientAuthentication(r); err != nil {

@@ -42,6 +42,33 @@ func TestTokenPrepareForm(t *testing.T) {
 			}
 		})
 	}
+	// The provider composes the password grant; the endpoint serves it only with a PasswordGrant to check passwords.
+	withPassword := &Token{GrantTypes: []string{"client_credentials", "password"}}
+	for _, tc := range []struct {
+		name     string
+		password *PasswordGrant
+		form     string
+		want     string
+	}{
+		{"password grant without a PasswordGrant", nil, "grant_type=password&client_id=a&username=u&password=p", "unsupported_grant_type"},
+		{"password grant served", &PasswordGrant{}, "grant_type=password&client_id=a&username=u&password=p", ""},
+		{"repeated username", &PasswordGrant{}, "grant_type=password&client_id=a&username=u&username=v&password=p", "invalid_request"},
+		{"repeated password", &PasswordGrant{}, "grant_type=password&client_id=a&username=u&password=p&password=q", "invalid_request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			withPassword.Password = tc.password
+			r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(tc.form))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			err := withPassword.prepareForm(r)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || fosite.ErrorToRFC6749Error(err).ErrorField != tc.want):
+				t.Fatalf("err = %v, want %s", err, tc.want)
+			}
+		})
+	}
+
 	r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(url.Values{
 		"grant_type": {"client_credentials"}, "client_id": {"a"}, "resource": {"https://api.example"}}.Encode()))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
