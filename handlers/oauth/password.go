@@ -102,7 +102,7 @@ func (g *PasswordGrant) exchange(w http.ResponseWriter, r *http.Request, oauth f
 	}
 
 	resp, err := g.signIn(ctx, r, oauth, ar, client, u)
-	if errors.Is(err, errSignInRefused) {
+	if errors.Is(err, grant.ErrSignInRefused) {
 		// The password was changed after it was checked: a wrong password now, and it stays counted as one.
 		return ar, nil, errWrongPassword()
 	}
@@ -113,38 +113,22 @@ func (g *PasswordGrant) exchange(w http.ResponseWriter, r *http.Request, oauth f
 	return ar, resp, nil
 }
 
-// errSignInRefused: the session could not start, or was ended before its tokens were out, because the password
-// that was checked is no longer the user's or the user was disabled meanwhile.
-var errSignInRefused = errors.New("sign-in refused after the password check")
-
-// signIn starts the sign-in's session, puts the user's session on ar and has fosite issue the tokens, then
-// confirms the session (a password change that ended it meanwhile has revoked them: errSignInRefused).
+// signIn records the sign-in as a session (grant.SignIn) and has fosite issue the tokens for the user's session
+// tied to it.
 func (g *PasswordGrant) signIn(ctx context.Context, r *http.Request, oauth fosite.OAuth2Provider, ar fosite.AccessRequester, client *models.Client, u *models.User) (fosite.AccessResponder, error) {
-	now := g.now()
-	bs, _, err := g.Store.CreateBrowserSession(ctx, u, request.ClientIP(r), r.UserAgent(), now, g.SessionIdle, g.SessionAbsolute)
+	var resp fosite.AccessResponder
+	bs, _, err := grant.SignIn(r.WithContext(ctx), g.Store, u, client.ID, ar.GetGrantedScopes(), g.now(), g.SessionIdle, g.SessionAbsolute,
+		func(s *provider.Session) (err error) {
+			ar.SetSession(s)
+			resp, err = oauth.NewAccessResponse(ctx, ar)
+			return err
+		})
+	var oauthErr *fosite.RFC6749Error
 	switch {
-	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
-		request.Logger(ctx).Info("password grant refused", "reason", "password changed or account disabled since the check", "user", u.ID)
-		return nil, errSignInRefused
-	case err != nil:
-		return nil, fosite.ErrServerError.WithWrap(err).WithDebugf("create session: %s", err)
-	}
-	session := provider.SessionFor(grant.IdentityOf(u), ar.GetGrantedScopes(), bs.ID, now, now)
-	session.ClientID = client.ID
-	ar.SetSession(session)
-	resp, err := oauth.NewAccessResponse(ctx, ar)
-	if err != nil {
-		if endErr := g.Store.EndBrowserSession(ctx, bs.ID, now); endErr != nil && !errors.Is(endErr, models.ErrNotFound) {
-			request.Logger(ctx).Error("end the session of a failed password grant", "session", bs.ID, "error", endErr)
-		}
-		return nil, err
-	}
-	switch err := g.Store.ConfirmBrowserSession(ctx, bs.ID, now); {
-	case errors.Is(err, models.ErrNotFound):
-		request.Logger(ctx).Info("password grant refused", "reason", "session ended while its tokens were issued", "user", u.ID, "session", bs.ID)
-		return nil, errSignInRefused
-	case err != nil:
-		return nil, fosite.ErrServerError.WithWrap(err).WithDebugf("confirm session: %s", err)
+	case errors.Is(err, grant.ErrSignInRefused), errors.As(err, &oauthErr):
+		return nil, err // fosite's own answer, as the token endpoint gives it
+	case err != nil: // the session store's fault
+		return nil, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 	}
 	request.Logger(ctx).Info("password grant signed in", "user", u.ID, "client", client.ID, "session", bs.ID)
 	return resp, nil

@@ -95,42 +95,19 @@ func requestedScopes(c *models.Client, scope string) ([]string, error) {
 	return scopes, nil
 }
 
-// errSignInRefused: the session could not start because the password that was checked is no longer the user's
-// (changed meanwhile), the user was disabled meanwhile, or the new session was ended before its tokens were out.
-// The caller answers it as a wrong password.
-var errSignInRefused = errors.New("sign-in refused after the password check")
-
-// startSession records the sign-in as a session (listed and revocable like browser ones) and issues tokens tied
-// to it. u must be the user Authenticate or CreateUserWith returned: the session starts only while the password
-// they checked is still the user's. An error is errSignInRefused, an OAuth error, or a fault; see sessionError.
+// startSession records the sign-in as a session and issues tokens tied to it (grant.SignIn). An error is
+// grant.ErrSignInRefused, an OAuth error, or a fault; see sessionError.
 func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string) (*tokenResponse, error) {
-	ctx := r.Context()
 	now := h.Now()
-	bs, _, err := h.Store.CreateBrowserSession(ctx, u, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
-	switch {
-	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
-		request.Logger(ctx).Info("api sign-in refused", "reason", "password changed or account disabled since the check", "user", u.ID)
-		return nil, errSignInRefused
-	case err != nil:
-		return nil, fmt.Errorf("create session: %w", err)
-	}
-	session := provider.SessionFor(grant.IdentityOf(u), scopes, bs.ID, now, now)
-	session.ClientID = c.ID
-	tokens, err := h.Issuer.SignIn(ctx, c.ID, session, scopes)
-	if err != nil {
-		if endErr := h.Store.EndBrowserSession(ctx, bs.ID, now); endErr != nil && !errors.Is(endErr, models.ErrNotFound) {
-			request.Logger(ctx).Error("end the session of a failed sign-in", "session", bs.ID, "error", endErr)
+	var tokens provider.TokenSet
+	bs, session, err := grant.SignIn(r, h.Store, u, c.ID, scopes, now, h.SessionIdle, h.SessionAbsolute, func(s *provider.Session) (err error) {
+		if tokens, err = h.Issuer.SignIn(r.Context(), c.ID, s, scopes); err != nil {
+			return fmt.Errorf("issue tokens: %w", err)
 		}
-		return nil, fmt.Errorf("issue tokens: %w", err)
-	}
-	// A password change (or the session cap) may have ended the session while its tokens were being issued,
-	// after it revoked the session's tokens; the confirmation revokes these too.
-	switch err := h.Store.ConfirmBrowserSession(ctx, bs.ID, now); {
-	case errors.Is(err, models.ErrNotFound):
-		request.Logger(ctx).Info("api sign-in refused", "reason", "session ended while its tokens were issued", "user", u.ID, "session", bs.ID)
-		return nil, errSignInRefused
-	case err != nil:
-		return nil, fmt.Errorf("confirm session: %w", err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	h.issued(provider.GrantTypeFirstPartySignIn)
 	user := jsonapi.UserOf(u)
@@ -153,7 +130,7 @@ func expiresAt(session *provider.Session, issuedAt time.Time, expiresIn time.Dur
 // sessionError is the answer to a startSession error: a refused sign-in exactly like a wrong password, an OAuth
 // error of the client's as itself, anything else (an outage above all) as a fault.
 func sessionError(r *http.Request, err error) error {
-	if errors.Is(err, errSignInRefused) {
+	if errors.Is(err, grant.ErrSignInRefused) {
 		return errWrongPassword()
 	}
 	return jsonapi.FromOAuth(r.Context(), fmt.Errorf("start session: %w", err))
@@ -295,7 +272,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("authenticate: %w", err)
 	}
 	resp, err := h.startSession(r, c, u, scopes)
-	if errors.Is(err, errSignInRefused) {
+	if errors.Is(err, grant.ErrSignInRefused) {
 		// The password was changed after it was checked: a wrong password now, and it stays counted as one.
 		return sessionError(r, err)
 	}
