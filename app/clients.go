@@ -71,6 +71,8 @@ type clientJSON struct {
 	AllowSignup             bool      `json:"allow_signup"`
 	Admin                   bool      `json:"admin"`
 	AdminPools              []string  `json:"admin_pools"` // empty: every pool
+	RefreshTokenRotation    string    `json:"refresh_token_rotation"`
+	RefreshTokenReuse       string    `json:"refresh_token_reuse_interval"` // a Go duration
 	IDTokenEncryptedAlg     string    `json:"id_token_encrypted_response_alg,omitempty"`
 	IDTokenEncryptedEnc     string    `json:"id_token_encrypted_response_enc,omitempty"`
 	UserinfoEncryptedAlg    string    `json:"userinfo_encrypted_response_alg,omitempty"`
@@ -96,6 +98,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		TokenEndpointAuthMethod: cl.GetTokenEndpointAuthMethod(), AccessTokenFormat: cl.AccessTokenFormat,
 		FirstParty: cl.FirstParty, Pool: cl.Pool, AllowSignup: cl.AllowSignup,
 		Admin: cl.Admin, AdminPools: nonNil(cl.AdminPools),
+		RefreshTokenRotation: cl.RefreshTokenRotation, RefreshTokenReuse: cl.RefreshTokenReuseInterval.String(),
 		IDTokenEncryptedAlg: cl.IDTokenEncryptedResponseAlg, IDTokenEncryptedEnc: cl.IDTokenEncryptedResponseEnc,
 		UserinfoEncryptedAlg: cl.UserinfoEncryptedResponseAlg, UserinfoEncryptedEnc: cl.UserinfoEncryptedResponseEnc,
 		AccessTokenEncryptedAlg: cl.AccessTokenEncryptionAlg, AccessTokenEncryptedEnc: cl.AccessTokenEncryptionEnc,
@@ -108,6 +111,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
 	postLogout, origins, pool, adminPools                                        string
+	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
 }
@@ -166,6 +170,36 @@ func (e encryptionFlags) apply(cl *models.Client) []string {
 	return p
 }
 
+// refreshPolicyFlags are a client's refresh policy: --refresh-token-rotation and --refresh-token-reuse-interval.
+// Empty means not given. Which values are allowed is the client's rule (models.Client.Validate).
+type refreshPolicyFlags struct{ rotation, reuse string }
+
+func (r *refreshPolicyFlags) register(fs *flag.FlagSet, create bool) {
+	rotationHelp, reuseHelp := "on or off: whether each refresh spends the refresh token and answers a new one", "with rotation on: how long a just-rotated refresh token may be presented again (two tabs) without revoking its grant, a Go duration up to "+models.MaxRefreshTokenReuseInterval.String()
+	if create {
+		rotationHelp += " (default on)"
+		reuseHelp += " (default 0: never)"
+	}
+	fs.StringVar(&r.rotation, "refresh-token-rotation", "", rotationHelp)
+	fs.StringVar(&r.reuse, "refresh-token-reuse-interval", "", reuseHelp)
+}
+
+// apply copies the given settings onto the client; it returns the problems with a value that is not a duration.
+func (r refreshPolicyFlags) apply(cl *models.Client) []string {
+	if r.rotation != "" {
+		cl.RefreshTokenRotation = r.rotation
+	}
+	if r.reuse == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(r.reuse)
+	if err != nil {
+		return []string{fmt.Sprintf("--refresh-token-reuse-interval: %q is not a duration (say 0, 500ms or 30s)", r.reuse)}
+	}
+	cl.RefreshTokenReuseInterval = d
+	return nil
+}
+
 // clientFromFlags builds a client registration from the flags, filling in the defaults, and checks it by the
 // client's own rules (models.Client.ValidateRegistration, which the store runs again), reporting every problem
 // at once, each named as its flag.
@@ -201,7 +235,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	if len(cl.ResponseTypes) == 0 && slices.Contains(cl.GrantTypes, "authorization_code") {
 		cl.ResponseTypes = []string{"code"}
 	}
-	p := f.enc.apply(cl)
+	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -258,6 +292,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	adminPools := fs.String("admin-pools", "", "with --admin: the pools whose users it may manage (default: every pool)")
 	var enc encryptionFlags
 	enc.register(fs)
+	var refresh refreshPolicyFlags
+	refresh.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -266,7 +302,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
-		admin: *admin, adminPools: *adminPools,
+		admin: *admin, adminPools: *adminPools, refresh: refresh,
 	})
 	if err != nil {
 		return err
@@ -325,13 +361,15 @@ func (b *optionalBool) Set(s string) error {
 }
 
 // clientsUpdate changes what an operator may change after registration: whether the client is an admin, and of
-// which pools.
+// which pools; its refresh policy.
 func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients update")
 	id := fs.String("id", "", "client id")
 	var admin optionalBool
 	fs.Var(&admin, "admin", "make it an admin client (adds the "+models.AdminScope+" scope); --admin=false takes that away")
 	adminPools := fs.String("admin-pools", "", "the pools whose users the admin client may manage, comma separated (\"-\": every pool)")
+	var refresh refreshPolicyFlags
+	refresh.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -356,6 +394,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		cl.AdminPools = nil
 	default:
 		cl.AdminPools = splitList(*adminPools)
+	}
+	if p := refresh.apply(cl); len(p) > 0 {
+		return errors.New(strings.Join(p, "; "))
 	}
 	if err := a.store.UpdateClient(ctx, cl); errors.Is(err, models.ErrInvalid) {
 		return validationError(err)

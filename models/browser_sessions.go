@@ -341,9 +341,9 @@ func endSessions(tx *gorm.DB, ids []string, now time.Time) (int, error) {
 }
 
 // revokeTokensWhere revokes the tokens matching cond (on the token tables' columns): refresh tokens become
-// inactive (kept, so reuse is still detected), access tokens are deleted, unused codes become used.
+// inactive (kept, so reuse is still detected) and leave any reuse interval, access tokens are deleted, unused codes become used.
 func revokeTokensWhere(tx *gorm.DB, cond string, args ...any) error {
-	if err := tx.Table(tableRefresh).Where(cond, args...).Where("active = ?", true).Update("active", false).Error; err != nil {
+	if err := tx.Table(tableRefresh).Where(cond, args...).Where("(active = ? OR rotated_at IS NOT NULL)", true).Updates(revokedRefresh).Error; err != nil {
 		return mapErr(err)
 	}
 	if err := tx.Table(tableAccess).Where(cond, args...).Delete(&tokenRow{}).Error; err != nil {

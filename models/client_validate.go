@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -63,6 +64,23 @@ const (
 	AccessTokenFormatOpaque = "opaque"
 	AccessTokenFormatJWT    = "jwt"
 )
+
+// A client's refresh policy (Client.RefreshTokenRotation, Client.RefreshTokenReuseInterval).
+const (
+	RefreshTokenRotationOn  = "on"
+	RefreshTokenRotationOff = "off"
+	// MaxRefreshTokenReuseInterval bounds the reuse interval: it is for requests racing each other (two tabs, a
+	// retry), not a second lifetime for a spent token.
+	MaxRefreshTokenReuseInterval = 5 * time.Minute
+)
+
+// refreshTokenRotationOrDefault is how a rotation setting is stored: "" is on.
+func refreshTokenRotationOrDefault(v string) string {
+	if v == "" {
+		return RefreshTokenRotationOn
+	}
+	return v
+}
 
 // MaxClientIDLength bounds a client id.
 const MaxClientIDLength = 255
@@ -158,6 +176,25 @@ func (c *Client) validate(p *problems) {
 	}
 	c.validateAdmin(p)
 	c.validateEncryption(p)
+	c.validateRefreshPolicy(p)
+}
+
+// validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to
+// MaxRefreshTokenReuseInterval, and only means something while rotation is on (without rotation nothing is spent).
+func (c *Client) validateRefreshPolicy(p *problems) {
+	switch c.RefreshTokenRotation {
+	case "", RefreshTokenRotationOn, RefreshTokenRotationOff:
+	default:
+		p.add("refresh_token_rotation", "%q is not on or off", c.RefreshTokenRotation)
+	}
+	switch d := c.RefreshTokenReuseInterval; {
+	case d < 0 || d > MaxRefreshTokenReuseInterval:
+		p.add("refresh_token_reuse_interval", "%s is outside 0 to %s", d, MaxRefreshTokenReuseInterval)
+	case d%time.Millisecond != 0:
+		p.add("refresh_token_reuse_interval", "%s is not a whole number of milliseconds", d)
+	case d > 0 && c.RefreshTokenRotation == RefreshTokenRotationOff:
+		p.add("refresh_token_reuse_interval", "is for rotated refresh tokens; with rotation off it must be 0")
+	}
 }
 
 // absoluteURIWithoutFragment: a scheme, a host for http(s), no fragment (RFC 6749 §3.1.2).

@@ -49,6 +49,14 @@ type Client struct {
 	// AdminPools limits an admin client to the users of these pools; empty means every pool.
 	AdminPools []string `json:"admin_pools"`
 
+	// RefreshTokenRotation is RefreshTokenRotationOn ("" when not set, stored as on) or RefreshTokenRotationOff:
+	// whether a refresh spends the presented refresh token and answers a new one (see RotatesRefreshTokens).
+	RefreshTokenRotation string `json:"refresh_token_rotation"`
+	// RefreshTokenReuseInterval is how long, with rotation on, a just-rotated refresh token may be presented again
+	// (two tabs refreshing at once) and still be honoured, without revoking its grant; 0 (the default) means never.
+	// Whole milliseconds, at most MaxRefreshTokenReuseInterval.
+	RefreshTokenReuseInterval time.Duration `json:"refresh_token_reuse_interval"`
+
 	// Encryption (OpenID Connect Core §10.2). JWKs are the JSON text of a public JWK; see IDTokenEncryption,
 	// UserinfoEncryption and AccessTokenEncryption. An enc left empty means A256GCM.
 
@@ -120,6 +128,13 @@ func (c *Client) AdministersPool(pool string) bool {
 	return c.Admin && (len(c.AdminPools) == 0 || slices.Contains(c.AdminPools, poolOrDefault(pool)))
 }
 
+// RotatesRefreshTokens reports whether a refresh spends the presented refresh token and answers a new one (the
+// default). A client that does not rotate keeps presenting the refresh token it got at sign-in, which keeps
+// working until its absolute expiry or until its grant is revoked.
+func (c *Client) RotatesRefreshTokens() bool {
+	return c.RefreshTokenRotation != RefreshTokenRotationOff
+}
+
 func clone(v []string) []string {
 	if v == nil {
 		return nil
@@ -147,6 +162,8 @@ type clientRow struct {
 	AllowSignup             bool      `gorm:"column:allow_signup"`
 	Admin                   bool      `gorm:"column:admin"`
 	AdminPools              string    `gorm:"column:admin_pools"`
+	RefreshTokenRotation    string    `gorm:"column:refresh_token_rotation"`
+	RefreshTokenReuseMS     int64     `gorm:"column:refresh_token_reuse_interval_ms"`
 	EncryptionJWK           string    `gorm:"column:encryption_jwk"`
 	IDTokenEncAlg           string    `gorm:"column:id_token_encrypted_response_alg"`
 	IDTokenEncEnc           string    `gorm:"column:id_token_encrypted_response_enc"`
@@ -173,6 +190,9 @@ func (r *clientRow) client() (*Client, error) {
 		Pool:                    r.Pool,
 		AllowSignup:             r.AllowSignup,
 		Admin:                   r.Admin,
+
+		RefreshTokenRotation:      r.RefreshTokenRotation,
+		RefreshTokenReuseInterval: time.Duration(r.RefreshTokenReuseMS) * time.Millisecond,
 
 		EncryptionJWK:                r.EncryptionJWK,
 		IDTokenEncryptedResponseAlg:  r.IDTokenEncAlg,
@@ -225,6 +245,8 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"allow_signup":                    c.AllowSignup,
 		"admin":                           c.Admin,
 		"admin_pools":                     encodeList(c.AdminPools),
+		"refresh_token_rotation":          refreshTokenRotationOrDefault(c.RefreshTokenRotation),
+		"refresh_token_reuse_interval_ms": c.RefreshTokenReuseInterval.Milliseconds(),
 		"encryption_jwk":                  c.EncryptionJWK,
 		"id_token_encrypted_response_alg": c.IDTokenEncryptedResponseAlg,
 		"id_token_encrypted_response_enc": c.IDTokenEncryptedResponseEnc,
@@ -288,6 +310,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		return fmt.Errorf("create client %q: %w", c.ID, err)
 	}
 	c.AllowedOrigins, c.Pool = allowed, pool
+	c.RefreshTokenRotation = refreshTokenRotationOrDefault(c.RefreshTokenRotation)
 	c.CreatedAt, c.UpdatedAt = now, now
 	c.cacheKeys()
 	return nil
@@ -330,6 +353,7 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		return fmt.Errorf("update client %q: %w", c.ID, err)
 	}
 	c.AllowedOrigins, c.Pool = allowed, pool
+	c.RefreshTokenRotation = refreshTokenRotationOrDefault(c.RefreshTokenRotation)
 	c.UpdatedAt = now
 	c.cacheKeys()
 	return nil

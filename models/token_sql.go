@@ -26,7 +26,7 @@ func (r *tokenRow) selectColumns(table string) (string, []any) {
 		&r.GrantedScopes, &r.RequestedAudience, &r.GrantedAudience, &r.Form, &r.Session, &r.Active, &r.ExpiresAt}
 	switch table {
 	case tableRefresh:
-		cols, targets = cols+", access_token_signature", append(targets, &r.AccessTokenSignature)
+		cols, targets = cols+", access_token_signature, rotated_at", append(targets, &r.AccessTokenSignature, &r.RotatedAt)
 	case tablePAR:
 		cols, targets = cols+", authorize_params", append(targets, &r.AuthorizeParams)
 	}

@@ -46,6 +46,7 @@ type tokenRow struct {
 	Active               bool       `gorm:"column:active"`
 	ExpiresAt            *time.Time `gorm:"column:expires_at"`
 	AccessTokenSignature string     `gorm:"column:access_token_signature"` // oauth2_refresh only
+	RotatedAt            *time.Time `gorm:"column:rotated_at"`             // oauth2_refresh only
 	AuthorizeParams      string     `gorm:"column:authorize_params"`       // oauth2_par only
 }
 
@@ -297,9 +298,24 @@ func (s *Store) CreateRefreshTokenSession(ctx context.Context, signature, access
 }
 
 // GetRefreshTokenSession returns a refresh token's request. For a rotated or revoked token it returns the
-// request together with fosite.ErrInactiveToken, so fosite can detect reuse and revoke the grant.
+// request together with fosite.ErrInactiveToken, so fosite can detect reuse and revoke the grant; except that a
+// token rotated within its client's reuse interval (Client.RefreshTokenReuseInterval) reads as active, so a second
+// tab presenting it is not taken for a thief. RotateRefreshToken claims that interval again, atomically.
 func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
-	req, err := s.getToken(ctx, tableRefresh, signature, session, fosite.ErrInactiveToken)
+	req, err := func() (fosite.Requester, error) {
+		row, err := s.findToken(ctx, tableRefresh, signature)
+		if err != nil {
+			return nil, err
+		}
+		req, err := s.request(ctx, row, session)
+		if err != nil {
+			return nil, err
+		}
+		if !row.Active && !s.withinReuseInterval(row.RotatedAt, req.Client) {
+			return req, fosite.ErrInactiveToken
+		}
+		return req, nil
+	}()
 	if err != nil {
 		if errors.Is(err, fosite.ErrInactiveToken) {
 			return req, err
@@ -307,6 +323,16 @@ func (s *Store) GetRefreshTokenSession(ctx context.Context, signature string, se
 		return nil, fmt.Errorf("get refresh token: %w", err)
 	}
 	return req, nil
+}
+
+// withinReuseInterval: a refresh token rotated at rotatedAt (nil: not rotated, or since revoked) may still be
+// presented now under client's refresh policy.
+func (s *Store) withinReuseInterval(rotatedAt *time.Time, client fosite.Client) bool {
+	c, ok := client.(*Client)
+	if rotatedAt == nil || !ok || c.RefreshTokenReuseInterval <= 0 {
+		return false
+	}
+	return !s.now().After(rotatedAt.Add(c.RefreshTokenReuseInterval))
 }
 
 // DeleteRefreshTokenSession deletes a refresh token; deleting a missing one is not an error.
@@ -323,13 +349,16 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 	return nil
 }
 
-// RevokeRefreshToken marks every refresh token of the grant requestID inactive.
+// revokedRefresh is what revoking does to a refresh token row: inactive, and no longer within a reuse interval.
+var revokedRefresh = map[string]any{"active": false, "rotated_at": nil}
+
+// RevokeRefreshToken marks every refresh token of the grant requestID inactive, ending any reuse interval.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := s.lockRefreshFamily(tx, "?", requestID); err != nil {
 			return err
 		}
-		return tx.Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error
+		return tx.Table(tableRefresh).Where("request_id = ?", requestID).Updates(revokedRefresh).Error
 	})
 	if err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", mapErr(err))
@@ -348,33 +377,79 @@ func (s *Store) lockRefreshFamily(tx *gorm.DB, grant string, arg any) error {
 	return tx.Exec("SELECT 1 FROM oauth2_refresh WHERE request_id = "+grant+" ORDER BY signature FOR UPDATE", arg).Error
 }
 
-// RotateRefreshToken marks the refresh token inactive and deletes the grant's access tokens. The update is
-// a compare-and-swap on active: of concurrent rotations of one token exactly one wins, the others get
-// fosite.ErrSerializationFailure. An unknown token is fosite.ErrNotFound.
+// RotateRefreshToken marks the refresh token inactive, records when (rotated_at), and deletes the grant's access
+// tokens. The update is a compare-and-swap on active: of concurrent rotations of one token exactly one wins. A
+// loser, or a later use, whose client has a reuse interval (Client.RefreshTokenReuseInterval) that has not run out
+// since the rotation claims it instead: the claim is an update of the row conditional on rotated_at (a revocation
+// sets it NULL), so it holds the row lock against a concurrent revocation until the transaction that issues the
+// new tokens ends, and the access tokens already issued are kept (another tab holds them). Otherwise the loser gets
+// fosite.ErrSerializationFailure (its grant is then revoked as reuse). An unknown token is fosite.ErrNotFound.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID string, refreshSignature string) error {
 	key := hashKey(refreshSignature)
+	now := dbTime(s.now())
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Table(tableRefresh).Where("signature = ? AND active = ?", key, true).Update("active", false)
+		res := tx.Table(tableRefresh).Where("signature = ? AND active = ?", key, true).
+			Updates(map[string]any{"active": false, "rotated_at": now})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
-		if res.RowsAffected != 1 {
-			var n int64
-			if err := tx.Table(tableRefresh).Where("signature = ?", key).Count(&n).Error; err != nil {
-				return mapErr(err)
-			}
-			if n == 0 {
-				return fosite.ErrNotFound
-			}
-			return fosite.ErrSerializationFailure
+		if res.RowsAffected == 1 {
+			return mapErr(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&tokenRow{}).Error)
 		}
-		if err := tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&tokenRow{}).Error; err != nil {
+		var interval []int64
+		err := tx.Table(tableRefresh+" r").Joins("JOIN clients c ON c.id = r.client_id").
+			Where("r.signature = ?", key).Pluck("c.refresh_token_reuse_interval_ms", &interval).Error
+		if err != nil {
 			return mapErr(err)
 		}
-		return nil
+		if len(interval) == 0 {
+			return fosite.ErrNotFound
+		}
+		if interval[0] > 0 {
+			cutoff := now.Add(-time.Duration(interval[0]) * time.Millisecond)
+			res := tx.Table(tableRefresh).Where("signature = ? AND active = ? AND rotated_at >= ?", key, false, cutoff).
+				Update("rotated_at", gorm.Expr("rotated_at"))
+			if res.Error != nil {
+				return mapErr(res.Error)
+			}
+			if res.RowsAffected == 1 {
+				return nil
+			}
+		}
+		return fosite.ErrSerializationFailure
 	})
 	if err != nil {
 		return fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return nil
+}
+
+// KeepRefreshToken is RotateRefreshToken for a client that does not rotate (Client.RotatesRefreshTokens): the
+// token stays active, with its expiry, and nothing already issued is deleted. The update confirms the token is
+// still active and holds its row lock until the transaction ends, so a concurrent revocation of the grant waits
+// and then reaches the access token issued with it. fosite.ErrInactiveToken if the token was revoked meanwhile,
+// fosite.ErrNotFound if there is no such token.
+func (s *Store) KeepRefreshToken(ctx context.Context, refreshSignature string) error {
+	key := hashKey(refreshSignature)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Table(tableRefresh).Where("signature = ? AND active = ?", key, true).Update("active", true)
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return nil
+		}
+		var n int64
+		if err := tx.Table(tableRefresh).Where("signature = ?", key).Count(&n).Error; err != nil {
+			return mapErr(err)
+		}
+		if n == 0 {
+			return fosite.ErrNotFound
+		}
+		return fosite.ErrInactiveToken
+	})
+	if err != nil {
+		return fmt.Errorf("keep refresh token: %w", err)
 	}
 	return nil
 }

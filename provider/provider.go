@@ -29,6 +29,7 @@ type Storage interface {
 	openid.OpenIDConnectRequestStorage
 	fosite.PARStorage
 	storage.Transactional
+	RefreshPolicyStorage
 }
 
 // Options configure the provider. Lifespans of zero take the defaults below.
@@ -173,7 +174,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenRevocationFactory,
 	)
 	wrap := func(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
-		return askFirst{oneRedemption{TokenEndpointHandler: h, revoker: store}}
+		return askFirst{oneRedemption{TokenEndpointHandler: withRefreshPolicy(h, store, strategy.CoreStrategy, cfg), revoker: store}}
 	}
 	for i, h := range cfg.TokenEndpointHandlers {
 		cfg.TokenEndpointHandlers[i] = wrap(h)

@@ -26,7 +26,7 @@ type tokenAPIFixture struct {
 	now   time.Time
 }
 
-func newTokenAPIFixture(t *testing.T) *tokenAPIFixture {
+func newTokenAPIFixture(t testing.TB) *tokenAPIFixture {
 	t.Helper()
 	ctx := context.Background()
 	store, err := models.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "latchkey.db"),

@@ -30,6 +30,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		schemaCases(),
 		tokenCases(),
 		grantCases(),
+		refreshPolicyCases(),
 		transactionCases(),
 		cleanupCases(),
 		clientCases(),

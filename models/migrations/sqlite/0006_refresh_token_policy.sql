@@ -1,0 +1,10 @@
+-- Migration 6 (SQLite): a refresh policy per client. refresh_token_rotation 'off' keeps the presented refresh
+-- token working until its absolute expiry instead of spending it at each refresh; refresh_token_reuse_interval_ms
+-- lets a just-rotated refresh token be presented again for that long (two tabs refreshing at once) without
+-- revoking its grant. oauth2_refresh.rotated_at is when a refresh token was spent by a rotation (NULL while it is
+-- active, and again once its grant is revoked), the start of that interval.
+--
+-- Released: frozen. Never edit this file; change the schema with a new migration (see migrations.go).
+ALTER TABLE clients ADD COLUMN refresh_token_rotation TEXT NOT NULL DEFAULT 'on';
+ALTER TABLE clients ADD COLUMN refresh_token_reuse_interval_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE oauth2_refresh ADD COLUMN rotated_at DATETIME NULL;
