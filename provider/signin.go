@@ -164,10 +164,14 @@ func (h *signInGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.A
 		}
 		r.GrantScope(s)
 	}
+	atLifespan, err := h.accessTokenLifespan(ctx, r)
+	if err != nil {
+		return err
+	}
 	now := h.now().UTC()
 	ar.RequestedAt = now
 	sess := r.GetSession()
-	sess.SetExpiresAt(fosite.AccessToken, now.Add(h.accessTokenLifespan(ctx, client)))
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(atLifespan))
 	if h.withRefresh(ctx, r) {
 		rtLifespan := fosite.GetEffectiveLifespan(client, fosite.GrantTypeAuthorizationCode, fosite.RefreshToken, h.config.GetRefreshTokenLifespan(ctx))
 		if rtLifespan > 0 {
@@ -177,8 +181,9 @@ func (h *signInGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.A
 	return nil
 }
 
-func (h *signInGrant) accessTokenLifespan(ctx context.Context, client fosite.Client) time.Duration {
-	return fosite.GetEffectiveLifespan(client, fosite.GrantTypeAuthorizationCode, fosite.AccessToken, h.config.GetAccessTokenLifespan(ctx))
+// accessTokenLifespan is the client's for authorization_code, or the grant's own when it has one (mint.go).
+func (h *signInGrant) accessTokenLifespan(ctx context.Context, r fosite.Requester) (time.Duration, error) {
+	return grantLifespan(r, fosite.GetEffectiveLifespan(r.GetClient(), fosite.GrantTypeAuthorizationCode, fosite.AccessToken, h.config.GetAccessTokenLifespan(ctx)))
 }
 
 func (h *signInGrant) withRefresh(ctx context.Context, r fosite.AccessRequester) bool {
@@ -188,6 +193,10 @@ func (h *signInGrant) withRefresh(ctx context.Context, r fosite.AccessRequester)
 func (h *signInGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) (err error) {
 	if !h.CanHandleTokenEndpointRequest(ctx, r) {
 		return fosite.ErrUnknownRequest
+	}
+	atLifespan, err := h.accessTokenLifespan(ctx, r)
+	if err != nil {
+		return err
 	}
 	withRefresh := h.withRefresh(ctx, r)
 	accessToken, accessSig, err := h.core.GenerateAccessToken(ctx, r)
@@ -233,7 +242,7 @@ func (h *signInGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosit
 
 	resp.SetAccessToken(accessToken)
 	resp.SetTokenType("bearer")
-	resp.SetExpiresIn(h.accessTokenLifespan(ctx, r.GetClient()))
+	resp.SetExpiresIn(atLifespan)
 	resp.SetScopes(r.GetGrantedScopes())
 	if withRefresh {
 		resp.SetExtra("refresh_token", refreshToken)
