@@ -200,7 +200,10 @@ func (a *app) handler() http.Handler {
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},
-		&admin.API{OAuth: a.prov.OAuth2, Store: a.store, Now: a.clock},
+		&admin.API{
+			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics,
+			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+		},
 		&tokenapi.API{
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,

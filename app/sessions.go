@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,8 @@ type sessionJSON struct {
 	LastActive time.Time `json:"last_active_at"`
 	AuthTime   time.Time `json:"auth_time"`
 	ExpiresAt  time.Time `json:"expires_at"`
+	// MintedBy is the admin client that minted the session's tokens; empty for a sign-in.
+	MintedBy string `json:"minted_by,omitempty"`
 }
 
 func sessionsList(ctx context.Context, c *cli, args []string) error {
@@ -50,15 +53,17 @@ func sessionsList(ctx context.Context, c *cli, args []string) error {
 			out = append(out, sessionJSON{
 				ID: s.ID, UserID: s.UserID, Device: request.DeviceName(s.UserAgent), IP: s.IP, UserAgent: s.UserAgent,
 				CreatedAt: s.CreatedAt, LastActive: s.LastActiveAt, AuthTime: s.AuthTime, ExpiresAt: s.ExpiresAt,
+				MintedBy: s.MintedBy,
 			})
 		}
 		if *asJSON {
 			return writeJSON(c, out)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "SESSION\tDEVICE\tIP\tSIGNED IN\tLAST ACTIVE")
+		fmt.Fprintln(tw, "SESSION\tDEVICE\tIP\tSIGNED IN\tLAST ACTIVE\tMINTED BY")
 		for _, s := range out {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.IP, s.CreatedAt.UTC().Format(time.RFC3339), s.LastActive.UTC().Format(time.RFC3339))
+			mintedBy := cmp.Or(s.MintedBy, "-")
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.IP, s.CreatedAt.UTC().Format(time.RFC3339), s.LastActive.UTC().Format(time.RFC3339), mintedBy)
 		}
 		return tw.Flush()
 	})

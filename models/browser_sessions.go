@@ -25,6 +25,9 @@ type BrowserSession struct {
 	IdleExpiresAt time.Time  `json:"idle_expires_at"` // never after ExpiresAt
 	ExpiresAt     time.Time  `json:"expires_at"`
 	EndedAt       *time.Time `json:"ended_at,omitempty"`
+	// MintedBy is the admin client that started the session by minting tokens for the user (the admin API's
+	// POST /users/{id}/tokens); empty for a session the user signed in to.
+	MintedBy string `json:"minted_by,omitempty"`
 }
 
 // Limits on what is recorded of the request that created or touched a session.
@@ -49,6 +52,7 @@ type browserSessionRow struct {
 	IdleExpiresAt time.Time  `gorm:"column:idle_expires_at"`
 	ExpiresAt     time.Time  `gorm:"column:expires_at"`
 	EndedAt       *time.Time `gorm:"column:ended_at"`
+	MintedBy      string     `gorm:"column:minted_by"`
 }
 
 func (browserSessionRow) TableName() string { return "browser_sessions" }
@@ -58,6 +62,7 @@ func (r *browserSessionRow) session() *BrowserSession {
 		ID: r.ID, UserID: r.UserID, IP: r.IP, UserAgent: r.UserAgent,
 		AuthTime: r.AuthTime.UTC(), CreatedAt: r.CreatedAt.UTC(), LastActiveAt: r.LastActiveAt.UTC(),
 		IdleExpiresAt: r.IdleExpiresAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), EndedAt: utcPtr(r.EndedAt),
+		MintedBy: r.MintedBy,
 	}
 }
 
@@ -93,31 +98,62 @@ const MaxActiveSessions = 50
 // the oldest active sessions are ended and their tokens revoked, in the same transaction. It returns the
 // session and the cookie token (256 random bits, base64url); only the token's hash is stored.
 func (s *Store) CreateBrowserSession(ctx context.Context, u *User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
-	if idle <= 0 || absolute <= 0 {
-		return nil, "", fmt.Errorf("create browser session: %w: idle and absolute lifetimes must be positive", ErrInvalid)
-	}
 	if u == nil {
 		return nil, "", fmt.Errorf("create browser session: %w: no user", ErrInvalid)
 	}
-	id, err := newPublicID("ses_")
+	bs, token, err := s.startSession(ctx, u.ID, "", ip, userAgent, now, idle, absolute, func(cur userRow) error {
+		if u.credential == "" || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
+			return ErrInvalidCredentials
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("create browser session: %w", err)
 	}
+	return bs, token, nil
+}
+
+// CreateMintedSession starts a session for the user userID without a password: an admin client (mintedBy, its
+// id) mints tokens for the user through the admin API. The session is listed and revocable like any other and
+// records who started it; it has no cookie (its token is never handed out). An unknown user is ErrNotFound, a
+// disabled one ErrUserDisabled; the session cap holds as for CreateBrowserSession.
+func (s *Store) CreateMintedSession(ctx context.Context, userID, mintedBy, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, error) {
+	if mintedBy == "" {
+		return nil, fmt.Errorf("create minted session: %w: no admin client", ErrInvalid)
+	}
+	bs, _, err := s.startSession(ctx, userID, mintedBy, ip, userAgent, now, idle, absolute, func(userRow) error { return nil })
+	if err != nil {
+		return nil, fmt.Errorf("create minted session: %w", err)
+	}
+	return bs, nil
+}
+
+// startSession creates a session row for userID in one transaction: under the user's row lock it refuses a
+// disabled user and runs check on the user as locked, then ends the oldest active sessions beyond
+// MaxActiveSessions.
+func (s *Store) startSession(ctx context.Context, userID, mintedBy, ip, userAgent string, now time.Time, idle, absolute time.Duration, check func(cur userRow) error) (*BrowserSession, string, error) {
+	if idle <= 0 || absolute <= 0 {
+		return nil, "", fmt.Errorf("%w: idle and absolute lifetimes must be positive", ErrInvalid)
+	}
+	id, err := newPublicID("ses_")
+	if err != nil {
+		return nil, "", err
+	}
 	token, err := newSecretToken()
 	if err != nil {
-		return nil, "", fmt.Errorf("create browser session: %w", err)
+		return nil, "", err
 	}
 	now = dbTime(now)
 	expires := dbTime(now.Add(absolute))
 	row := browserSessionRow{
-		ID: id, TokenHash: hashKey(token), UserID: u.ID, IP: clip(ip, maxIPBytes),
+		ID: id, TokenHash: hashKey(token), UserID: userID, IP: clip(ip, maxIPBytes),
 		UserAgent: clip(userAgent, maxUserAgentBytes), AuthTime: now, CreatedAt: now, LastActiveAt: now,
-		IdleExpiresAt: minTime(dbTime(now.Add(idle)), expires), ExpiresAt: expires,
+		IdleExpiresAt: minTime(dbTime(now.Add(idle)), expires), ExpiresAt: expires, MintedBy: mintedBy,
 	}
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		// An exclusive lock on PostgreSQL (SQLite has one writer): it orders this sign-in against a password
 		// change or a disable of the user, and serializes the user's session creations so the cap holds.
-		q := tx.Select("id", "disabled", "password_hash").Where("id = ?", u.ID)
+		q := tx.Select("id", "disabled", "password_hash").Where("id = ?", userID)
 		if s.dialect == dialectPostgres {
 			q = q.Clauses(clause.Locking{Strength: "NO KEY UPDATE"})
 		}
@@ -128,14 +164,14 @@ func (s *Store) CreateBrowserSession(ctx context.Context, u *User, ip, userAgent
 		if cur.Disabled {
 			return ErrUserDisabled
 		}
-		if u.credential == "" || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
-			return ErrInvalidCredentials
+		if err := check(cur); err != nil {
+			return err
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			return mapErr(err)
 		}
 		var surplus []string
-		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND id <> ? AND "+activeSession, u.ID, id, now, now).
+		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND id <> ? AND "+activeSession, userID, id, now, now).
 			Order("created_at DESC, id DESC").Offset(MaxActiveSessions-1).Pluck("id", &surplus).Error
 		if err != nil {
 			return mapErr(err)
@@ -144,7 +180,7 @@ func (s *Store) CreateBrowserSession(ctx context.Context, u *User, ip, userAgent
 		return err
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("create browser session: %w", err)
+		return nil, "", err
 	}
 	return row.session(), token, nil
 }

@@ -11,3 +11,10 @@ var registeredClaims = map[string]bool{
 
 // IsRegisteredClaim reports whether name is a claim Latchkey sets itself, which a user's extras may not use.
 func IsRegisteredClaim(name string) bool { return registeredClaims[name] }
+
+// ValidateExtras checks custom claims by the rule the store applies to a user's extras (no empty key, no
+// registered claim name, bounded size), for extras that travel in a grant without being stored on the user.
+func ValidateExtras(extras map[string]any) error {
+	_, err := encodeExtras(extras)
+	return err
+}

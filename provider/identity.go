@@ -81,6 +81,7 @@ func (s *Session) applyIdentity(id Identity, granted []string) {
 	if slices.Contains(granted, ScopeRoles) {
 		s.Roles = slices.Clone(id.Roles)
 	}
+	id.Extras = s.grantExtras(id.Extras)
 	s.Extras = nil
 	if len(id.Extras) > 0 {
 		s.Extras = cloneJSONMap(id.Extras)

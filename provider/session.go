@@ -23,6 +23,12 @@ type Session struct {
 	AuthTime  time.Time                      `json:"auth_time,omitzero"`
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at,omitempty"`
 
+	// GrantExtras are custom claims of this grant alone (minted by an admin client, mint.go): merged over the
+	// user's extras in every token the grant issues, refreshes included, and never stored on the user.
+	GrantExtras map[string]any `json:"grant_extras,omitempty"`
+	// AccessTokenLifespan, when set, is the access-token lifetime of this grant (mint.go), at most the server's.
+	AccessTokenLifespan time.Duration `json:"access_token_lifespan,omitempty"`
+
 	// IDClaims and IDHeaders are what fosite's OpenID Connect handlers fill and sign into the ID token.
 	IDClaims  *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
 	IDHeaders *jwt.Headers       `json:"id_token_headers,omitempty"`
@@ -106,6 +112,7 @@ func (s *Session) Clone() fosite.Session {
 	c.refreshScopes = slices.Clone(s.refreshScopes)
 	c.Roles = slices.Clone(s.Roles)
 	c.Extras = cloneJSONMap(s.Extras)
+	c.GrantExtras = cloneJSONMap(s.GrantExtras)
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
 	if s.IDClaims != nil {
 		ic := *s.IDClaims

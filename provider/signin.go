@@ -179,10 +179,14 @@ func (h *signInGrant) startLifespans(ctx context.Context, r fosite.AccessRequest
 		return fosite.ErrServerError.WithDebugf("unexpected access request type %T", r)
 	}
 	client := r.GetClient()
+	atLifespan, err := h.accessTokenLifespan(ctx, r)
+	if err != nil {
+		return err
+	}
 	now := h.now().UTC()
 	ar.RequestedAt = now
 	sess := r.GetSession()
-	sess.SetExpiresAt(fosite.AccessToken, now.Add(h.accessTokenLifespan(ctx, client)))
+	sess.SetExpiresAt(fosite.AccessToken, now.Add(atLifespan))
 	if h.withRefresh(ctx, r) {
 		rtLifespan := fosite.GetEffectiveLifespan(client, fosite.GrantTypeAuthorizationCode, fosite.RefreshToken, h.config.GetRefreshTokenLifespan(ctx))
 		if rtLifespan > 0 {
@@ -192,8 +196,9 @@ func (h *signInGrant) startLifespans(ctx context.Context, r fosite.AccessRequest
 	return nil
 }
 
-func (h *signInGrant) accessTokenLifespan(ctx context.Context, client fosite.Client) time.Duration {
-	return fosite.GetEffectiveLifespan(client, fosite.GrantTypeAuthorizationCode, fosite.AccessToken, h.config.GetAccessTokenLifespan(ctx))
+// accessTokenLifespan is the client's for authorization_code, or the grant's own when it has one (mint.go).
+func (h *signInGrant) accessTokenLifespan(ctx context.Context, r fosite.Requester) (time.Duration, error) {
+	return grantLifespan(r, fosite.GetEffectiveLifespan(r.GetClient(), fosite.GrantTypeAuthorizationCode, fosite.AccessToken, h.config.GetAccessTokenLifespan(ctx)))
 }
 
 func (h *signInGrant) withRefresh(ctx context.Context, r fosite.AccessRequester) bool {
@@ -209,6 +214,10 @@ func (h *signInGrant) PopulateTokenEndpointResponse(ctx context.Context, r fosit
 
 // issue generates the grant's tokens, stores them in one transaction and fills the response.
 func (h *signInGrant) issue(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) (err error) {
+	atLifespan, err := h.accessTokenLifespan(ctx, r)
+	if err != nil {
+		return err
+	}
 	withRefresh := h.withRefresh(ctx, r)
 	accessToken, accessSig, err := h.core.GenerateAccessToken(ctx, r)
 	if err != nil {
@@ -253,7 +262,7 @@ func (h *signInGrant) issue(ctx context.Context, r fosite.AccessRequester, resp 
 
 	resp.SetAccessToken(accessToken)
 	resp.SetTokenType("bearer")
-	resp.SetExpiresIn(h.accessTokenLifespan(ctx, r.GetClient()))
+	resp.SetExpiresIn(atLifespan)
 	resp.SetScopes(r.GetGrantedScopes())
 	if withRefresh {
 		resp.SetExtra("refresh_token", refreshToken)

@@ -102,6 +102,7 @@ func (s *tokenStrategy) AccessTokenSignature(ctx context.Context, token string) 
 
 func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Requester) (string, string, error) {
 	withCurrentUser(r)
+	capAccessTokenExpiry(r, s.now())
 	if s.formatFor(r) == FormatJWT {
 		return s.generateJWT(r)
 	}

@@ -1,5 +1,6 @@
 // Package admin serves the admin API for backends (Xano-style): read users and set their roles, custom claims
-// ("extras"), name and disabled flag. Every error goes through jsonapi.Write.
+// ("extras"), name and disabled flag; mint tokens for a user; list and end a user's sessions. Every error goes
+// through jsonapi.Write.
 package admin
 
 import (
@@ -34,6 +35,7 @@ type store interface {
 	UserByEmail(ctx context.Context, pool, email string) (*models.User, error)
 	ListUsers(ctx context.Context, pool string) ([]models.User, error)
 	UpdateUser(ctx context.Context, id string, p models.UserPatch, now time.Time) (*models.User, error)
+	sessionStore
 }
 
 // API is the admin surface. Callers authenticate with an access token carrying the latchkey.admin scope,
@@ -42,7 +44,14 @@ type store interface {
 type API struct {
 	OAuth fosite.OAuth2Provider
 	Store store
-	Now   func() time.Time
+	// Issuer mints tokens for a user (mint.go) through the token API's issuance.
+	Issuer minter
+	// SessionIdle and SessionAbsolute are the lifetimes of a minted session, as of a signed-in one.
+	SessionIdle     time.Duration
+	SessionAbsolute time.Duration
+	Now             func() time.Time
+	// Issued counts minted grants as the token API counts sign-ins; nil: none.
+	Issued interface{ TokenIssued(grantType string) }
 }
 
 func (h *API) Mount(r *mux.Router) {
@@ -53,6 +62,9 @@ func (h *API) Mount(r *mux.Router) {
 	s.Handle("/users", handler(h.list)).Methods(http.MethodGet)
 	s.Handle("/users/{id}", handler(h.get)).Methods(http.MethodGet)
 	s.Handle("/users/{id}", handler(h.patch)).Methods(http.MethodPatch)
+	s.Handle("/users/{id}/tokens", handler(h.mint)).Methods(http.MethodPost)
+	s.Handle("/users/{id}/sessions", handler(h.sessions)).Methods(http.MethodGet)
+	s.Handle("/users/{id}/sessions/{sid}", handler(h.endSession)).Methods(http.MethodDelete)
 }
 
 // handler serves fn, answering the error it returns through jsonapi.Write.

@@ -169,6 +169,8 @@ type apiSession struct {
 	CreatedAt    time.Time `json:"created_at"`
 	LastActiveAt time.Time `json:"last_active_at"`
 	Current      bool      `json:"current"`
+	// MintedBy is the admin client that minted the session's tokens (the admin API); absent for a sign-in.
+	MintedBy string `json:"minted_by,omitempty"`
 }
 
 // sessions lists the user's active sessions (GET), or ends all but the caller's (DELETE).
@@ -193,7 +195,7 @@ func (h *API) sessions(w http.ResponseWriter, r *http.Request) error {
 	out := make([]apiSession, 0, len(list))
 	for _, s := range list {
 		out = append(out, apiSession{ID: s.ID, Device: request.DeviceName(s.UserAgent), IP: s.IP, CreatedAt: s.CreatedAt,
-			LastActiveAt: s.LastActiveAt, Current: s.ID == b.session.SID})
+			LastActiveAt: s.LastActiveAt, Current: s.ID == b.session.SID, MintedBy: s.MintedBy})
 	}
 	jsonapi.Respond(w, http.StatusOK, map[string]any{"sessions": out})
 	return nil

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		userCases(),
 		poolCases(),
 		sessionCases(),
+		mintedCases(),
 		signInCases(),
 		throttleCases(),
 		signingKeyCases(),
