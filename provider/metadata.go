@@ -80,9 +80,9 @@ func (p *Provider) Metadata() Metadata {
 		RevocationEndpoint:                        iss + PathRevoke,
 		PushedAuthorizationRequestEndpoint:        iss + PathPAR,
 		ScopesSupported:                           slices.Clone(StandardScopes),
-		ResponseTypesSupported:                    []string{"code"},
-		ResponseModesSupported:                    []string{"query", "form_post"},
-		GrantTypesSupported:                       p.GrantTypes(),
+		ResponseTypesSupported:                    []string{"code", ResponseTypeIDToken},
+		ResponseModesSupported:                    []string{"query", "fragment", "form_post"},
+		GrantTypesSupported:                       append(p.GrantTypes(), GrantTypeImplicit),
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		TokenEndpointAuthMethodsSupported:         append(slices.Clone(secretMethods), "none"),
 		IntrospectionEndpointAuthMethodsSupported: slices.Clone(secretMethods),
@@ -102,7 +102,8 @@ func (p *Provider) Metadata() Metadata {
 	}
 }
 
-// GrantTypes lists the grants the token endpoint accepts: exactly the fosite handlers New composed.
+// GrantTypes lists the grants the token endpoint accepts: exactly the fosite handlers New composed. Discovery
+// adds the implicit grant, which the authorization endpoint serves (implicit.go).
 func (p *Provider) GrantTypes() []string {
 	return []string{"authorization_code", "refresh_token", "client_credentials"}
 }
