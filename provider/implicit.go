@@ -64,7 +64,9 @@ func ExactRedirectURI(ar fosite.AuthorizeRequester) bool {
 // idTokenOnlyImplicit is fosite's OpenID Connect implicit handler answering only response_type=id_token, checked
 // by CheckFrontChannel first. Any other combination it would handle ("id_token token" issues an access token in
 // the fragment) it leaves alone, so nothing handles it and fosite refuses it as unsupported_response_type.
-type idTokenOnlyImplicit struct{ inner fosite.AuthorizeEndpointHandler }
+type idTokenOnlyImplicit struct {
+	inner fosite.AuthorizeEndpointHandler
+}
 
 func (h idTokenOnlyImplicit) HandleAuthorizeEndpointRequest(ctx context.Context, ar fosite.AuthorizeRequester, resp fosite.AuthorizeResponder) error {
 	if !IDTokenOnly(ar) {
