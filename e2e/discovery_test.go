@@ -22,11 +22,11 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 		if m["issuer"] != srv.URL {
 			t.Errorf("issuer = %v", m["issuer"])
 		}
-		if g := fmt.Sprint(m["grant_types_supported"]); g != "[authorization_code refresh_token client_credentials password]" {
+		if g := fmt.Sprint(m["grant_types_supported"]); g != "[authorization_code refresh_token client_credentials password implicit]" {
 			t.Errorf("grant_types_supported = %v", g)
 		}
-		if g := fmt.Sprint(m["response_types_supported"]); g != "[code]" {
-			t.Errorf("response_types_supported = %v (no implicit or hybrid flows)", g)
+		if g := fmt.Sprint(m["response_types_supported"]); g != "[code id_token]" {
+			t.Errorf("response_types_supported = %v (no hybrid flow, no access token from the authorization endpoint)", g)
 		}
 		if g := fmt.Sprint(m["code_challenge_methods_supported"]); g != "[S256]" {
 			t.Errorf("code_challenge_methods_supported = %v (plain must not be offered)", g)

@@ -54,8 +54,8 @@ func (p problems) err() error {
 
 // Grant types, response types and access token formats a client may register.
 var (
-	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password"}
-	clientResponseTypes = []string{"code"}
+	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password", GrantTypeImplicit}
+	clientResponseTypes = []string{"code", ResponseTypeIDToken}
 	clientAuthMethods   = []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodNone}
 )
 
@@ -111,6 +111,9 @@ func (c *Client) ValidateRegistration() error {
 	if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 {
 		p.add("redirect_uris", "at least one is required for the authorization_code grant")
 	}
+	if slices.Contains(c.GrantTypes, GrantTypeImplicit) && len(c.RedirectURIs) == 0 {
+		p.add("redirect_uris", "at least one is required for the implicit grant")
+	}
 	return p.err()
 }
 
@@ -141,6 +144,7 @@ func (c *Client) validate(p *problems) {
 			p.add("scopes", "%q is not a valid scope token", s)
 		}
 	}
+	c.validateImplicit(p)
 	if c.Public && slices.Contains(c.GrantTypes, "client_credentials") {
 		p.add("public", "public clients cannot use client_credentials (they have no secret)")
 	}
@@ -194,6 +198,38 @@ func (c *Client) validateRefreshPolicy(p *problems) {
 		p.add("refresh_token_reuse_interval", "%s is not a whole number of milliseconds", d)
 	case d > 0 && c.RefreshTokenRotation == RefreshTokenRotationOff:
 		p.add("refresh_token_reuse_interval", "is for rotated refresh tokens; with rotation off it must be 0")
+	}
+}
+
+// The implicit flow as a client registers it: the ID token alone (provider.CheckFrontChannel).
+const (
+	GrantTypeImplicit   = "implicit"
+	ResponseTypeIDToken = "id_token"
+)
+
+// validateImplicit: the id_token response type and the implicit grant go together, and the ID token goes only to
+// an https redirect URI, or http on a loopback host (OpenID Connect Core §3.2.2.1).
+func (c *Client) validateImplicit(p *problems) {
+	grant, response := slices.Contains(c.GrantTypes, GrantTypeImplicit), slices.Contains(c.ResponseTypes, ResponseTypeIDToken)
+	switch {
+	case grant && !response:
+		p.add("response_types", "the %s grant needs the %s response type", GrantTypeImplicit, ResponseTypeIDToken)
+	case response && !grant:
+		p.add("grant_types", "the %s response type needs the %s grant", ResponseTypeIDToken, GrantTypeImplicit)
+	}
+	if !grant && !response {
+		return
+	}
+	for _, raw := range c.RedirectURIs {
+		u, err := url.Parse(raw)
+		if err != nil || !absoluteURIWithoutFragment(raw) {
+			continue // reported above
+		}
+		host := u.Hostname()
+		loopback := host == "localhost" || host == "127.0.0.1" || host == "::1"
+		if u.Scheme != "https" && !(u.Scheme == "http" && loopback) {
+			p.add("redirect_uris", "%q: an ID token is sent only to https, or http on localhost", raw)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -84,6 +85,18 @@ func TestClientRules(t *testing.T) {
 		{"unknown grant type", func(c *models.Client) { c.GrantTypes = []string{"urn:example:magic"} }, false, "grant_types", `"urn:example:magic"`},
 		{"password grant on a client that is not first-party", func(c *models.Client) { c.GrantTypes = []string{"password"} }, false, "grant_types", `"password" is only for first-party apps`},
 		{"implicit response type", func(c *models.Client) { c.ResponseTypes = []string{"token"} }, false, "response_types", `"token"`},
+		{"id_token response type without the implicit grant", func(c *models.Client) { c.ResponseTypes = []string{"code", "id_token"} }, false, "grant_types", "needs the implicit grant"},
+		{"implicit grant without the id_token response type", func(c *models.Client) { c.GrantTypes = append(c.GrantTypes, "implicit") }, false, "response_types", "needs the id_token response type"},
+		{"id_token with an access token is not a response type", func(c *models.Client) {
+			c.GrantTypes, c.ResponseTypes = append(c.GrantTypes, "implicit"), []string{"code", "id_token", "id_token token"}
+		}, false, "response_types", `"id_token token"`},
+		{"implicit without redirect URIs", func(c *models.Client) {
+			c.GrantTypes, c.ResponseTypes, c.RedirectURIs = []string{"implicit"}, []string{"id_token"}, nil
+		}, true, "redirect_uris", "implicit grant"},
+		{"implicit to a plain http redirect URI", func(c *models.Client) {
+			c.GrantTypes, c.ResponseTypes = append(c.GrantTypes, "implicit"), []string{"code", "id_token"}
+			c.RedirectURIs = []string{"http://app.example/cb"}
+		}, false, "redirect_uris", "https, or http on localhost"},
 		{"scope with a quote", func(c *models.Client) { c.Scopes = []string{`"write"`} }, false, "scopes", "scope token"},
 		{"empty scope", func(c *models.Client) { c.Scopes = []string{""} }, false, "scopes", "scope token"},
 		{"public client with client_credentials", func(c *models.Client) {
@@ -192,6 +205,22 @@ func TestClientRules(t *testing.T) {
 		}
 		if msg := ve.Error(); !strings.HasPrefix(msg, "invalid: name: is required; ") {
 			t.Errorf("message = %q, want the problems joined after %q", msg, "invalid: ")
+		}
+	})
+	t.Run("an ID-token-only client is valid", func(t *testing.T) {
+		c := validClient(rsaPub, ecPub)
+		c.GrantTypes, c.ResponseTypes = []string{"authorization_code", "implicit", "refresh_token"}, []string{"code", "id_token"}
+		c.RedirectURIs = []string{"https://app.example/cb", "http://localhost:5173/cb", "http://127.0.0.1:8080/cb"}
+		if err := c.ValidateRegistration(); err != nil {
+			t.Errorf("ValidateRegistration = %v", err)
+		}
+		modes := fmt.Sprint(c.GetResponseModes())
+		if modes != "[query fragment form_post]" {
+			t.Errorf("response modes = %s, want fragment among them", modes)
+		}
+		c = validClient(rsaPub, ecPub)
+		if modes := fmt.Sprint(c.GetResponseModes()); modes != "[query form_post]" {
+			t.Errorf("response modes of a code-only client = %s, want no fragment", modes)
 		}
 	})
 	t.Run("a nil client is invalid", func(t *testing.T) {

@@ -114,8 +114,12 @@ func (c *Client) GetTokenEndpointAuthMethod() string {
 	}
 }
 
-// GetResponseModes allows query and form_post (not fragment: no implicit or hybrid flows).
+// GetResponseModes allows query and form_post, and fragment for a client registered for the ID token alone
+// (the implicit flow's default; provider.CheckFrontChannel keeps an ID token out of the query).
 func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	if slices.Contains(c.ResponseTypes, ResponseTypeIDToken) {
+		return []fosite.ResponseModeType{fosite.ResponseModeQuery, fosite.ResponseModeFragment, fosite.ResponseModeFormPost}
+	}
 	return []fosite.ResponseModeType{fosite.ResponseModeQuery, fosite.ResponseModeFormPost}
 }
 

@@ -80,9 +80,9 @@ func (p *Provider) Metadata() Metadata {
 		RevocationEndpoint:                        iss + PathRevoke,
 		PushedAuthorizationRequestEndpoint:        iss + PathPAR,
 		ScopesSupported:                           slices.Clone(StandardScopes),
-		ResponseTypesSupported:                    []string{"code"},
-		ResponseModesSupported:                    []string{"query", "form_post"},
-		GrantTypesSupported:                       p.GrantTypes(),
+		ResponseTypesSupported:                    []string{"code", ResponseTypeIDToken},
+		ResponseModesSupported:                    []string{"query", "fragment", "form_post"},
+		GrantTypesSupported:                       append(p.GrantTypes(), GrantTypeImplicit),
 		CodeChallengeMethodsSupported:             []string{"S256"},
 		TokenEndpointAuthMethodsSupported:         append(slices.Clone(secretMethods), "none"),
 		IntrospectionEndpointAuthMethodsSupported: slices.Clone(secretMethods),
@@ -106,6 +106,7 @@ func (p *Provider) Metadata() Metadata {
 // grant is always listed: discovery says what the server supports, a client's registration what it may use, and
 // only first-party clients that register it may (models.Client.Validate). A list that followed the clients
 // registered would be a snapshot of one node at start-up, wrong as soon as a client is created elsewhere.
+// Discovery adds the implicit grant, which the authorization endpoint serves (implicit.go).
 func (p *Provider) GrantTypes() []string {
 	return []string{"authorization_code", "refresh_token", "client_credentials", GrantTypePassword}
 }

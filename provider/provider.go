@@ -161,12 +161,14 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		Signer:                     idSigner,
 	}
 
-	// Exactly the grants we support: no implicit, no hybrid, no password grant.
+	// Exactly the grants we support: no hybrid, no password grant, and of the implicit flow only the ID token
+	// alone (implicit.go): never an access token in a URL.
 	oauth := compose.Compose(cfg, store, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory,
+		idTokenOnlyImplicitFactory,
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,

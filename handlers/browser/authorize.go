@@ -16,7 +16,8 @@ import (
 	"github.com/latchkey/latchkey/templates"
 )
 
-// authorize is the OAuth 2.0 authorization endpoint (response_type=code). A request that needs the user to sign
+// authorize is the OAuth 2.0 authorization endpoint: response_type=code, or id_token alone for clients registered
+// for the implicit flow (provider.CheckFrontChannel). A request that needs the user to sign
 // in is handed to the sign-in form sealed (pendingRequest), so nothing is stored for an anonymous browser. Once
 // someone signs in for it, or a signed-in user is asked for consent, it becomes a challenge bound to that browser
 // session; the forms then send the browser back here with only ?lk_challenge=ID, and the original parameters are
@@ -40,6 +41,18 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	client, ok := ar.GetClient().(*models.Client)
 	if !ok {
 		h.authorizeError(w, r, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+		return
+	}
+	if provider.IDTokenOnly(ar) && !provider.ExactRedirectURI(ar) {
+		// fosite accepted the redirect URI loosely (a loopback port may differ); an ID token, and so an error,
+		// goes only to a redirect URI registered exactly: our page answers.
+		h.authorizeError(w, r, nil, fosite.ErrInvalidRequest.WithHint("response_type 'id_token' needs a redirect_uri registered for the client, exactly as registered."))
+		return
+	}
+	// Before anyone signs in: what may come back through the browser (no access token; an ID token with a nonce,
+	// never in the query).
+	if err := provider.CheckFrontChannel(ar); err != nil {
+		h.authorizeError(w, r, ar, err)
 		return
 	}
 	demand, err := checkAuthorizeRequest(client.IsPublic(), ar.GetRequestForm())

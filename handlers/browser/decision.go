@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/provider"
 )
 
 // The authorization endpoint's decisions are pure functions of the request, the browser session and the consent
@@ -79,9 +80,11 @@ const signInGrace = 5 * time.Minute
 const maxAgeLimit = int64(math.MaxInt64 / int64(time.Second))
 
 // checkAuthorizeRequest is what an authorization request fosite accepted must still satisfy before anyone signs
-// in or consents: PKCE with S256 for public clients (RFC 9700 §2.1.1), and readable prompt and max_age values.
+// in or consents: PKCE with S256 for public clients asking for a code (RFC 9700 §2.1.1; an ID token alone has no
+// code to bind, its nonce binds it), and readable prompt and max_age values.
 func checkAuthorizeRequest(publicClient bool, form url.Values) (authDemands, error) {
-	if publicClient {
+	idTokenOnly := fosite.Arguments(strings.Fields(form.Get("response_type"))).ExactOne(provider.ResponseTypeIDToken)
+	if publicClient && !idTokenOnly {
 		switch method := form.Get("code_challenge_method"); {
 		case form.Get("code_challenge") == "":
 			return authDemands{}, fosite.ErrInvalidRequest.WithHint("Public clients must use PKCE: code_challenge is missing.")

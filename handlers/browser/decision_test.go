@@ -23,6 +23,8 @@ func TestCheckAuthorizeRequest(t *testing.T) {
 		{"public client without PKCE", true, url.Values{}, "code_challenge is missing", authDemands{}},
 		{"public client with plain PKCE", true, url.Values{"code_challenge": {"x"}, "code_challenge_method": {"plain"}}, "must be S256", authDemands{}},
 		{"public client with S256", true, url.Values{"code_challenge": {"x"}, "code_challenge_method": {"S256"}}, "", authDemands{maxAge: -1}},
+		{"public client asking for an ID token alone: no PKCE (no code)", true, url.Values{"response_type": {"id_token"}}, "", authDemands{maxAge: -1}},
+		{"public client asking for a code and an ID token: PKCE", true, url.Values{"response_type": {"code id_token"}}, "code_challenge is missing", authDemands{}},
 		{"prompt=login consent, max_age", false, url.Values{"prompt": {"login consent"}, "max_age": {"60"}}, "", authDemands{login: true, consent: true, maxAge: 60}},
 		{"prompt=none with another value", false, url.Values{"prompt": {"none login"}}, "cannot be combined", authDemands{}},
 		{"unknown prompt", false, url.Values{"prompt": {"select_account"}}, "Unsupported prompt", authDemands{}},
