@@ -88,8 +88,8 @@ func exactAudience(allowed []string, requested []string) error {
 	return nil
 }
 
-// New composes exactly the fosite handlers Latchkey supports; nothing implicit, and the password grant only in
-// its first-party form (password_grant.go).
+// New composes exactly the fosite handlers Latchkey supports: of the implicit flow only the ID token alone
+// (implicit.go), and the password grant only in its first-party form (password_grant.go).
 func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	if opts.Issuer == "" {
 		return nil, errors.New("provider: issuer is required")
@@ -161,8 +161,8 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		Signer:                     idSigner,
 	}
 
-	// Exactly the grants we support: no hybrid, no password grant, and of the implicit flow only the ID token
-	// alone (implicit.go): never an access token in a URL.
+	// Exactly the grants we support: no hybrid; the password grant in its own block below; of the implicit flow
+	// only the ID token alone (implicit.go): never an access token in a URL.
 	oauth := compose.Compose(cfg, store, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
