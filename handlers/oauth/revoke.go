@@ -21,7 +21,9 @@ type Revoke struct {
 	Clients ClientCache
 }
 
-func (h *Revoke) Mount(r *mux.Router) { r.Handle(provider.PathRevoke, h.CORS.WrapRoute(h, request.CORSRoute{Methods: []string{http.MethodPost}})) }
+func (h *Revoke) Mount(r *mux.Router) {
+	r.Handle(provider.PathRevoke, h.CORS.WrapRoute(h, request.CORSRoute{Methods: []string{http.MethodPost}}))
+}
 
 func (h *Revoke) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()

@@ -30,7 +30,9 @@ type Token struct {
 	Password *PasswordGrant
 }
 
-func (h *Token) Mount(r *mux.Router) { r.Handle(provider.PathToken, h.CORS.WrapRoute(h, request.CORSRoute{Methods: []string{http.MethodPost}})) }
+func (h *Token) Mount(r *mux.Router) {
+	r.Handle(provider.PathToken, h.CORS.WrapRoute(h, request.CORSRoute{Methods: []string{http.MethodPost}}))
+}
 
 // singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
 var singleValued = []string{
