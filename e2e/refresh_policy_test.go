@@ -48,6 +48,11 @@ func TestRefreshReuseIntervalTwoTabs(t *testing.T) {
 				t.Errorf("access token of concurrent refresh %d is not active", i)
 			}
 		}
+		for i, rt := range rts {
+			if rt != rts[0] {
+				t.Errorf("concurrent refresh %d got refresh token %q, want the one successor every use got: one chain", i, rt)
+			}
+		}
 		// The family stays usable: an issued refresh token refreshes, and the presented one still does (inside).
 		if code, errCode := e.refresh(t, rts[0]); code != http.StatusOK {
 			t.Errorf("refresh with a token the race issued: %d %q", code, errCode)
@@ -59,7 +64,7 @@ func TestRefreshReuseIntervalTwoTabs(t *testing.T) {
 		// Outside the interval: move the rotations 3 minutes into the past. Reuse revokes the family.
 		execSQL(t, env, "UPDATE oauth2_refresh SET rotated_at = ? WHERE rotated_at IS NOT NULL", time.Now().UTC().Add(-3*time.Minute))
 		e.mustRefreshFail(t, tok.RefreshToken, "the rotated token after the interval")
-		e.mustRefreshFail(t, rts[1], "a sibling after reuse outside the interval")
+		e.mustRefreshFail(t, rts[1], "the chain's token after reuse outside the interval")
 		for i, at := range ats[:5] {
 			if active(at) {
 				t.Errorf("access token %d still active after reuse outside the interval", i)

@@ -139,6 +139,15 @@ func (c *Client) RotatesRefreshTokens() bool {
 	return c.RefreshTokenRotation != RefreshTokenRotationOff
 }
 
+// RefreshReuseWindow is how long a spent refresh token of this client may be presented again: its reuse
+// interval with rotation on, else 0.
+func (c *Client) RefreshReuseWindow() time.Duration {
+	if !c.RotatesRefreshTokens() {
+		return 0
+	}
+	return c.RefreshTokenReuseInterval
+}
+
 func clone(v []string) []string {
 	if v == nil {
 		return nil

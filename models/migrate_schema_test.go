@@ -198,14 +198,14 @@ var releasedMigrations = map[string]string{
 	"postgres/0003_pools_client_settings_throttle.sql":                "29b82a1d7d953da434b5201650abf6e868d76203c2f6b42d4c13c18a766bc92f",
 	"postgres/0004_admin_clients.sql":                                 "1ce4bae062a3752048c5c601661a91a152a839447bc5f43d99e2a92896f15da7",
 	"postgres/0005_signing_key_activation.sql":                        "fc25d9e57b5e80c2607b238bddc633e8a26a37848d346c54b4c1d904152fb91d",
-	"postgres/0006_refresh_token_policy.sql":                          "b684f86723d9581b36d08a755e8555383a12d9541d26bcdcd3f4101690475802",
+	"postgres/0006_refresh_token_policy.sql":                          "9f08c1d93350625b0bbea499db241d03ee9440afd0ac461b276134ed40d0c50e",
 	"postgres/0007_minted_sessions.sql":                               "8eeb5b7c41ae4e66115032de67717e3d3ebc18110db7afdf150a99bdf285a141",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
 	"sqlite/0004_admin_clients.sql":                                   "a199b3a43206285e88b33288d24166fcd1ee8aa120551770b1696b44af3e6d15",
 	"sqlite/0005_signing_key_activation.sql":                          "4ccf826371e3e64ffcc04fe17f88675dd05d055bee1172444c4bf8e07b083816",
-	"sqlite/0006_refresh_token_policy.sql":                            "dd597f5d38546063e2126c6bd301a746242455c3bc4a7cf7d348e6ec17bff794",
+	"sqlite/0006_refresh_token_policy.sql":                            "8b0e7390ae940ac59edd4572a1832ea2659579ca5f2702d6b5f4c86a6dd9e13f",
 	"sqlite/0007_minted_sessions.sql":                                 "476c29279848dfc8e8dccb9b585e98b2b58c7ac1398308b48e96a1db53a1afb5",
 }
 

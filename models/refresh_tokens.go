@@ -76,7 +76,7 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 }
 
 // revokedRefresh is what revoking does to a refresh token row: inactive, and no longer within a reuse interval.
-var revokedRefresh = map[string]any{"active": false, "rotated_at": nil}
+var revokedRefresh = map[string]any{"active": false, "rotated_at": nil, "successor": nil}
 
 // RevokeRefreshToken marks every refresh token of the grant requestID inactive, ending any reuse interval.
 func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error {
@@ -104,12 +104,9 @@ func (s *Store) lockRefreshFamily(tx *gorm.DB, grant string, arg any) error {
 }
 
 // RotateRefreshToken marks the refresh token inactive, records when (rotated_at), and deletes the grant's access
-// tokens. The update is a compare-and-swap on active: of concurrent rotations of one token exactly one wins. A
-// loser, or a later use, whose client has a reuse interval (Client.RefreshTokenReuseInterval) that has not run out
-// since the rotation claims it instead: the claim is an update of the row conditional on rotated_at (a revocation
-// sets it NULL), so it holds the row lock against a concurrent revocation until the transaction that issues the
-// new tokens ends, and the access tokens already issued are kept (another tab holds them). Otherwise the loser gets
-// fosite.ErrSerializationFailure (its grant is then revoked as reuse). An unknown token is fosite.ErrNotFound.
+// tokens. The update is a compare-and-swap on active: of concurrent rotations of one token exactly one wins; a
+// loser, or a later use, gets fosite.ErrSerializationFailure (its grant is then revoked as reuse). An unknown
+// token is fosite.ErrNotFound. Clients with a reuse interval rotate through RotateRefreshTokenWithin instead.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID string, refreshSignature string) error {
 	key := hashKey(refreshSignature)
 	now := dbTime(s.now())
@@ -122,32 +119,75 @@ func (s *Store) RotateRefreshToken(ctx context.Context, requestID string, refres
 		if res.RowsAffected == 1 {
 			return mapErr(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&tokenRow{}).Error)
 		}
-		var interval []int64
-		err := tx.Table(tableRefresh+" r").Joins("JOIN clients c ON c.id = r.client_id").
-			Where("r.signature = ?", key).Pluck("c.refresh_token_reuse_interval_ms", &interval).Error
-		if err != nil {
-			return mapErr(err)
-		}
-		if len(interval) == 0 {
-			return fosite.ErrNotFound
-		}
-		if interval[0] > 0 {
-			cutoff := now.Add(-time.Duration(interval[0]) * time.Millisecond)
-			res := tx.Table(tableRefresh).Where("signature = ? AND active = ? AND rotated_at >= ?", key, false, cutoff).
-				Update("rotated_at", gorm.Expr("rotated_at"))
-			if res.Error != nil {
-				return mapErr(res.Error)
-			}
-			if res.RowsAffected == 1 {
-				return nil
-			}
-		}
-		return fosite.ErrSerializationFailure
+		return s.refreshTokenGone(tx, key)
 	})
 	if err != nil {
 		return fmt.Errorf("rotate refresh token: %w", err)
 	}
 	return nil
+}
+
+// RotateRefreshTokenWithin rotates a refresh token of a client with a reuse interval (Client
+// RefreshTokenReuseInterval > 0), in the transaction of ctx. sealedSuccessor is the refresh token the caller
+// will issue if this rotation wins, sealed so that only the holder of the rotated token can open it.
+//
+// The first use wins a compare-and-swap on active: the token is spent (rotated_at, sealedSuccessor recorded),
+// the access token issued with it is deleted (not the grant's others: another tab holds them), and the answer
+// is nil: the caller stores its new tokens. A later or concurrent use within interval of that rotation gets the
+// winner's sealed successor instead, and the caller answers that same refresh token: the grant keeps one live
+// chain however often the spent token is replayed. The claim is one update conditional on rotated_at, which a
+// revocation clears, so it holds the row against a concurrent revocation until the transaction ends. Outside the
+// interval, or once revoked, the answer is fosite.ErrSerializationFailure (reuse: the grant is revoked); an
+// unknown token is fosite.ErrNotFound.
+func (s *Store) RotateRefreshTokenWithin(ctx context.Context, refreshSignature string, interval time.Duration, sealedSuccessor string) (successor string, err error) {
+	key := hashKey(refreshSignature)
+	now := dbTime(s.now())
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Table(tableRefresh).Where("signature = ? AND active = ?", key, true).
+			Updates(map[string]any{"active": false, "rotated_at": now, "successor": sealedSuccessor})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 1 {
+			return mapErr(tx.Exec("DELETE FROM "+tableAccess+" WHERE signature = (SELECT access_token_signature FROM "+
+				tableRefresh+" WHERE signature = ?)", key).Error)
+		}
+		res = tx.Table(tableRefresh).
+			Where("signature = ? AND active = ? AND rotated_at >= ? AND successor IS NOT NULL", key, false, now.Add(-interval)).
+			Update("rotated_at", gorm.Expr("rotated_at"))
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return s.refreshTokenGone(tx, key)
+		}
+		var sealed []string
+		if err := tx.Table(tableRefresh).Where("signature = ?", key).Pluck("successor", &sealed).Error; err != nil {
+			return mapErr(err)
+		}
+		if len(sealed) == 0 || sealed[0] == "" {
+			return fosite.ErrSerializationFailure
+		}
+		successor = sealed[0]
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return successor, nil
+}
+
+// refreshTokenGone is the answer for a refresh token a rotation could not spend or claim: fosite.ErrNotFound if
+// there is no such token, else fosite.ErrSerializationFailure (already spent, or revoked).
+func (s *Store) refreshTokenGone(tx *gorm.DB, key string) error {
+	var n int64
+	if err := tx.Table(tableRefresh).Where("signature = ?", key).Count(&n).Error; err != nil {
+		return mapErr(err)
+	}
+	if n == 0 {
+		return fosite.ErrNotFound
+	}
+	return fosite.ErrSerializationFailure
 }
 
 // KeepRefreshToken is RotateRefreshToken for a client that does not rotate (Client.RotatesRefreshTokens): the

@@ -2,7 +2,13 @@ package provider
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ory/fosite"
@@ -13,9 +19,11 @@ import (
 // A client's refresh policy (README, "Refresh policy") has two settings; models.Client holds both.
 //   - Rotation on (the default): fosite's refresh grant. Each refresh spends the presented refresh token and answers
 //     a new one; presenting a spent one revokes the grant (RFC 9700 §4.14.2).
-//   - Reuse interval, with rotation on: the store (models.Store.GetRefreshTokenSession, RotateRefreshToken) honours
-//     a token presented again within the interval after its rotation, atomically, without revoking the grant, and
-//     answers it a new sibling refresh token of the same grant. Nothing here: fosite's flow runs unchanged on it.
+//   - Reuse interval, with rotation on: refreshKeeper.rotateWithin below. The first use spends the token and
+//     records its successor, sealed with a key derived from the spent token; a use within the interval after that
+//     (another tab) gets fresh access and ID tokens and that same successor, so the grant keeps one live chain
+//     however often the spent token is replayed (models.Store.RotateRefreshTokenWithin). Outside the interval
+//     reuse revokes the grant as with rotation alone.
 //   - Rotation off: refreshKeeper below. A refresh answers a new access token (and ID token) and the presented
 //     refresh token again, which keeps its absolute expiry.
 
@@ -25,6 +33,19 @@ type RefreshPolicyStorage interface {
 	// it, holding it against a concurrent revocation until the transaction ends; fosite.ErrInactiveToken if it was
 	// revoked, fosite.ErrNotFound if unknown.
 	KeepRefreshToken(ctx context.Context, refreshSignature string) error
+	// RotateRefreshTokenWithin spends a refresh token of a client with a reuse interval, recording sealedSuccessor,
+	// in the transaction of ctx; within interval of that it answers later uses the sealed successor instead.
+	RotateRefreshTokenWithin(ctx context.Context, refreshSignature string, interval time.Duration, sealedSuccessor string) (string, error)
+}
+
+// refreshReuse is a client that has a reuse interval for its spent refresh tokens (models.Client).
+type refreshReuse interface{ RefreshReuseWindow() time.Duration }
+
+func reuseWindow(c fosite.Client) time.Duration {
+	if r, ok := c.(refreshReuse); ok {
+		return r.RefreshReuseWindow()
+	}
+	return 0
 }
 
 // refreshRotation is a client that says whether it rotates refresh tokens (models.Client). A client that does
@@ -58,7 +79,13 @@ type refreshKeeper struct {
 }
 
 func (h refreshKeeper) PopulateTokenEndpointResponse(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder) error {
-	if !h.CanHandleTokenEndpointRequest(ctx, req) || rotatesRefreshTokens(req.GetClient()) {
+	if !h.CanHandleTokenEndpointRequest(ctx, req) {
+		return h.RefreshTokenGrantHandler.PopulateTokenEndpointResponse(ctx, req, resp)
+	}
+	if rotatesRefreshTokens(req.GetClient()) {
+		if window := reuseWindow(req.GetClient()); window > 0 {
+			return h.rotateWithin(ctx, req, resp, window)
+		}
 		return h.RefreshTokenGrantHandler.PopulateTokenEndpointResponse(ctx, req, resp)
 	}
 	presented := req.GetRequestForm().Get("refresh_token")
@@ -101,4 +128,124 @@ func (h refreshKeeper) PopulateTokenEndpointResponse(ctx context.Context, req fo
 	resp.SetScopes(req.GetGrantedScopes())
 	resp.SetExtra("refresh_token", presented)
 	return nil
+}
+
+// rotateWithin is the refresh response of a client with a reuse interval: the presented token is spent with its
+// successor recorded, or, presented again within the interval, answered that recorded successor with fresh
+// access tokens, in one transaction (models.Store.RotateRefreshTokenWithin).
+func (h refreshKeeper) rotateWithin(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder, window time.Duration) (err error) {
+	presented := req.GetRequestForm().Get("refresh_token")
+	accessToken, accessSignature, err := h.core.GenerateAccessToken(ctx, req)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	refreshToken, refreshSignature, err := h.core.GenerateRefreshToken(ctx, req)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	sealed, err := sealSuccessor(presented, refreshToken)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	storeReq := req.Sanitize(nil)
+	storeReq.SetID(req.GetID())
+	ctx, err = storage.MaybeBeginTx(ctx, h.store)
+	if err != nil {
+		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if rbErr := storage.MaybeRollbackTx(ctx, h.store); rbErr != nil {
+			err = errors.Join(err, rbErr)
+		}
+		if !errors.Is(err, fosite.ErrSerializationFailure) && !errors.Is(err, fosite.ErrNotFound) {
+			err = fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
+		} // else reuse outside the interval, or revoked meanwhile: oneRedemption revokes the grant
+	}()
+	recorded, err := h.store.RotateRefreshTokenWithin(ctx, h.core.RefreshTokenSignature(ctx, presented), window, sealed)
+	if err != nil {
+		return err
+	}
+	if recorded != "" {
+		// Another use spent it first: answer its successor; that refresh token's row is already stored.
+		if refreshToken, err = openSuccessor(presented, recorded); err != nil {
+			return err
+		}
+		err = h.store.CreateAccessTokenSession(ctx, accessSignature, storeReq)
+	} else {
+		if err = h.store.CreateAccessTokenSession(ctx, accessSignature, storeReq); err == nil {
+			err = h.store.CreateRefreshTokenSession(ctx, refreshSignature, accessSignature, storeReq)
+		}
+	}
+	if err == nil {
+		err = storage.MaybeCommitTx(ctx, h.store)
+	}
+	if err != nil {
+		return err
+	}
+	resp.SetAccessToken(accessToken)
+	resp.SetTokenType("bearer")
+	resp.SetExpiresIn(accessTokenExpiresIn(ctx, req, h.cfg))
+	resp.SetScopes(req.GetGrantedScopes())
+	resp.SetExtra("refresh_token", refreshToken)
+	return nil
+}
+
+// accessTokenExpiresIn is how long the access token a refresh just issued lives: until the expiry fosite set in
+// the session, or the client's lifespan for the refresh grant.
+func accessTokenExpiresIn(ctx context.Context, req fosite.AccessRequester, cfg *fosite.Config) time.Duration {
+	if exp := req.GetSession().GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
+		return time.Until(exp)
+	}
+	return fosite.GetEffectiveLifespan(req.GetClient(), fosite.GrantTypeRefreshToken, fosite.AccessToken, cfg.GetAccessTokenLifespan(ctx))
+}
+
+// successorKey is the key a spent refresh token's successor is sealed with: derived from the spent token itself,
+// which the store never keeps (it holds a hash of its signature), so only its holder can open the successor.
+func successorKey(spent string) []byte {
+	k := sha256.Sum256([]byte("latchkey refresh successor v1\x00" + spent))
+	return k[:]
+}
+
+// sealSuccessor seals successor (AES-256-GCM) under a key only the holder of spent can derive.
+func sealSuccessor(spent, successor string) (string, error) {
+	block, err := aes.NewCipher(successorKey(spent))
+	if err != nil {
+		return "", fmt.Errorf("seal successor: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return "", fmt.Errorf("seal successor: %w", err)
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("seal successor: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(successor), nil)), nil
+}
+
+// openSuccessor opens what sealSuccessor sealed for spent.
+func openSuccessor(spent, sealed string) (string, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", fmt.Errorf("open successor: %w", err)
+	}
+	block, err := aes.NewCipher(successorKey(spent))
+	if err != nil {
+		return "", fmt.Errorf("open successor: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return "", fmt.Errorf("open successor: %w", err)
+	}
+	if len(raw) < aead.NonceSize() {
+		return "", errors.New("open successor: too short")
+	}
+	plain, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], nil)
+	if err != nil {
+		return "", fmt.Errorf("open successor: %w", err)
+	}
+	return string(plain), nil
 }

@@ -64,41 +64,56 @@ func TestRefreshWithoutRotationKeepsTheToken(t *testing.T) {
 	}
 }
 
-func TestRefreshWithinReuseIntervalIssuesASibling(t *testing.T) {
+// Within the interval a spent refresh token is answered the one successor its rotation recorded: the second tab
+// joins the first tab's chain, and a replay, however often, never starts a chain of its own.
+func TestRefreshWithinReuseIntervalAnswersTheOneSuccessor(t *testing.T) {
 	f := newTokenAPIFixture(t)
 	policyClients(t, f)
 	first := f.signIn(t, "tabs", "openid", "offline_access")
 	tab1 := f.refresh(t, "tabs", first.RefreshToken)
 	tab2 := f.refresh(t, "tabs", first.RefreshToken)
-	if tab2.RefreshToken == tab1.RefreshToken || tab2.RefreshToken == first.RefreshToken {
-		t.Fatalf("the second tab got refresh token %q; want a new sibling", tab2.RefreshToken)
+	if tab2.RefreshToken != tab1.RefreshToken {
+		t.Fatalf("the second tab got refresh token %q; want the first tab's successor %q", tab2.RefreshToken, tab1.RefreshToken)
 	}
-	for name, tok := range map[string]string{"first tab": tab1.RefreshToken, "second tab": tab2.RefreshToken} {
-		if !f.refreshActive(t, tok) {
-			t.Errorf("the %s's refresh token is not active", name)
+	if tab2.AccessToken == tab1.AccessToken {
+		t.Fatal("the second tab got the first tab's access token; want its own")
+	}
+	for range 25 {
+		if again := f.refresh(t, "tabs", first.RefreshToken); again.RefreshToken != tab1.RefreshToken {
+			t.Fatalf("a replay of the spent token got refresh token %q; want the one successor", again.RefreshToken)
 		}
 	}
-	if _, active := f.introspect(t, tab1.AccessToken); !active {
-		t.Error("the first tab's access token was revoked by the second tab's refresh")
+	if !f.refreshActive(t, tab1.RefreshToken) {
+		t.Error("the successor is not active")
 	}
-	// Each tab goes on rotating its own token.
-	f.refresh(t, "tabs", tab1.RefreshToken)
-	f.refresh(t, "tabs", tab2.RefreshToken)
+	for name, tok := range map[string]string{"first tab": tab1.AccessToken, "second tab": tab2.AccessToken} {
+		if _, active := f.introspect(t, tok); !active {
+			t.Errorf("the %s's access token was revoked by the other tab's refresh", name)
+		}
+	}
+	// The chain goes on: one tab spends the successor, the other, presenting it within the interval, joins again.
+	next := f.refresh(t, "tabs", tab1.RefreshToken)
+	if again := f.refresh(t, "tabs", tab2.RefreshToken); again.RefreshToken != next.RefreshToken {
+		t.Errorf("the other tab got %q; want the chain's next token %q", again.RefreshToken, next.RefreshToken)
+	}
+	if _, active := f.introspect(t, tab2.AccessToken); !active {
+		t.Error("a tab's access token that came from a replay was revoked by the chain's next rotation")
+	}
 
 	// Without an interval the same second use is reuse: the grant is revoked.
 	none := f.signIn(t, "spa", "openid", "offline_access")
-	next := f.refresh(t, "spa", none.RefreshToken)
+	spaNext := f.refresh(t, "spa", none.RefreshToken)
 	if _, _, err := f.p.Refresh(context.Background(), "spa", "", none.RefreshToken); !errors.Is(err, fosite.ErrInvalidGrant) {
 		t.Errorf("reuse without an interval: %v, want invalid_grant", errDetail(err))
 	}
-	if f.refreshActive(t, next.RefreshToken) {
+	if f.refreshActive(t, spaNext.RefreshToken) {
 		t.Error("the successor survived reuse without an interval")
 	}
 }
 
 // BenchmarkRefresh is one refresh at the token API endpoint over SQLite, per refresh policy: rotation (the default;
 // each iteration spends the token the last one got), a reuse within the interval (each iteration presents the same
-// rotated token and gets a sibling), and rotation off (each iteration presents the sign-in token again).
+// rotated token and gets its recorded successor), and rotation off (each iteration presents the sign-in token again).
 func BenchmarkRefresh(b *testing.B) {
 	for _, tc := range []struct{ name, client string }{
 		{"rotation", "spa"}, {"reuse within interval", "tabs"}, {"rotation off", "keeper"},

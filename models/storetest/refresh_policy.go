@@ -14,16 +14,17 @@ import (
 )
 
 // refreshPolicyCases: a client's refresh policy as the store keeps it. Within a client's reuse interval a rotated
-// refresh token reads as active and may be rotated again (a sibling is issued) without touching the access tokens
-// already issued, concurrently too; a revocation ends the interval; a client without rotation keeps its token.
+// refresh token reads as active and presenting it again answers the successor its rotation recorded, never a new
+// chain, without touching the access tokens already issued, concurrently too; a revocation ends the interval; a
+// client without rotation keeps its token.
 func refreshPolicyCases() []testCase {
 	return []testCase{
 		{"client refresh policy is stored, rotation on and no reuse interval by default", testRefreshPolicyStored},
-		{"refresh reuse interval: a rotated token within it reads active and rotates again, keeping access tokens", testReuseWithinInterval},
+		{"refresh reuse interval: a rotated token within it reads active and is answered its one recorded successor, keeping access tokens", testReuseWithinInterval},
 		{"refresh reuse interval: a client without one (0) gets reuse as before", testReuseWithoutInterval},
 		{"refresh reuse interval: revoking the grant ends it", testReuseAfterRevoke},
 		{"refresh reuse interval: revoking the browser session ends it", testReuseAfterSessionEnd},
-		{"refresh reuse interval: 40 concurrent rotations of one token all succeed", testConcurrentReuse},
+		{"refresh reuse interval: 40 concurrent uses of one token all succeed with one successor", testConcurrentReuse},
 		{"refresh keep: the token stays active with the grant's access tokens until revoked", testKeepRefresh},
 	}
 }
@@ -84,15 +85,27 @@ func testReuseWithinInterval(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
 	client := policyClient(t, s, "app", models.RefreshTokenRotationOn, 5*time.Minute)
 	exp := baseTime.Add(time.Hour)
+	must(t, "create a0", s.CreateAccessTokenSession(ctx, "a0", newRequest(client, "grant-1", "usr_alice", exp)))
 	must(t, "create a1", s.CreateAccessTokenSession(ctx, "a1", newRequest(client, "grant-1", "usr_alice", exp)))
 	must(t, "create r1", s.CreateRefreshTokenSession(ctx, "r1", "a1", newRequest(client, "grant-1", "usr_alice", exp)))
-	must(t, "rotate", s.RotateRefreshToken(ctx, "grant-1", "r1"))
-	wantNotFound(t, "the grant's access token after the first rotation", getAccess(t, s, "a1"))
+	got, err := s.RotateRefreshTokenWithin(ctx, "r1", client.RefreshTokenReuseInterval, "sealed-r2")
+	must(t, "rotate", err)
+	if got != "" {
+		t.Fatalf("the first rotation answered a recorded successor %q, want none (it stores its own)", got)
+	}
+	wantNotFound(t, "the access token issued with the rotated refresh token", getAccess(t, s, "a1"))
+	must(t, "another access token of the grant (another tab's) is kept", getAccess(t, s, "a0"))
 	must(t, "create a2", s.CreateAccessTokenSession(ctx, "a2", newRequest(client, "grant-1", "usr_alice", exp)))
 	must(t, "create r2", s.CreateRefreshTokenSession(ctx, "r2", "a2", newRequest(client, "grant-1", "usr_alice", exp)))
 
 	must(t, "get the rotated token within the interval", getRefresh(t, s, "r1"))
-	must(t, "rotate it again within the interval", s.RotateRefreshToken(ctx, "grant-1", "r1"))
+	for i := range 3 {
+		got, err := s.RotateRefreshTokenWithin(ctx, "r1", client.RefreshTokenReuseInterval, fmt.Sprintf("sealed-other-%d", i))
+		must(t, "present it again within the interval", err)
+		if got != "sealed-r2" {
+			t.Fatalf("replay %d answered %q, want the first rotation's successor: one chain however often it is replayed", i, got)
+		}
+	}
 	must(t, "the access token issued at the first rotation is kept", getAccess(t, s, "a2"))
 	must(t, "the successor stays active", getRefresh(t, s, "r2"))
 }
@@ -111,6 +124,10 @@ func testReuseWithoutInterval(t *testing.T, s *models.Store) {
 	if err := s.RotateRefreshToken(ctx, "grant-1", "r1"); !errors.Is(err, fosite.ErrSerializationFailure) {
 		t.Errorf("rotate it again without an interval: %v, want fosite.ErrSerializationFailure", err)
 	}
+	// A token spent without a recorded successor (rotated before the client had an interval) is not honoured.
+	if _, err := s.RotateRefreshTokenWithin(ctx, "r1", 5*time.Minute, "sealed"); !errors.Is(err, fosite.ErrSerializationFailure) {
+		t.Errorf("present a token spent without a successor within an interval: %v, want fosite.ErrSerializationFailure", err)
+	}
 }
 
 func testReuseAfterRevoke(t *testing.T, s *models.Store) {
@@ -118,13 +135,14 @@ func testReuseAfterRevoke(t *testing.T, s *models.Store) {
 	client := policyClient(t, s, "app", models.RefreshTokenRotationOn, 5*time.Minute)
 	exp := baseTime.Add(time.Hour)
 	must(t, "create r1", s.CreateRefreshTokenSession(ctx, "r1", "a1", newRequest(client, "grant-1", "usr_alice", exp)))
-	must(t, "rotate", s.RotateRefreshToken(ctx, "grant-1", "r1"))
+	_, err := s.RotateRefreshTokenWithin(ctx, "r1", client.RefreshTokenReuseInterval, "sealed-r2")
+	must(t, "rotate", err)
 	must(t, "revoke", s.RevokeRefreshToken(ctx, "grant-1"))
 	if err := getRefresh(t, s, "r1"); !errors.Is(err, fosite.ErrInactiveToken) {
 		t.Errorf("get the rotated token after revocation: %v, want fosite.ErrInactiveToken", err)
 	}
-	if err := s.RotateRefreshToken(ctx, "grant-1", "r1"); !errors.Is(err, fosite.ErrSerializationFailure) {
-		t.Errorf("rotate it after revocation: %v, want fosite.ErrSerializationFailure", err)
+	if _, err := s.RotateRefreshTokenWithin(ctx, "r1", client.RefreshTokenReuseInterval, "sealed"); !errors.Is(err, fosite.ErrSerializationFailure) {
+		t.Errorf("present it after revocation: %v, want fosite.ErrSerializationFailure", err)
 	}
 }
 
@@ -135,10 +153,14 @@ func testReuseAfterSessionEnd(t *testing.T, s *models.Store) {
 	ses, _, err := s.CreateBrowserSession(ctx, u, "", "", baseTime, time.Hour, 24*time.Hour)
 	must(t, "create browser session", err)
 	must(t, "create r1", s.CreateRefreshTokenSession(ctx, "r1", "a1", newSIDRequest(client, "grant-1", u.ID, ses.ID, baseTime.Add(time.Hour))))
-	must(t, "rotate", s.RotateRefreshToken(ctx, "grant-1", "r1"))
+	_, err = s.RotateRefreshTokenWithin(ctx, "r1", client.RefreshTokenReuseInterval, "sealed-r2")
+	must(t, "rotate", err)
 	must(t, "end session", s.EndBrowserSession(ctx, ses.ID, baseTime.Add(time.Minute)))
 	if err := getRefresh(t, s, "r1"); !errors.Is(err, fosite.ErrInactiveToken) {
 		t.Errorf("get the rotated token after its session ended: %v, want fosite.ErrInactiveToken", err)
+	}
+	if _, err := s.RotateRefreshTokenWithin(ctx, "r1", client.RefreshTokenReuseInterval, "sealed"); !errors.Is(err, fosite.ErrSerializationFailure) {
+		t.Errorf("present it after its session ended: %v, want fosite.ErrSerializationFailure", err)
 	}
 }
 
@@ -150,6 +172,7 @@ func testConcurrentReuse(t *testing.T, s *models.Store) {
 
 	const workers = 40
 	errs := make([]error, workers)
+	answers := make([]string, workers)
 	runWithDeadline(t, func() {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -163,11 +186,11 @@ func testConcurrentReuse(t *testing.T, s *models.Store) {
 					errs[i] = err
 					return
 				}
-				err = s.RotateRefreshToken(txCtx, "grant-1", "r1")
+				answers[i], err = s.RotateRefreshTokenWithin(txCtx, "r1", client.RefreshTokenReuseInterval, fmt.Sprintf("sealed-%d", i))
 				if err == nil {
 					err = s.CreateAccessTokenSession(txCtx, fmt.Sprintf("a-next-%d", i), newRequest(client, "grant-1", "usr_alice", exp))
 				}
-				if err == nil {
+				if err == nil && answers[i] == "" {
 					err = s.CreateRefreshTokenSession(txCtx, fmt.Sprintf("r-next-%d", i), fmt.Sprintf("a-next-%d", i),
 						newRequest(client, "grant-1", "usr_alice", exp))
 				}
@@ -181,13 +204,28 @@ func testConcurrentReuse(t *testing.T, s *models.Store) {
 		close(start)
 		wg.Wait()
 	})
+	winner := -1
 	for i, err := range errs {
 		if err != nil {
-			t.Errorf("worker %d: %v, want every rotation within the interval to succeed", i, err)
+			t.Errorf("worker %d: %v, want every use within the interval to succeed", i, err)
 			continue
 		}
-		must(t, "a sibling refresh token is active", getRefresh(t, s, fmt.Sprintf("r-next-%d", i)))
 		must(t, "every access token issued is kept", getAccess(t, s, fmt.Sprintf("a-next-%d", i)))
+		if answers[i] == "" {
+			if winner >= 0 {
+				t.Fatalf("workers %d and %d both spent the token", winner, i)
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no worker spent the token")
+	}
+	must(t, "the one successor is active", getRefresh(t, s, fmt.Sprintf("r-next-%d", winner)))
+	for i, got := range answers {
+		if i != winner && errs[i] == nil && got != fmt.Sprintf("sealed-%d", winner) {
+			t.Errorf("worker %d was answered %q, want the winner's successor sealed-%d: one chain", i, got, winner)
+		}
 	}
 }
 
