@@ -15,6 +15,7 @@ import (
 	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/handlers/admin"
 	"github.com/latchkey/latchkey/handlers/browser"
+	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/oauth"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -178,7 +179,7 @@ func (a *app) Close() error { return a.store.Close() }
 
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
-	cors := &request.CORS{Origins: a.store}
+	cors := &request.CORS{Origins: a.store, Unavailable: jsonapi.WriteUnavailable}
 	throttleNow := a.clock
 	if a.throttleNow != nil {
 		throttleNow = a.throttleNow

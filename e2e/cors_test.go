@@ -149,3 +149,47 @@ func TestCORSTokenAPIAsBrowsersSendIt(t *testing.T) {
 		}
 	})
 }
+
+// When the origins cannot be read (here: the table is gone behind the server's back), a token API preflight and a
+// refresh from the app both get 503 temporarily_unavailable with Retry-After and a CORS header the app can read,
+// and the refresh is not run: once the table is back, the same refresh token works (rotation is on, so a token
+// spent during the outage would now be reuse).
+func TestCORSOriginLookupFailureIs503(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		srv, clientID := noCodeFixture(t, env)
+		api := srv.URL + "/api/v1/auth"
+		const app = "https://my-app.weweb.io"
+		code, _, signup := apiCall(t, "POST", api+"/signup", map[string]any{"client_id": clientID, "email": "ada@example.com",
+			"password": "violet-tractor-47", "name": "Ada"}, map[string]string{"Origin": app})
+		rt, _ := signup["refresh_token"].(string)
+		if code != 201 || rt == "" {
+			t.Fatalf("signup: %d %v", code, signup)
+		}
+
+		execSQL(t, env, "ALTER TABLE client_origins RENAME TO client_origins_gone")
+		for _, path := range []string{"/refresh", "/me"} {
+			req, _ := http.NewRequest(http.MethodOptions, api+path, nil)
+			req.Header.Set("Origin", app)
+			req.Header.Set("Access-Control-Request-Method", "POST")
+			req.Header.Set("Access-Control-Request-Headers", "content-type")
+			code, hdr, body := do(t, req)
+			if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "5" || body["error"] != "temporarily_unavailable" ||
+				hdr.Get("Access-Control-Allow-Origin") != app || hdr.Get("Access-Control-Allow-Methods") != "" {
+				t.Errorf("preflight %s during the outage: %d %v %v", path, code, hdr, body)
+			}
+		}
+		code, hdr, body := apiCall(t, "POST", api+"/refresh", map[string]any{"refresh_token": rt}, map[string]string{"Origin": app})
+		if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") != "5" || body["error"] != "temporarily_unavailable" ||
+			body["access_token"] != nil || hdr.Get("Access-Control-Allow-Origin") != app ||
+			!strings.Contains(hdr.Get("Access-Control-Expose-Headers"), "Retry-After") {
+			t.Fatalf("refresh during the outage: %d %v %v", code, hdr, body)
+		}
+
+		execSQL(t, env, "ALTER TABLE client_origins_gone RENAME TO client_origins")
+		code, hdr, body = apiCall(t, "POST", api+"/refresh", map[string]any{"refresh_token": rt}, map[string]string{"Origin": app})
+		if code != http.StatusOK || body["access_token"] == nil || hdr.Get("Access-Control-Allow-Origin") != app {
+			t.Fatalf("the same refresh token after the outage: %d %v; it was spent while the origin check failed", code, body)
+		}
+	})
+}

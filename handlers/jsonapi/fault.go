@@ -65,3 +65,10 @@ func FaultCause(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// WriteUnavailable answers 503 temporarily_unavailable with Retry-After whatever err is, logging err as the cause
+// at Error with the request id: for a step in front of a handler that failed on our side and must not let the
+// handler run (request.CORS's origin check, whose store error need not look like an outage, e.g. a missing table).
+func WriteUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	Write(w, r, errUnavailable().WithCause(err))
+}

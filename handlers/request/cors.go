@@ -2,6 +2,7 @@ package request
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,9 +20,22 @@ type originChecker interface {
 // the browser asks for, those in CORSHeaders or the route's own (the token API's custom token header); the
 // browser then refuses anything else by itself. A preflight from any other origin is 403 with no CORS header
 // (a failed CORS check, Fetch §4.8), so a page there learns nothing.
+//
+// When the origin cannot be checked (the database is down), the request is answered by Unavailable and the route
+// never runs, preflight and actual request alike: running it would spend what it spends (a refresh token at
+// /refresh) and leave the browser app unable to read the answer, and refusing the preflight with 403 would tell
+// the app the origin is not allowed.
 type CORS struct {
 	Origins originChecker
+	// Unavailable answers a request whose origin could not be checked: 503 temporarily_unavailable with
+	// Retry-After, logged at Error with its cause and the request id. The wiring sets it to jsonapi's writer (this
+	// package writes no bodies of its own, and jsonapi imports it). When nil, the answer is a bare 503 with
+	// Retry-After and the cause is logged here.
+	Unavailable func(w http.ResponseWriter, r *http.Request, err error)
 }
+
+// corsRetryAfter is the Retry-After of the bare 503 answered when Unavailable is nil (jsonapi.OutageRetryAfter).
+const corsRetryAfter = "5"
 
 // CORSHeaders are the request headers every CORS route allows. Each is harmless here because nothing reads
 // cookies on these routes and none of them changes what a request may do:
@@ -78,8 +92,8 @@ func (c *CORS) WrapRoute(next http.Handler, route CORSRoute) http.Handler {
 		}
 		ok, err := c.Origins.OriginAllowed(r.Context(), strings.ToLower(origin))
 		if err != nil {
-			Logger(r.Context()).Error("check CORS origin", "error", err)
-			ok = false
+			c.unavailable(w, r, origin, err)
+			return
 		}
 		if !ok {
 			if preflight {
@@ -103,6 +117,27 @@ func (c *CORS) WrapRoute(next http.Handler, route CORSRoute) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// unavailable answers a request whose origin could not be checked, without running the route.
+//
+// The answer carries Access-Control-Allow-Origin for the request's origin although that origin could not be
+// checked, so that a browser app can read the 503 and its Retry-After and retry, instead of seeing a network
+// error it may take for a sign-out. This is safe: the answer is the same generic error for every origin, carries
+// no secret and no data of any user, credentials are never allowed (no Access-Control-Allow-Credentials), and
+// nothing was executed. A preflight answered 503 fails in the browser anyway (a preflight needs an ok status), so
+// no allowed methods or headers are given and the actual request is never sent.
+func (c *CORS) unavailable(w http.ResponseWriter, r *http.Request, origin string, err error) {
+	err = fmt.Errorf("check CORS origin %q: %w", truncateOrigin(origin), err)
+	w.Header().Set("Access-Control-Allow-Origin", origin)
+	w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-Request-Id")
+	if c.Unavailable != nil {
+		c.Unavailable(w, r, err)
+		return
+	}
+	Logger(r.Context()).Error("request failed", "status", http.StatusServiceUnavailable, "cause", err.Error())
+	w.Header().Set("Retry-After", corsRetryAfter)
+	w.WriteHeader(http.StatusServiceUnavailable)
 }
 
 // allowedHeaders is the comma-separated list of the requested headers (Access-Control-Request-Headers, which

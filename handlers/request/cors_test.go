@@ -1,8 +1,11 @@
 package request
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -64,9 +67,6 @@ func TestCORS(t *testing.T) {
 		{name: "preflight from a disallowed origin",
 			h: me, method: http.MethodOptions, origin: evil, askMethod: "PATCH",
 			askHeaders: []string{"authorization"}, status: http.StatusForbidden, preflightVary: true},
-		{name: "preflight when the origin cannot be checked is refused, not allowed",
-			h: me, method: http.MethodOptions, origin: "https://broken.example", askMethod: "GET",
-			status: http.StatusForbidden, preflightVary: true},
 		{name: "request from an allowed origin", h: me, method: http.MethodGet, origin: app,
 			status: http.StatusTeapot, served: true, allowOrigin: true},
 		{name: "request from a disallowed origin is served without CORS headers", h: me, method: http.MethodGet, origin: evil,
@@ -140,4 +140,95 @@ func TestCORS(t *testing.T) {
 			t.Errorf("status %d headers %v", rec.Code, rec.Header())
 		}
 	})
+}
+
+// When the origin cannot be checked (the database is down) the route must not run: a refresh would spend its
+// token and the app could not read the successor. Preflight and actual request alike get 503 with Retry-After,
+// readable by the app (Access-Control-Allow-Origin for its origin), with no allowed methods or headers; the cause
+// is logged at Error with the request id. (This replaces the TestCORS case "preflight when the origin cannot be
+// checked is refused, not allowed", which expected 403.)
+func TestCORSOriginCheckFails(t *testing.T) {
+	const broken = "https://broken.example" // the fake store fails for it with "database down"
+	for _, hooked := range []bool{true, false} {
+		for _, tc := range []struct {
+			name, method, askMethod string
+		}{
+			{"preflight", http.MethodOptions, "POST"},
+			{"POST", http.MethodPost, ""},
+			{"GET", http.MethodGet, ""},
+		} {
+			name := tc.name + " without an Unavailable hook"
+			if hooked {
+				name = tc.name + " answered by the Unavailable hook"
+			}
+			t.Run(name, func(t *testing.T) {
+				served := false
+				next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = true })
+				var hookErr error
+				c := &CORS{Origins: origins{broken: true}}
+				if hooked {
+					c.Unavailable = func(w http.ResponseWriter, r *http.Request, err error) {
+						hookErr = err
+						w.Header().Set("Retry-After", "5")
+						w.WriteHeader(http.StatusServiceUnavailable)
+					}
+				}
+				var logBuf bytes.Buffer
+				h := Track(slog.New(slog.NewJSONHandler(&logBuf, nil)), nil,
+					c.WrapRoute(next, CORSRoute{Methods: []string{http.MethodGet, http.MethodPost}}))
+				req := httptest.NewRequest(tc.method, "/api/v1/auth/refresh", nil)
+				req.Header.Set("Origin", broken)
+				if tc.askMethod != "" {
+					req.Header.Set("Access-Control-Request-Method", tc.askMethod)
+					req.Header.Set("Access-Control-Request-Headers", "content-type")
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				res := rec.Result()
+
+				if served {
+					t.Error("the wrapped handler ran although the origin could not be checked")
+				}
+				if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") != "5" {
+					t.Errorf("status %d Retry-After %q, want 503 and 5", res.StatusCode, res.Header.Get("Retry-After"))
+				}
+				if got := res.Header.Get("Access-Control-Allow-Origin"); got != broken {
+					t.Errorf("Access-Control-Allow-Origin = %q, want %q so the app can read the 503", got, broken)
+				}
+				if got := res.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(got, "Retry-After") {
+					t.Errorf("Access-Control-Expose-Headers = %q, lacks Retry-After", got)
+				}
+				for _, h := range []string{"Access-Control-Allow-Methods", "Access-Control-Allow-Headers", "Access-Control-Max-Age", "Access-Control-Allow-Credentials"} {
+					if got := res.Header.Get(h); got != "" {
+						t.Errorf("%s = %q on a 503, want none", h, got)
+					}
+				}
+				if !slices.Contains(res.Header.Values("Vary"), "Origin") {
+					t.Errorf("Vary = %q, lacks Origin", res.Header.Values("Vary"))
+				}
+				if hooked {
+					if hookErr == nil || !strings.Contains(hookErr.Error(), "database down") || !strings.Contains(hookErr.Error(), broken) {
+						t.Errorf("hook got %v, want the store's error with the origin", hookErr)
+					}
+					return // logging is the hook's
+				}
+				// Without a hook the cause is logged here, at Error, with the request id.
+				id := res.Header.Get("X-Request-Id")
+				found := false
+				for line := range bytes.Lines(logBuf.Bytes()) {
+					var rec map[string]any
+					if err := json.Unmarshal(line, &rec); err != nil {
+						t.Fatalf("log line %q: %v", line, err)
+					}
+					cause, _ := rec["cause"].(string)
+					if rec["msg"] != "http request" && rec["level"] == "ERROR" && rec["request_id"] == id && strings.Contains(cause, "database down") {
+						found = true
+					}
+				}
+				if !found {
+					t.Errorf("no Error record with request id %q and the cause in the log:\n%s", id, logBuf.String())
+				}
+			})
+		}
+	}
 }
