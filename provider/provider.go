@@ -176,7 +176,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenRevocationFactory,
 	)
 	wrap := func(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
-		return askFirst{oneRedemption{TokenEndpointHandler: withRefreshPolicy(h, store, strategy.CoreStrategy, cfg), revoker: store}}
+		return askFirst{oneRedemption{TokenEndpointHandler: narrowResources{withRefreshPolicy(h, store, strategy.CoreStrategy, cfg), cfg}, revoker: store}}
 	}
 	for i, h := range cfg.TokenEndpointHandlers {
 		cfg.TokenEndpointHandlers[i] = wrap(h)
@@ -200,7 +200,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
-		OAuth2: oauth, tokenAPI: tokenAPI, idSigner: idSigner, store: store, core: strategy.CoreStrategy,
+		OAuth2: resourceIndicators{oauth}, tokenAPI: tokenAPI, idSigner: idSigner, store: store, core: strategy.CoreStrategy,
 		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
 	}, nil
 }

@@ -97,8 +97,8 @@ func (h *Token) exchange(ctx context.Context, r *http.Request) (ar fosite.Access
 }
 
 // prepareForm parses the form and answers, with the precise RFC 6749 §5.2 error, what fosite would only call
-// invalid_request: repeated parameters, unknown grant types, missing or doubled client authentication. It folds
-// RFC 8707 resource indicators into fosite's audience parameter.
+// invalid_request: repeated parameters, unknown grant types, missing or doubled client authentication. RFC 8707
+// resource indicators are read by the provider (provider/resource.go).
 func (h *Token) prepareForm(r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return fosite.ErrInvalidRequest.WithHintf("HTTP method is '%s' but expected 'POST'.", r.Method)
@@ -119,10 +119,6 @@ func (h *Token) prepareForm(r *http.Request) error {
 	}
 	if err := checkClientAuthentication(r); err != nil {
 		return err
-	}
-	if res := r.PostForm["resource"]; len(res) > 0 {
-		r.PostForm["audience"] = append(r.PostForm["audience"], res...)
-		r.Form["audience"] = append(r.Form["audience"], res...)
 	}
 	return nil
 }
