@@ -161,6 +161,35 @@ func TestResourceIndicatorsCodeFlow(t *testing.T) {
 			}
 		})
 
+		t.Run("resources pushed with PAR are granted; an unregistered one is invalid_target", func(t *testing.T) {
+			verifier, state := oauth2.GenerateVerifier(), randomString(t)
+			params := url.Values{
+				"response_type": {"code"}, "client_id": {"spa"}, "redirect_uri": {spaCallback}, "scope": {"openid offline_access"},
+				"state": {state}, "nonce": {randomString(t)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
+				"code_challenge_method": {"S256"}, "resource": {resourceB},
+			}
+			bad := url.Values{}
+			for k, v := range params {
+				bad[k] = v
+			}
+			bad["resource"] = []string{resourceB, "https://elsewhere.example.com"}
+			if status, _, body := postForm(t, e.srv.URL+"/oauth2/par", bad, "", ""); status != http.StatusBadRequest || body["error"] != "invalid_target" {
+				t.Errorf("PAR with an unregistered resource: %d %v, want 400 invalid_target", status, body)
+			}
+			status, _, body := postForm(t, e.srv.URL+"/oauth2/par", params, "", "")
+			requestURI, _ := body["request_uri"].(string)
+			if status != http.StatusCreated || requestURI == "" {
+				t.Fatalf("PAR: %d %v", status, body)
+			}
+			b := newBrowser(t, spaCallback)
+			q := callback(t, e.walk(b, e.srv.URL+"/oauth2/auth?"+url.Values{"client_id": {"spa"}, "request_uri": {requestURI}}.Encode()).page)
+			if q.Get("code") == "" || q.Get("state") != state {
+				t.Fatalf("callback query = %v", q)
+			}
+			at, _ := mustToken(t)(exchange(t, q.Get("code"), verifier))
+			wantAud(t, at, resourceB)
+		})
+
 		t.Run("no resource: aud is the issuer, as before", func(t *testing.T) {
 			code, verifier := authorize(t)
 			at, rt := mustToken(t)(exchange(t, code, verifier))
