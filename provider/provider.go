@@ -200,7 +200,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
-		OAuth2: oauth, tokenAPI: tokenAPI, idSigner: idSigner, store: store, core: strategy.CoreStrategy,
+		OAuth2: authorizationEndpoint{OAuth2Provider: oauth, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI, idSigner: idSigner, store: store, core: strategy.CoreStrategy,
 		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
 	}, nil
 }
