@@ -63,6 +63,9 @@ type Metadata struct {
 	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
 	FrontchannelLogoutSupported               bool     `json:"frontchannel_logout_supported"`
 	BackchannelLogoutSupported                bool     `json:"backchannel_logout_supported"`
+
+	// RFC 9207: every authorization response carries iss (authzresponse.go).
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 }
 
 // Metadata describes this provider.
@@ -99,6 +102,8 @@ func (p *Provider) Metadata() Metadata {
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
 			"name", "email", "email_verified", "roles", ExtrasClaim, "updated_at",
 		},
+
+		AuthorizationResponseIssParameterSupported: true,
 	}
 }
 

@@ -200,7 +200,8 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
-		OAuth2: resourceIndicators{oauth}, tokenAPI: tokenAPI, idSigner: idSigner, store: store, core: strategy.CoreStrategy,
+		OAuth2: authorizationEndpoint{OAuth2Provider: resourceIndicators{oauth}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
+		idSigner: idSigner, store: store, core: strategy.CoreStrategy,
 		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
 	}, nil
 }
