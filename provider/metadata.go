@@ -63,12 +63,18 @@ type Metadata struct {
 	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
 	FrontchannelLogoutSupported               bool     `json:"frontchannel_logout_supported"`
 	BackchannelLogoutSupported                bool     `json:"backchannel_logout_supported"`
+
+	// The algorithms a private_key_jwt assertion may be signed with, per endpoint (RFC 8414 §2).
+	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 }
 
 // Metadata describes this provider.
 func (p *Provider) Metadata() Metadata {
 	iss := p.Issuer
-	secretMethods := []string{"client_secret_basic", "client_secret_post"}
+	// client_secret_jwt is not among them: it needs the plaintext secret, and Latchkey keeps only its hash.
+	secretMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
 	return Metadata{
 		Issuer:                                    iss,
 		AuthorizationEndpoint:                     iss + PathAuthorize,
@@ -99,6 +105,10 @@ func (p *Provider) Metadata() Metadata {
 			"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
 			"name", "email", "email_verified", "roles", ExtrasClaim, "updated_at",
 		},
+
+		TokenEndpointAuthSigningAlgValuesSupported:         assertionSigningAlgs(),
+		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionSigningAlgs(),
+		RevocationEndpointAuthSigningAlgValuesSupported:    assertionSigningAlgs(),
 	}
 }
 
