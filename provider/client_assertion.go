@@ -2,9 +2,14 @@ package provider
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"net/url"
 	"slices"
 
 	"github.com/ory/fosite"
+
+	"github.com/latchkey/latchkey/faults"
 )
 
 // private_key_jwt client authentication (RFC 7523 §2.2, OpenID Connect Core §9) is fosite's own
@@ -12,7 +17,8 @@ import (
 // introspection, revocation and PAR. It verifies the assertion with the client's registered keys and signing alg
 // (models.Client.GetJSONWebKeys, GetTokenEndpointAuthSigningAlgorithm), requires iss = sub = the client id, a
 // live exp and a jti it records once (models.Store.SetClientAssertionJWT: single-use across nodes until exp),
-// and an aud among GetTokenURLs. This file gives it those audiences.
+// and an aud among GetTokenURLs. This file gives it those audiences, and answers every refused assertion
+// invalid_client (see assertionErrors).
 
 // assertionAudienceConfig is the provider's fosite config with the audiences a client assertion may name: the
 // token endpoint, as RFC 7523 §3 and OpenID Connect Core §9 say, or the issuer, which RFC 7523 §3 also allows
@@ -20,14 +26,46 @@ import (
 type assertionAudienceConfig struct {
 	*fosite.Config
 	audiences []string
+	auth      fosite.ClientAuthenticationStrategy
 }
 
 func (c *assertionAudienceConfig) GetTokenURLs(context.Context) []string { return c.audiences }
 
-// withAssertionAudiences makes f accept client assertions whose aud is the token endpoint or the issuer.
+func (c *assertionAudienceConfig) GetClientAuthenticationStrategy(context.Context) fosite.ClientAuthenticationStrategy {
+	return c.auth
+}
+
+// withAssertionAudiences makes f accept client assertions whose aud is the token endpoint or the issuer, and
+// answer a refused one invalid_client.
 func withAssertionAudiences(f fosite.OAuth2Provider, cfg *fosite.Config, issuer string) {
 	if fo, ok := f.(*fosite.Fosite); ok {
-		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: []string{cfg.TokenURL, issuer}}
+		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: []string{cfg.TokenURL, issuer},
+			auth: assertionErrors(fo.DefaultClientAuthenticationStrategy)}
+	}
+}
+
+const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// assertionErrors answers a client assertion fosite refused with invalid_client, as RFC 7523 §3.2 asks. fosite
+// answers some refusals otherwise: a replayed jti jti_known (not an OAuth error code, and 200 at revocation, whose
+// writer answers 200 to all but invalid_request and invalid_client), a kid it cannot find invalid_request, and an
+// expired assertion an untyped error (500). A server fault stays one: an error fosite made 5xx, and any error
+// while the database could not serve (faults; the handlers answer 503).
+func assertionErrors(next fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
+	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		c, err := next(ctx, r, form)
+		if err == nil || form.Get("client_assertion_type") != clientAssertionType || form.Get("client_assertion") == "" ||
+			errors.Is(err, fosite.ErrInvalidClient) || faults.Recorded(ctx) != nil {
+			return c, err
+		}
+		var rfc *fosite.RFC6749Error
+		if errors.As(err, &rfc) {
+			if rfc.CodeField >= http.StatusInternalServerError {
+				return nil, err
+			}
+			return nil, fosite.ErrInvalidClient.WithHint(rfc.HintField).WithWrap(err).WithDebug(rfc.DebugField)
+		}
+		return nil, fosite.ErrInvalidClient.WithHint("The client assertion could not be verified.").WithWrap(err).WithDebug(err.Error())
 	}
 }
 
