@@ -153,6 +153,11 @@ func TestPrivateKeyJWT(t *testing.T) {
 				c["iat"], c["exp"] = time.Now().Add(-time.Hour).Unix(), time.Now().Add(-time.Minute).Unix()
 				return signAssertion(t, key, c)
 			}, "invalid_client"},
+			{"exp over ten minutes away", func() string {
+				c := assertionClaims(cl.ClientID, tokenURL)
+				c["exp"] = time.Now().Add(11 * time.Minute).Unix()
+				return signAssertion(t, key, c)
+			}, "invalid_client"},
 			{"no exp", func() string {
 				c := assertionClaims(cl.ClientID, tokenURL)
 				delete(c, "exp")

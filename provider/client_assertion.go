@@ -2,10 +2,15 @@ package provider
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -53,6 +58,11 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // while the database could not serve (faults; the handlers answer 503).
 func assertionErrors(next fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		if form.Get("client_assertion_type") == clientAssertionType {
+			if err := assertionExpiresSoon(form.Get("client_assertion"), time.Now()); err != nil {
+				return nil, err
+			}
+		}
 		c, err := next(ctx, r, form)
 		if err == nil || form.Get("client_assertion_type") != clientAssertionType || form.Get("client_assertion") == "" ||
 			errors.Is(err, fosite.ErrInvalidClient) || faults.Recorded(ctx) != nil {
@@ -75,3 +85,35 @@ func assertionErrors(next fosite.ClientAuthenticationStrategy) fosite.ClientAuth
 var clientAssertionSigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 
 func assertionSigningAlgs() []string { return slices.Clone(clientAssertionSigningAlgs) }
+
+// MaxClientAssertionLifetime is how far in the future a client assertion's exp may be. fosite records each jti
+// until its exp and bounds neither; a short bound keeps the jti table small and a stolen assertion short-lived.
+const MaxClientAssertionLifetime = 10 * time.Minute
+
+// assertionExpiresSoon refuses an assertion whose exp is more than MaxClientAssertionLifetime after now (the wall
+// clock, which fosite checks exp against), before fosite verifies it or records its jti. It reads the claims
+// without verifying them: it only ever refuses. A missing or malformed exp is left to fosite, which refuses it.
+func assertionExpiresSoon(assertion string, now time.Time) error {
+	parts := strings.Split(assertion, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var claims struct {
+		Exp *json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil {
+		return nil
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil {
+		return nil
+	}
+	if limit := now.Add(MaxClientAssertionLifetime); exp > float64(limit.Unix()) {
+		return fosite.ErrInvalidClient.WithHint(fmt.Sprintf("The client assertion's exp is more than %s away; sign assertions that expire sooner.", MaxClientAssertionLifetime))
+	}
+	return nil
+}

@@ -65,7 +65,7 @@ func BenchmarkClientAssertionTokenRequest(b *testing.B) {
 		for i := range forms {
 			now := time.Now()
 			a, err := jwt.Signed(signer).Claims(map[string]any{"iss": "pkjwt", "sub": "pkjwt", "aud": tokenURL,
-				"jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+				"jti": fmt.Sprintf("bench-%d-%d", now.UnixNano(), i), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}).Serialize()
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -83,7 +83,7 @@ func BenchmarkClientAssertionTokenRequest(b *testing.B) {
 		for i := range forms {
 			now := time.Now()
 			a, err := jwt.Signed(signer).Claims(map[string]any{"iss": "pkjwt", "sub": "pkjwt", "aud": tokenURL,
-				"jti": fmt.Sprintf("bench-auth-%d-%d", now.UnixNano(), i), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}).Serialize()
+				"jti": fmt.Sprintf("bench-auth-%d-%d", now.UnixNano(), i), "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}).Serialize()
 			if err != nil {
 				b.Fatal(err)
 			}
