@@ -55,36 +55,37 @@ func splitList(s string) []string {
 
 // clientJSON is how the CLI shows a client: RFC 7591 field names where they exist.
 type clientJSON struct {
-	ClientID                string   `json:"client_id"`
-	ClientSecret            string   `json:"client_secret,omitempty"`
-	ClientName              string   `json:"client_name"`
-	GrantTypes              []string `json:"grant_types"`
-	ResponseTypes           []string `json:"response_types"`
-	RedirectURIs            []string `json:"redirect_uris"`
-	Scope                   string   `json:"scope"`
-	Audience                []string `json:"audience"`
-	Public                  bool     `json:"public"`
-	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
-	AccessTokenFormat       string   `json:"access_token_format,omitempty"`
-	FirstParty              bool     `json:"first_party"`
-	Pool                    string   `json:"pool"`
-	AllowSignup             bool     `json:"allow_signup"`
-	Admin                   bool     `json:"admin"`
-	AdminPools              []string `json:"admin_pools"` // empty: every pool
-	RefreshTokenRotation    string   `json:"refresh_token_rotation"`
-	RefreshTokenReuse       string   `json:"refresh_token_reuse_interval"` // a Go duration
-	IDTokenEncryptedAlg     string   `json:"id_token_encrypted_response_alg,omitempty"`
-	IDTokenEncryptedEnc     string   `json:"id_token_encrypted_response_enc,omitempty"`
-	UserinfoEncryptedAlg    string   `json:"userinfo_encrypted_response_alg,omitempty"`
-	UserinfoEncryptedEnc    string   `json:"userinfo_encrypted_response_enc,omitempty"`
-	AccessTokenEncryptedAlg string   `json:"access_token_encryption_alg,omitempty"`
-	AccessTokenEncryptedEnc string   `json:"access_token_encryption_enc,omitempty"`
+	ClientID                string    `json:"client_id"`
+	ClientSecret            string    `json:"client_secret,omitempty"`
+	ClientName              string    `json:"client_name"`
+	GrantTypes              []string  `json:"grant_types"`
+	ResponseTypes           []string  `json:"response_types"`
+	RedirectURIs            []string  `json:"redirect_uris"`
+	Scope                   string    `json:"scope"`
+	Audience                []string  `json:"audience"`
+	Public                  bool      `json:"public"`
+	TokenEndpointAuthMethod string    `json:"token_endpoint_auth_method"`
+	AccessTokenFormat       string    `json:"access_token_format,omitempty"`
+	FirstParty              bool      `json:"first_party"`
+	Pool                    string    `json:"pool"`
+	AllowSignup             bool      `json:"allow_signup"`
+	Admin                   bool      `json:"admin"`
+	AdminPools              []string  `json:"admin_pools"` // empty: every pool
+	RefreshTokenRotation    string    `json:"refresh_token_rotation"`
+	RefreshTokenReuse       string    `json:"refresh_token_reuse_interval"` // a Go duration
+	IDTokenEncryptedAlg     string    `json:"id_token_encrypted_response_alg,omitempty"`
+	IDTokenEncryptedEnc     string    `json:"id_token_encrypted_response_enc,omitempty"`
+	UserinfoEncryptedAlg    string    `json:"userinfo_encrypted_response_alg,omitempty"`
+	UserinfoEncryptedEnc    string    `json:"userinfo_encrypted_response_enc,omitempty"`
+	AccessTokenEncryptedAlg string    `json:"access_token_encryption_alg,omitempty"`
+	AccessTokenEncryptedEnc string    `json:"access_token_encryption_enc,omitempty"`
+	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
+	AllowedOrigins          []string  `json:"allowed_origins"`
+	CreatedAt               time.Time `json:"created_at"`
+
 	// JWKS is the client's public JWK Set (private_key_jwt), as registered.
 	JWKS                        json.RawMessage `json:"jwks,omitempty"`
 	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
-	PostLogoutRedirectURIs      []string        `json:"post_logout_redirect_uris"`
-	AllowedOrigins              []string        `json:"allowed_origins"`
-	CreatedAt                   time.Time       `json:"created_at"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
