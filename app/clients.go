@@ -82,6 +82,10 @@ type clientJSON struct {
 	PostLogoutRedirectURIs  []string  `json:"post_logout_redirect_uris"`
 	AllowedOrigins          []string  `json:"allowed_origins"`
 	CreatedAt               time.Time `json:"created_at"`
+
+	// JWKS is the client's public JWK Set (private_key_jwt), as registered.
+	JWKS                        json.RawMessage `json:"jwks,omitempty"`
+	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -104,13 +108,24 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		AccessTokenEncryptedAlg: cl.AccessTokenEncryptionAlg, AccessTokenEncryptedEnc: cl.AccessTokenEncryptionEnc,
 		PostLogoutRedirectURIs: nonNil(cl.PostLogoutRedirectURIs),
 		AllowedOrigins:         nonNil(cl.AllowedOrigins), CreatedAt: cl.CreatedAt,
+		JWKS: jwksJSON(cl.JWKS), TokenEndpointAuthSigningAlg: cl.TokenEndpointAuthSigningAlg,
 	}
+}
+
+// jwksJSON is a stored JWK Set as JSON to print; nil for none (or for text that is not JSON, which Validate
+// never lets in).
+func jwksJSON(src string) json.RawMessage {
+	if src == "" || !json.Valid([]byte(src)) {
+		return nil
+	}
+	return json.RawMessage(src)
 }
 
 // clientFlags are the flags of clients create.
 type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
 	postLogout, origins, pool, adminPools                                        string
+	keys                                                                         keyAuthFlags
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -168,6 +183,40 @@ func (e encryptionFlags) apply(cl *models.Client) []string {
 	cl.UserinfoEncryptedResponseAlg, cl.UserinfoEncryptedResponseEnc = e.uiAlg, withDefault(e.uiAlg, e.uiEnc)
 	cl.AccessTokenEncryptionAlg, cl.AccessTokenEncryptionEnc = e.atAlg, withDefault(e.atAlg, e.atEnc)
 	return p
+}
+
+// keyAuthFlags are a client's keys for private_key_jwt: --jwks (a public JWK Set, JSON or @file) and
+// --token-endpoint-auth-signing-alg. Empty means not given; on update, --jwks - removes the set. Whether they are
+// usable is the client's rule (models.Client.Validate).
+type keyAuthFlags struct{ jwks, alg string }
+
+func (k *keyAuthFlags) register(fs *flag.FlagSet, create bool) {
+	jwksHelp := "the client's public JWK Set (JSON or @file) for private_key_jwt client authentication"
+	if !create {
+		jwksHelp += " (\"-\": remove it)"
+	}
+	fs.StringVar(&k.jwks, "jwks", "", jwksHelp)
+	fs.StringVar(&k.alg, "token-endpoint-auth-signing-alg", "", "the one algorithm its client assertions are signed with (default: what its first key implies: its alg, RS256 for RSA, ES256 for P-256)")
+}
+
+// apply reads the JWK Set (inline or @file) and copies the given settings onto the client; it returns the files
+// it could not read.
+func (k keyAuthFlags) apply(cl *models.Client) []string {
+	switch k.jwks {
+	case "":
+	case "-":
+		cl.JWKS = ""
+	default:
+		raw, err := readJWKArg(k.jwks)
+		if err != nil {
+			return []string{fmt.Sprintf("--jwks: %v", err)}
+		}
+		cl.JWKS = raw
+	}
+	if k.alg != "" {
+		cl.TokenEndpointAuthSigningAlg = k.alg
+	}
+	return nil
 }
 
 // refreshPolicyFlags are a client's refresh policy: --refresh-token-rotation and --refresh-token-reuse-interval.
@@ -236,6 +285,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 		cl.ResponseTypes = []string{"code"}
 	}
 	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
+	p = append(p, f.keys.apply(cl)...)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -281,7 +331,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	scopes := fs.String("scopes", "", "scopes the client may request")
 	audience := fs.String("audience", "", "audiences (RFC 8707 resources) the client may request")
 	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
-	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, or none (public)")
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks; no secret), or none (public)")
 	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
 	firstParty := fs.Bool("first-party", false, "first-party app: users are not asked for consent")
 	postLogout := fs.String("post-logout-redirect-uris", "", "where logout may send the browser back to, matched exactly")
@@ -294,6 +344,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	enc.register(fs)
 	var refresh refreshPolicyFlags
 	refresh.register(fs, true)
+	var keys keyAuthFlags
+	keys.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -302,7 +354,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
-		admin: *admin, adminPools: *adminPools, refresh: refresh,
+		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys,
 	})
 	if err != nil {
 		return err
@@ -310,8 +362,12 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	if *public && *secret != "" {
 		return errors.New("--secret makes no sense with --public")
 	}
+	keyAuth := cl.TokenEndpointAuthMethod == models.AuthMethodPrivateKeyJWT
+	if keyAuth && *secret != "" {
+		return errors.New("--secret makes no sense with --token-endpoint-auth-method private_key_jwt: the client authenticates with its keys")
+	}
 	plain := ""
-	if !cl.Public {
+	if !cl.Public && !keyAuth {
 		plain = *secret
 		if plain == "" {
 			plain = provider.GenerateClientSecret()
@@ -361,7 +417,7 @@ func (b *optionalBool) Set(s string) error {
 }
 
 // clientsUpdate changes what an operator may change after registration: whether the client is an admin, and of
-// which pools; its refresh policy.
+// which pools; its refresh policy; how it authenticates at the token endpoint, and its keys for private_key_jwt.
 func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients update")
 	id := fs.String("id", "", "client id")
@@ -370,6 +426,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	adminPools := fs.String("admin-pools", "", "the pools whose users the admin client may manage, comma separated (\"-\": every pool)")
 	var refresh refreshPolicyFlags
 	refresh.register(fs, false)
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic, client_secret_post or private_key_jwt (with a JWK Set); a confidential client's only")
+	var keys keyAuthFlags
+	keys.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -395,7 +454,10 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	default:
 		cl.AdminPools = splitList(*adminPools)
 	}
-	if p := refresh.apply(cl); len(p) > 0 {
+	if *authMethod != "" {
+		cl.TokenEndpointAuthMethod = *authMethod
+	}
+	if p := append(refresh.apply(cl), keys.apply(cl)...); len(p) > 0 {
 		return errors.New(strings.Join(p, "; "))
 	}
 	if err := a.store.UpdateClient(ctx, cl); errors.Is(err, models.ErrInvalid) {

@@ -131,7 +131,7 @@ func TestClientsCreate(t *testing.T) {
 			{"unknown grant type", []string{"--name", "x", "--grant-types", "client_credentials,magic"}, []string{"--grant-types", `"magic"`}},
 			{"password grant without --first-party", []string{"--name", "x", "--grant-types", "client_credentials,password"}, []string{"--grant-types", `"password"`, "first-party"}},
 			{"implicit response type", []string{"--name", "x", "--grant-types", "authorization_code", "--redirect-uris", "https://a.example/cb", "--response-types", "token"}, []string{"--response-types", `"token"`}},
-			{"unknown auth method", []string{"--name", "x", "--token-endpoint-auth-method", "private_key_jwt"}, []string{"--token-endpoint-auth-method"}},
+			{"unknown auth method", []string{"--name", "x", "--token-endpoint-auth-method", "tls_client_auth"}, []string{"--token-endpoint-auth-method"}},
 			{"auth method none on a confidential client", []string{"--name", "x", "--token-endpoint-auth-method", "none"}, []string{"--token-endpoint-auth-method"}},
 			{"unknown access token format", []string{"--name", "x", "--access-token-format", "paseto"}, []string{"--access-token-format"}},
 			{"public client with client_credentials", []string{"--name", "x", "--public", "--grant-types", "client_credentials"}, []string{"--public", "client_credentials"}},

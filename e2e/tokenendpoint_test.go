@@ -278,7 +278,8 @@ func TestIntrospectionCallersAreClients(t *testing.T) {
 				t.Errorf("%s: %d %v %q, want 401 invalid_client", name, code, body, hdr.Get("WWW-Authenticate"))
 			}
 		}
-		// Clients authenticate with client_secret_basic or client_secret_post, not both at once.
+		// Clients authenticate with client_secret_basic or client_secret_post (or private_key_jwt, #15: see
+		// client_assertion_test.go), not two at once.
 		if _, _, in := postForm(t, introspect, url.Values{"token": {victim}}, rs.ClientID, rs.ClientSecret); in["active"] != true {
 			t.Errorf("client_secret_basic: %v", in)
 		}
@@ -292,7 +293,7 @@ func TestIntrospectionCallersAreClients(t *testing.T) {
 			t.Errorf("Basic and client_secret together: %d %v", code, in)
 		}
 		code, _, disco := get(t, srv.URL+"/.well-known/openid-configuration")
-		if m := mustJSON(t, disco); code != 200 || !reflect.DeepEqual(m["introspection_endpoint_auth_methods_supported"], []any{"client_secret_basic", "client_secret_post"}) {
+		if m := mustJSON(t, disco); code != 200 || !reflect.DeepEqual(m["introspection_endpoint_auth_methods_supported"], []any{"client_secret_basic", "client_secret_post", "private_key_jwt"}) {
 			t.Errorf("discovery introspection auth methods = %v", m["introspection_endpoint_auth_methods_supported"])
 		}
 	})

@@ -96,7 +96,10 @@ func (s *Store) cachedClientForAuth(ctx context.Context, id string) (*Client, bo
 		return nil, false
 	}
 	cl, ok := s.clients.get(id, time.Now())
-	if !ok {
+	if !ok || cl.JWKS != "" || cl.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT {
+		// A client that authenticates with its keys is read fresh: the check confirms a secret hash, not keys (a
+		// key removed must stop working at once), and fosite records the assertion's jti before the outcome is
+		// confirmed, so the request could not be answered again.
 		return nil, false
 	}
 	c.id, c.secretHash, c.used, c.pending = id, cl.SecretHash, true, true

@@ -40,6 +40,7 @@ func (p *parsedJWK) get(src string) *jose.JSONWebKey {
 func (c *Client) cacheKeys() {
 	c.encJWK = newParsedJWK(c.EncryptionJWK)
 	c.atJWK = newParsedJWK(c.AccessTokenEncryptionJWK)
+	c.jwks = newParsedJWKS(c.JWKS)
 }
 
 func encryptionSetting(cache *parsedJWK, src, alg, enc string) (*jose.JSONWebKey, string, string, bool) {

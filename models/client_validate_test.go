@@ -28,6 +28,15 @@ func publicJWK(t *testing.T, k jose.JSONWebKey) string {
 	return string(b)
 }
 
+func jwks(t *testing.T, keys ...jose.JSONWebKey) string {
+	t.Helper()
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // validClient is a client every rule accepts: confidential, authorization code with refresh, encrypted ID
 // tokens, userinfo and JWT access tokens.
 func validClient(rsaPub, ecPub string) models.Client {
@@ -102,7 +111,8 @@ func TestClientRules(t *testing.T) {
 		{"public client with client_credentials", func(c *models.Client) {
 			c.Public, c.TokenEndpointAuthMethod, c.GrantTypes = true, "", []string{"client_credentials"}
 		}, false, "public", "client_credentials"},
-		{"unknown auth method", func(c *models.Client) { c.TokenEndpointAuthMethod = "private_key_jwt" }, false, "token_endpoint_auth_method", "private_key_jwt"},
+		// private_key_jwt was the unknown method here until #15 made it known; tls_client_auth is still unknown.
+		{"unknown auth method", func(c *models.Client) { c.TokenEndpointAuthMethod = "tls_client_auth" }, false, "token_endpoint_auth_method", "tls_client_auth"},
 		{"auth method none on a confidential client", func(c *models.Client) { c.TokenEndpointAuthMethod = "none" }, false, "token_endpoint_auth_method", "public"},
 		{"secret auth method on a public client", func(c *models.Client) { c.Public = true }, false, "token_endpoint_auth_method", "public"},
 		{"unknown access token format", func(c *models.Client) { c.AccessTokenFormat, c.AccessTokenEncryptionAlg = "paseto", "" }, false, "access_token_format", "paseto"},
@@ -142,6 +152,34 @@ func TestClientRules(t *testing.T) {
 			c.AccessTokenEncryptionJWK = publicJWK(t, jose.JSONWebKey{Key: &ek.PublicKey, Algorithm: "ECDH-ES"})
 		}, false, "access_token_encryption_alg", "is for alg"},
 		{"access token encryption with the server's default format", func(c *models.Client) { c.AccessTokenFormat = "" }, false, "access_token_encryption_alg", "access_token_format jwt"},
+
+		{"private_key_jwt without a JWK Set", func(c *models.Client) { c.TokenEndpointAuthMethod = "private_key_jwt" }, false, "jwks", "required for private_key_jwt"},
+		{"private_key_jwt on a public client", func(c *models.Client) {
+			c.Public, c.TokenEndpointAuthMethod, c.JWKS = true, "private_key_jwt", jwks(t, jose.JSONWebKey{Key: &ek.PublicKey})
+		}, false, "token_endpoint_auth_method", "public"},
+		{"client_secret_jwt", func(c *models.Client) { c.TokenEndpointAuthMethod = "client_secret_jwt" }, false, "token_endpoint_auth_method", "hash of the client secret"},
+		{"private key in the JWK Set", func(c *models.Client) { c.JWKS = jwks(t, jose.JSONWebKey{Key: ek}) }, false, "jwks", "private"},
+		{"symmetric key in the JWK Set", func(c *models.Client) { c.JWKS = `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}` }, false, "jwks", "symmetric"},
+		{"JWK Set that is one JWK", func(c *models.Client) { c.JWKS = publicJWK(t, jose.JSONWebKey{Key: &ek.PublicKey}) }, false, "jwks", "no keys"},
+		{"JWK Set that is not JSON", func(c *models.Client) { c.JWKS = "keys" }, false, "jwks", "JSON object"},
+		{"encryption key in the JWK Set", func(c *models.Client) { c.JWKS = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey, Use: "enc"}) }, false, "jwks", `use "enc"`},
+		{"JWK Set of several keys without kids", func(c *models.Client) {
+			c.JWKS = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey, KeyID: "a"}, jose.JSONWebKey{Key: &ek.PublicKey})
+		}, false, "jwks", "no kid"},
+		{"JWK Set with a kid twice", func(c *models.Client) {
+			c.JWKS = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey, KeyID: "a"}, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "a"})
+		}, false, "jwks", "used twice"},
+		{"RSA signing key under 2048 bits", func(c *models.Client) { c.JWKS = jwks(t, jose.JSONWebKey{Key: &small.PublicKey}) }, false, "jwks", "2048"},
+		{"keys that do not fit one alg", func(c *models.Client) {
+			c.JWKS = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey, KeyID: "e"}, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "r"})
+		}, false, "jwks", "key 1 cannot verify ES256"},
+		{"signing alg the key cannot verify", func(c *models.Client) {
+			c.JWKS, c.TokenEndpointAuthSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "RS256"
+		}, false, "jwks", "cannot verify RS256"},
+		{"HS256 signing alg", func(c *models.Client) {
+			c.JWKS, c.TokenEndpointAuthSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "HS256"
+		}, false, "token_endpoint_auth_signing_alg", "HS256"},
+		{"signing alg without a JWK Set", func(c *models.Client) { c.TokenEndpointAuthSigningAlg = "ES256" }, false, "token_endpoint_auth_signing_alg", "without jwks"},
 		{"access token encryption of opaque tokens", func(c *models.Client) { c.AccessTokenFormat = "opaque" }, false, "access_token_encryption_alg", "access_token_format jwt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,6 +259,41 @@ func TestClientRules(t *testing.T) {
 		c = validClient(rsaPub, ecPub)
 		if modes := fmt.Sprint(c.GetResponseModes()); modes != "[query form_post]" {
 			t.Errorf("response modes of a code-only client = %s, want no fragment", modes)
+		}
+	})
+	t.Run("a private_key_jwt client gives fosite its keys and one alg", func(t *testing.T) {
+		c := validClient(rsaPub, ecPub)
+		c.TokenEndpointAuthMethod = "private_key_jwt"
+		for _, tc := range []struct {
+			set     string
+			alg     string
+			wantAlg string
+		}{
+			{jwks(t, jose.JSONWebKey{Key: &ek.PublicKey, KeyID: "e"}), "", "ES256"},
+			{jwks(t, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "r1"}, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "r2", Use: "sig"}), "", "RS256"},
+			{jwks(t, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "r"}), "PS256", "PS256"},
+			{jwks(t, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "r", Algorithm: "RS512"}), "", "RS512"},
+		} {
+			c.JWKS, c.TokenEndpointAuthSigningAlg = tc.set, tc.alg
+			if err := c.ValidateRegistration(); err != nil {
+				t.Fatalf("ValidateRegistration = %v", err)
+			}
+			if got := c.GetTokenEndpointAuthSigningAlgorithm(); got != tc.wantAlg {
+				t.Errorf("signing alg = %s, want %s", got, tc.wantAlg)
+			}
+			set := c.GetJSONWebKeys()
+			if set == nil || len(set.Keys) == 0 {
+				t.Fatalf("GetJSONWebKeys = %v", set)
+			}
+			for _, k := range set.Keys {
+				if k.Use != "sig" || !k.IsPublic() {
+					t.Errorf("key %s: use %q, public %v; fosite reads only public keys marked sig", k.KeyID, k.Use, k.IsPublic())
+				}
+			}
+		}
+		c.JWKS = ""
+		if c.GetJSONWebKeys() != nil {
+			t.Error("a client without a JWK Set gives fosite keys")
 		}
 	})
 	t.Run("a nil client is invalid", func(t *testing.T) {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 	"gorm.io/gorm"
 )
@@ -17,6 +16,8 @@ const (
 	AuthMethodClientSecretBasic = "client_secret_basic"
 	AuthMethodClientSecretPost  = "client_secret_post"
 	AuthMethodNone              = "none"
+	// AuthMethodPrivateKeyJWT: the client signs an assertion with a key of its JWKS (RFC 7523 §2.2).
+	AuthMethodPrivateKeyJWT = "private_key_jwt"
 )
 
 // Client is a registered OAuth 2.0 client. *Client implements fosite.Client, fosite.OpenIDConnectClient and
@@ -71,11 +72,19 @@ type Client struct {
 	AccessTokenEncryptionAlg string `json:"access_token_encryption_alg,omitempty"`
 	AccessTokenEncryptionEnc string `json:"access_token_encryption_enc,omitempty"`
 
+	// JWKS is the JSON text of the client's public JWK Set, for private_key_jwt (see validateJWKS).
+	JWKS string `json:"jwks,omitempty"`
+	// TokenEndpointAuthSigningAlg is the one algorithm the client's assertions are signed with; "" means the one
+	// its keys imply (see GetTokenEndpointAuthSigningAlgorithm).
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
 	// The JWKs parsed once, when the client was loaded or stored (see parsedJWK).
 	encJWK, atJWK *parsedJWK
+	// The JWKS parsed once, likewise (see parsedJWKS).
+	jwks *parsedJWKS
 }
 
 var (
@@ -95,11 +104,9 @@ func (c *Client) GetScopes() fosite.Arguments   { return fosite.Arguments(clone(
 func (c *Client) IsPublic() bool                { return c.Public }
 func (c *Client) GetAudience() fosite.Arguments { return fosite.Arguments(clone(c.Audience)) }
 
-func (c *Client) GetRequestURIs() []string                     { return nil }
-func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet          { return nil }
-func (c *Client) GetJSONWebKeysURI() string                    { return "" }
-func (c *Client) GetRequestObjectSigningAlgorithm() string     { return "" }
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "RS256" }
+func (c *Client) GetRequestURIs() []string                 { return nil }
+func (c *Client) GetJSONWebKeysURI() string                { return "" }
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
 // GetTokenEndpointAuthMethod is TokenEndpointAuthMethod, defaulting to none for public clients and
 // client_secret_basic for confidential ones.
@@ -185,6 +192,8 @@ type clientRow struct {
 	AccessTokenEncJWK       string    `gorm:"column:access_token_encryption_jwk"`
 	AccessTokenEncAlg       string    `gorm:"column:access_token_encryption_alg"`
 	AccessTokenEncEnc       string    `gorm:"column:access_token_encryption_enc"`
+	JWKS                    string    `gorm:"column:jwks"`
+	TokenEndpointAuthAlg    string    `gorm:"column:token_endpoint_auth_signing_alg"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -215,6 +224,9 @@ func (r *clientRow) client() (*Client, error) {
 		AccessTokenEncryptionJWK:     r.AccessTokenEncJWK,
 		AccessTokenEncryptionAlg:     r.AccessTokenEncAlg,
 		AccessTokenEncryptionEnc:     r.AccessTokenEncEnc,
+
+		JWKS:                        r.JWKS,
+		TokenEndpointAuthSigningAlg: r.TokenEndpointAuthAlg,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -268,6 +280,8 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"access_token_encryption_jwk":     c.AccessTokenEncryptionJWK,
 		"access_token_encryption_alg":     c.AccessTokenEncryptionAlg,
 		"access_token_encryption_enc":     c.AccessTokenEncryptionEnc,
+		"jwks":                            c.JWKS,
+		"token_endpoint_auth_signing_alg": c.TokenEndpointAuthSigningAlg,
 	}
 }
 
@@ -471,24 +485,19 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 	return nil
 }
 
-// SetClientAssertionJWT records jti until exp, first deleting expired ones; fosite.ErrJTIKnown if it is
-// already recorded and live.
+// SetClientAssertionJWT records jti until exp; fosite.ErrJTIKnown if it is already recorded and live. It is one
+// statement, so of two nodes presenting the same jti at once exactly one wins: the primary key makes the insert
+// fail for the second, and an expired row is taken over only by an update that re-checks its expiry. Expired rows
+// are otherwise left to the cleanup (DeleteExpiredRound), not swept on the request path.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Where("expires_at < ?", dbTime(s.now())).Delete(&jtiRow{}).Error; err != nil {
-			return mapErr(err)
-		}
-		err := tx.Create(&jtiRow{JTI: hashKey(jti), ExpiresAt: dbTime(exp)}).Error
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fosite.ErrJTIKnown
-		}
-		return mapErr(err)
-	})
-	if err != nil {
-		if errors.Is(err, fosite.ErrJTIKnown) {
-			return err
-		}
-		return fmt.Errorf("record client assertion jti: %w", err)
+	res := s.conn(ctx).Exec(`INSERT INTO oauth2_jti (jti, expires_at) VALUES (?, ?)
+		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE oauth2_jti.expires_at <= ?`,
+		hashKey(jti), dbTime(exp), dbTime(s.now()))
+	if res.Error != nil {
+		return fmt.Errorf("record client assertion jti: %w", mapErr(res.Error))
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrJTIKnown
 	}
 	return nil
 }

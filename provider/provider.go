@@ -175,6 +175,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
+	withAssertionAudiences(oauth, cfg, opts.Issuer)
 	wrap := func(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
 		return askFirst{oneRedemption{TokenEndpointHandler: narrowResources{withRefreshPolicy(h, store, strategy.CoreStrategy, cfg), cfg}, revoker: store}}
 	}

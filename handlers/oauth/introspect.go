@@ -17,7 +17,8 @@ import (
 )
 
 // Introspect serves RFC 7662 token introspection. Only clients (resource servers) may ask, authenticated with
-// client_secret_basic or client_secret_post; fosite checks the secret. A bearer access token is not a client
+// client_secret_basic or client_secret_post, which fosite's introspection checks, or private_key_jwt, which
+// fosite's client authentication checks (its introspection takes only HTTP Basic; see introspectAsserted). A bearer access token is not a client
 // credential: fosite would accept a user's token there and let any user introspect other people's tokens.
 type Introspect struct {
 	OAuth   fosite.OAuth2Provider
@@ -37,7 +38,11 @@ func (h *Introspect) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ir fosite.IntrospectionResponder
 	err := withClientCache(ctx, h.Clients, func(ctx context.Context) error {
 		var err error
-		ir, err = h.OAuth.NewIntrospectionRequest(ctx, r, provider.NewSession())
+		if assertsClient(r) {
+			ir, err = h.introspectAsserted(ctx, r)
+		} else {
+			ir, err = h.OAuth.NewIntrospectionRequest(ctx, r, provider.NewSession())
+		}
 		return err
 	})
 	if err != nil {
@@ -76,6 +81,12 @@ func introspectionCaller(r *http.Request) error {
 		return errBearerIntrospection
 	}
 	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	if assertsClient(r) {
+		if authz != "" || secret != "" {
+			return fosite.ErrInvalidRequest.WithHint("Use one client authentication method per request, not a client assertion and a secret.")
+		}
+		return nil
+	}
 	switch {
 	case secret == "":
 	case authz != "":
@@ -89,6 +100,40 @@ func introspectionCaller(r *http.Request) error {
 		return fosite.ErrInvalidClient.WithHint("Introspection callers authenticate as a client, with client_secret_basic or client_secret_post.")
 	}
 	return nil
+}
+
+// assertsClient reports whether the caller authenticates with a client assertion (RFC 7523 §2.2).
+func assertsClient(r *http.Request) bool {
+	return r.PostForm.Has("client_assertion_type") || r.PostForm.Has("client_assertion")
+}
+
+// clientAuthenticator is fosite's client authentication (fosite.Fosite.AuthenticateClient, the one the token,
+// revocation and PAR endpoints use).
+type clientAuthenticator interface {
+	AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error)
+}
+
+// introspectAsserted is fosite's NewIntrospectionRequest for a caller that authenticates with a client assertion:
+// fosite's client authentication checks the caller, then fosite's IntrospectToken looks the token up. A caller
+// refused is request_unauthorized, as fosite's introspection answers a wrong secret.
+func (h *Introspect) introspectAsserted(ctx context.Context, r *http.Request) (fosite.IntrospectionResponder, error) {
+	auth, ok := h.OAuth.(clientAuthenticator)
+	if !ok {
+		return nil, fosite.ErrRequestUnauthorized.WithHint("Client assertions are not supported here.")
+	}
+	if _, err := auth.AuthenticateClient(ctx, r, r.PostForm); err != nil {
+		return nil, fosite.ErrRequestUnauthorized.WithHint("The client assertion is invalid.").WithWrap(err).WithDebug(err.Error())
+	}
+	scopes := fosite.RemoveEmpty(strings.Split(r.PostForm.Get("scope"), " "))
+	tu, ar, err := h.OAuth.IntrospectToken(ctx, r.PostForm.Get("token"), fosite.TokenUse(r.PostForm.Get("token_type_hint")), provider.NewSession(), scopes...)
+	if err != nil {
+		return nil, fosite.ErrInactiveToken.WithHint("An introspection strategy indicated that the token is inactive.").WithWrap(err).WithDebug(err.Error())
+	}
+	resp := &fosite.IntrospectionResponse{Active: true, AccessRequester: ar, TokenUse: tu}
+	if tu == fosite.AccessToken {
+		resp.AccessTokenType = fosite.BearerAccessToken
+	}
+	return resp, nil
 }
 
 var errBearerIntrospection = fosite.ErrInvalidClient.WithHint("Introspection callers authenticate as a client (client_secret_basic or client_secret_post); an access token is not a client credential.")

@@ -23,6 +23,7 @@ func clientCases() []testCase {
 		{"clients origins come from redirect URIs and allowed origins", testClientOrigins},
 		{"clients allowed origin that is not an origin is ErrInvalid and writes nothing", testClientOriginsInvalid},
 		{"clients delete removes consents given to the client", testClientDeleteConsents},
+		{"clients with keys round trip and are read fresh", testClientKeys},
 	}
 }
 

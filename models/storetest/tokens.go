@@ -21,6 +21,7 @@ func tokenCases() []testCase {
 		{"par round trip keeps the authorize parameters", testPARRoundTrip},
 		{"par expired is not found", testPARExpired},
 		{"jti unknown, known, duplicate, expired", testJTI},
+		{"jti presented at once by many is accepted once", testJTIConcurrent},
 	}
 	for _, k := range tokenKinds() {
 		cases = append(cases,
@@ -238,5 +239,36 @@ func testJTI(t *testing.T, s *models.Store) {
 	must(t, "expired jti can be set again", s.SetClientAssertionJWT(ctx, "jti-old", time.Now().Add(time.Hour)))
 	if err := s.ClientAssertionJWTValid(ctx, "jti-old"); !errors.Is(err, fosite.ErrJTIKnown) {
 		t.Errorf("re-set jti: %v, want fosite.ErrJTIKnown", err)
+	}
+}
+
+// testJTIConcurrent: goroutines recording the same jti at once (nodes sharing the database), on a fresh jti and
+// on an expired one: exactly one is accepted, every other gets fosite.ErrJTIKnown.
+func testJTIConcurrent(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	must(t, "set expired", s.SetClientAssertionJWT(ctx, "jti-race-old", time.Now().Add(-time.Minute)))
+	for _, jti := range []string{"jti-race", "jti-race-old"} {
+		const n = 8
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for range n {
+			go func() {
+				<-start
+				errs <- s.SetClientAssertionJWT(ctx, jti, time.Now().Add(time.Hour))
+			}()
+		}
+		close(start)
+		won := 0
+		for range n {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, fosite.ErrJTIKnown):
+				t.Errorf("%s: %v, want nil or fosite.ErrJTIKnown", jti, err)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%s: accepted %d times, want once", jti, won)
+		}
 	}
 }
