@@ -192,7 +192,7 @@ func (a *app) handler() http.Handler {
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
 		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store, Issued: a.metrics,
 			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock}},
-		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store},
+		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store, Assertions: a.prov},
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
 		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},

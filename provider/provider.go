@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/ory/fosite"
@@ -64,13 +65,22 @@ type Provider struct {
 	OAuth2 fosite.OAuth2Provider
 	// tokenAPI is the token endpoint of the token API (firstparty.go), reached through SignIn and Refresh.
 	tokenAPI fosite.OAuth2Provider
-	idSigner *idTokenSigner
-	store    Storage
-	core     oauth2.CoreStrategy
-	Config   *fosite.Config
-	Hasher   *SecretHasher
-	Issuer   string
-	options  Options
+	// clientAuth is the public endpoints' client authentication (AuthenticateClient).
+	clientAuth fosite.ClientAuthenticationStrategy
+	idSigner   *idTokenSigner
+	store      Storage
+	core       oauth2.CoreStrategy
+	Config     *fosite.Config
+	Hasher     *SecretHasher
+	Issuer     string
+	options    Options
+}
+
+// AuthenticateClient is fosite's client authentication as the public token, revocation and PAR endpoints run it
+// (secrets and private_key_jwt assertions), for an endpoint whose fosite handler cannot take an assertion itself
+// (introspection).
+func (p *Provider) AuthenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	return p.clientAuth(ctx, r, form)
 }
 
 // ErrInvalidTarget is RFC 8707's error for a resource (audience) the client may not ask for.
@@ -202,7 +212,8 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
 		OAuth2: authorizationEndpoint{OAuth2Provider: resourceIndicators{oauth}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
-		idSigner: idSigner, store: store, core: strategy.CoreStrategy,
+		clientAuth: oauth.(*fosite.Fosite).AuthenticateClient,
+		idSigner:   idSigner, store: store, core: strategy.CoreStrategy,
 		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
 	}, nil
 }

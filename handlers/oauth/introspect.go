@@ -23,6 +23,8 @@ import (
 type Introspect struct {
 	OAuth   fosite.OAuth2Provider
 	Clients ClientCache
+	// Assertions authenticates a caller that sends a client assertion (private_key_jwt); nil: refused.
+	Assertions clientAuthenticator
 }
 
 func (h *Introspect) Mount(r *mux.Router) { r.Handle(provider.PathIntrospect, h) }
@@ -117,8 +119,8 @@ type clientAuthenticator interface {
 // fosite's client authentication checks the caller, then fosite's IntrospectToken looks the token up. A caller
 // refused is request_unauthorized, as fosite's introspection answers a wrong secret.
 func (h *Introspect) introspectAsserted(ctx context.Context, r *http.Request) (fosite.IntrospectionResponder, error) {
-	auth, ok := h.OAuth.(clientAuthenticator)
-	if !ok {
+	auth := h.Assertions
+	if auth == nil {
 		return nil, fosite.ErrRequestUnauthorized.WithHint("Client assertions are not supported here.")
 	}
 	if _, err := auth.AuthenticateClient(ctx, r, r.PostForm); err != nil {
