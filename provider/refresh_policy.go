@@ -116,17 +116,7 @@ func (h refreshKeeper) PopulateTokenEndpointResponse(ctx context.Context, req fo
 		}
 		return fosite.ErrServerError.WithWrap(err).WithDebug(err.Error())
 	}
-	now := time.Now().UTC()
-	lifespan := fosite.GetEffectiveLifespan(req.GetClient(), fosite.GrantTypeRefreshToken, fosite.AccessToken, h.cfg.GetAccessTokenLifespan(ctx))
-	expiresIn := lifespan
-	if exp := req.GetSession().GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
-		expiresIn = exp.Sub(now)
-	}
-	resp.SetAccessToken(accessToken)
-	resp.SetTokenType("bearer")
-	resp.SetExpiresIn(expiresIn)
-	resp.SetScopes(req.GetGrantedScopes())
-	resp.SetExtra("refresh_token", presented)
+	respond(ctx, req, resp, h.cfg, accessToken, presented)
 	return nil
 }
 
@@ -185,21 +175,23 @@ func (h refreshKeeper) rotateWithin(ctx context.Context, req fosite.AccessReques
 	if err != nil {
 		return err
 	}
-	resp.SetAccessToken(accessToken)
-	resp.SetTokenType("bearer")
-	resp.SetExpiresIn(accessTokenExpiresIn(ctx, req, h.cfg))
-	resp.SetScopes(req.GetGrantedScopes())
-	resp.SetExtra("refresh_token", refreshToken)
+	respond(ctx, req, resp, h.cfg, accessToken, refreshToken)
 	return nil
 }
 
-// accessTokenExpiresIn is how long the access token a refresh just issued lives: until the expiry fosite set in
-// the session, or the client's lifespan for the refresh grant.
-func accessTokenExpiresIn(ctx context.Context, req fosite.AccessRequester, cfg *fosite.Config) time.Duration {
+// respond fills a refresh response made here (rotation off, or a reuse interval) as fosite's refresh grant fills
+// its own: the access token lives until the expiry fosite set in the session, else the client's lifespan for the
+// refresh grant.
+func respond(ctx context.Context, req fosite.AccessRequester, resp fosite.AccessResponder, cfg *fosite.Config, accessToken, refreshToken string) {
+	expiresIn := fosite.GetEffectiveLifespan(req.GetClient(), fosite.GrantTypeRefreshToken, fosite.AccessToken, cfg.GetAccessTokenLifespan(ctx))
 	if exp := req.GetSession().GetExpiresAt(fosite.AccessToken); !exp.IsZero() {
-		return time.Until(exp)
+		expiresIn = time.Until(exp)
 	}
-	return fosite.GetEffectiveLifespan(req.GetClient(), fosite.GrantTypeRefreshToken, fosite.AccessToken, cfg.GetAccessTokenLifespan(ctx))
+	resp.SetAccessToken(accessToken)
+	resp.SetTokenType("bearer")
+	resp.SetExpiresIn(expiresIn)
+	resp.SetScopes(req.GetGrantedScopes())
+	resp.SetExtra("refresh_token", refreshToken)
 }
 
 // successorKey is the key a spent refresh token's successor is sealed with: derived from the spent token itself,
