@@ -224,6 +224,13 @@ func TestPrivateKeyJWT(t *testing.T) {
 			if code, body := introspect(signAssertion(t, key, assertionClaims(cl.ClientID, srv.URL))); code != http.StatusOK || body["active"] != true || body["client_id"] != cl.ClientID {
 				t.Fatalf("introspection: %d %v, want the token active", code, body)
 			}
+			// The endpoint's own URL is an audience there, and only there.
+			if code, body := introspect(signAssertion(t, key, assertionClaims(cl.ClientID, srv.URL+"/oauth2/introspect"))); code != http.StatusOK || body["active"] != true {
+				t.Errorf("introspection with aud the introspection endpoint: %d %v, want the token active", code, body)
+			}
+			if code, body := introspect(signAssertion(t, key, assertionClaims(cl.ClientID, srv.URL+"/oauth2/revoke"))); code != http.StatusUnauthorized || body["active"] != nil {
+				t.Errorf("introspection with aud the revocation endpoint: %d %v, want 401", code, body)
+			}
 			if code, body := introspect(signAssertion(t, key, assertionClaims(cl.ClientID, "https://other.example"))); code != http.StatusUnauthorized || body["active"] != nil {
 				t.Errorf("introspection with a wrong aud: %d %v, want 401", code, body)
 			}

@@ -26,26 +26,49 @@ import (
 // invalid_client (see assertionErrors).
 
 // assertionAudienceConfig is the provider's fosite config with the audiences a client assertion may name: the
-// token endpoint, as RFC 7523 §3 and OpenID Connect Core §9 say, or the issuer, which RFC 7523 §3 also allows
-// and which many clients send (the same assertion then serves at introspection, revocation and PAR).
+// token endpoint, as RFC 7523 §3 and OpenID Connect Core §9 say; the issuer, which RFC 7523 §3 also allows and
+// which many clients send (the same assertion then serves at introspection, revocation and PAR); and the endpoint
+// the assertion is presented at, which clients of introspection, revocation and PAR send (Keycloak and
+// node-oidc-provider accept it too). An assertion for one endpoint is not accepted at another (but the token
+// endpoint's and the issuer's are accepted at all of them).
 type assertionAudienceConfig struct {
 	*fosite.Config
 	audiences []string
 	auth      fosite.ClientAuthenticationStrategy
 }
 
-func (c *assertionAudienceConfig) GetTokenURLs(context.Context) []string { return c.audiences }
+func (c *assertionAudienceConfig) GetTokenURLs(ctx context.Context) []string {
+	if at, ok := ctx.Value(assertionEndpointKey{}).(string); ok && !slices.Contains(c.audiences, at) {
+		return append(slices.Clone(c.audiences), at)
+	}
+	return c.audiences
+}
+
+// assertionEndpointKey marks a context with the URL of the client-authenticating endpoint a request came to.
+type assertionEndpointKey struct{}
+
+// clientAuthPaths are the endpoints where a client authenticates, whose URL may be an assertion's aud.
+var clientAuthPaths = []string{PathToken, PathIntrospect, PathRevoke, PathPAR}
+
+// withAssertionEndpoint marks ctx with the URL (issuer + path) of the endpoint r came to, if clients
+// authenticate there.
+func withAssertionEndpoint(ctx context.Context, issuer string, r *http.Request) context.Context {
+	if r == nil || !slices.Contains(clientAuthPaths, r.URL.Path) {
+		return ctx
+	}
+	return context.WithValue(ctx, assertionEndpointKey{}, issuer+r.URL.Path)
+}
 
 func (c *assertionAudienceConfig) GetClientAuthenticationStrategy(context.Context) fosite.ClientAuthenticationStrategy {
 	return c.auth
 }
 
-// withAssertionAudiences makes f accept client assertions whose aud is the token endpoint or the issuer, and
-// answer a refused one invalid_client.
+// withAssertionAudiences makes f accept client assertions whose aud is the token endpoint, the issuer or the
+// endpoint presented at, and answer a refused one invalid_client.
 func withAssertionAudiences(f fosite.OAuth2Provider, cfg *fosite.Config, issuer string) {
 	if fo, ok := f.(*fosite.Fosite); ok {
 		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: []string{cfg.TokenURL, issuer},
-			auth: assertionErrors(fo.DefaultClientAuthenticationStrategy)}
+			auth: assertionErrors(issuer, fo.DefaultClientAuthenticationStrategy)}
 	}
 }
 
@@ -56,8 +79,9 @@ const clientAssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bea
 // writer answers 200 to all but invalid_request and invalid_client), a kid it cannot find invalid_request, and an
 // expired assertion an untyped error (500). A server fault stays one: an error fosite made 5xx, and any error
 // while the database could not serve (faults; the handlers answer 503).
-func assertionErrors(next fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
+func assertionErrors(issuer string, next fosite.ClientAuthenticationStrategy) fosite.ClientAuthenticationStrategy {
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+		ctx = withAssertionEndpoint(ctx, issuer, r)
 		if form.Get("client_assertion_type") == clientAssertionType {
 			if err := assertionExpiresSoon(form.Get("client_assertion"), time.Now()); err != nil {
 				return nil, err
