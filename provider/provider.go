@@ -199,14 +199,18 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	// The password grant (RFC 6749 §4.3) for first-party clients that register it; see password_grant.go.
 	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &passwordGrant{audience: cfg,
 		signIn: &signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now}})
+	// First of all: it records on the grant that the client authenticated, before anything issues (client_proof.go).
+	cfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{clientProof{}}, cfg.TokenEndpointHandlers...)
 
 	// The token API's endpoint: the same config, store and strategies; the sign-in and refresh grants; the
 	// first-party client rule. See firstparty.go.
 	apiCfg := &tokenAPIConfig{Config: cfg, handlers: fosite.TokenEndpointHandlers{
+		clientProof{tokenAPI: true},
 		&signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now},
 		wrap(compose.OAuth2RefreshTokenGrantFactory(cfg, store, strategy).(fosite.TokenEndpointHandler)),
 		wrap(compose.OpenIDConnectRefreshFactory(cfg, store, strategy).(fosite.TokenEndpointHandler)),
 		current,
+		clientProof{tokenAPI: true, require: true},
 	}}
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)

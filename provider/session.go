@@ -29,6 +29,10 @@ type Session struct {
 	// AccessTokenLifespan, when set, is the access-token lifetime of this grant (mint.go), at most the server's.
 	AccessTokenLifespan time.Duration `json:"access_token_lifespan,omitempty"`
 
+	// ClientAuthenticated: the client authenticated (a secret or an assertion) when this grant was issued or last
+	// refreshed, so a refresh must authenticate it again (client_proof.go).
+	ClientAuthenticated bool `json:"client_authenticated,omitempty"`
+
 	// IDClaims and IDHeaders are what fosite's OpenID Connect handlers fill and sign into the ID token.
 	IDClaims  *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
 	IDHeaders *jwt.Headers       `json:"id_token_headers,omitempty"`

@@ -59,6 +59,7 @@ func (p *Provider) Refresh(ctx context.Context, clientID, clientSecret, refreshT
 // both parts form-encoded; or client_secret_post in the form), so the secret a caller holds is checked whatever
 // the client's method.
 func (p *Provider) exchange(ctx context.Context, form url.Values, clientID, clientSecret string, session *Session) (TokenSet, *Session, error) {
+	ctx = withClientProved(ctx, clientSecret != "")
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+PathToken, http.NoBody)
 	if err != nil {
 		return TokenSet{}, nil, fmt.Errorf("build token request: %w", err)
