@@ -8,6 +8,9 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -21,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 type options struct {
@@ -372,6 +377,14 @@ func provision(ctx context.Context, bin string, env []string, base string) (*tar
 		return nil, err
 	}
 	if t.ccJWT, err = create("--name", "bench-cc-jwt", "--grant-types", "client_credentials", "--scopes", "read write", "--access-token-format", "jwt"); err != nil {
+		return nil, err
+	}
+	if t.pkjwtKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, err
+	}
+	set, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &t.pkjwtKey.PublicKey, KeyID: "bench", Use: "sig"}}})
+	if t.pkjwt, err = create("--name", "bench-cc-pkjwt", "--grant-types", "client_credentials", "--scopes", "read write",
+		"--token-endpoint-auth-method", "private_key_jwt", "--jwks", string(set)); err != nil {
 		return nil, err
 	}
 	if t.rs, err = create("--name", "bench-resource-server"); err != nil {

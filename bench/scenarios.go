@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // target is the running server and what was provisioned on it.
@@ -22,6 +25,8 @@ type target struct {
 	base string // http://127.0.0.1:port
 
 	cc, ccJWT, rs   credentials // client_credentials clients (opaque, JWT) and a resource server that introspects
+	pkjwt           credentials // a client_credentials client authenticating with private_key_jwt (ES256)
+	pkjwtKey        *ecdsa.PrivateKey
 	app             string
 	redirect        string
 	email, password string
@@ -67,6 +72,7 @@ var allScenarios = []*scenario{
 	{name: "ceiling", note: "a bare net/http handler in the harness process answering a fixed 90-byte JSON body: the most this machine, load generator and loopback can do", prepare: prepareCeiling},
 	{name: "client_credentials", server: true, note: "POST /oauth2/token grant_type=client_credentials, opaque token, client_secret_basic", prepare: prepareCC(false), verify: verifyActive},
 	{name: "client_credentials_jwt", server: true, note: "the same for a client created with --access-token-format jwt (RFC 9068, signed with RS256)", prepare: prepareCC(true), verify: verifyActive},
+	{name: "client_credentials_private_key_jwt", server: true, note: "the opaque client_credentials request authenticated with private_key_jwt: an ES256 client assertion (signed by the harness, a fresh jti each) instead of a secret; the server verifies it against the client's registered JWK Set and records the jti once", prepare: preparePrivateKeyJWT},
 	{name: "introspect", server: true, note: "POST /oauth2/introspect of a valid opaque token, caller authenticated (Basic) as a resource-server client", prepare: prepareIntrospect},
 	{name: "revoke", server: true, note: "each iteration issues an opaque token and revokes it (POST /oauth2/revoke); latency is the revoke alone, req/s counts revokes (each also paid for its issuance)", prepare: prepareRevoke, verify: verifyInactive},
 	{name: "userinfo", server: true, note: "GET /userinfo with a Bearer token carrying openid", prepare: prepareUserinfo},
@@ -154,6 +160,42 @@ func prepareCC(jwt bool) func(context.Context, *target, *worker) (iteration, err
 			return d, err
 		}, nil
 	}
+}
+
+// preparePrivateKeyJWT: each iteration signs a fresh RFC 7523 assertion (the client's cost, outside the server) and
+// asks for a client_credentials token with it.
+func preparePrivateKeyJWT(_ context.Context, t *target, w *worker) (iteration, error) {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: t.pkjwtKey}, (&jose.SignerOptions{}).WithHeader("kid", "bench"))
+	if err != nil {
+		return nil, err
+	}
+	aud := t.base + "/oauth2/token"
+	return func(ctx context.Context) (time.Duration, error) {
+		now := time.Now()
+		claims, _ := json.Marshal(map[string]any{"iss": t.pkjwt.id, "sub": t.pkjwt.id, "aud": aud,
+			"jti": randomString(16), "iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix()})
+		sig, err := signer.Sign(claims)
+		if err != nil {
+			return 0, err
+		}
+		assertion, err := sig.CompactSerialize()
+		if err != nil {
+			return 0, err
+		}
+		body := "grant_type=client_credentials&scope=read&client_assertion_type=" +
+			url.QueryEscape("urn:ietf:params:oauth:client-assertion-type:jwt-bearer") + "&client_assertion=" + assertion
+		t0 := time.Now()
+		_, resp, err := w.call(ctx, nil, http.MethodPost, "/oauth2/token", formType, body, nil, http.StatusOK)
+		d := time.Since(t0)
+		if err != nil {
+			return d, err
+		}
+		tr, err := parseToken(resp, false)
+		if err == nil {
+			w.keep(tr.AccessToken)
+		}
+		return d, err
+	}, nil
 }
 
 // introspectActive asks the server, as the resource server, whether tok is active.

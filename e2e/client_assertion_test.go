@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,6 +133,38 @@ func TestPrivateKeyJWT(t *testing.T) {
 			// And at another endpoint: the jti is spent everywhere.
 			if code, _, body := postForm(t, srv.URL+"/oauth2/revoke", withAssertion(url.Values{"token": {"x"}}, a), "", ""); code != http.StatusUnauthorized || body["error"] != "invalid_client" {
 				t.Errorf("replayed assertion at revocation: %d %v, want 401 invalid_client", code, body)
+			}
+		})
+
+		t.Run("40 requests with one assertion at once: exactly one is served", func(t *testing.T) {
+			a := signAssertion(t, key, assertionClaims(cl.ClientID, srv.URL))
+			endpoints := []string{tokenURL, srv.URL + "/oauth2/introspect", srv.URL + "/oauth2/revoke"}
+			codes := make([]int, 40)
+			var wg sync.WaitGroup
+			for i := range codes {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					form := cc
+					if i%3 != 0 {
+						form = url.Values{"token": {"not-a-token"}}
+					}
+					codes[i], _, _ = postForm(t, endpoints[i%3], withAssertion(form, a), "", "")
+				}()
+			}
+			wg.Wait()
+			ok := 0
+			for _, c := range codes {
+				switch c {
+				case http.StatusOK:
+					ok++
+				case http.StatusUnauthorized:
+				default:
+					t.Errorf("a replay answered %d, want 401", c)
+				}
+			}
+			if ok != 1 {
+				t.Errorf("%d of 40 concurrent uses of one assertion were served (%v), want exactly 1", ok, codes)
 			}
 		})
 

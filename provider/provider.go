@@ -186,6 +186,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenRevocationFactory,
 	)
 	withAssertionAudiences(oauth, cfg, opts.Issuer)
+	recordJTIOnce(oauth, store)
 	wrap := func(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
 		return askFirst{oneRedemption{TokenEndpointHandler: narrowResources{withRefreshPolicy(h, store, strategy.CoreStrategy, cfg), cfg}, revoker: store}}
 	}
@@ -213,6 +214,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		clientProof{tokenAPI: true, require: true},
 	}}
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
+	recordJTIOnce(tokenAPI, store)
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
 		OAuth2: authorizationEndpoint{OAuth2Provider: resourceIndicators{oauth}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
