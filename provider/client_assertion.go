@@ -40,12 +40,14 @@ func (c *assertionAudienceConfig) GetClientAuthenticationStrategy(context.Contex
 	return c.auth
 }
 
-// withAssertionAudiences makes f accept client assertions whose aud is the token endpoint or the issuer, and
-// answer a refused one invalid_client.
-func withAssertionAudiences(f fosite.OAuth2Provider, cfg *fosite.Config, issuer string) {
+// withAssertionAudiences makes f accept client assertions whose aud is the token endpoint or the issuer, verify
+// HMAC-signed ones itself (client_secret_jwt, see client_secret_jwt.go), and answer a refused one invalid_client.
+func withAssertionAudiences(f fosite.OAuth2Provider, cfg *fosite.Config, issuer string, clients fosite.ClientManager, sealer *ClientSecretSealer) {
 	if fo, ok := f.(*fosite.Fosite); ok {
-		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: []string{cfg.TokenURL, issuer},
-			auth: assertionErrors(fo.DefaultClientAuthenticationStrategy)}
+		audiences := []string{cfg.TokenURL, issuer}
+		secrets := &secretAssertions{clients: clients, sealer: sealer, audiences: audiences, now: time.Now}
+		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: audiences,
+			auth: assertionErrors(secrets.wrap(fo.DefaultClientAuthenticationStrategy))}
 	}
 }
 
@@ -84,7 +86,14 @@ func assertionErrors(next fosite.ClientAuthenticationStrategy) fosite.ClientAuth
 // provider does not import models; e2e's discovery test holds the two equal).
 var clientAssertionSigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 
-func assertionSigningAlgs() []string { return slices.Clone(clientAssertionSigningAlgs) }
+// assertionSigningAlgs are those and the HMAC algs of client_secret_jwt (secretAssertionAlgs).
+func assertionSigningAlgs() []string {
+	out := slices.Clone(clientAssertionSigningAlgs)
+	for _, alg := range secretAssertionAlgs {
+		out = append(out, string(alg))
+	}
+	return out
+}
 
 // MaxClientAssertionLifetime is how far in the future a client assertion's exp may be. fosite records each jti
 // until its exp and bounds neither; a short bound keeps the jti table small and a stolen assertion short-lived.

@@ -74,13 +74,13 @@ func testClientsCRUD(t *testing.T, s *models.Store) {
 		t.Errorf("ListClients order = %v, want creation order [b-app a-spa]", clientIDs(list))
 	}
 
-	must(t, "UpdateClientSecret", s.UpdateClientSecret(ctx, "b-app", "new-hash"))
+	must(t, "UpdateClientSecret", s.UpdateClientSecret(ctx, "b-app", "new-hash", ""))
 	got, err = s.ClientByID(ctx, "b-app")
 	must(t, "ClientByID after update", err)
 	if got.SecretHash != "new-hash" || got.UpdatedAt.Before(got.CreatedAt) {
 		t.Errorf("after UpdateClientSecret: %+v", got)
 	}
-	wantNotFound(t, "UpdateClientSecret unknown", s.UpdateClientSecret(ctx, "nope", "x"))
+	wantNotFound(t, "UpdateClientSecret unknown", s.UpdateClientSecret(ctx, "nope", "x", ""))
 }
 
 func testClientDuplicate(t *testing.T, s *models.Store) {
