@@ -19,12 +19,9 @@ var ClientSecretJWTSigningAlgs = []string{"HS256", "HS384", "HS512"}
 func (c *Client) GetSealedSecret() string { return c.SealedSecret }
 
 // validateSecretJWT: a client_secret_jwt client (confidential: validate refuses a public one) MACs with one of
-// ClientSecretJWTSigningAlgs and registers no JWK Set (it would verify nothing); only it has a sealed secret.
+// ClientSecretJWTSigningAlgs and registers no JWK Set (it would verify nothing).
 func (c *Client) validateSecretJWT(p *problems) {
 	if c.TokenEndpointAuthMethod != AuthMethodClientSecretJWT {
-		if c.SealedSecret != "" {
-			p.add("client_secret", "only a client_secret_jwt client keeps its secret sealed")
-		}
 		return
 	}
 	if alg := c.TokenEndpointAuthSigningAlg; alg != "" && !slices.Contains(ClientSecretJWTSigningAlgs, alg) {
@@ -36,17 +33,19 @@ func (c *Client) validateSecretJWT(p *problems) {
 }
 
 // validateWithSecret is Validate for a client stored with its secret (CreateClient, UpdateClientAndSecret): a
-// confidential client has a secret hash, unless it authenticates with its keys, and a client_secret_jwt client
-// has its secret sealed too.
+// client_secret_jwt client has its secret hashed and sealed, and no other client has a sealed secret.
+// (UpdateClient writes no secret: it clears the sealed one of a client that is no longer client_secret_jwt.)
 func (c *Client) validateWithSecret() error {
-	if err := c.Validate(); err != nil {
-		return err
+	if c == nil {
+		return c.Validate()
 	}
 	var p problems
-	if c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
-		if c.SecretHash == "" || c.SealedSecret == "" {
-			p.add("client_secret", "a client_secret_jwt client is stored with its secret hashed and sealed")
-		}
+	c.validate(&p)
+	switch {
+	case c.TokenEndpointAuthMethod != AuthMethodClientSecretJWT && c.SealedSecret != "":
+		p.add("client_secret", "only a client_secret_jwt client keeps its secret sealed")
+	case c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT && (c.SecretHash == "" || c.SealedSecret == ""):
+		p.add("client_secret", "a client_secret_jwt client is stored with its secret hashed and sealed")
 	}
 	return p.err()
 }

@@ -24,6 +24,7 @@ func clientCases() []testCase {
 		{"clients allowed origin that is not an origin is ErrInvalid and writes nothing", testClientOriginsInvalid},
 		{"clients delete removes consents given to the client", testClientDeleteConsents},
 		{"clients with keys round trip and are read fresh", testClientKeys},
+		{"client_secret_jwt clients keep a sealed secret, and only they", testClientSecretJWT},
 	}
 }
 
