@@ -22,8 +22,9 @@ import (
 // introspection, revocation and PAR. It verifies the assertion with the client's registered keys and signing alg
 // (models.Client.GetJSONWebKeys, GetTokenEndpointAuthSigningAlgorithm), requires iss = sub = the client id, a
 // live exp and a jti it records once (models.Store.SetClientAssertionJWT: single-use across nodes until exp),
-// and an aud among GetTokenURLs. This file gives it those audiences, and answers every refused assertion
-// invalid_client (see assertionErrors).
+// and an aud among GetTokenURLs. This file gives it those audiences, puts the client_secret_jwt verifier in
+// front of it (client_secret_jwt.go: an HMAC-signed assertion never reaches fosite), and answers every refused
+// assertion invalid_client (see assertionErrors).
 
 // assertionAudienceConfig is the provider's fosite config with the audiences a client assertion may name: the
 // token endpoint, as RFC 7523 §3 and OpenID Connect Core §9 say, or the issuer, which RFC 7523 §3 also allows

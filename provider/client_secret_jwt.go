@@ -95,8 +95,8 @@ func (s *ClientSecretSealer) Open(clientID, sealed string) ([]byte, error) {
 	return secret, nil
 }
 
-// SealedSecretClient is a client that may keep its secret sealed; models.Client is one.
-type SealedSecretClient interface {
+// sealedSecretClient is a client that may keep its secret sealed; models.Client is one.
+type sealedSecretClient interface {
 	fosite.OpenIDConnectClient
 	// GetSealedSecret is the client's secret as ClientSecretSealer.Seal returned it; "" for none.
 	GetSealedSecret() string
@@ -149,9 +149,9 @@ func hmacHeaderAlg(assertion string) (jose.SignatureAlgorithm, bool) {
 	return alg, slices.Contains(secretAssertionAlgs, alg)
 }
 
-// refuse is the answer to an assertion that does not authenticate its client: invalid_client (RFC 7523 §3.2),
-// with a hint the client may read.
-func refuse(hint string, cause error) error {
+// refuseAssertion is the answer to an assertion that does not authenticate its client: invalid_client (RFC 7523
+// §3.2), with a hint the client may read.
+func refuseAssertion(hint string, cause error) error {
 	err := fosite.ErrInvalidClient.WithHint(hint)
 	if cause != nil {
 		err = err.WithWrap(cause).WithDebug(cause.Error())
@@ -169,64 +169,64 @@ func refuse(hint string, cause error) error {
 func (v *secretAssertions) authenticate(ctx context.Context, form url.Values, assertion string, alg jose.SignatureAlgorithm) (fosite.Client, error) {
 	tok, err := jwt.ParseSigned(assertion, []jose.SignatureAlgorithm{alg})
 	if err != nil {
-		return nil, refuse("The client assertion is not a compact JWS.", err)
+		return nil, refuseAssertion("The client assertion is not a compact JWS.", err)
 	}
 	var unverified jwt.Claims
 	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return nil, refuse("The client assertion's claims are not a JSON object.", err)
+		return nil, refuseAssertion("The client assertion's claims are not a JSON object.", err)
 	}
 	clientID := form.Get("client_id")
 	if clientID == "" {
 		clientID = unverified.Subject
 	}
 	if clientID == "" {
-		return nil, refuse("The claim 'sub' from the client_assertion JSON Web Token is undefined.", nil)
+		return nil, refuseAssertion("The claim 'sub' from the client_assertion JSON Web Token is undefined.", nil)
 	}
 	c, err := v.clients.GetClient(ctx, clientID)
 	if err != nil {
-		return nil, refuse("The client could not be authenticated.", err)
+		return nil, refuseAssertion("The client could not be authenticated.", err)
 	}
-	sc, ok := c.(SealedSecretClient)
+	sc, ok := c.(sealedSecretClient)
 	switch {
 	case !ok || sc.GetTokenEndpointAuthMethod() != AuthMethodClientSecretJWT:
 		// Among them a private_key_jwt client: an HMAC keyed with its public key proves nothing.
-		return nil, refuse("This client does not authenticate with client_secret_jwt; the assertion's alg names an HMAC.", nil)
+		return nil, refuseAssertion("This client does not authenticate with client_secret_jwt; the assertion's alg names an HMAC.", nil)
 	case sc.GetTokenEndpointAuthSigningAlgorithm() != string(alg):
-		return nil, refuse(fmt.Sprintf("The client assertion uses signing algorithm '%s' but the client enforces '%s'.", alg, sc.GetTokenEndpointAuthSigningAlgorithm()), nil)
+		return nil, refuseAssertion(fmt.Sprintf("The client assertion uses signing algorithm '%s' but the client enforces '%s'.", alg, sc.GetTokenEndpointAuthSigningAlgorithm()), nil)
 	}
 	secret, err := v.sealer.Open(clientID, sc.GetSealedSecret())
 	if err != nil {
-		return nil, refuse("The client could not be authenticated.", err)
+		return nil, refuseAssertion("The client could not be authenticated.", err)
 	}
 	var claims jwt.Claims
 	if err := tok.Claims(secret, &claims); err != nil { // go-jose compares the MAC in constant time
-		return nil, refuse("Unable to verify the integrity of the 'client_assertion' value.", err)
+		return nil, refuseAssertion("Unable to verify the integrity of the 'client_assertion' value.", err)
 	}
 	now := v.now()
 	switch {
 	case claims.Issuer != clientID:
-		return nil, refuse("Claim 'iss' from 'client_assertion' must match the 'client_id' of the OAuth 2.0 Client.", nil)
+		return nil, refuseAssertion("Claim 'iss' from 'client_assertion' must match the 'client_id' of the OAuth 2.0 Client.", nil)
 	case claims.Subject != clientID:
-		return nil, refuse("Claim 'sub' from 'client_assertion' must match the 'client_id' of the OAuth 2.0 Client.", nil)
+		return nil, refuseAssertion("Claim 'sub' from 'client_assertion' must match the 'client_id' of the OAuth 2.0 Client.", nil)
 	case !slices.ContainsFunc(v.audiences, claims.Audience.Contains):
-		return nil, refuse(fmt.Sprintf("Claim 'audience' from 'client_assertion' must match the authorization server's token endpoint '%s'.", strings.Join(v.audiences, "' or '")), nil)
+		return nil, refuseAssertion(fmt.Sprintf("Claim 'audience' from 'client_assertion' must match the authorization server's token endpoint '%s'.", strings.Join(v.audiences, "' or '")), nil)
 	case claims.Expiry == nil:
-		return nil, refuse("Claim 'exp' from 'client_assertion' must be set.", nil)
+		return nil, refuseAssertion("Claim 'exp' from 'client_assertion' must be set.", nil)
 	case !now.Before(claims.Expiry.Time()):
-		return nil, refuse("The client assertion has expired.", nil)
+		return nil, refuseAssertion("The client assertion has expired.", nil)
 	case claims.Expiry.Time().After(now.Add(MaxClientAssertionLifetime)):
-		return nil, refuse(fmt.Sprintf("The client assertion's exp is more than %s away; sign assertions that expire sooner.", MaxClientAssertionLifetime), nil)
+		return nil, refuseAssertion(fmt.Sprintf("The client assertion's exp is more than %s away; sign assertions that expire sooner.", MaxClientAssertionLifetime), nil)
 	case claims.NotBefore != nil && claims.NotBefore.Time().After(now):
-		return nil, refuse("The client assertion is not valid yet (nbf).", nil)
+		return nil, refuseAssertion("The client assertion is not valid yet (nbf).", nil)
 	case claims.IssuedAt != nil && claims.IssuedAt.Time().After(now):
-		return nil, refuse("The client assertion was issued in the future (iat).", nil)
+		return nil, refuseAssertion("The client assertion was issued in the future (iat).", nil)
 	case claims.ID == "":
-		return nil, refuse("Claim 'jti' from 'client_assertion' must be set but is not.", nil)
+		return nil, refuseAssertion("Claim 'jti' from 'client_assertion' must be set but is not.", nil)
 	}
 	if err := v.clients.SetClientAssertionJWT(ctx, claims.ID, claims.Expiry.Time()); errors.Is(err, fosite.ErrJTIKnown) {
-		return nil, refuse("Claim 'jti' from 'client_assertion' MUST only be used once.", err)
+		return nil, refuseAssertion("Claim 'jti' from 'client_assertion' MUST only be used once.", err)
 	} else if err != nil {
-		return nil, refuse("The client assertion's jti could not be recorded.", err)
+		return nil, refuseAssertion("The client assertion's jti could not be recorded.", err)
 	}
 	return c, nil
 }

@@ -22,6 +22,9 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
+// models.Client is what the verifier reads a client_secret_jwt client as.
+var _ sealedSecretClient = (*models.Client)(nil)
+
 var (
 	jwtSecret      = strings.Repeat("s3cr3t-", 10) // 70 characters
 	otherJWTSecret = strings.Repeat("0th3r-", 12)
