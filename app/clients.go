@@ -196,7 +196,7 @@ func (k *keyAuthFlags) register(fs *flag.FlagSet, create bool) {
 		jwksHelp += " (\"-\": remove it)"
 	}
 	fs.StringVar(&k.jwks, "jwks", "", jwksHelp)
-	fs.StringVar(&k.alg, "token-endpoint-auth-signing-alg", "", "the one algorithm its client assertions are signed with (default: what its first key implies: its alg, RS256 for RSA, ES256 for P-256)")
+	fs.StringVar(&k.alg, "token-endpoint-auth-signing-alg", "", "the one algorithm its client assertions are signed with (private_key_jwt default: what its first key implies: its alg, RS256 for RSA, ES256 for P-256; client_secret_jwt: HS256 (default), HS384 or HS512)")
 }
 
 // apply reads the JWK Set (inline or @file) and copies the given settings onto the client; it returns the files
@@ -323,7 +323,7 @@ func validationError(err error) error {
 func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients create")
 	id := fs.String("id", "", "client id (default: a random UUID)")
-	secret := fs.String("secret", "", "client secret (default: generated, 256 bits); at least 32 characters")
+	secret := fs.String("secret", "", "client secret (default: generated, 256 bits; 512 for client_secret_jwt); at least 32 characters (64 for client_secret_jwt)")
 	name := fs.String("name", "", "human-readable name (required)")
 	grants := fs.String("grant-types", "", "grant types, comma or space separated (default: client_credentials; with --public: authorization_code,refresh_token)")
 	responses := fs.String("response-types", "", "response types (default: code when authorization_code is allowed)")
@@ -331,7 +331,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	scopes := fs.String("scopes", "", "scopes the client may request")
 	audience := fs.String("audience", "", "audiences (RFC 8707 resources) the client may request")
 	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
-	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks; no secret), or none (public)")
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, client_secret_jwt (assertions MACed with the secret), private_key_jwt (with --jwks; no secret), or none (public)")
 	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
 	firstParty := fs.Bool("first-party", false, "first-party app: users are not asked for consent")
 	postLogout := fs.String("post-logout-redirect-uris", "", "where logout may send the browser back to, matched exactly")
@@ -366,13 +366,11 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	if keyAuth && *secret != "" {
 		return errors.New("--secret makes no sense with --token-endpoint-auth-method private_key_jwt: the client authenticates with its keys")
 	}
+	secretJWT := cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT
 	plain := ""
 	if !cl.Public && !keyAuth {
-		plain = *secret
-		if plain == "" {
-			plain = provider.GenerateClientSecret()
-		} else if err := provider.CheckClientSecret(plain); err != nil {
-			return fmt.Errorf("--secret: %w", err)
+		if plain, err = newClientSecret(*secret, secretJWT); err != nil {
+			return err
 		}
 	}
 	a, err := c.openFromFlags(ctx, cf)
@@ -381,7 +379,9 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	}
 	defer a.Close()
 	if plain != "" {
-		cl.SecretHash = a.prov.Hasher.HashSecret(plain)
+		if cl.SecretHash, cl.SealedSecret, err = a.prov.StoredSecret(cl.ID, plain, secretJWT); err != nil {
+			return err
+		}
 	}
 	if err := a.store.RegisterClient(ctx, cl); err != nil {
 		if errors.Is(err, models.ErrConflict) {
@@ -426,7 +426,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	adminPools := fs.String("admin-pools", "", "the pools whose users the admin client may manage, comma separated (\"-\": every pool)")
 	var refresh refreshPolicyFlags
 	refresh.register(fs, false)
-	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic, client_secret_post or private_key_jwt (with a JWK Set); a confidential client's only")
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic, client_secret_post, client_secret_jwt (issues a new secret, shown once) or private_key_jwt (with a JWK Set); a confidential client's only")
 	var keys keyAuthFlags
 	keys.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -454,22 +454,61 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	default:
 		cl.AdminPools = splitList(*adminPools)
 	}
+	wasSecretJWT := cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT
 	if *authMethod != "" {
+		// An HMAC alg goes with client_secret_jwt only: a switch across that line resets the alg to the new
+		// method's default, unless --token-endpoint-auth-signing-alg gives one.
+		if slices.Contains(models.ClientSecretJWTSigningAlgs, cl.TokenEndpointAuthSigningAlg) != (*authMethod == models.AuthMethodClientSecretJWT) {
+			cl.TokenEndpointAuthSigningAlg = ""
+		}
 		cl.TokenEndpointAuthMethod = *authMethod
 	}
 	if p := append(refresh.apply(cl), keys.apply(cl)...); len(p) > 0 {
 		return errors.New(strings.Join(p, "; "))
 	}
-	if err := a.store.UpdateClient(ctx, cl); errors.Is(err, models.ErrInvalid) {
+	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
+	// new secret, stored with the rest in one transaction.
+	plain, update := "", a.store.UpdateClient
+	if cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT && !wasSecretJWT && !cl.Public {
+		plain = provider.GenerateClientSecretJWT()
+		if cl.SecretHash, cl.SealedSecret, err = a.prov.StoredSecret(cl.ID, plain, true); err != nil {
+			return err
+		}
+		update = a.store.UpdateClientAndSecret
+	}
+	if err := update(ctx, cl); errors.Is(err, models.ErrInvalid) {
 		return validationError(err)
 	} else if err != nil {
 		return err
 	}
 	if *asJSON {
-		return writeJSON(c, toClientJSON(cl, ""))
+		return writeJSON(c, toClientJSON(cl, plain))
 	}
 	fmt.Fprintf(c.stdout, "updated client %s\n", cl.ID)
+	if plain != "" {
+		fmt.Fprintf(c.stdout, "client_secret: %s\n(a new secret for client_secret_jwt: the old one no longer works; shown once)\n", plain)
+	}
 	return nil
+}
+
+// newClientSecret is the operator's chosen secret, checked, or a generated one: longer for client_secret_jwt,
+// whose secret keys an HMAC of up to 512 bits.
+func newClientSecret(chosen string, secretJWT bool) (string, error) {
+	switch {
+	case chosen == "" && secretJWT:
+		return provider.GenerateClientSecretJWT(), nil
+	case chosen == "":
+		return provider.GenerateClientSecret(), nil
+	}
+	if err := provider.CheckClientSecret(chosen); err != nil {
+		return "", fmt.Errorf("--secret: %w", err)
+	}
+	if secretJWT {
+		if err := provider.CheckClientSecretJWT(chosen); err != nil {
+			return "", fmt.Errorf("--secret: %w", err)
+		}
+	}
+	return chosen, nil
 }
 
 func writeJSON(c *cli, v any) error {
@@ -552,7 +591,7 @@ func clientsDelete(ctx context.Context, c *cli, args []string) error {
 func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients rotate-secret")
 	id := fs.String("id", "", "client id")
-	secret := fs.String("secret", "", "new secret (default: generated); at least 32 characters")
+	secret := fs.String("secret", "", "new secret (default: generated); at least 32 characters (64 for client_secret_jwt)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -560,12 +599,6 @@ func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 	cid, err := idArg(fs, *id, "client id")
 	if err != nil {
 		return err
-	}
-	plain := *secret
-	if plain == "" {
-		plain = provider.GenerateClientSecret()
-	} else if err := provider.CheckClientSecret(plain); err != nil {
-		return fmt.Errorf("--secret: %w", err)
 	}
 	a, err := c.openFromFlags(ctx, cf)
 	if err != nil {
@@ -579,7 +612,18 @@ func clientsRotateSecret(ctx context.Context, c *cli, args []string) error {
 	if cl.Public {
 		return fmt.Errorf("client %q is public and has no secret", cid)
 	}
-	if err := a.store.UpdateClientSecret(ctx, cid, a.prov.Hasher.HashSecret(plain)); err != nil {
+	secretJWT := cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT
+	plain, err := newClientSecret(*secret, secretJWT)
+	if err != nil {
+		return err
+	}
+	hash, sealed, err := a.prov.StoredSecret(cid, plain, secretJWT)
+	if err != nil {
+		return err
+	}
+	if err := a.store.UpdateClientSecret(ctx, cid, hash, sealed); errors.Is(err, models.ErrInvalid) {
+		return validationError(err)
+	} else if err != nil {
 		return err
 	}
 	if *asJSON {

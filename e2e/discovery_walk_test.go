@@ -50,17 +50,20 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 			"client_secret_basic": func(t *testing.T, _ string) { w.clientCredentials(t, w.basic, "client_secret_basic") },
 			"client_secret_post":  func(t *testing.T, _ string) { w.clientCredentials(t, w.post, "client_secret_post") },
 			"private_key_jwt":     func(t *testing.T, _ string) { w.clientCredentials(t, w.keyed["ES256"], "private_key_jwt") },
+			"client_secret_jwt":   func(t *testing.T, _ string) { w.clientCredentials(t, w.keyed["HS256"], "client_secret_jwt") },
 			"none":                w.codeFlow, // the SPA is public: it exchanges its code with client_id and PKCE only
 		},
 		"introspection_endpoint_auth_methods_supported": {
 			"client_secret_basic": func(t *testing.T, _ string) { w.introspect(t, w.basic, "client_secret_basic") },
 			"client_secret_post":  func(t *testing.T, _ string) { w.introspect(t, w.post, "client_secret_post") },
 			"private_key_jwt":     func(t *testing.T, _ string) { w.introspect(t, w.keyed["ES256"], "private_key_jwt") },
+			"client_secret_jwt":   func(t *testing.T, _ string) { w.introspect(t, w.keyed["HS256"], "client_secret_jwt") },
 		},
 		"revocation_endpoint_auth_methods_supported": {
 			"client_secret_basic": func(t *testing.T, _ string) { w.revoke(t, w.basic, "client_secret_basic") },
 			"client_secret_post":  func(t *testing.T, _ string) { w.revoke(t, w.post, "client_secret_post") },
 			"private_key_jwt":     func(t *testing.T, _ string) { w.revoke(t, w.keyed["ES256"], "private_key_jwt") },
+			"client_secret_jwt":   func(t *testing.T, _ string) { w.revoke(t, w.keyed["HS256"], "client_secret_jwt") },
 			"none":                w.revokeAsPublicClient,
 		},
 		"token_endpoint_auth_signing_alg_values_supported":         w.perAssertionAlg(w.clientCredentials),
@@ -160,9 +163,15 @@ func newDiscoveryWalker(t *testing.T, env testEnv) *discoveryWalker {
 	w.meta = mustJSON(t, body)
 	for _, alg := range w.meta["token_endpoint_auth_signing_alg_values_supported"].([]any) {
 		a := alg.(string)
+		if strings.HasPrefix(a, "HS") { // client_secret_jwt: the assertion is keyed with the client's secret
+			c := env.createClient(t, "--name", "svc-"+a, "--grant-types", "client_credentials", "--scopes", "read",
+				"--token-endpoint-auth-method", "client_secret_jwt", "--token-endpoint-auth-signing-alg", a)
+			w.keys[a], w.keyed[a] = assertionKey{key: []byte(c.ClientSecret), alg: jose.SignatureAlgorithm(a)}, c
+			continue
+		}
 		k := newAssertionKey(t, a)
 		if k.key == nil {
-			continue // not an asymmetric algorithm; its exercise says so
+			continue // an algorithm this walk has no key type for; its exercise says so
 		}
 		w.keys[a] = k
 		w.keyed[a] = env.createClient(t, "--name", "svc-"+a, "--grant-types", "client_credentials", "--scopes", "read",
@@ -229,7 +238,11 @@ func (w *discoveryWalker) perAssertionAlg(call func(t *testing.T, c createdClien
 		if !ok {
 			t.Fatalf("no key type known for the advertised assertion algorithm %s", alg)
 		}
-		call(t, c, "private_key_jwt")
+		method := "private_key_jwt"
+		if strings.HasPrefix(alg, "HS") {
+			method = "client_secret_jwt"
+		}
+		call(t, c, method)
 	})
 }
 
@@ -243,7 +256,7 @@ func (w *discoveryWalker) authenticate(t *testing.T, req url.Values, c createdCl
 		req.Set("client_id", c.ClientID)
 		req.Set("client_secret", c.ClientSecret)
 		return req, "", ""
-	case "private_key_jwt":
+	case "private_key_jwt", "client_secret_jwt":
 		var key assertionKey
 		for alg, kc := range w.keyed {
 			if kc.ClientID == c.ClientID {

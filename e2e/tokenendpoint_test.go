@@ -293,7 +293,7 @@ func TestIntrospectionCallersAreClients(t *testing.T) {
 			t.Errorf("Basic and client_secret together: %d %v", code, in)
 		}
 		code, _, disco := get(t, srv.URL+"/.well-known/openid-configuration")
-		if m := mustJSON(t, disco); code != 200 || !reflect.DeepEqual(m["introspection_endpoint_auth_methods_supported"], []any{"client_secret_basic", "client_secret_post", "private_key_jwt"}) {
+		if m := mustJSON(t, disco); code != 200 || !reflect.DeepEqual(m["introspection_endpoint_auth_methods_supported"], []any{"client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"}) {
 			t.Errorf("discovery introspection auth methods = %v", m["introspection_endpoint_auth_methods_supported"])
 		}
 	})

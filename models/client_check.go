@@ -96,9 +96,9 @@ func (s *Store) cachedClientForAuth(ctx context.Context, id string) (*Client, bo
 		return nil, false
 	}
 	cl, ok := s.clients.get(id, time.Now())
-	if !ok || cl.JWKS != "" || cl.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT {
-		// A client that authenticates with its keys is read fresh: the check confirms a secret hash, not keys (a
-		// key removed must stop working at once), and fosite records the assertion's jti before the outcome is
+	if !ok || cl.JWKS != "" || cl.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT || cl.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
+		// A client that authenticates with an assertion is read fresh: the check confirms a secret hash, not keys
+		// (a key removed must stop working at once), and the assertion's jti is recorded before the outcome is
 		// confirmed, so the request could not be answered again.
 		return nil, false
 	}

@@ -20,8 +20,7 @@ import (
 // what a client may register is here, once (validateJWKS), and Validate runs it.
 
 // ClientAssertionSigningAlgs are the algorithms a client may sign its assertions with: what fosite v0.49.0
-// verifies. HS256/384/512 (client_secret_jwt) are not among them: see validate's token_endpoint_auth_method.
-// Do not modify.
+// verifies. HS256/384/512 are client_secret_jwt's (ClientSecretJWTSigningAlgs). Do not modify.
 var ClientAssertionSigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 
 // Bounds on a registered JWK Set.
@@ -122,12 +121,10 @@ func (k *jwkInfo) implied() string {
 
 // validateJWKS: private_key_jwt goes with a JWK Set; the set is public
 // keys (parseClientJWKS); the signing alg, if set, is one of ClientAssertionSigningAlgs, and every key fits it
-// (or, unset, the alg the first key implies). client_secret_jwt is refused with the reason.
+// (or, unset, the alg the first key implies). A client_secret_jwt client's are validateSecretJWT's.
 func (c *Client) validateJWKS(p *problems) {
-	if c.TokenEndpointAuthMethod == "client_secret_jwt" {
-		// fosite v0.49.0 does not verify HS256 assertions, and an HMAC needs the plaintext secret, which
-		// Latchkey never keeps (only its hash).
-		p.add("token_endpoint_auth_method", "client_secret_jwt is not supported: Latchkey keeps only a hash of the client secret, and an HMAC assertion needs the secret itself; use private_key_jwt")
+	if c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
+		return
 	}
 	keyAuth := c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT // a public one is refused in validate
 	if c.JWKS == "" {
@@ -207,12 +204,16 @@ func (c *Client) GetJSONWebKeys() *josev3.JSONWebKeySet {
 	return c.parsedJWKS().set
 }
 
-// GetTokenEndpointAuthSigningAlgorithm is the one algorithm fosite accepts on this client's assertions:
-// TokenEndpointAuthSigningAlg, else the one its first key implies (its alg member, RS256 for RSA, the curve's
-// ES alg), else RS256 (OpenID Connect Registration's default).
+// GetTokenEndpointAuthSigningAlgorithm is the one algorithm fosite (or, for client_secret_jwt, the provider)
+// accepts on this client's assertions: TokenEndpointAuthSigningAlg, else HS256 for a client_secret_jwt client,
+// else the one its first key implies (its alg member, RS256 for RSA, the curve's ES alg), else RS256 (OpenID
+// Connect Registration's default).
 func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
 	if c.TokenEndpointAuthSigningAlg != "" {
 		return c.TokenEndpointAuthSigningAlg
+	}
+	if c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
+		return ClientSecretJWTSigningAlgs[0]
 	}
 	if c.JWKS != "" {
 		if p := c.parsedJWKS(); p.alg != "" {

@@ -56,7 +56,7 @@ func (p problems) err() error {
 var (
 	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password", GrantTypeImplicit}
 	clientResponseTypes = []string{"code", ResponseTypeIDToken}
-	clientAuthMethods   = []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodPrivateKeyJWT, AuthMethodNone}
+	clientAuthMethods   = []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodPrivateKeyJWT, AuthMethodClientSecretJWT, AuthMethodNone}
 )
 
 // Access token formats a client may ask for; "" is the server's default.
@@ -154,7 +154,7 @@ func (c *Client) validate(p *problems) {
 		p.add("grant_types", "grant type %q is only for first-party apps (first_party)", "password")
 	}
 	switch {
-	case c.TokenEndpointAuthMethod == "", c.TokenEndpointAuthMethod == "client_secret_jwt": // see validateJWKS
+	case c.TokenEndpointAuthMethod == "":
 	case !slices.Contains(clientAuthMethods, c.TokenEndpointAuthMethod):
 		p.add("token_endpoint_auth_method", "unsupported method %q (supported: %s)", c.TokenEndpointAuthMethod, strings.Join(clientAuthMethods, ", "))
 	case c.Public != (c.TokenEndpointAuthMethod == AuthMethodNone):
@@ -182,6 +182,7 @@ func (c *Client) validate(p *problems) {
 	c.validateEncryption(p)
 	c.validateRefreshPolicy(p)
 	c.validateJWKS(p)
+	c.validateSecretJWT(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to

@@ -157,7 +157,19 @@ func TestClientRules(t *testing.T) {
 		{"private_key_jwt on a public client", func(c *models.Client) {
 			c.Public, c.TokenEndpointAuthMethod, c.JWKS = true, "private_key_jwt", jwks(t, jose.JSONWebKey{Key: &ek.PublicKey})
 		}, false, "token_endpoint_auth_method", "public"},
-		{"client_secret_jwt", func(c *models.Client) { c.TokenEndpointAuthMethod = "client_secret_jwt" }, false, "token_endpoint_auth_method", "hash of the client secret"},
+		{"client_secret_jwt on a public client", func(c *models.Client) {
+			c.Public, c.TokenEndpointAuthMethod = true, models.AuthMethodClientSecretJWT
+		}, false, "token_endpoint_auth_method", "public"},
+		{"client_secret_jwt with an RSA alg", func(c *models.Client) {
+			c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg = models.AuthMethodClientSecretJWT, "RS256"
+		}, false, "token_endpoint_auth_signing_alg", "HMAC"},
+		{"client_secret_jwt with alg none", func(c *models.Client) {
+			c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg = models.AuthMethodClientSecretJWT, "none"
+		}, false, "token_endpoint_auth_signing_alg", "HS256, HS384, HS512"},
+		{"client_secret_jwt with a JWK Set", func(c *models.Client) {
+			c.TokenEndpointAuthMethod, c.JWKS = models.AuthMethodClientSecretJWT, jwks(t, jose.JSONWebKey{Key: &ek.PublicKey})
+		}, false, "jwks", "private_key_jwt"},
+		{"HS256 signing alg without a JWK Set", func(c *models.Client) { c.TokenEndpointAuthSigningAlg = "HS256" }, false, "token_endpoint_auth_signing_alg", "without jwks"},
 		{"private key in the JWK Set", func(c *models.Client) { c.JWKS = jwks(t, jose.JSONWebKey{Key: ek}) }, false, "jwks", "private"},
 		{"symmetric key in the JWK Set", func(c *models.Client) { c.JWKS = `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}` }, false, "jwks", "symmetric"},
 		{"JWK Set that is one JWK", func(c *models.Client) { c.JWKS = publicJWK(t, jose.JSONWebKey{Key: &ek.PublicKey}) }, false, "jwks", "no keys"},
@@ -294,6 +306,19 @@ func TestClientRules(t *testing.T) {
 		c.JWKS = ""
 		if c.GetJSONWebKeys() != nil {
 			t.Error("a client without a JWK Set gives fosite keys")
+		}
+	})
+	t.Run("a client_secret_jwt client MACs with HS256 unless it registers HS384 or HS512", func(t *testing.T) {
+		c := validClient(rsaPub, ecPub)
+		c.TokenEndpointAuthMethod = models.AuthMethodClientSecretJWT
+		for alg, want := range map[string]string{"": "HS256", "HS256": "HS256", "HS384": "HS384", "HS512": "HS512"} {
+			c.TokenEndpointAuthSigningAlg = alg
+			if err := c.ValidateRegistration(); err != nil {
+				t.Errorf("alg %q: ValidateRegistration = %v", alg, err)
+			}
+			if got := c.GetTokenEndpointAuthSigningAlgorithm(); got != want {
+				t.Errorf("alg %q: signing alg = %s, want %s", alg, got, want)
+			}
 		}
 	})
 	t.Run("a nil client is invalid", func(t *testing.T) {

@@ -18,6 +18,8 @@ const (
 	AuthMethodNone              = "none"
 	// AuthMethodPrivateKeyJWT: the client signs an assertion with a key of its JWKS (RFC 7523 §2.2).
 	AuthMethodPrivateKeyJWT = "private_key_jwt"
+	// AuthMethodClientSecretJWT: the client MACs an assertion with its secret (RFC 7523 §2.2, OIDC Core §9).
+	AuthMethodClientSecretJWT = "client_secret_jwt"
 )
 
 // Client is a registered OAuth 2.0 client. *Client implements fosite.Client, fosite.OpenIDConnectClient and
@@ -77,6 +79,11 @@ type Client struct {
 	// TokenEndpointAuthSigningAlg is the one algorithm the client's assertions are signed with; "" means the one
 	// its keys imply (see GetTokenEndpointAuthSigningAlgorithm).
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+
+	// SealedSecret is, for a client_secret_jwt client and no other, its secret itself, sealed by the provider
+	// (provider.ClientSecretSealer: AES-256-GCM under a key derived from the system secret, bound to the client
+	// id), to verify the HMAC of its assertions; SecretHash holds the same secret's hash. Never shown.
+	SealedSecret string `json:"-"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -194,6 +201,7 @@ type clientRow struct {
 	AccessTokenEncEnc       string    `gorm:"column:access_token_encryption_enc"`
 	JWKS                    string    `gorm:"column:jwks"`
 	TokenEndpointAuthAlg    string    `gorm:"column:token_endpoint_auth_signing_alg"`
+	SealedSecret            string    `gorm:"column:client_secret_sealed"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -227,6 +235,7 @@ func (r *clientRow) client() (*Client, error) {
 
 		JWKS:                        r.JWKS,
 		TokenEndpointAuthSigningAlg: r.TokenEndpointAuthAlg,
+		SealedSecret:                r.SealedSecret,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -310,7 +319,7 @@ func (s *Store) RegisterClient(ctx context.Context, c *Client) error {
 // ErrConflict if the id is taken, ErrInvalid if the client breaks a rule of Validate (a ValidationError naming
 // every field at fault) or its pool or an admin pool does not exist.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
-	if err := c.Validate(); err != nil {
+	if err := c.validateWithSecret(); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
@@ -321,6 +330,7 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	now := dbTime(s.now())
 	cols := clientColumns(c, allowed, pool)
 	cols["id"], cols["secret_hash"], cols["created_at"], cols["updated_at"] = c.ID, c.SecretHash, now, now
+	cols["client_secret_sealed"] = c.SealedSecret
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
@@ -343,12 +353,29 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	return nil
 }
 
-// UpdateClient replaces every mutable field of client c.ID (all but the id, the secret hash, which
+// UpdateClient replaces every mutable field of client c.ID (all but the id, the secret, which
 // UpdateClientSecret changes, and CreatedAt) and its origins, as CreateClient stores them, in one
 // transaction; it normalises c.AllowedOrigins and sets c.Pool and c.UpdatedAt. ErrNotFound if there is no
-// such client, ErrInvalid as for CreateClient. Tokens already issued are not touched.
+// such client, ErrInvalid as for CreateClient. Tokens already issued are not touched. A client no longer
+// client_secret_jwt loses its sealed secret; one that becomes client_secret_jwt needs its secret sealed, which
+// only a new secret gives (UpdateClientAndSecret), so UpdateClient refuses a client_secret_jwt client that has
+// no sealed secret stored.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
-	if err := c.Validate(); err != nil {
+	return s.updateClient(ctx, c, false)
+}
+
+// UpdateClientAndSecret is UpdateClient that also replaces the client's secret with c.SecretHash and
+// c.SealedSecret (for client_secret_jwt), in the same transaction: how a client moves to client_secret_jwt.
+func (s *Store) UpdateClientAndSecret(ctx context.Context, c *Client) error {
+	return s.updateClient(ctx, c, true)
+}
+
+func (s *Store) updateClient(ctx context.Context, c *Client, withSecret bool) error {
+	validate := c.Validate
+	if withSecret {
+		validate = c.validateWithSecret
+	}
+	if err := validate(); err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
 	defer s.clients.forget(c.ID)
@@ -360,16 +387,27 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	now := dbTime(s.now())
 	cols := clientColumns(c, allowed, pool)
 	cols["updated_at"] = now
+	secretJWT := c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT
+	switch {
+	case withSecret:
+		cols["secret_hash"], cols["client_secret_sealed"] = c.SecretHash, c.SealedSecret
+	case !secretJWT:
+		cols["client_secret_sealed"] = ""
+	}
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
-		res := tx.Model(&clientRow{}).Where("id = ?", c.ID).UpdateColumns(cols)
+		q := tx.Model(&clientRow{}).Where("id = ?", c.ID)
+		if secretJWT && !withSecret {
+			q = q.Where("client_secret_sealed <> ''") // in the statement: a concurrent change cannot slip between
+		}
+		res := q.UpdateColumns(cols)
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return ErrNotFound
+			return missingOrUnsealed(tx, c.ID, secretJWT && !withSecret)
 		}
 		if err := tx.Where("client_id = ?", c.ID).Delete(&clientOriginRow{}).Error; err != nil {
 			return mapErr(err)
@@ -382,6 +420,9 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.AllowedOrigins, c.Pool = allowed, pool
 	c.RefreshTokenRotation = refreshTokenRotationOrDefault(c.RefreshTokenRotation)
 	c.UpdatedAt = now
+	if !secretJWT {
+		c.SealedSecret = ""
+	}
 	c.cacheKeys()
 	return nil
 }
@@ -449,16 +490,27 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return nil
 }
 
-// UpdateClientSecret replaces a client's secret hash; ErrNotFound if there is no such client.
-func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash string) error {
+// UpdateClientSecret replaces a client's secret: its hash and, for a client_secret_jwt client and only for one,
+// the secret sealed (sealed is "" for any other). ErrNotFound if there is no such client; ErrConflict if sealed
+// does not go with the client's method as stored (it changed since the caller read it).
+func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash, sealed string) error {
 	defer s.clients.forget(id)
-	res := s.conn(ctx).Model(&clientRow{}).Where("id = ?", id).
-		UpdateColumns(map[string]any{"secret_hash": secretHash, "updated_at": dbTime(s.now())})
+	q := s.conn(ctx).Model(&clientRow{}).Where("id = ?", id)
+	if sealed != "" {
+		q = q.Where("token_endpoint_auth_method = ?", AuthMethodClientSecretJWT)
+	} else {
+		q = q.Where("token_endpoint_auth_method <> ?", AuthMethodClientSecretJWT)
+	}
+	res := q.UpdateColumns(map[string]any{"secret_hash": secretHash, "client_secret_sealed": sealed, "updated_at": dbTime(s.now())})
 	if res.Error != nil {
 		return fmt.Errorf("update client secret: %w", mapErr(res.Error))
 	}
 	if res.RowsAffected == 0 {
-		return fmt.Errorf("update client secret: %w", ErrNotFound)
+		err := missingOrUnsealed(s.conn(ctx), id, false)
+		if err == nil {
+			err = ValidationError{{Field: "token_endpoint_auth_method", Problem: "changed while the secret was being replaced; try again"}}
+		}
+		return fmt.Errorf("update client secret: %w", err)
 	}
 	return nil
 }

@@ -22,8 +22,9 @@ import (
 // introspection, revocation and PAR. It verifies the assertion with the client's registered keys and signing alg
 // (models.Client.GetJSONWebKeys, GetTokenEndpointAuthSigningAlgorithm), requires iss = sub = the client id, a
 // live exp and a jti it records once (models.Store.SetClientAssertionJWT: single-use across nodes until exp),
-// and an aud among GetTokenURLs. This file gives it those audiences, and answers every refused assertion
-// invalid_client (see assertionErrors).
+// and an aud among GetTokenURLs. This file gives it those audiences, puts the client_secret_jwt verifier in
+// front of it (client_secret_jwt.go: an HMAC-signed assertion never reaches fosite), and answers every refused
+// assertion invalid_client (see assertionErrors).
 
 // assertionAudienceConfig is the provider's fosite config with the audiences a client assertion may name: the
 // token endpoint, as RFC 7523 §3 and OpenID Connect Core §9 say; the issuer, which RFC 7523 §3 also allows and
@@ -38,10 +39,15 @@ type assertionAudienceConfig struct {
 }
 
 func (c *assertionAudienceConfig) GetTokenURLs(ctx context.Context) []string {
-	if at, ok := ctx.Value(assertionEndpointKey{}).(string); ok && !slices.Contains(c.audiences, at) {
-		return append(slices.Clone(c.audiences), at)
+	return assertionAudiences(ctx, c.audiences)
+}
+
+// assertionAudiences is base and, if ctx is marked (withAssertionEndpoint), the endpoint's URL.
+func assertionAudiences(ctx context.Context, base []string) []string {
+	if at, ok := ctx.Value(assertionEndpointKey{}).(string); ok && !slices.Contains(base, at) {
+		return append(slices.Clone(base), at)
 	}
-	return c.audiences
+	return base
 }
 
 // assertionEndpointKey marks a context with the URL of the client-authenticating endpoint a request came to.
@@ -64,11 +70,14 @@ func (c *assertionAudienceConfig) GetClientAuthenticationStrategy(context.Contex
 }
 
 // withAssertionAudiences makes f accept client assertions whose aud is the token endpoint, the issuer or the
-// endpoint presented at, and answer a refused one invalid_client.
-func withAssertionAudiences(f fosite.OAuth2Provider, cfg *fosite.Config, issuer string) {
+// endpoint presented at, verify HMAC-signed ones itself (client_secret_jwt, see client_secret_jwt.go), and answer
+// a refused one invalid_client.
+func withAssertionAudiences(f fosite.OAuth2Provider, cfg *fosite.Config, issuer string, clients fosite.ClientManager, sealer *ClientSecretSealer) {
 	if fo, ok := f.(*fosite.Fosite); ok {
-		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: []string{cfg.TokenURL, issuer},
-			auth: assertionErrors(issuer, fo.DefaultClientAuthenticationStrategy)}
+		audiences := []string{cfg.TokenURL, issuer}
+		secrets := &secretAssertions{clients: clients, sealer: sealer, audiences: audiences, now: time.Now}
+		fo.Config = &assertionAudienceConfig{Config: cfg, audiences: audiences,
+			auth: assertionErrors(issuer, secrets.wrap(fo.DefaultClientAuthenticationStrategy))}
 	}
 }
 
@@ -108,7 +117,14 @@ func assertionErrors(issuer string, next fosite.ClientAuthenticationStrategy) fo
 // provider does not import models; e2e's discovery test holds the two equal).
 var clientAssertionSigningAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 
-func assertionSigningAlgs() []string { return slices.Clone(clientAssertionSigningAlgs) }
+// assertionSigningAlgs are those and the HMAC algs of client_secret_jwt (secretAssertionAlgs).
+func assertionSigningAlgs() []string {
+	out := slices.Clone(clientAssertionSigningAlgs)
+	for _, alg := range secretAssertionAlgs {
+		out = append(out, string(alg))
+	}
+	return out
+}
 
 // MaxClientAssertionLifetime is how far in the future a client assertion's exp may be. fosite records each jti
 // until its exp and bounds neither; a short bound keeps the jti table small and a stolen assertion short-lived.

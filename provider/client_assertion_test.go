@@ -77,7 +77,6 @@ func BenchmarkClientAssertionTokenRequest(b *testing.B) {
 		}
 	})
 	b.Run("private_key_jwt ES256 authentication alone", func(b *testing.B) {
-		auth := f.p
 		forms := make([]url.Values, b.N)
 		for i := range forms {
 			now := time.Now()
@@ -91,7 +90,7 @@ func BenchmarkClientAssertionTokenRequest(b *testing.B) {
 		req, _ := http.NewRequest(http.MethodPost, tokenURL, nil)
 		b.ResetTimer()
 		for i := range b.N {
-			if _, err := auth.AuthenticateClient(ctx, req, forms[i]); err != nil {
+			if _, err := f.p.AuthenticateClient(ctx, req, forms[i]); err != nil {
 				b.Fatal(errDetail(err))
 			}
 		}

@@ -67,7 +67,7 @@ type Metadata struct {
 	// RFC 9207: every authorization response carries iss (authzresponse.go).
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
 
-	// The algorithms a private_key_jwt assertion may be signed with, per endpoint (RFC 8414 §2).
+	// The algorithms a private_key_jwt or client_secret_jwt assertion may be signed with, per endpoint (RFC 8414 §2).
 	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
@@ -76,8 +76,7 @@ type Metadata struct {
 // Metadata describes this provider.
 func (p *Provider) Metadata() Metadata {
 	iss := p.Issuer
-	// client_secret_jwt is not among them: it needs the plaintext secret, and Latchkey keeps only its hash.
-	secretMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	secretMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", AuthMethodClientSecretJWT}
 	return Metadata{
 		Issuer:                                    iss,
 		AuthorizationEndpoint:                     iss + PathAuthorize,

@@ -74,6 +74,9 @@ type Provider struct {
 	Hasher     *SecretHasher
 	Issuer     string
 	options    Options
+
+	// Sealer keeps a client_secret_jwt client's secret at rest (see client_secret_jwt.go).
+	Sealer *ClientSecretSealer
 }
 
 // AuthenticateClient is fosite's client authentication as the public token, revocation and PAR endpoints run it
@@ -185,7 +188,8 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
-	withAssertionAudiences(oauth, cfg, opts.Issuer)
+	sealer := NewClientSecretSealer(opts.SystemSecret)
+	withAssertionAudiences(oauth, cfg, opts.Issuer, store, sealer)
 	recordJTIOnce(oauth, store)
 	wrap := func(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
 		return askFirst{oneRedemption{TokenEndpointHandler: narrowResources{withRefreshPolicy(h, store, strategy.CoreStrategy, cfg), cfg}, revoker: store}}
@@ -220,7 +224,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		OAuth2: authorizationEndpoint{OAuth2Provider: resourceIndicators{oauth}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
 		clientAuth: oauth.(*fosite.Fosite).AuthenticateClient,
 		idSigner:   idSigner, store: store, core: strategy.CoreStrategy,
-		Config: cfg, Hasher: hasher, Issuer: opts.Issuer, options: opts,
+		Config: cfg, Hasher: hasher, Sealer: sealer, Issuer: opts.Issuer, options: opts,
 	}, nil
 }
 

@@ -78,8 +78,11 @@ func (h *SecretHasher) Compare(_ context.Context, hashed, data []byte) error {
 }
 
 // GenerateClientSecret returns a new secret with 256 bits of entropy.
-func GenerateClientSecret() string {
-	b := make([]byte, 32)
+func GenerateClientSecret() string { return generateSecret(32) }
+
+// generateSecret returns n random bytes, base64url-encoded.
+func generateSecret(n int) string {
+	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return base64.RawURLEncoding.EncodeToString(b)
 }

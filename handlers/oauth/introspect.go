@@ -17,13 +17,14 @@ import (
 )
 
 // Introspect serves RFC 7662 token introspection. Only clients (resource servers) may ask, authenticated with
-// client_secret_basic or client_secret_post, which fosite's introspection checks, or private_key_jwt, which
-// fosite's client authentication checks (its introspection takes only HTTP Basic; see introspectAsserted). A bearer access token is not a client
+// client_secret_basic or client_secret_post, which fosite's introspection checks, or private_key_jwt or
+// client_secret_jwt, which the provider's client authentication checks (its introspection takes only HTTP Basic; see introspectAsserted). A bearer access token is not a client
 // credential: fosite would accept a user's token there and let any user introspect other people's tokens.
 type Introspect struct {
 	OAuth   fosite.OAuth2Provider
 	Clients ClientCache
-	// Assertions authenticates a caller that sends a client assertion (private_key_jwt); nil: refused.
+	// Assertions authenticates a caller that sends a client assertion (private_key_jwt, client_secret_jwt); nil:
+	// refused.
 	Assertions clientAuthenticator
 }
 

@@ -24,6 +24,7 @@ func clientCases() []testCase {
 		{"clients allowed origin that is not an origin is ErrInvalid and writes nothing", testClientOriginsInvalid},
 		{"clients delete removes consents given to the client", testClientDeleteConsents},
 		{"clients with keys round trip and are read fresh", testClientKeys},
+		{"client_secret_jwt clients keep a sealed secret, and only they", testClientSecretJWT},
 	}
 }
 
@@ -74,13 +75,13 @@ func testClientsCRUD(t *testing.T, s *models.Store) {
 		t.Errorf("ListClients order = %v, want creation order [b-app a-spa]", clientIDs(list))
 	}
 
-	must(t, "UpdateClientSecret", s.UpdateClientSecret(ctx, "b-app", "new-hash"))
+	must(t, "UpdateClientSecret", s.UpdateClientSecret(ctx, "b-app", "new-hash", ""))
 	got, err = s.ClientByID(ctx, "b-app")
 	must(t, "ClientByID after update", err)
 	if got.SecretHash != "new-hash" || got.UpdatedAt.Before(got.CreatedAt) {
 		t.Errorf("after UpdateClientSecret: %+v", got)
 	}
-	wantNotFound(t, "UpdateClientSecret unknown", s.UpdateClientSecret(ctx, "nope", "x"))
+	wantNotFound(t, "UpdateClientSecret unknown", s.UpdateClientSecret(ctx, "nope", "x", ""))
 }
 
 func testClientDuplicate(t *testing.T, s *models.Store) {
