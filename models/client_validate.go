@@ -182,6 +182,7 @@ func (c *Client) validate(p *problems) {
 	c.validateEncryption(p)
 	c.validateRefreshPolicy(p)
 	c.validateJWKS(p)
+	c.validateRequestObjects(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to
