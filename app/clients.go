@@ -86,6 +86,10 @@ type clientJSON struct {
 	// JWKS is the client's public JWK Set (private_key_jwt), as registered.
 	JWKS                        json.RawMessage `json:"jwks,omitempty"`
 	TokenEndpointAuthSigningAlg string          `json:"token_endpoint_auth_signing_alg,omitempty"`
+
+	// Signed request objects (RFC 9101).
+	RequireSignedRequestObject bool   `json:"require_signed_request_object"`
+	RequestObjectSigningAlg    string `json:"request_object_signing_alg,omitempty"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -109,6 +113,8 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		PostLogoutRedirectURIs: nonNil(cl.PostLogoutRedirectURIs),
 		AllowedOrigins:         nonNil(cl.AllowedOrigins), CreatedAt: cl.CreatedAt,
 		JWKS: jwksJSON(cl.JWKS), TokenEndpointAuthSigningAlg: cl.TokenEndpointAuthSigningAlg,
+
+		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
 	}
 }
 
@@ -126,6 +132,7 @@ type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
 	postLogout, origins, pool, adminPools                                        string
 	keys                                                                         keyAuthFlags
+	requestObjects                                                               requestObjectFlags
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -286,6 +293,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	}
 	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
 	p = append(p, f.keys.apply(cl)...)
+	f.requestObjects.apply(cl)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -346,6 +354,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	refresh.register(fs, true)
 	var keys keyAuthFlags
 	keys.register(fs, true)
+	var requestObjects requestObjectFlags
+	requestObjects.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -354,7 +364,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
-		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys,
+		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
 	})
 	if err != nil {
 		return err
@@ -429,6 +439,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic, client_secret_post, client_secret_jwt (issues a new secret, shown once) or private_key_jwt (with a JWK Set); a confidential client's only")
 	var keys keyAuthFlags
 	keys.register(fs, false)
+	var requestObjects requestObjectFlags
+	requestObjects.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -466,6 +478,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	if p := append(refresh.apply(cl), keys.apply(cl)...); len(p) > 0 {
 		return errors.New(strings.Join(p, "; "))
 	}
+	requestObjects.apply(cl)
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

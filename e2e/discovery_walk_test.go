@@ -82,11 +82,13 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 			"login":   w.promptLogin,
 			"consent": w.promptConsent,
 		},
-		"subject_types_supported": {"public": w.publicSubject},
+		"subject_types_supported":                     {"public": w.publicSubject},
+		"request_object_signing_alg_values_supported": w.perValue(w.requestObject),
 	}
 	// Capabilities advertised as a boolean: each true one has an exercise; a false one is what does not work.
 	flags := map[string]exercise{
 		"authorization_response_iss_parameter_supported": w.codeFlow, // codeFlow checks iss on the callback
+		"request_parameter_supported":                    func(t *testing.T, _ string) { w.requestObject(t, "ES256") },
 	}
 
 	for field, value := range w.meta {
@@ -548,4 +550,37 @@ func (w *discoveryWalker) publicSubject(t *testing.T, _ string) {
 		}
 	}
 	t.Fatalf("sub %v is not the user's id", full.idClaims["sub"])
+}
+
+// requestObject: a client with a key of alg sends its whole authorization request as a signed object (RFC 9101);
+// the outer parameters it also sends are ignored.
+func (w *discoveryWalker) requestObject(t *testing.T, alg string) {
+	k, ok := w.keys[alg]
+	if !ok || strings.HasPrefix(alg, "HS") {
+		k = newAssertionKey(t, alg)
+	}
+	if k.key == nil {
+		t.Fatalf("no key type known for the advertised request object algorithm %s", alg)
+	}
+	id := "jar-" + strings.ToLower(alg) + "-" + strings.ToLower(randomString(t)[:6])
+	w.env.cli(t, "clients", "create", "--id", id, "--name", "JAR "+alg, "--public", "--grant-types", "authorization_code",
+		"--redirect-uris", spaCallback, "--scopes", "openid profile", "--jwks", anyJWKSFile(t, k),
+		"--require-signed-request-object", "--request-object-signing-alg", alg)
+	verifier, state := oauth2.GenerateVerifier(), randomString(t)
+	obj := signObject(t, k, objectRequest(id, w.meta["issuer"].(string), state, verifier))
+	u := w.meta["authorization_endpoint"].(string) + "?" + url.Values{"client_id": {id}, "request": {obj},
+		"state": {"outer-state-ignored"}, "scope": {"openid email"}}.Encode()
+	q := callback(t, w.walk(newBrowser(t, spaCallback), u).page)
+	if q.Get("state") != state || q.Get("code") == "" {
+		t.Fatalf("callback = %v, want a code and the object's state", q)
+	}
+	conf := w.scoped("openid", "profile")
+	conf.ClientID = id
+	tok, err := conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	if s, _ := tok.Extra("scope").(string); s != "openid profile" {
+		t.Errorf("granted %q, want the object's scope", s)
+	}
 }

@@ -183,6 +183,7 @@ func (c *Client) validate(p *problems) {
 	c.validateRefreshPolicy(p)
 	c.validateJWKS(p)
 	c.validateSecretJWT(p)
+	c.validateRequestObjects(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to

@@ -192,6 +192,21 @@ func TestClientRules(t *testing.T) {
 			c.JWKS, c.TokenEndpointAuthSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "HS256"
 		}, false, "token_endpoint_auth_signing_alg", "HS256"},
 		{"signing alg without a JWK Set", func(c *models.Client) { c.TokenEndpointAuthSigningAlg = "ES256" }, false, "token_endpoint_auth_signing_alg", "without jwks"},
+		// Signed request objects (RFC 9101).
+		{"signed request objects required without keys", func(c *models.Client) { c.RequireSignedRequestObject = true }, false, "require_signed_request_object", "jwks"},
+		{"request object alg none", func(c *models.Client) {
+			c.JWKS, c.RequestObjectSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "none"
+		}, false, "request_object_signing_alg", "not accepted"},
+		{"request object alg HS256", func(c *models.Client) {
+			c.JWKS, c.RequestObjectSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "HS256"
+		}, false, "request_object_signing_alg", "not accepted"},
+		{"unknown request object alg", func(c *models.Client) {
+			c.JWKS, c.RequestObjectSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "EdDSA"
+		}, false, "request_object_signing_alg", "not supported"},
+		{"request object alg no key fits", func(c *models.Client) {
+			c.JWKS, c.RequestObjectSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "RS256"
+		}, false, "request_object_signing_alg", "can verify RS256"},
+		{"request object alg without keys", func(c *models.Client) { c.RequestObjectSigningAlg = "ES256" }, false, "request_object_signing_alg", "without jwks"},
 		{"access token encryption of opaque tokens", func(c *models.Client) { c.AccessTokenFormat = "opaque" }, false, "access_token_encryption_alg", "access_token_format jwt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -319,6 +334,16 @@ func TestClientRules(t *testing.T) {
 			if got := c.GetTokenEndpointAuthSigningAlgorithm(); got != want {
 				t.Errorf("alg %q: signing alg = %s, want %s", alg, got, want)
 			}
+		}
+	})
+	t.Run("a client requiring signed request objects gives their alg", func(t *testing.T) {
+		c := validClient(rsaPub, ecPub)
+		c.JWKS, c.RequireSignedRequestObject, c.RequestObjectSigningAlg = jwks(t, jose.JSONWebKey{Key: &rk.PublicKey, KeyID: "r"}), true, "PS256"
+		if err := c.ValidateRegistration(); err != nil {
+			t.Fatalf("ValidateRegistration = %v", err)
+		}
+		if !c.RequiresSignedRequestObject() || c.GetRequestObjectSigningAlgorithm() != "PS256" {
+			t.Errorf("requires %v, alg %q", c.RequiresSignedRequestObject(), c.GetRequestObjectSigningAlgorithm())
 		}
 	})
 	t.Run("a nil client is invalid", func(t *testing.T) {

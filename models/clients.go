@@ -84,6 +84,13 @@ type Client struct {
 	// (provider.ClientSecretSealer: AES-256-GCM under a key derived from the system secret, bound to the client
 	// id), to verify the HMAC of its assertions; SecretHash holds the same secret's hash. Never shown.
 	SealedSecret string `json:"-"`
+	// Signed request objects (RFC 9101, JAR; see client_request_objects.go), verified with the keys above.
+	// RequireSignedRequestObject: every authorization request of the client comes as a request object, by value
+	// or pushed with PAR; a plain one is refused.
+	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+	// RequestObjectSigningAlg is the one algorithm its request objects are signed with; "" means any of
+	// RequestObjectSigningAlgs its keys fit. Never none.
+	RequestObjectSigningAlg string `json:"request_object_signing_alg,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -113,7 +120,7 @@ func (c *Client) GetAudience() fosite.Arguments { return fosite.Arguments(clone(
 
 func (c *Client) GetRequestURIs() []string                 { return nil }
 func (c *Client) GetJSONWebKeysURI() string                { return "" }
-func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return c.RequestObjectSigningAlg }
 
 // GetTokenEndpointAuthMethod is TokenEndpointAuthMethod, defaulting to none for public clients and
 // client_secret_basic for confidential ones.
@@ -202,6 +209,8 @@ type clientRow struct {
 	JWKS                    string    `gorm:"column:jwks"`
 	TokenEndpointAuthAlg    string    `gorm:"column:token_endpoint_auth_signing_alg"`
 	SealedSecret            string    `gorm:"column:client_secret_sealed"`
+	RequireSignedRequestObj bool      `gorm:"column:require_signed_request_object"`
+	RequestObjectSigningAlg string    `gorm:"column:request_object_signing_alg"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -236,6 +245,9 @@ func (r *clientRow) client() (*Client, error) {
 		JWKS:                        r.JWKS,
 		TokenEndpointAuthSigningAlg: r.TokenEndpointAuthAlg,
 		SealedSecret:                r.SealedSecret,
+
+		RequireSignedRequestObject: r.RequireSignedRequestObj,
+		RequestObjectSigningAlg:    r.RequestObjectSigningAlg,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -291,6 +303,8 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"access_token_encryption_enc":     c.AccessTokenEncryptionEnc,
 		"jwks":                            c.JWKS,
 		"token_endpoint_auth_signing_alg": c.TokenEndpointAuthSigningAlg,
+		"require_signed_request_object":   c.RequireSignedRequestObject,
+		"request_object_signing_alg":      c.RequestObjectSigningAlg,
 	}
 }
 

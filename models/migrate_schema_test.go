@@ -202,6 +202,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0007_minted_sessions.sql":                               "8eeb5b7c41ae4e66115032de67717e3d3ebc18110db7afdf150a99bdf285a141",
 	"postgres/0008_client_jwks.sql":                                   "133c9e725e266258e4967cfba794e1f240ecb64ce679307560f0d7e436f61d1d",
 	"postgres/0009_client_secret_jwt.sql":                             "a8f4c2800d99e60a532f1f1a44d4cd28d7f1cbc68a416e6243f89e7b84fd71b8",
+	"postgres/0010_request_objects.sql":                               "f85c081231f83f3c43c2d771946af8b0186897466b44d1b75e042413715567de",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
@@ -211,6 +212,7 @@ var releasedMigrations = map[string]string{
 	"sqlite/0007_minted_sessions.sql":                                 "476c29279848dfc8e8dccb9b585e98b2b58c7ac1398308b48e96a1db53a1afb5",
 	"sqlite/0008_client_jwks.sql":                                     "a07b5bbca1cfb93f0ff6614f48ae96fc79bf11a1ea2dc3b88a06ac39d58aa2f7",
 	"sqlite/0009_client_secret_jwt.sql":                               "5ede579884ef40b8c4395896d15c09ca63854bf9d6884b2155e1c305573f2106",
+	"sqlite/0010_request_objects.sql":                                 "434af2b632a74754ea34f8fc84166910ba06c314e4b63f39a237974ba36c061a",
 }
 
 func TestReleasedMigrationsAreFrozen(t *testing.T) {

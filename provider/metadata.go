@@ -61,6 +61,7 @@ type Metadata struct {
 	ClaimsParameterSupported                  bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
+	RequireRequestURIRegistration             bool     `json:"require_request_uri_registration"`
 	FrontchannelLogoutSupported               bool     `json:"frontchannel_logout_supported"`
 	BackchannelLogoutSupported                bool     `json:"backchannel_logout_supported"`
 
@@ -71,6 +72,11 @@ type Metadata struct {
 	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+
+	// Signed request objects (RFC 9101; request_object.go): by value, never alg none. request_uri is only ever
+	// one our PAR endpoint gave (we fetch no URL), so request_uri_parameter_supported stays false, as OpenID
+	// Connect Discovery means it (the OP fetches the object); PAR is advertised by its endpoint.
+	RequestObjectSigningAlgValuesSupported []string `json:"request_object_signing_alg_values_supported"`
 }
 
 // Metadata describes this provider.
@@ -109,6 +115,8 @@ func (p *Provider) Metadata() Metadata {
 		},
 
 		AuthorizationResponseIssParameterSupported: true,
+		RequestParameterSupported:                  true,
+		RequestObjectSigningAlgValuesSupported:     RequestObjectSigningAlgs(),
 
 		TokenEndpointAuthSigningAlgValuesSupported:         assertionSigningAlgs(),
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionSigningAlgs(),

@@ -221,7 +221,9 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	recordJTIOnce(tokenAPI, store)
 	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
 	return &Provider{
-		OAuth2: authorizationEndpoint{OAuth2Provider: resourceIndicators{oauth}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
+		// Request objects outermost but for the responses: what they carry is the request the others see.
+		OAuth2: authorizationEndpoint{OAuth2Provider: requestObjects{OAuth2Provider: resourceIndicators{oauth},
+			clients: store, cfg: cfg, issuer: opts.Issuer, now: opts.Now}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
 		clientAuth: oauth.(*fosite.Fosite).AuthenticateClient,
 		idSigner:   idSigner, store: store, core: strategy.CoreStrategy,
 		Config: cfg, Hasher: hasher, Sealer: sealer, Issuer: opts.Issuer, options: opts,

@@ -33,6 +33,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	ctx = r.Context() // a restored request is marked resumed (parkedRequest)
 	ar, err := h.OAuth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		h.authorizeError(w, r, ar, err)
@@ -243,9 +244,10 @@ func (h *Browser) restoreChallenge(w http.ResponseWriter, r *http.Request) (*mod
 }
 
 // parkedRequest is r turned into the GET authorization request with the parked query, for fosite to validate
-// again (client, redirect URI, scopes) before anything is sent to the client.
+// again (client, redirect URI, scopes) before anything is sent to the client. Its context is marked resumed: the
+// parked parameters are those verified when the request first arrived (a signed request object's, not the object).
 func parkedRequest(r *http.Request, query string) *http.Request {
-	r2 := r.Clone(r.Context())
+	r2 := r.Clone(provider.ResumedAuthorizeRequest(r.Context()))
 	r2.Method = http.MethodGet
 	r2.URL.RawQuery = query
 	r2.Form, r2.PostForm, r2.MultipartForm, r2.Body = nil, nil, nil, http.NoBody

@@ -42,7 +42,7 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	// Rebuild the original request so fosite validates the client and redirect URI before anything is sent there.
 	orig := parkedRequest(r, chal.Query)
-	ar, err := h.OAuth.NewAuthorizeRequest(ctx, orig)
+	ar, err := h.OAuth.NewAuthorizeRequest(orig.Context(), orig)
 	if err != nil {
 		h.authorizeError(w, orig, ar, err)
 		return

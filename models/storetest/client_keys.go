@@ -50,4 +50,13 @@ func testClientKeys(t *testing.T, s *models.Store) {
 	c.JWKS = jwks("k2")
 	must(t, "update", s.UpdateClient(ctx, c))
 	read("after update", "k2")
+
+	// Signed request object settings (RFC 9101) round-trip.
+	c.RequireSignedRequestObject, c.RequestObjectSigningAlg = true, "ES256"
+	must(t, "update request object settings", s.UpdateClient(ctx, c))
+	fc, err := s.GetClient(ctx, "keyed")
+	must(t, "read request object settings", err)
+	if rc := fc.(*models.Client); !rc.RequiresSignedRequestObject() || rc.GetRequestObjectSigningAlgorithm() != "ES256" {
+		t.Errorf("request object settings read back as %v, %q", rc.RequiresSignedRequestObject(), rc.GetRequestObjectSigningAlgorithm())
+	}
 }
