@@ -78,6 +78,10 @@ type Client struct {
 	// its keys imply (see GetTokenEndpointAuthSigningAlgorithm).
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
 
+	// Keys by reference. JWKSURI is the https URL of the client's public JWK Set, which the server fetches and
+	// caches (package jwksfetch): an alternative to JWKS, never both (see validateJWKS).
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -105,7 +109,7 @@ func (c *Client) IsPublic() bool                { return c.Public }
 func (c *Client) GetAudience() fosite.Arguments { return fosite.Arguments(clone(c.Audience)) }
 
 func (c *Client) GetRequestURIs() []string                 { return nil }
-func (c *Client) GetJSONWebKeysURI() string                { return "" }
+func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
 
 // GetTokenEndpointAuthMethod is TokenEndpointAuthMethod, defaulting to none for public clients and
@@ -194,6 +198,7 @@ type clientRow struct {
 	AccessTokenEncEnc       string    `gorm:"column:access_token_encryption_enc"`
 	JWKS                    string    `gorm:"column:jwks"`
 	TokenEndpointAuthAlg    string    `gorm:"column:token_endpoint_auth_signing_alg"`
+	JWKSURI                 string    `gorm:"column:jwks_uri"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -227,6 +232,7 @@ func (r *clientRow) client() (*Client, error) {
 
 		JWKS:                        r.JWKS,
 		TokenEndpointAuthSigningAlg: r.TokenEndpointAuthAlg,
+		JWKSURI:                     r.JWKSURI,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -282,6 +288,7 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"access_token_encryption_enc":     c.AccessTokenEncryptionEnc,
 		"jwks":                            c.JWKS,
 		"token_endpoint_auth_signing_alg": c.TokenEndpointAuthSigningAlg,
+		"jwks_uri":                        c.JWKSURI,
 	}
 }
 
