@@ -18,8 +18,11 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/storage"
 
+	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 )
+
+var _ fosite.JWKSFetcherStrategy = (*jwksfetch.Fetcher)(nil)
 
 // Storage is everything fosite needs persisted. models.Store implements it.
 type Storage interface {
@@ -48,6 +51,9 @@ type Options struct {
 	FormPostTemplate *template.Template
 	// Directory is read again at every code exchange and refresh (required; see fresh.go).
 	Directory Directory
+
+	// JWKSFetcher resolves clients' jwks_uri (default: a jwksfetch.Fetcher that dials public addresses only).
+	JWKSFetcher fosite.JWKSFetcherStrategy
 }
 
 // Default lifespans. Codes are short-lived per RFC 9700; access tokens are short enough that revocation-by-expiry
@@ -163,6 +169,10 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		// A refresh token is issued only when offline_access was granted.
 		RefreshTokenScopes:   []string{ScopeOfflineAccess},
 		FormPostHTMLTemplate: opts.FormPostTemplate,
+		JWKSFetcherStrategy:  opts.JWKSFetcher,
+	}
+	if cfg.JWKSFetcherStrategy == nil {
+		cfg.JWKSFetcherStrategy = jwksfetch.New(jwksfetch.Options{})
 	}
 	idSigner := newIDTokenSigner(signing, opts.SigningAlg)
 	strategy := &compose.CommonStrategy{
@@ -209,7 +219,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		current,
 	}}
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
-	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
+	apiCfg.auth = firstPartyAuth(assertionErrors(tokenAPI.DefaultClientAuthenticationStrategy), store)
 	return &Provider{
 		OAuth2: authorizationEndpoint{OAuth2Provider: resourceIndicators{oauth}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
 		clientAuth: oauth.(*fosite.Fosite).AuthenticateClient,
