@@ -68,13 +68,14 @@ type Options struct {
 }
 
 // Error is a fetch that gave no usable JWK Set: the client's host failed, not ours. It names the URL, never keys.
+// It does not unwrap to its cause on purpose: a network error of the client's host (connection refused, a
+// timeout) must not pass, further up, for our own database being unreachable.
 type Error struct {
-	URL string
-	Err error
+	URL   string
+	cause string
 }
 
-func (e *Error) Error() string { return "fetch JWK Set from " + e.URL + ": " + e.Err.Error() }
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Error() string { return "fetch JWK Set from " + e.URL + ": " + e.cause }
 
 // Fetcher resolves jwks_uri values; it implements fosite.JWKSFetcherStrategy. Safe for concurrent use.
 type Fetcher struct {
@@ -239,7 +240,7 @@ func (f *Fetcher) store(location string, set *jose.JSONWebKeySet, ttl time.Durat
 // sharing the fetch may still wait for it).
 func (f *Fetcher) fetch(ctx context.Context, location string) (*jose.JSONWebKeySet, time.Duration, error) {
 	fail := func(err error) (*jose.JSONWebKeySet, time.Duration, error) {
-		return nil, 0, &Error{URL: redacted(location), Err: err}
+		return nil, 0, &Error{URL: redacted(location), cause: err.Error()}
 	}
 	u, err := url.Parse(location)
 	if err != nil {

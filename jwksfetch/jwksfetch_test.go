@@ -297,6 +297,12 @@ func TestResolveTimesOut(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Resolve took %v with a 200ms timeout", d)
 	}
+	// The client's host timing out must not read, further up, as our own storage failing (503).
+	_, err := f.Resolve(context.Background(), host.URL, false)
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Resolve = %v: it unwraps to a network error or a deadline", err)
+	}
 	// A caller whose own request is cancelled does not cut the fetch short for the others: the timeout is ours.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
