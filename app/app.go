@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/handlers/tokenapi"
+	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/logwriter"
 	"github.com/latchkey/latchkey/models"
@@ -130,6 +131,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		SigningAlg:            cfg.SigningAlg,
 		Now:                   a.clock,
 		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
+		JWKSFetcher:           jwksfetch.New(jwksfetch.Options{AllowPrivate: cfg.JWKSURIAllowPrivate, Logger: request.Logger}),
 	}, store, a.keys)
 	if err != nil {
 		store.Close()

@@ -90,6 +90,8 @@ type clientJSON struct {
 	// Signed request objects (RFC 9101).
 	RequireSignedRequestObject bool   `json:"require_signed_request_object"`
 	RequestObjectSigningAlg    string `json:"request_object_signing_alg,omitempty"`
+	// JWKSURI is where the client publishes its public JWK Set, instead of JWKS.
+	JWKSURI string `json:"jwks_uri,omitempty"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -115,6 +117,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		JWKS: jwksJSON(cl.JWKS), TokenEndpointAuthSigningAlg: cl.TokenEndpointAuthSigningAlg,
 
 		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
+		JWKSURI: cl.JWKSURI,
 	}
 }
 
@@ -195,14 +198,20 @@ func (e encryptionFlags) apply(cl *models.Client) []string {
 // keyAuthFlags are a client's keys for private_key_jwt: --jwks (a public JWK Set, JSON or @file) and
 // --token-endpoint-auth-signing-alg. Empty means not given; on update, --jwks - removes the set. Whether they are
 // usable is the client's rule (models.Client.Validate).
-type keyAuthFlags struct{ jwks, alg string }
+type keyAuthFlags struct {
+	jwks, alg string
+	jwksURI   optionalString // --jwks-uri: the set by URL; on update, "" (or "-") removes it
+}
 
 func (k *keyAuthFlags) register(fs *flag.FlagSet, create bool) {
 	jwksHelp := "the client's public JWK Set (JSON or @file) for private_key_jwt client authentication"
+	uriHelp := "instead of --jwks: the https URL where the client publishes its public JWK Set (fetched and cached by the server)"
 	if !create {
 		jwksHelp += " (\"-\": remove it)"
+		uriHelp += " (\"\": remove it)"
 	}
 	fs.StringVar(&k.jwks, "jwks", "", jwksHelp)
+	fs.Var(&k.jwksURI, "jwks-uri", uriHelp)
 	fs.StringVar(&k.alg, "token-endpoint-auth-signing-alg", "", "the one algorithm its client assertions are signed with (private_key_jwt default: what its first key implies: its alg, RS256 for RSA, ES256 for P-256; client_secret_jwt: HS256 (default), HS384 or HS512)")
 }
 
@@ -220,9 +229,27 @@ func (k keyAuthFlags) apply(cl *models.Client) []string {
 		}
 		cl.JWKS = raw
 	}
+	if k.jwksURI.set {
+		cl.JWKSURI = strings.TrimSpace(k.jwksURI.value)
+		if cl.JWKSURI == "-" {
+			cl.JWKSURI = ""
+		}
+	}
 	if k.alg != "" {
 		cl.TokenEndpointAuthSigningAlg = k.alg
 	}
+	return nil
+}
+
+// optionalString is a string flag that remembers whether it was given, so that an empty value can mean "remove".
+type optionalString struct {
+	set   bool
+	value string
+}
+
+func (s *optionalString) String() string { return s.value }
+func (s *optionalString) Set(v string) error {
+	s.set, s.value = true, v
 	return nil
 }
 
@@ -339,7 +366,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	scopes := fs.String("scopes", "", "scopes the client may request")
 	audience := fs.String("audience", "", "audiences (RFC 8707 resources) the client may request")
 	public := fs.Bool("public", false, "public client (SPA, mobile): no secret, PKCE required")
-	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, client_secret_jwt (assertions MACed with the secret), private_key_jwt (with --jwks; no secret), or none (public)")
+	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, client_secret_jwt (assertions MACed with the secret), private_key_jwt (with --jwks or --jwks-uri; no secret), or none (public)")
 	format := fs.String("access-token-format", "", "opaque or jwt (default: the server's LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT)")
 	firstParty := fs.Bool("first-party", false, "first-party app: users are not asked for consent")
 	postLogout := fs.String("post-logout-redirect-uris", "", "where logout may send the browser back to, matched exactly")

@@ -52,6 +52,10 @@ type Config struct {
 	DebugAddr         string
 	MetricsAddr       string
 	TrustedProxies    request.TrustedProxies
+
+	// JWKSURIAllowPrivate lets the server fetch clients' jwks_uri from loopback, private and link-local
+	// addresses (package jwksfetch refuses them otherwise).
+	JWKSURIAllowPrivate bool
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -130,6 +134,12 @@ var settings = []setting{
 		func(c *Config, v string) error {
 			p, err := request.ParseTrustedProxies(v)
 			c.TrustedProxies = p
+			return err
+		}},
+	{"jwks-uri-allow-private", "LATCHKEY_JWKS_URI_ALLOW_PRIVATE", "false", "fetch clients' jwks_uri from loopback, private and link-local addresses too (development, or JWKS hosts inside your network)",
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.JWKSURIAllowPrivate = b
 			return err
 		}},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",

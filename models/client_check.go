@@ -99,7 +99,8 @@ func (s *Store) cachedClientForAuth(ctx context.Context, id string) (*Client, bo
 	if !ok || cl.JWKS != "" || cl.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT || cl.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
 		// A client that authenticates with an assertion is read fresh: the check confirms a secret hash, not keys
 		// (a key removed must stop working at once), and the assertion's jti is recorded before the outcome is
-		// confirmed, so the request could not be answered again.
+		// confirmed, so the request could not be answered again. A private_key_jwt client with a jwks_uri too: the
+		// check would not see its URL replaced (a compromised host cut off); its keys are cached by the fetcher.
 		return nil, false
 	}
 	c.id, c.secretHash, c.used, c.pending = id, cl.SecretHash, true, true

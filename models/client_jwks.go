@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -119,20 +121,33 @@ func (k *jwkInfo) implied() string {
 	}
 }
 
-// validateJWKS: private_key_jwt goes with a JWK Set; the set is public
-// keys (parseClientJWKS); the signing alg, if set, is one of ClientAssertionSigningAlgs, and every key fits it
-// (or, unset, the alg the first key implies). A client_secret_jwt client's are validateSecretJWT's.
+// validateJWKS: private_key_jwt goes with a JWK Set, inline (jwks) or by reference (jwks_uri), never both; the
+// set is public keys (parseClientJWKS); a jwks_uri is a URL the server may fetch (checkJWKSURI); the signing alg,
+// if set, is one of ClientAssertionSigningAlgs, and every inline key fits it (or, unset, the alg the first key
+// implies; RS256 for a jwks_uri, whose keys are not known here). A client_secret_jwt client's are
+// validateSecretJWT's.
 func (c *Client) validateJWKS(p *problems) {
 	if c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
 		return
 	}
 	keyAuth := c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT // a public one is refused in validate
-	if c.JWKS == "" {
-		if keyAuth {
-			p.add("jwks", "is required for private_key_jwt")
+	if c.JWKSURI != "" {
+		if err := checkJWKSURI(c.JWKSURI); err != nil {
+			p.add("jwks_uri", "%v", err)
 		}
-		if c.TokenEndpointAuthSigningAlg != "" {
-			p.add("token_endpoint_auth_signing_alg", "is set without jwks")
+		if c.JWKS != "" {
+			p.add("jwks_uri", "is set together with jwks; register the keys one way (inline or by URL)")
+			return
+		}
+	}
+	if c.JWKS == "" {
+		switch alg := c.TokenEndpointAuthSigningAlg; {
+		case c.JWKSURI == "" && keyAuth:
+			p.add("jwks", "is required for private_key_jwt (or jwks_uri)")
+		case c.JWKSURI == "" && alg != "":
+			p.add("token_endpoint_auth_signing_alg", "is set without jwks or jwks_uri")
+		case alg != "" && !slices.Contains(ClientAssertionSigningAlgs, alg):
+			p.add("token_endpoint_auth_signing_alg", "%q is not supported (supported: %s)", alg, strings.Join(ClientAssertionSigningAlgs, ", "))
 		}
 		return
 	}
@@ -154,6 +169,42 @@ func (c *Client) validateJWKS(p *problems) {
 			p.add("jwks", "key %d cannot verify %s; a client signs its assertions with one algorithm", i, alg)
 		}
 	}
+}
+
+// MaxJWKSURILength bounds a jwks_uri.
+const MaxJWKSURILength = 2048
+
+// checkJWKSURI: a jwks_uri is an absolute https URL (http only to a loopback host, for development), without
+// credentials or a fragment. Whether its host may be dialled (not a private address) is decided at each fetch,
+// on the address it resolves to then (package jwksfetch).
+func checkJWKSURI(raw string) error {
+	if len(raw) > MaxJWKSURILength {
+		return fmt.Errorf("is longer than %d characters", MaxJWKSURILength)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
+	case u.User != nil:
+		return fmt.Errorf("%q has credentials; a JWK Set is public", raw)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("%q has a fragment", raw)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && loopbackHost(u.Hostname()):
+		return nil
+	default:
+		return fmt.Errorf("%q must use https (http only on localhost)", raw)
+	}
+}
+
+// loopbackHost reports whether host names this machine: localhost or a loopback IP literal.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // parsedJWKS is a client's JWK Set as fosite reads it (go-jose v3), parsed when the client was loaded or stored.

@@ -207,6 +207,21 @@ func TestClientRules(t *testing.T) {
 			c.JWKS, c.RequestObjectSigningAlg = jwks(t, jose.JSONWebKey{Key: &ek.PublicKey}), "RS256"
 		}, false, "request_object_signing_alg", "can verify RS256"},
 		{"request object alg without keys", func(c *models.Client) { c.RequestObjectSigningAlg = "ES256" }, false, "request_object_signing_alg", "without jwks"},
+
+		{"jwks and jwks_uri both", func(c *models.Client) {
+			c.TokenEndpointAuthMethod, c.JWKS = "private_key_jwt", jwks(t, jose.JSONWebKey{Key: &ek.PublicKey})
+			c.JWKSURI = "https://keys.example/jwks"
+		}, false, "jwks_uri", "one way"},
+		{"jwks_uri over http", func(c *models.Client) { c.JWKSURI = "http://keys.example/jwks" }, false, "jwks_uri", "must use https"},
+		{"jwks_uri of another scheme", func(c *models.Client) { c.JWKSURI = "ftp://keys.example/jwks" }, false, "jwks_uri", "must use https"},
+		{"relative jwks_uri", func(c *models.Client) { c.JWKSURI = "/jwks.json" }, false, "jwks_uri", "absolute"},
+		{"jwks_uri with credentials", func(c *models.Client) { c.JWKSURI = "https://u:p@keys.example/jwks" }, false, "jwks_uri", "credentials"},
+		{"jwks_uri with a fragment", func(c *models.Client) { c.JWKSURI = "https://keys.example/jwks#k" }, false, "jwks_uri", "fragment"},
+		{"jwks_uri with an empty fragment", func(c *models.Client) { c.JWKSURI = "https://keys.example/jwks#" }, false, "jwks_uri", "fragment"},
+		{"jwks_uri too long", func(c *models.Client) { c.JWKSURI = "https://keys.example/" + strings.Repeat("a", 2048) }, false, "jwks_uri", "longer"},
+		{"jwks_uri with an unsupported signing alg", func(c *models.Client) {
+			c.TokenEndpointAuthMethod, c.JWKSURI, c.TokenEndpointAuthSigningAlg = "private_key_jwt", "https://keys.example/jwks", "HS256"
+		}, false, "token_endpoint_auth_signing_alg", "not supported"},
 		{"access token encryption of opaque tokens", func(c *models.Client) { c.AccessTokenFormat = "opaque" }, false, "access_token_encryption_alg", "access_token_format jwt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -344,6 +359,25 @@ func TestClientRules(t *testing.T) {
 		}
 		if !c.RequiresSignedRequestObject() || c.GetRequestObjectSigningAlgorithm() != "PS256" {
 			t.Errorf("requires %v, alg %q", c.RequiresSignedRequestObject(), c.GetRequestObjectSigningAlgorithm())
+		}
+	})
+	t.Run("a private_key_jwt client may give its keys by URL", func(t *testing.T) {
+		for _, tc := range []struct{ uri, alg, wantAlg string }{
+			{"https://keys.example/billing/jwks.json", "", "RS256"}, // its keys are not known here: RS256 by default
+			{"https://keys.example:8443/jwks?tenant=b", "ES256", "ES256"},
+			{"http://localhost:9000/jwks", "PS256", "PS256"}, // http on loopback, for development
+			{"http://127.0.0.1/jwks", "", "RS256"},
+			{"http://[::1]:9000/jwks", "", "RS256"},
+		} {
+			c := validClient(rsaPub, ecPub)
+			c.TokenEndpointAuthMethod, c.JWKSURI, c.TokenEndpointAuthSigningAlg = "private_key_jwt", tc.uri, tc.alg
+			if err := c.ValidateRegistration(); err != nil {
+				t.Fatalf("%s: ValidateRegistration = %v", tc.uri, err)
+			}
+			if c.GetJSONWebKeysURI() != tc.uri || c.GetJSONWebKeys() != nil || c.GetTokenEndpointAuthSigningAlgorithm() != tc.wantAlg {
+				t.Errorf("%s: jwks_uri %q, keys %v, alg %s; want the URI, no inline keys, %s", tc.uri,
+					c.GetJSONWebKeysURI(), c.GetJSONWebKeys(), c.GetTokenEndpointAuthSigningAlgorithm(), tc.wantAlg)
+			}
 		}
 	})
 	t.Run("a nil client is invalid", func(t *testing.T) {

@@ -91,6 +91,9 @@ type Client struct {
 	// RequestObjectSigningAlg is the one algorithm its request objects are signed with; "" means any of
 	// RequestObjectSigningAlgs its keys fit. Never none.
 	RequestObjectSigningAlg string `json:"request_object_signing_alg,omitempty"`
+	// Keys by reference. JWKSURI is the https URL of the client's public JWK Set, which the server fetches and
+	// caches (package jwksfetch): an alternative to JWKS, never both (see validateJWKS).
+	JWKSURI string `json:"jwks_uri,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -119,7 +122,7 @@ func (c *Client) IsPublic() bool                { return c.Public }
 func (c *Client) GetAudience() fosite.Arguments { return fosite.Arguments(clone(c.Audience)) }
 
 func (c *Client) GetRequestURIs() []string                 { return nil }
-func (c *Client) GetJSONWebKeysURI() string                { return "" }
+func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return c.RequestObjectSigningAlg }
 
 // GetTokenEndpointAuthMethod is TokenEndpointAuthMethod, defaulting to none for public clients and
@@ -211,6 +214,7 @@ type clientRow struct {
 	SealedSecret            string    `gorm:"column:client_secret_sealed"`
 	RequireSignedRequestObj bool      `gorm:"column:require_signed_request_object"`
 	RequestObjectSigningAlg string    `gorm:"column:request_object_signing_alg"`
+	JWKSURI                 string    `gorm:"column:jwks_uri"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -248,6 +252,7 @@ func (r *clientRow) client() (*Client, error) {
 
 		RequireSignedRequestObject: r.RequireSignedRequestObj,
 		RequestObjectSigningAlg:    r.RequestObjectSigningAlg,
+		JWKSURI:                    r.JWKSURI,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -305,6 +310,7 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"token_endpoint_auth_signing_alg": c.TokenEndpointAuthSigningAlg,
 		"require_signed_request_object":   c.RequireSignedRequestObject,
 		"request_object_signing_alg":      c.RequestObjectSigningAlg,
+		"jwks_uri":                        c.JWKSURI,
 	}
 }
 

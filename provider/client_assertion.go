@@ -15,6 +15,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchkey/latchkey/faults"
+	"github.com/latchkey/latchkey/jwksfetch"
 )
 
 // private_key_jwt client authentication (RFC 7523 §2.2, OpenID Connect Core §9) is fosite's own
@@ -95,11 +96,16 @@ func assertionErrors(issuer string, next fosite.ClientAuthenticationStrategy) fo
 			if err := assertionExpiresSoon(form.Get("client_assertion"), time.Now()); err != nil {
 				return nil, err
 			}
+			ctx = jwksfetch.WithClientID(ctx, assertionClientID(form))
 		}
 		c, err := next(ctx, r, form)
 		if err == nil || form.Get("client_assertion_type") != clientAssertionType || form.Get("client_assertion") == "" ||
 			errors.Is(err, fosite.ErrInvalidClient) || faults.Recorded(ctx) != nil {
 			return c, err
+		}
+		var fetch *jwksfetch.Error
+		if errors.As(err, &fetch) { // the client's JWKS host failed (logged by the fetcher): the client's fault
+			return nil, fosite.ErrInvalidClient.WithHint("The client's JWK Set could not be fetched from its jwks_uri.").WithWrap(err).WithDebug(err.Error())
 		}
 		var rfc *fosite.RFC6749Error
 		if errors.As(err, &rfc) {
@@ -110,6 +116,24 @@ func assertionErrors(issuer string, next fosite.ClientAuthenticationStrategy) fo
 		}
 		return nil, fosite.ErrInvalidClient.WithHint("The client assertion could not be verified.").WithWrap(err).WithDebug(err.Error())
 	}
+}
+
+// assertionClientID is the client an assertion claims to be, as fosite looks it up: client_id if the form has
+// one, else the assertion's sub (unverified: only for the log).
+func assertionClientID(form url.Values) string {
+	if id := form.Get("client_id"); id != "" {
+		return id
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+	}
+	parts := strings.Split(form.Get("client_assertion"), ".")
+	if len(parts) == 3 {
+		if payload, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(payload, &claims)
+		}
+	}
+	return claims.Sub
 }
 
 // clientAssertionSigningAlgs are the algorithms discovery says a client may sign its assertions with: those

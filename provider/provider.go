@@ -18,8 +18,11 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/storage"
 
+	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 )
+
+var _ fosite.JWKSFetcherStrategy = (*jwksfetch.Fetcher)(nil)
 
 // Storage is everything fosite needs persisted. models.Store implements it.
 type Storage interface {
@@ -48,6 +51,9 @@ type Options struct {
 	FormPostTemplate *template.Template
 	// Directory is read again at every code exchange and refresh (required; see fresh.go).
 	Directory Directory
+
+	// JWKSFetcher resolves clients' jwks_uri (default: a jwksfetch.Fetcher that dials public addresses only).
+	JWKSFetcher fosite.JWKSFetcherStrategy
 }
 
 // Default lifespans. Codes are short-lived per RFC 9700; access tokens are short enough that revocation-by-expiry
@@ -166,6 +172,10 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		// A refresh token is issued only when offline_access was granted.
 		RefreshTokenScopes:   []string{ScopeOfflineAccess},
 		FormPostHTMLTemplate: opts.FormPostTemplate,
+		JWKSFetcherStrategy:  opts.JWKSFetcher,
+	}
+	if cfg.JWKSFetcherStrategy == nil {
+		cfg.JWKSFetcherStrategy = jwksfetch.New(jwksfetch.Options{})
 	}
 	idSigner := newIDTokenSigner(signing, opts.SigningAlg)
 	strategy := &compose.CommonStrategy{
@@ -219,7 +229,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	}}
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
 	recordJTIOnce(tokenAPI, store)
-	apiCfg.auth = firstPartyAuth(tokenAPI.DefaultClientAuthenticationStrategy, store)
+	apiCfg.auth = firstPartyAuth(assertionErrors(opts.Issuer, tokenAPI.DefaultClientAuthenticationStrategy), store)
 	return &Provider{
 		// Request objects outermost but for the responses: what they carry is the request the others see.
 		OAuth2: authorizationEndpoint{OAuth2Provider: requestObjects{OAuth2Provider: resourceIndicators{oauth},

@@ -59,4 +59,20 @@ func testClientKeys(t *testing.T, s *models.Store) {
 	if rc := fc.(*models.Client); !rc.RequiresSignedRequestObject() || rc.GetRequestObjectSigningAlgorithm() != "ES256" {
 		t.Errorf("request object settings read back as %v, %q", rc.RequiresSignedRequestObject(), rc.GetRequestObjectSigningAlgorithm())
 	}
+	c.RequireSignedRequestObject, c.RequestObjectSigningAlg = false, ""
+	// Keys by URL instead: stored, read back as fosite reads them, and removed.
+	c.JWKS, c.JWKSURI = "", "https://keys.example/billing.jwks"
+	must(t, "update to a jwks_uri", s.UpdateClient(ctx, c))
+	got, err := s.GetClient(ctx, "keyed")
+	must(t, "get", err)
+	if oc := got.(fosite.OpenIDConnectClient); oc.GetJSONWebKeysURI() != c.JWKSURI || oc.GetJSONWebKeys() != nil {
+		t.Fatalf("jwks_uri %q, jwks %v; want %q and none", oc.GetJSONWebKeysURI(), oc.GetJSONWebKeys(), c.JWKSURI)
+	}
+	c.TokenEndpointAuthMethod, c.JWKSURI, c.TokenEndpointAuthSigningAlg = models.AuthMethodClientSecretBasic, "", ""
+	must(t, "update without keys", s.UpdateClient(ctx, c))
+	got, err = s.GetClient(ctx, "keyed")
+	must(t, "get", err)
+	if uri := got.(fosite.OpenIDConnectClient).GetJSONWebKeysURI(); uri != "" {
+		t.Fatalf("jwks_uri %q after removing it", uri)
+	}
 }
