@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -313,6 +314,12 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
+	return s.createClient(ctx, c, nil, nil)
+}
+
+// createClient is CreateClient after validation: extra columns go into the row, and before runs first in the
+// transaction (an error from it rolls everything back).
+func (s *Store) createClient(ctx context.Context, c *Client, extra map[string]any, before func(tx *gorm.DB) error) error {
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, err)
@@ -321,7 +328,13 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	now := dbTime(s.now())
 	cols := clientColumns(c, allowed, pool)
 	cols["id"], cols["secret_hash"], cols["created_at"], cols["updated_at"] = c.ID, c.SecretHash, now, now
+	maps.Copy(cols, extra)
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if before != nil {
+			if err := before(tx); err != nil {
+				return err
+			}
+		}
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
@@ -351,6 +364,12 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
+	return s.updateClient(ctx, c, nil, nil)
+}
+
+// updateClient is UpdateClient after validation: extra columns are written too, and the row is updated only where
+// the extra where condition holds as well (nil: none); a row it excludes is ErrNotFound.
+func (s *Store) updateClient(ctx context.Context, c *Client, extra map[string]any, where map[string]any) error {
 	defer s.clients.forget(c.ID)
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
 	if err != nil {
@@ -360,11 +379,16 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	now := dbTime(s.now())
 	cols := clientColumns(c, allowed, pool)
 	cols["updated_at"] = now
+	maps.Copy(cols, extra)
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
-		res := tx.Model(&clientRow{}).Where("id = ?", c.ID).UpdateColumns(cols)
+		q := tx.Model(&clientRow{}).Where("id = ?", c.ID)
+		if where != nil {
+			q = q.Where(where)
+		}
+		res := q.UpdateColumns(cols)
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
@@ -424,9 +448,18 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 // DeleteClient deletes a client, its origins, the consents given to it and every token, code and request
 // issued to it, in one transaction; ErrNotFound if there is no such client.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.deleteClient(ctx, id, nil)
+}
+
+// deleteClient is DeleteClient of a row that also matches where (nil: any); a row it excludes is ErrNotFound.
+func (s *Store) deleteClient(ctx context.Context, id string, where map[string]any) error {
 	defer s.clients.forget(id)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ?", id).Delete(&clientRow{})
+		q := tx.Where("id = ?", id)
+		if where != nil {
+			q = q.Where(where)
+		}
+		res := q.Delete(&clientRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}

@@ -201,6 +201,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0006_refresh_token_policy.sql":                          "9f08c1d93350625b0bbea499db241d03ee9440afd0ac461b276134ed40d0c50e",
 	"postgres/0007_minted_sessions.sql":                               "8eeb5b7c41ae4e66115032de67717e3d3ebc18110db7afdf150a99bdf285a141",
 	"postgres/0008_client_jwks.sql":                                   "133c9e725e266258e4967cfba794e1f240ecb64ce679307560f0d7e436f61d1d",
+	"postgres/0009_client_registration.sql":                           "8cc2b1897c395925e5fe2291567c92075453880af166c4d021a753f288afdb0f",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
@@ -209,6 +210,7 @@ var releasedMigrations = map[string]string{
 	"sqlite/0006_refresh_token_policy.sql":                            "8b0e7390ae940ac59edd4572a1832ea2659579ca5f2702d6b5f4c86a6dd9e13f",
 	"sqlite/0007_minted_sessions.sql":                                 "476c29279848dfc8e8dccb9b585e98b2b58c7ac1398308b48e96a1db53a1afb5",
 	"sqlite/0008_client_jwks.sql":                                     "a07b5bbca1cfb93f0ff6614f48ae96fc79bf11a1ea2dc3b88a06ac39d58aa2f7",
+	"sqlite/0009_client_registration.sql":                             "23d6fa7f4ddc517db1f87d9a55d47791397f1927ad2754c6fc6b7dbf41d8ee40",
 }
 
 func TestReleasedMigrationsAreFrozen(t *testing.T) {
