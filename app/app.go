@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/browser"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/oauth"
+	"github.com/latchkey/latchkey/handlers/registration"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/handlers/tokenapi"
@@ -190,7 +191,7 @@ func (a *app) handler() http.Handler {
 		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow, Rejections: a.metrics}
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
 		&handlers.Health{DB: a.store},
-		&oauth.Discovery{Metadata: a.prov.Metadata()},
+		&oauth.Discovery{Metadata: a.metadata()},
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
 		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store, Issued: a.metrics,
 			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock}},
@@ -207,12 +208,29 @@ func (a *app) handler() http.Handler {
 			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics,
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
+		&registration.API{
+			Mode: a.cfg.Registration, Issuer: a.cfg.Issuer, Store: a.store, Secrets: a.prov.Hasher, Sealer: a.prov.Sealer,
+			Tokens: provider.NewRegistrationTokenHasher(a.secret), Policy: registrationPolicy, Throttle: signIns, Now: a.clock,
+		},
 		&tokenapi.API{
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 			Now: a.clock, Issued: a.metrics,
 		},
 	)
+}
+
+// registrationPolicy is what dynamically registered clients may hold: users of the default pool, the scopes
+// Latchkey itself understands.
+var registrationPolicy = models.RegistrationPolicy{Pool: models.DefaultPool, Scopes: provider.StandardScopes}
+
+// metadata is the discovery document: the provider's, with the registration endpoint while registration is on.
+func (a *app) metadata() provider.Metadata {
+	md := a.prov.Metadata()
+	if a.cfg.Registration != registration.ModeOff {
+		md.RegistrationEndpoint = a.cfg.Issuer + provider.PathRegister
+	}
+	return md
 }
 
 // runCleanup deletes expired rows every interval, in bounded batches so no statement holds locks for long.

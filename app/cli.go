@@ -31,7 +31,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the authorization server", runServe},
 		{"migrate", "apply database migrations and exit", runMigrate},
-		{"clients", "manage OAuth clients: create, list, get, delete, rotate-secret", runClients},
+		{"clients", "manage OAuth clients: create, list, get, delete, rotate-secret, registration-token", runClients},
 		{"users", "manage users: create, list, get, delete, set-password, set-roles, set-claims, set-name, disable, enable", runUsers},
 		{"sessions", "list and end users' sessions", runSessions},
 		{"pools", "manage user pools: create, list, update", runPools},

@@ -28,6 +28,8 @@ func runClients(ctx context.Context, c *cli, args []string) error {
 		"get":           clientsGet,
 		"delete":        clientsDelete,
 		"rotate-secret": clientsRotateSecret,
+		// An initial access token for dynamic client registration (LATCHKEY_REGISTRATION=token).
+		"registration-token": clientsRegistrationToken,
 	})
 }
 

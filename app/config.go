@@ -11,10 +11,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/latchkey/latchkey/handlers/registration"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/provider"
@@ -56,6 +58,7 @@ type Config struct {
 	// JWKSURIAllowPrivate lets the server fetch clients' jwks_uri from loopback, private and link-local
 	// addresses (package jwksfetch refuses them otherwise).
 	JWKSURIAllowPrivate bool
+	Registration        string
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -142,6 +145,8 @@ var settings = []setting{
 			c.JWKSURIAllowPrivate = b
 			return err
 		}},
+	{"registration", "LATCHKEY_REGISTRATION", "token", "dynamic client registration (RFC 7591) at /oauth2/register: off, token (needs an initial access token from `latchkey clients registration-token`) or open",
+		func(c *Config, v string) error { c.Registration = v; return nil }},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -317,6 +322,9 @@ func (c *Config) validate() []string {
 		} else if sameListener(c.MetricsAddr, c.Addr) || sameListener(c.MetricsAddr, c.DebugAddr) {
 			add("LATCHKEY_METRICS_ADDR", "must differ from LATCHKEY_ADDR and LATCHKEY_DEBUG_ADDR, got %q", c.MetricsAddr)
 		}
+	}
+	if !slices.Contains(registration.Modes, c.Registration) {
+		add("LATCHKEY_REGISTRATION", "must be off, token or open, got %q", c.Registration)
 	}
 	if c.MaxBodyBytes < 1024 {
 		add("LATCHKEY_MAX_BODY_BYTES", "must be at least 1024")

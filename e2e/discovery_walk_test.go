@@ -91,6 +91,12 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 		"request_parameter_supported":                    func(t *testing.T, _ string) { w.requestObject(t, "ES256") },
 	}
 
+	// Endpoints no other exercise reaches (TestDiscoveryAdvertisesOnlyWhatWorks checks each is mounted).
+	endpoints := map[string]exercise{
+		"registration_endpoint":                 w.register,
+		"pushed_authorization_request_endpoint": w.pushed,
+	}
+
 	for field, value := range w.meta {
 		t.Run(field, func(t *testing.T) {
 			switch v := value.(type) {
@@ -116,6 +122,10 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 						}
 					}
 					t.Run(s, func(t *testing.T) { run(t, s) })
+				}
+			case string:
+				if run, ok := endpoints[field]; ok {
+					run(t, v)
 				}
 			case bool:
 				if run, ok := flags[field]; ok && v {
@@ -583,4 +593,39 @@ func (w *discoveryWalker) requestObject(t *testing.T, alg string) {
 	if s, _ := tok.Extra("scope").(string); s != "openid profile" {
 		t.Errorf("granted %q, want the object's scope", s)
 	}
+}
+
+// register: a client registers itself with an initial access token (RFC 7591) and gets a token.
+func (w *discoveryWalker) register(t *testing.T, endpoint string) {
+	code, _, body := regCall(t, "POST", endpoint, registrationToken(t, w.env), map[string]any{"client_name": "Walker",
+		"grant_types": []string{"client_credentials"}, "scope": "profile"})
+	id, _ := body["client_id"].(string)
+	secret, _ := body["client_secret"].(string)
+	if code != http.StatusCreated || id == "" || secret == "" {
+		t.Fatalf("registration: %d %v", code, body)
+	}
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"profile"}}
+	if code, _, tok := postForm(t, w.meta["token_endpoint"].(string), form, id, secret); code != http.StatusOK {
+		t.Fatalf("the registered client's client_credentials: %d %v", code, tok)
+	}
+}
+
+// pushed: the SPA pushes its request (RFC 9126) and the browser goes to the authorization endpoint with the
+// request_uri alone.
+func (w *discoveryWalker) pushed(t *testing.T, endpoint string) {
+	verifier, state := oauth2.GenerateVerifier(), randomString(t)
+	form := url.Values{"client_id": {"spa"}, "response_type": {"code"}, "redirect_uri": {spaCallback}, "scope": {"openid"},
+		"state": {state}, "nonce": {randomString(t)}, "code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)},
+		"code_challenge_method": {"S256"}}
+	code, _, body := postForm(t, endpoint, form, "", "")
+	uri, _ := body["request_uri"].(string)
+	if code != http.StatusCreated || uri == "" {
+		t.Fatalf("PAR: %d %v", code, body)
+	}
+	u := w.meta["authorization_endpoint"].(string) + "?" + url.Values{"client_id": {"spa"}, "request_uri": {uri}}.Encode()
+	q := callback(t, w.walk(newBrowser(t, spaCallback), u).page)
+	if q.Get("state") != state || q.Get("code") == "" {
+		t.Fatalf("callback = %v", q)
+	}
+	w.exchange(t, w.scoped("openid"), q.Get("code"), verifier)
 }

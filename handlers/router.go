@@ -5,6 +5,7 @@
 //	browser/   authorization, sign-in, consent, RP-initiated logout and account pages
 //	tokenapi/  the first-party JSON token API (/api/v1/auth)
 //	admin/     the admin API (/api/v1/admin)
+//	registration/  dynamic client registration and its management (RFC 7591, RFC 7592)
 //
 // They share small packages and never import each other: request (request id, logger, access log, client IP,
 // CORS), jsonapi (error codes and the one JSON error writer, fault mapping to 503), throttle (sign-in throttle

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -342,6 +343,12 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	if err := c.validateWithSecret(); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
+	return s.createClient(ctx, c, nil, nil)
+}
+
+// createClient is CreateClient after validation: extra columns go into the row, and before runs first in the
+// transaction (an error from it rolls everything back).
+func (s *Store) createClient(ctx context.Context, c *Client, extra map[string]any, before func(tx *gorm.DB) error) error {
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, err)
@@ -351,7 +358,13 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	cols := clientColumns(c, allowed, pool)
 	cols["id"], cols["secret_hash"], cols["created_at"], cols["updated_at"] = c.ID, c.SecretHash, now, now
 	cols["client_secret_sealed"] = c.SealedSecret
+	maps.Copy(cols, extra)
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if before != nil {
+			if err := before(tx); err != nil {
+				return err
+			}
+		}
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
@@ -398,6 +411,13 @@ func (s *Store) updateClient(ctx context.Context, c *Client, withSecret bool) er
 	if err := validate(); err != nil {
 		return fmt.Errorf("update client: %w", err)
 	}
+	return s.updateClientRow(ctx, c, withSecret, nil, nil)
+}
+
+// updateClientRow is updateClient after validation: the secret (hash and sealed copy) too when withSecret, extra
+// columns too, and the row is updated only where the extra where condition holds as well (nil: none); a row it
+// excludes is ErrNotFound.
+func (s *Store) updateClientRow(ctx context.Context, c *Client, withSecret bool, extra map[string]any, where map[string]any) error {
 	defer s.clients.forget(c.ID)
 	allowed, err := normalizeAllowedOrigins(c.AllowedOrigins)
 	if err != nil {
@@ -414,6 +434,7 @@ func (s *Store) updateClient(ctx context.Context, c *Client, withSecret bool) er
 	case !secretJWT:
 		cols["client_secret_sealed"] = ""
 	}
+	maps.Copy(cols, extra)
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
@@ -421,6 +442,9 @@ func (s *Store) updateClient(ctx context.Context, c *Client, withSecret bool) er
 		q := tx.Model(&clientRow{}).Where("id = ?", c.ID)
 		if secretJWT && !withSecret {
 			q = q.Where("client_secret_sealed <> ''") // in the statement: a concurrent change cannot slip between
+		}
+		if where != nil {
+			q = q.Where(where)
 		}
 		res := q.UpdateColumns(cols)
 		if res.Error != nil {
@@ -485,9 +509,18 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 // DeleteClient deletes a client, its origins, the consents given to it and every token, code and request
 // issued to it, in one transaction; ErrNotFound if there is no such client.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	return s.deleteClient(ctx, id, nil)
+}
+
+// deleteClient is DeleteClient of a row that also matches where (nil: any); a row it excludes is ErrNotFound.
+func (s *Store) deleteClient(ctx context.Context, id string, where map[string]any) error {
 	defer s.clients.forget(id)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ?", id).Delete(&clientRow{})
+		q := tx.Where("id = ?", id)
+		if where != nil {
+			q = q.Where(where)
+		}
+		res := q.Delete(&clientRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}

@@ -5,11 +5,14 @@ import "slices"
 // Paths of the endpoints the provider's handlers serve. Discovery and the router both read these, so what is
 // advertised is what is mounted.
 const (
-	PathAuthorize       = "/oauth2/auth"
-	PathToken           = "/oauth2/token"
-	PathIntrospect      = "/oauth2/introspect"
-	PathRevoke          = "/oauth2/revoke"
-	PathPAR             = "/oauth2/par"
+	PathAuthorize  = "/oauth2/auth"
+	PathToken      = "/oauth2/token"
+	PathIntrospect = "/oauth2/introspect"
+	PathRevoke     = "/oauth2/revoke"
+	PathPAR        = "/oauth2/par"
+	// PathRegister is the dynamic client registration endpoint (RFC 7591); PathRegister/{client_id} is a
+	// registered client's configuration endpoint (RFC 7592).
+	PathRegister        = "/oauth2/register"
 	PathUserInfo        = "/userinfo"
 	PathEndSession      = "/oauth2/logout"
 	PathJWKS            = "/.well-known/jwks.json"
@@ -31,15 +34,17 @@ var StandardScopes = []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeRoles,
 
 // Metadata is the RFC 8414 / OpenID Connect Discovery document. It lists only what the composed provider does.
 type Metadata struct {
-	Issuer                                    string   `json:"issuer"`
-	AuthorizationEndpoint                     string   `json:"authorization_endpoint"`
-	TokenEndpoint                             string   `json:"token_endpoint"`
-	UserInfoEndpoint                          string   `json:"userinfo_endpoint"`
-	JWKSURI                                   string   `json:"jwks_uri"`
-	EndSessionEndpoint                        string   `json:"end_session_endpoint"`
-	IntrospectionEndpoint                     string   `json:"introspection_endpoint"`
-	RevocationEndpoint                        string   `json:"revocation_endpoint"`
-	PushedAuthorizationRequestEndpoint        string   `json:"pushed_authorization_request_endpoint"`
+	Issuer                             string `json:"issuer"`
+	AuthorizationEndpoint              string `json:"authorization_endpoint"`
+	TokenEndpoint                      string `json:"token_endpoint"`
+	UserInfoEndpoint                   string `json:"userinfo_endpoint"`
+	JWKSURI                            string `json:"jwks_uri"`
+	EndSessionEndpoint                 string `json:"end_session_endpoint"`
+	IntrospectionEndpoint              string `json:"introspection_endpoint"`
+	RevocationEndpoint                 string `json:"revocation_endpoint"`
+	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+	// RegistrationEndpoint is set only while dynamic client registration is on (LATCHKEY_REGISTRATION).
+	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
 	RequirePushedAuthorizationRequests        bool     `json:"require_pushed_authorization_requests"`
 	ScopesSupported                           []string `json:"scopes_supported"`
 	ResponseTypesSupported                    []string `json:"response_types_supported"`

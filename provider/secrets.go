@@ -38,7 +38,17 @@ var _ fosite.Hasher = (*SecretHasher)(nil)
 
 // NewSecretHasher derives the hashing key from the system secret.
 func NewSecretHasher(systemSecret []byte) *SecretHasher {
-	key := keys.Derive(systemSecret, "client-secret")
+	return newSecretHasher(keys.Derive(systemSecret, "client-secret"))
+}
+
+// NewRegistrationTokenHasher hashes the tokens of dynamic client registration (initial access tokens and
+// registration access tokens, RFC 7591 and 7592) the same way, under a key of their own: they are generated like
+// client secrets (GenerateClientSecret), and the hash of one is never the hash of a client secret.
+func NewRegistrationTokenHasher(systemSecret []byte) *SecretHasher {
+	return newSecretHasher(keys.Derive(systemSecret, "registration-token"))
+}
+
+func newSecretHasher(key []byte) *SecretHasher {
 	return &SecretHasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
 }
 

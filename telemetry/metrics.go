@@ -26,12 +26,14 @@ const (
 	ThrottleAccount = "account" // too many failed sign-ins for one account
 	ThrottleSignup  = "signup"  // too many sign-ups
 	ThrottlePAR     = "par"     // too many pushed authorization requests
+	// ThrottleRegistration: too many open dynamic client registrations from one address.
+	ThrottleRegistration = "registration"
 )
 
 // labelOther stands for a label value outside the fixed set, so a client cannot grow a metric's label set.
 const labelOther = "other"
 
-var throttleKinds = []string{ThrottleIP, ThrottleAccount, ThrottleSignup, ThrottlePAR}
+var throttleKinds = []string{ThrottleIP, ThrottleAccount, ThrottleSignup, ThrottlePAR, ThrottleRegistration}
 var rotationOutcomes = []string{keys.RotationScheduled, keys.RotationImmediate, keys.RotationConflict, keys.RotationFailed}
 var httpMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 	http.MethodDelete, http.MethodOptions}

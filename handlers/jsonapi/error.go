@@ -33,6 +33,9 @@ const (
 	TooManyRequests        Code = "too_many_requests"
 	TemporarilyUnavailable Code = "temporarily_unavailable"
 	ServerError            Code = "server_error"
+	// RFC 7591 §3.2.2: a registration's redirect URIs, or another of its metadata, are refused.
+	InvalidRedirectURI    Code = "invalid_redirect_uri"
+	InvalidClientMetadata Code = "invalid_client_metadata"
 )
 
 // Error is a JSON endpoint's answer that is not a success: a status, a code, a short description for the
