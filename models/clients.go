@@ -450,8 +450,14 @@ func (s *Store) updateClientRow(ctx context.Context, c *Client, withSecret bool,
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
-		if res.RowsAffected == 0 {
-			return missingOrUnsealed(tx, c.ID, secretJWT && !withSecret)
+		switch {
+		case res.RowsAffected == 0 && where != nil:
+			return ErrNotFound // gone, or the condition no longer holds
+		case res.RowsAffected == 0:
+			if err := missingOrUnsealed(tx, c.ID, secretJWT && !withSecret); err != nil {
+				return err
+			}
+			return ErrNotFound // the row is there and was not updated: it matched neither condition
 		}
 		if err := tx.Where("client_id = ?", c.ID).Delete(&clientOriginRow{}).Error; err != nil {
 			return mapErr(err)
