@@ -22,11 +22,12 @@ var ErrStaleClient = errors.New("client changed since it was cached")
 // Only client authentication on the token, introspection and revocation endpoints uses it; everything else
 // reads client rows fresh.
 type ClientCheck struct {
-	store          *Store
-	id, secretHash string
-	used           bool // GetClient answered from the cache
-	pending        bool // ... and no statement has confirmed that row yet
-	stale          bool // a statement found the row changed or gone
+	store   *Store
+	id      string
+	creds   clientCredentials // what the cached row authenticated with
+	used    bool              // GetClient answered from the cache
+	pending bool              // ... and no statement has confirmed that row yet
+	stale   bool              // a statement found the row changed or gone
 }
 
 type clientCheckKey struct{}
@@ -56,9 +57,29 @@ func (c *ClientCheck) Confirm(ctx context.Context) error {
 	return c.confirm(ctx)
 }
 
+// clientCredentials are the columns a client authenticates with: its secret's hash, or its keys (inline or by
+// URL) and the one algorithm its assertions use, under its method. A cached row is confirmed on all of them, so
+// a rotated secret, a key taken out of the set, a replaced jwks_uri or a changed method is seen at once.
+type clientCredentials struct {
+	secretHash, jwks, jwksURI, method, alg string
+}
+
+func credentialsOf(c *Client) clientCredentials {
+	return clientCredentials{c.SecretHash, c.JWKS, c.JWKSURI, c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg}
+}
+
+// clientStillSame is the condition that confirms a cached client row in the statement that uses it; its
+// arguments are stillSameArgs.
+const clientStillSame = " EXISTS (SELECT 1 FROM clients WHERE id = ? AND secret_hash = ? AND jwks = ? AND jwks_uri = ?" +
+	" AND token_endpoint_auth_method = ? AND token_endpoint_auth_signing_alg = ?)"
+
+func (c *ClientCheck) stillSameArgs() []any {
+	return []any{c.id, c.creds.secretHash, c.creds.jwks, c.creds.jwksURI, c.creds.method, c.creds.alg}
+}
+
 func (c *ClientCheck) confirm(ctx context.Context) error {
 	var n int64
-	err := c.store.conn(ctx).Table("clients").Where("id = ? AND secret_hash = ?", c.id, c.secretHash).Count(&n).Error
+	err := c.store.conn(ctx).Raw("SELECT COUNT(*) WHERE"+clientStillSame, c.stillSameArgs()...).Scan(&n).Error
 	if err != nil {
 		return fmt.Errorf("confirm cached client: %w", mapErr(err))
 	}
@@ -96,13 +117,13 @@ func (s *Store) cachedClientForAuth(ctx context.Context, id string) (*Client, bo
 		return nil, false
 	}
 	cl, ok := s.clients.get(id, time.Now())
-	if !ok || cl.JWKS != "" || cl.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT || cl.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
-		// A client that authenticates with an assertion is read fresh: the check confirms a secret hash, not keys
-		// (a key removed must stop working at once), and the assertion's jti is recorded before the outcome is
-		// confirmed, so the request could not be answered again. A private_key_jwt client with a jwks_uri too: the
-		// check would not see its URL replaced (a compromised host cut off); its keys are cached by the fetcher.
+	if !ok || cl.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
+		// A client_secret_jwt client is read fresh: its verifier (provider) reads the client itself.
 		return nil, false
 	}
-	c.id, c.secretHash, c.used, c.pending = id, cl.SecretHash, true, true
+	// A private_key_jwt client is confirmed on its keys like any client on its secret: the assertion's jti is
+	// recorded by the first statement, which carries the condition (SetClientAssertionJWT), so a stale row
+	// records nothing and the request is answered again from a fresh one.
+	c.id, c.creds, c.used, c.pending = id, credentialsOf(cl), true, true
 	return cl, true
 }

@@ -600,15 +600,35 @@ func (s *Store) ClientAssertionJWTValid(ctx context.Context, jti string) error {
 // statement, so of two nodes presenting the same jti at once exactly one wins: the primary key makes the insert
 // fail for the second, and an expired row is taken over only by an update that re-checks its expiry. Expired rows
 // are otherwise left to the cleanup (DeleteExpiredRound), not swept on the request path.
+//
+// When the request authenticated its client from the cache (WithClientCache), this is the statement that confirms
+// that row: the jti is recorded only if the client's credentials are unchanged, else nothing is written and
+// ErrStaleClient is returned, so the request can be answered again from a fresh row with the jti still unspent.
 func (s *Store) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
-	res := s.conn(ctx).Exec(`INSERT INTO oauth2_jti (jti, expires_at) VALUES (?, ?)
-		ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE oauth2_jti.expires_at <= ?`,
-		hashKey(jti), dbTime(exp), dbTime(s.now()))
+	check := s.unsettledCheck(ctx)
+	if check != nil && check.stale {
+		return ErrStaleClient
+	}
+	q, args := `INSERT INTO oauth2_jti (jti, expires_at) VALUES (?, ?)`, []any{hashKey(jti), dbTime(exp)}
+	if check != nil {
+		q = `INSERT INTO oauth2_jti (jti, expires_at) SELECT ?, ? WHERE` + clientStillSame
+		args = append(args, check.stillSameArgs()...)
+	}
+	q += ` ON CONFLICT (jti) DO UPDATE SET expires_at = excluded.expires_at WHERE oauth2_jti.expires_at <= ?`
+	res := s.conn(ctx).Exec(q, append(args, dbTime(s.now()))...)
 	if res.Error != nil {
 		return fmt.Errorf("record client assertion jti: %w", mapErr(res.Error))
 	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrJTIKnown
+	if res.RowsAffected == 1 {
+		if check != nil {
+			_ = check.settle(true)
+		}
+		return nil
 	}
-	return nil
+	if check != nil {
+		if err := check.confirm(ctx); err != nil { // nothing written: the client changed, or the jti is known
+			return err
+		}
+	}
+	return fosite.ErrJTIKnown
 }

@@ -33,9 +33,6 @@ func (r *tokenRow) selectColumns(table string) (string, []any) {
 	return cols, targets
 }
 
-// clientStillSame is the condition that confirms a cached client row in the statement that uses it.
-const clientStillSame = " EXISTS (SELECT 1 FROM clients WHERE id = ? AND secret_hash = ?)"
-
 // insertToken stores a token row. If the request authenticated its client from the cache, the insert happens
 // only if that client row is unchanged; otherwise nothing is written and ErrStaleClient is returned.
 func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosite.Requester, kind fosite.TokenType, extra map[string]any) error {
@@ -76,7 +73,7 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 		q.WriteString(")")
 	} else {
 		q.WriteString(" WHERE" + clientStillSame)
-		args = append(args, check.id, check.secretHash)
+		args = append(args, check.stillSameArgs()...)
 	}
 
 	res, err := s.pool(ctx).ExecContext(ctx, s.bind(q.String()), args...)
@@ -110,7 +107,7 @@ func (s *Store) findToken(ctx context.Context, table, rawKey string) (*tokenRow,
 	}
 	if check != nil {
 		q += " AND" + clientStillSame
-		args = append(args, check.id, check.secretHash)
+		args = append(args, check.stillSameArgs()...)
 	}
 	err := noteFault(ctx, s.readPool(ctx).QueryRowContext(ctx, s.bind(q), args...).Scan(targets...))
 	switch {

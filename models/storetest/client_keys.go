@@ -1,11 +1,14 @@
 package storetest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/ory/fosite"
@@ -14,7 +17,8 @@ import (
 )
 
 // testClientKeys: a private_key_jwt client's JWK Set and signing alg are stored, read back as fosite reads them,
-// replaced by an update, and never served from the client cache (its check confirms a secret hash, not keys).
+// and replaced by an update. Served from the client cache, the row is confirmed by the statement that records the
+// assertion's jti: a key changed meanwhile (by another node) makes it record nothing and report ErrStaleClient.
 func testClientKeys(t *testing.T, s *models.Store) {
 	ctx := ctxT(t)
 	jwks := func(kid string) string {
@@ -25,13 +29,13 @@ func testClientKeys(t *testing.T, s *models.Store) {
 		b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: kid}}})
 		return string(b)
 	}
+	exp := time.Now().Add(time.Minute)
 	c := &models.Client{ID: "keyed", GrantTypes: []string{"client_credentials"},
 		TokenEndpointAuthMethod: models.AuthMethodPrivateKeyJWT, JWKS: jwks("k1"), TokenEndpointAuthSigningAlg: "ES256"}
 	must(t, "create", s.CreateClient(ctx, c))
-	read := func(what, wantKid string) {
+	read := func(cctx context.Context, what, wantKid string) {
 		t.Helper()
-		cctx, check := s.WithClientCache(ctx)
-		for range 2 { // the second read would come from the cache if keyed clients were cached
+		for range 2 { // the second read comes from the cache
 			fc, err := s.GetClient(cctx, "keyed")
 			must(t, what, err)
 			oc := fc.(fosite.OpenIDConnectClient)
@@ -42,14 +46,34 @@ func testClientKeys(t *testing.T, s *models.Store) {
 					oc.GetTokenEndpointAuthMethod(), oc.GetTokenEndpointAuthSigningAlgorithm(), set, wantKid)
 			}
 		}
-		if check.Used() {
-			t.Errorf("%s: a client with keys was answered from the client cache", what)
+	}
+	for i, kid := range []string{"k1", "k2"} {
+		if i > 0 {
+			c.JWKS = jwks(kid)
+			must(t, "update", s.UpdateClient(ctx, c))
+		}
+		cctx, check := s.WithClientCache(ctx)
+		read(cctx, "read "+kid, kid)
+		must(t, "record a jti, confirming the row", s.SetClientAssertionJWT(cctx, "jti-"+kid, exp))
+		if !check.Used() || check.Unconfirmed() {
+			t.Errorf("%s: used %v, unconfirmed %v; want the cached row used and confirmed", kid, check.Used(), check.Unconfirmed())
 		}
 	}
-	read("after create", "k1")
-	c.JWKS = jwks("k2")
-	must(t, "update", s.UpdateClient(ctx, c))
-	read("after update", "k2")
+
+	// Another node replaces the keys after this request read the cached row.
+	cctx, check := s.WithClientCache(ctx)
+	read(cctx, "before the change", "k2")
+	changed := *c
+	changed.JWKS = jwks("k3")
+	must(t, "update", s.UpdateClient(ctx, &changed))
+	if err := s.SetClientAssertionJWT(cctx, "jti-stale", exp); !errors.Is(err, models.ErrStaleClient) || !check.Unconfirmed() {
+		t.Errorf("jti recorded on a stale row: %v (unconfirmed %v), want ErrStaleClient", err, check.Unconfirmed())
+	}
+	must(t, "the stale attempt spent no jti", s.SetClientAssertionJWT(ctx, "jti-stale", exp))
+	if err := s.SetClientAssertionJWT(ctx, "jti-stale", exp); !errors.Is(err, fosite.ErrJTIKnown) {
+		t.Errorf("a jti recorded twice: %v, want ErrJTIKnown", err)
+	}
+	c.JWKS = changed.JWKS
 
 	// Signed request object settings (RFC 9101) round-trip.
 	c.RequireSignedRequestObject, c.RequestObjectSigningAlg = true, "ES256"
