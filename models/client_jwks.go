@@ -127,18 +127,19 @@ func (k *jwkInfo) implied() string {
 // implies; RS256 for a jwks_uri, whose keys are not known here). A client_secret_jwt client's are
 // validateSecretJWT's.
 func (c *Client) validateJWKS(p *problems) {
+	if c.JWKSURI != "" {
+		// Whatever the method: request objects are verified with keys fetched from it too.
+		if err := checkJWKSURI(c.JWKSURI); err != nil {
+			p.add("jwks_uri", "%v", err)
+		}
+	}
 	if c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT {
 		return
 	}
 	keyAuth := c.TokenEndpointAuthMethod == AuthMethodPrivateKeyJWT // a public one is refused in validate
-	if c.JWKSURI != "" {
-		if err := checkJWKSURI(c.JWKSURI); err != nil {
-			p.add("jwks_uri", "%v", err)
-		}
-		if c.JWKS != "" {
-			p.add("jwks_uri", "is set together with jwks; register the keys one way (inline or by URL)")
-			return
-		}
+	if c.JWKSURI != "" && c.JWKS != "" {
+		p.add("jwks_uri", "is set together with jwks; register the keys one way (inline or by URL)")
+		return
 	}
 	if c.JWKS == "" {
 		switch alg := c.TokenEndpointAuthSigningAlg; {

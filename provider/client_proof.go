@@ -30,7 +30,8 @@ func withClientProved(ctx context.Context, proved bool) context.Context {
 //     then the session is the grant's (fosite loaded it for a refresh or a code; the password grant's caller set it
 //     after NewAccessRequest).
 //   - require, composed last, refuses in HandleTokenEndpointRequest, once fosite has loaded the grant and before
-//     anything is issued or rotated.
+//     anything is issued or rotated. At the public endpoint it refuses only a client that can no longer prove
+//     itself (made public since): fosite authenticates every confidential client there.
 type clientProof struct {
 	tokenAPI bool
 	require  bool

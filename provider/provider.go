@@ -209,7 +209,8 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	}
 	// Last, so it sees the grant fosite loaded and refuses before anything is issued or rotated.
 	current := &currentGrant{dir: opts.Directory, store: store, core: strategy.CoreStrategy, now: opts.Now}
-	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current)
+	// And a grant issued while its client authenticated is not refreshed by that client once it cannot (made public).
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current, clientProof{require: true})
 
 	// The password grant (RFC 6749 §4.3) for first-party clients that register it; see password_grant.go.
 	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &passwordGrant{audience: cfg,

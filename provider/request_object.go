@@ -153,6 +153,14 @@ func (p requestObjects) NewPushedAuthorizeRequest(ctx context.Context, r *http.R
 		return p.OAuth2Provider.NewPushedAuthorizeRequest(ctx, r) // fosite refuses it
 	}
 	form := r.Form
+	// fosite authenticates the client of HTTP Basic but takes the request's client from client_id, and never
+	// compares them: another client could push in this one's name (RFC 9126 §2.1: the request is the
+	// authenticated client's).
+	if user, _, ok := r.BasicAuth(); ok && form.Get("client_id") != "" {
+		if id, err := url.QueryUnescape(user); err != nil || id != form.Get("client_id") {
+			return fosite.NewAuthorizeRequest(), fosite.ErrInvalidRequest.WithHint("client_id must be the client that authenticates.")
+		}
+	}
 	object := form.Get("request")
 	if object == "" {
 		ar, err := p.OAuth2Provider.NewPushedAuthorizeRequest(ctx, r)

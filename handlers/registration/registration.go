@@ -200,7 +200,7 @@ func (h *API) register(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var secret string
-	if !c.Public {
+	if !c.Public && c.TokenEndpointAuthMethod != models.AuthMethodPrivateKeyJWT { // a key client has no use for one
 		if secret, err = h.newSecret(c); err != nil {
 			return err
 		}
@@ -290,7 +290,8 @@ func (h *API) replace(w http.ResponseWriter, r *http.Request) error {
 	var secret string
 	secretJWT := c.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT
 	switch {
-	case c.Public:
+	case c.Public, c.TokenEndpointAuthMethod == models.AuthMethodPrivateKeyJWT:
+		// No secret, and none kept: a secret left behind would work again if the client switched back.
 		c.SecretHash, c.SealedSecret = "", ""
 	case old.SecretHash == "", secretJWT && old.SealedSecret == "":
 		// Newly confidential, or newly client_secret_jwt: the secret it had was kept only hashed.

@@ -1,7 +1,7 @@
 package e2e
 
-// Hostile review of issue 15 (client assertions, JAR, jwks_uri, dynamic registration, client proof). Each test
-// here FAILS while the bug it names is present.
+// Holes a hostile review of client authentication, JAR, jwks_uri and registration found (issue 15), each kept
+// closed by the test that first showed it open.
 
 import (
 	"crypto/ecdsa"
@@ -18,7 +18,7 @@ import (
 // the pushed parameters are that client's). fosite v0.49.0 authenticates the client from HTTP Basic but then
 // loads the request's client from the form's client_id without comparing the two, and requestObjects passes a
 // plain push straight to it: client B, with its own secret, pushes a request stored as client A's.
-func TestReviewPARPushedForAnotherClient(t *testing.T) {
+func TestPARRequestIsTheAuthenticatedClients(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		victim := env.createClient(t, "--name", "Victim", "--grant-types", "authorization_code",
@@ -42,7 +42,7 @@ func TestReviewPARPushedForAnotherClient(t *testing.T) {
 // A client_secret_jwt client's jwks_uri (kept: request objects are verified with it) escapes the jwks_uri rule
 // (models.checkJWKSURI: https, no credentials, no fragment, bounded length): validateJWKS returns before it for
 // client_secret_jwt, and validateSecretJWT checks only jwks. A stranger registers any string as jwks_uri.
-func TestReviewClientSecretJWTJWKSURIIsValidated(t *testing.T) {
+func TestJWKSURIIsValidatedWhateverTheMethod(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		srv := env.startServer(t)
@@ -67,7 +67,7 @@ func TestReviewClientSecretJWTJWKSURIIsValidated(t *testing.T) {
 // node's client cache confirms a cached client by its secret hash alone (models.ClientCheck.confirm): for up to
 // clientCacheTTL the retired secret still authenticates there, although the client now authenticates only with
 // its keys.
-func TestReviewSecretStillWorksOnAnotherNodeAfterSwitchToPrivateKeyJWT(t *testing.T) {
+func TestSecretStopsOnEveryNodeWhenAClientMovesToKeys(t *testing.T) {
 	t.Parallel()
 	forEachDB(t, func(t *testing.T, env testEnv) {
 		nodeA, nodeB := env.startServer(t), env.startServer(t)
