@@ -376,3 +376,37 @@ func TestRegistrationTokenSingleUseUnderConcurrency(t *testing.T) {
 		wantInvalidToken(t, "expired initial access token", code, h, body)
 	})
 }
+
+// A registration while the database cannot serve is 503 with Retry-After, and spends nothing: the same single-use
+// initial access token registers once the database is back.
+func TestRegistrationOutageIsUnavailable(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t, databases()[0].url(t))
+	srv := env.startServer(t)
+	token := registrationToken(t, env)
+	endpoint := srv.URL + "/oauth2/register"
+
+	db, _ := rawDB(t, env)
+	ctx := context.Background()
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	code, hdr, body := regCall(t, "POST", endpoint, token, webApp())
+	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("while the database is locked: %d %v Retry-After=%q, want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
+	}
+	if code, _, body := regCall(t, "POST", endpoint, token, webApp()); code != http.StatusCreated {
+		t.Errorf("the same initial access token once the database is back: %d %v, want 201 (its use was not spent)", code, body)
+	}
+	if n := countRows(t, env, "clients"); n != 1 {
+		t.Errorf("%d clients stored, want 1", n)
+	}
+}
