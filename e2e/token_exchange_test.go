@@ -313,3 +313,37 @@ func foreignJWT(t *testing.T, issuer, sub, typ string) string {
 	}
 	return out
 }
+
+// The CLI sets, shows and removes a token exchange policy, with the grant.
+func TestTokenExchangeCLI(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t, databases()[0].url(t))
+	var c struct {
+		ID        string   `json:"client_id"`
+		Grants    []string `json:"grant_types"`
+		Audiences []string `json:"token_exchange_audiences"`
+		DelegOnly bool     `json:"token_exchange_delegation_only"`
+	}
+	show := func(out string) {
+		t.Helper()
+		if err := json.Unmarshal([]byte(out), &c); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	show(env.cli(t, "clients", "create", "--json", "--name", "orders", "--token-exchange", "https://a.example,https://b.example"))
+	if fmt.Sprint(c.Grants) != "[client_credentials "+grantTokenExchange+"]" || len(c.Audiences) != 2 || c.DelegOnly {
+		t.Fatalf("created: %+v", c)
+	}
+	show(env.cli(t, "clients", "update", "--json", "--id", c.ID, "--token-exchange-delegation-only"))
+	if !c.DelegOnly || len(c.Audiences) != 2 {
+		t.Fatalf("delegation only: %+v", c)
+	}
+	show(env.cli(t, "clients", "update", "--json", "--id", c.ID, "--token-exchange", "-"))
+	if fmt.Sprint(c.Grants) != "[client_credentials]" || len(c.Audiences) != 0 || c.DelegOnly {
+		t.Fatalf("removed: %+v", c)
+	}
+	if _, errOut, code := env.cliCode(t, "", "clients", "create", "--name", "spa2", "--public", "--redirect-uris", "http://localhost/cb",
+		"--token-exchange", "https://a.example"); code == 0 || !strings.Contains(errOut, "--public") {
+		t.Fatalf("a public client with a policy: exit %d, %s", code, errOut)
+	}
+}
