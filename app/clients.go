@@ -94,6 +94,9 @@ type clientJSON struct {
 	RequestObjectSigningAlg    string `json:"request_object_signing_alg,omitempty"`
 	// JWKSURI is where the client publishes its public JWK Set, instead of JWKS.
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// Token exchange (RFC 8693): the audiences it may ask for; none: it may not exchange.
+	TokenExchangeAudiences      []string `json:"token_exchange_audiences"`
+	TokenExchangeDelegationOnly bool     `json:"token_exchange_delegation_only"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -119,7 +122,8 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		JWKS: jwksJSON(cl.JWKS), TokenEndpointAuthSigningAlg: cl.TokenEndpointAuthSigningAlg,
 
 		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
-		JWKSURI: cl.JWKSURI,
+		JWKSURI:                cl.JWKSURI,
+		TokenExchangeAudiences: nonNil(cl.TokenExchangeAudiences), TokenExchangeDelegationOnly: cl.TokenExchangeDelegationOnly,
 	}
 }
 
@@ -141,6 +145,7 @@ type clientFlags struct {
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
+	exchange                                                                     tokenExchangeFlags
 }
 
 // encryptionFlags are a client's OpenID Connect §10.2 encryption settings, JWKs given as JSON or @file.
@@ -285,6 +290,36 @@ func (r refreshPolicyFlags) apply(cl *models.Client) []string {
 	return nil
 }
 
+// tokenExchangeFlags are a client's token exchange policy (RFC 8693): --token-exchange, the audiences it may ask
+// for, which also registers (or, with "-", removes) the grant; --token-exchange-delegation-only. Whether the
+// policy is allowed is the client's rule (models.Client.Validate).
+type tokenExchangeFlags struct {
+	audiences      optionalString
+	delegationOnly optionalBool
+}
+
+func (x *tokenExchangeFlags) register(fs *flag.FlagSet) {
+	fs.Var(&x.audiences, "token-exchange", "audiences (or RFC 8707 resources) the client may ask for by token exchange (RFC 8693), comma separated; registers the grant (\"-\": removes both)")
+	fs.Var(&x.delegationOnly, "token-exchange-delegation-only", "token exchange only with an actor token (delegation): never impersonation")
+}
+
+func (x tokenExchangeFlags) apply(cl *models.Client) {
+	if x.delegationOnly.set {
+		cl.TokenExchangeDelegationOnly = x.delegationOnly.value
+	}
+	if !x.audiences.set {
+		return
+	}
+	cl.GrantTypes = slices.DeleteFunc(cl.GrantTypes, func(g string) bool { return g == models.GrantTypeTokenExchange })
+	cl.TokenExchangeAudiences = nil
+	if v := strings.TrimSpace(x.audiences.value); v != "-" && v != "" {
+		cl.TokenExchangeAudiences = splitList(v)
+		cl.GrantTypes = append(cl.GrantTypes, models.GrantTypeTokenExchange)
+	} else if !x.delegationOnly.set {
+		cl.TokenExchangeDelegationOnly = false
+	}
+}
+
 // clientFromFlags builds a client registration from the flags, filling in the defaults, and checks it by the
 // client's own rules (models.Client.ValidateRegistration, which the store runs again), reporting every problem
 // at once, each named as its flag.
@@ -323,6 +358,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
 	p = append(p, f.keys.apply(cl)...)
 	f.requestObjects.apply(cl)
+	f.exchange.apply(cl)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -385,6 +421,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	keys.register(fs, true)
 	var requestObjects requestObjectFlags
 	requestObjects.register(fs, true)
+	var exchange tokenExchangeFlags
+	exchange.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -394,6 +432,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
+		exchange: exchange,
 	})
 	if err != nil {
 		return err
@@ -456,7 +495,7 @@ func (b *optionalBool) Set(s string) error {
 }
 
 // clientsUpdate changes what an operator may change after registration: whether the client is an admin, and of
-// which pools; its refresh policy; how it authenticates at the token endpoint, and its keys for private_key_jwt.
+// which pools; its refresh policy; its token exchange policy; how it authenticates at the token endpoint, and its keys for private_key_jwt.
 func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients update")
 	id := fs.String("id", "", "client id")
@@ -470,6 +509,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	keys.register(fs, false)
 	var requestObjects requestObjectFlags
 	requestObjects.register(fs, false)
+	var exchange tokenExchangeFlags
+	exchange.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -508,6 +549,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		return errors.New(strings.Join(p, "; "))
 	}
 	requestObjects.apply(cl)
+	exchange.apply(cl)
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

@@ -38,6 +38,7 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 			"client_credentials": func(t *testing.T, _ string) { w.clientCredentials(t, w.basic, "client_secret_basic") },
 			"password":           w.passwordGrant,
 			"implicit":           w.implicitFlow,
+			grantTokenExchange:   w.tokenExchange,
 		},
 		"response_types_supported": {"code": w.codeFlow, "id_token": w.implicitFlow},
 		"response_modes_supported": {
@@ -359,6 +360,22 @@ func (w *discoveryWalker) passwordGrant(t *testing.T, _ string) {
 	code, _, body := postForm(t, w.meta["token_endpoint"].(string), form, app.ClientID, app.ClientSecret)
 	if code != http.StatusOK || body["access_token"] == nil || body["id_token"] == nil {
 		t.Fatalf("password grant: %d %v", code, body)
+	}
+}
+
+// tokenExchange: a backend trades the SPA user's access token for one for its API (RFC 8693), which introspects.
+func (w *discoveryWalker) tokenExchange(t *testing.T, _ string) {
+	backend := w.env.createClient(t, "--name", "walk-exchanger", "--scopes", "openid profile", "--token-exchange", apiAudience)
+	tok, _ := w.signedIn(t, newBrowser(t, spaCallback), "openid", "profile")
+	form := url.Values{"grant_type": {grantTokenExchange}, "subject_token": {tok.AccessToken},
+		"subject_token_type": {typeAccessToken}, "audience": {apiAudience}}
+	code, _, body := postForm(t, w.meta["token_endpoint"].(string), form, backend.ClientID, backend.ClientSecret)
+	if code != http.StatusOK || body["issued_token_type"] != typeAccessToken || body["access_token"] == nil {
+		t.Fatalf("token exchange: %d %v", code, body)
+	}
+	_, _, in := postForm(t, w.meta["introspection_endpoint"].(string), url.Values{"token": {body["access_token"].(string)}}, backend.ClientID, backend.ClientSecret)
+	if in["active"] != true || in["aud"] == nil {
+		t.Fatalf("exchanged token introspects as %v", in)
 	}
 }
 

@@ -60,8 +60,10 @@ func (pol RegistrationPolicy) Validate(c *Client) error {
 	if c.FirstParty {
 		p.add("first_party", "a registered client cannot be a first-party app")
 	}
-	if slices.Contains(c.GrantTypes, "password") {
-		p.add("grant_types", "grant type %q cannot be registered", "password")
+	for _, g := range []string{"password", GrantTypeTokenExchange} {
+		if slices.Contains(c.GrantTypes, g) {
+			p.add("grant_types", "grant type %q cannot be registered", g)
+		}
 	}
 	if poolOrDefault(c.Pool) != poolOrDefault(pol.Pool) {
 		p.add("pool", "a registered client signs in users of pool %q only", poolOrDefault(pol.Pool))
@@ -73,7 +75,8 @@ func (pol RegistrationPolicy) Validate(c *Client) error {
 	}
 	if len(c.AllowedOrigins) > 0 || len(c.Audience) > 0 || c.AllowSignup || c.AccessTokenFormat != "" ||
 		c.RefreshTokenRotation == RefreshTokenRotationOff || c.RefreshTokenReuseInterval != 0 ||
-		c.AccessTokenEncryptionJWK != "" || c.AccessTokenEncryptionAlg != "" {
+		c.AccessTokenEncryptionJWK != "" || c.AccessTokenEncryptionAlg != "" ||
+		len(c.TokenExchangeAudiences) > 0 || c.TokenExchangeDelegationOnly {
 		p.add("id", "holds settings only an operator may choose")
 	}
 	for _, f := range []struct {

@@ -54,7 +54,7 @@ func (p problems) err() error {
 
 // Grant types, response types and access token formats a client may register.
 var (
-	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password", GrantTypeImplicit}
+	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password", GrantTypeImplicit, GrantTypeTokenExchange}
 	clientResponseTypes = []string{"code", ResponseTypeIDToken}
 	clientAuthMethods   = []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodPrivateKeyJWT, AuthMethodClientSecretJWT, AuthMethodNone}
 )
@@ -184,6 +184,7 @@ func (c *Client) validate(p *problems) {
 	c.validateJWKS(p)
 	c.validateSecretJWT(p)
 	c.validateRequestObjects(p)
+	c.validateTokenExchange(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to

@@ -96,6 +96,12 @@ type Client struct {
 	// caches (package jwksfetch): an alternative to JWKS, never both (see validateJWKS).
 	JWKSURI string `json:"jwks_uri,omitempty"`
 
+	// Token exchange (RFC 8693; see client_token_exchange.go). TokenExchangeAudiences are the audiences (or RFC
+	// 8707 resources) the client may ask an exchanged token for; non-empty exactly when it registers
+	// GrantTypeTokenExchange. TokenExchangeDelegationOnly refuses an exchange without an actor token.
+	TokenExchangeAudiences      []string `json:"token_exchange_audiences,omitempty"`
+	TokenExchangeDelegationOnly bool     `json:"token_exchange_delegation_only,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -216,6 +222,8 @@ type clientRow struct {
 	RequireSignedRequestObj bool      `gorm:"column:require_signed_request_object"`
 	RequestObjectSigningAlg string    `gorm:"column:request_object_signing_alg"`
 	JWKSURI                 string    `gorm:"column:jwks_uri"`
+	TokenExchangeAudiences  string    `gorm:"column:token_exchange_audiences"`
+	TokenExchangeDelegation bool      `gorm:"column:token_exchange_delegation_only"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -255,6 +263,8 @@ func (r *clientRow) client() (*Client, error) {
 		RequestObjectSigningAlg:    r.RequestObjectSigningAlg,
 		JWKSURI:                    r.JWKSURI,
 
+		TokenExchangeDelegationOnly: r.TokenExchangeDelegation,
+
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
 	}
@@ -266,7 +276,7 @@ func (r *clientRow) client() (*Client, error) {
 		{&c.RedirectURIs, r.RedirectURIs}, {&c.GrantTypes, r.GrantTypes}, {&c.ResponseTypes, r.ResponseTypes},
 		{&c.Scopes, r.Scopes}, {&c.Audience, r.Audience},
 		{&c.PostLogoutRedirectURIs, r.PostLogoutRedirectURIs}, {&c.AllowedOrigins, r.AllowedOrigins},
-		{&c.AdminPools, r.AdminPools},
+		{&c.AdminPools, r.AdminPools}, {&c.TokenExchangeAudiences, r.TokenExchangeAudiences},
 	} {
 		v, err := decodeList(f.src)
 		if err != nil {
@@ -312,6 +322,8 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"require_signed_request_object":   c.RequireSignedRequestObject,
 		"request_object_signing_alg":      c.RequestObjectSigningAlg,
 		"jwks_uri":                        c.JWKSURI,
+		"token_exchange_audiences":        encodeList(c.TokenExchangeAudiences),
+		"token_exchange_delegation_only":  c.TokenExchangeDelegationOnly,
 	}
 }
 

@@ -135,5 +135,5 @@ func (p *Provider) Metadata() Metadata {
 // registered would be a snapshot of one node at start-up, wrong as soon as a client is created elsewhere.
 // Discovery adds the implicit grant, which the authorization endpoint serves (implicit.go).
 func (p *Provider) GrantTypes() []string {
-	return []string{"authorization_code", "refresh_token", "client_credentials", GrantTypePassword}
+	return []string{"authorization_code", "refresh_token", "client_credentials", GrantTypePassword, GrantTypeTokenExchange}
 }

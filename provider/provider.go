@@ -215,6 +215,9 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	// The password grant (RFC 6749 §4.3) for first-party clients that register it; see password_grant.go.
 	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &passwordGrant{audience: cfg,
 		signIn: &signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now}})
+	// Token exchange (RFC 8693; token_exchange.go): the subject's user is read again in the handler itself.
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, askFirst{&tokenExchange{config: cfg, store: store,
+		core: strategy.CoreStrategy, keys: signing, issuer: opts.Issuer, dir: opts.Directory, now: opts.Now}})
 	// First of all: it records on the grant that the client authenticated, before anything issues (client_proof.go).
 	cfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{clientProof{}}, cfg.TokenEndpointHandlers...)
 

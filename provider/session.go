@@ -33,6 +33,10 @@ type Session struct {
 	// refreshed, so a refresh must authenticate it again (client_proof.go).
 	ClientAuthenticated bool `json:"client_authenticated,omitempty"`
 
+	// Act is the actor chain of a token issued by token exchange (RFC 8693 §4.1): who acts for the subject, with
+	// prior actors nested under "act". Carried in JWT access tokens and introspection.
+	Act map[string]any `json:"act,omitempty"`
+
 	// IDClaims and IDHeaders are what fosite's OpenID Connect handlers fill and sign into the ID token.
 	IDClaims  *jwt.IDTokenClaims `json:"id_token_claims,omitempty"`
 	IDHeaders *jwt.Headers       `json:"id_token_headers,omitempty"`
@@ -117,6 +121,7 @@ func (s *Session) Clone() fosite.Session {
 	c.Roles = slices.Clone(s.Roles)
 	c.Extras = cloneJSONMap(s.Extras)
 	c.GrantExtras = cloneJSONMap(s.GrantExtras)
+	c.Act = cloneJSONMap(s.Act)
 	c.ExpiresAt = maps.Clone(s.ExpiresAt)
 	if s.IDClaims != nil {
 		ic := *s.IDClaims
@@ -145,6 +150,9 @@ func (s *Session) GetExtraClaims() map[string]any {
 	}
 	if len(s.Extras) > 0 {
 		out[ExtrasClaim] = cloneJSONMap(s.Extras)
+	}
+	if len(s.Act) > 0 {
+		out["act"] = cloneJSONMap(s.Act)
 	}
 	return out
 }

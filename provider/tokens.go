@@ -208,6 +208,9 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester, now time.Time) map
 		if !sess.AuthTime.IsZero() {
 			claims["auth_time"] = sess.AuthTime.Unix()
 		}
+		if len(sess.Act) > 0 {
+			claims["act"] = sess.Act
+		}
 	}
 	var aud any = s.issuer
 	if ga := r.GetGrantedAudience(); len(ga) == 1 {

@@ -38,6 +38,7 @@ func (h *Token) Mount(r *mux.Router) {
 var singleValued = []string{
 	"grant_type", "client_id", "client_secret", "scope", "code", "redirect_uri",
 	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type", "username", "password",
+	"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type",
 }
 
 func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
