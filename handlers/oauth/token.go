@@ -37,7 +37,7 @@ func (h *Token) Mount(r *mux.Router) {
 // singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
 var singleValued = []string{
 	"grant_type", "client_id", "client_secret", "scope", "code", "redirect_uri",
-	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type", "username", "password",
+	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type", "username", "password", "device_code",
 }
 
 func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
