@@ -60,6 +60,9 @@ var (
 		DescriptionField: "The authorization request is still pending: the user has not yet approved or denied it."}
 	ErrSlowDown = &fosite.RFC6749Error{ErrorField: "slow_down", CodeField: http.StatusBadRequest,
 		DescriptionField: "The authorization request is still pending, and polling should slow down."}
+	// errDeviceDenied is access_denied as a token endpoint error (RFC 6749 §5.2: 400), not fosite's 403.
+	errDeviceDenied = &fosite.RFC6749Error{ErrorField: "access_denied", CodeField: http.StatusBadRequest,
+		DescriptionField: "The user denied the authorization request."}
 	ErrExpiredToken = &fosite.RFC6749Error{ErrorField: "expired_token", CodeField: http.StatusBadRequest,
 		DescriptionField: "The device code has expired; start a new device authorization request."}
 )
@@ -110,7 +113,7 @@ func (h *deviceGrant) HandleTokenEndpointRequest(ctx context.Context, r fosite.A
 	case DeviceExpired:
 		return ErrExpiredToken
 	case DeviceDenied:
-		return fosite.ErrAccessDenied.WithHint("The user denied the request.")
+		return errDeviceDenied
 	case DeviceApproved:
 	default:
 		return fosite.ErrInvalidGrant.WithHint("The device code has already been used.")

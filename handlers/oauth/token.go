@@ -70,9 +70,14 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// exchange runs every grant but the password grant through fosite, with cached client rows allowed.
+// exchange runs every grant but the password grant through fosite, with cached client rows allowed but for a
+// device's poll: it paces and redeems in the database, which a second run with a fresh client row would repeat.
 func (h *Token) exchange(ctx context.Context, r *http.Request) (ar fosite.AccessRequester, resp fosite.AccessResponder, err error) {
-	err = withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+	cache := h.Clients
+	if r.PostForm.Get("grant_type") == provider.GrantTypeDeviceCode {
+		cache = nil
+	}
+	err = withClientCache(ctx, cache, func(ctx context.Context) error {
 		var err error
 		session := provider.NewSession()
 		if ar, err = h.OAuth.NewAccessRequest(ctx, r, session); err != nil {
