@@ -17,7 +17,7 @@ const deviceGrant = "urn:ietf:params:oauth:grant-type:device_code"
 // deviceFixture is a running server (polls paced at 1s) with ada, the SPA and a public TV client.
 type deviceFixture struct {
 	*edge
-	t *testing.T
+	client string
 }
 
 func newDeviceFixture(t *testing.T, env testEnv) *deviceFixture {
@@ -26,13 +26,13 @@ func newDeviceFixture(t *testing.T, env testEnv) *deviceFixture {
 	e := newEdge(t, env)
 	env.cli(t, "clients", "create", "--id", "tv", "--name", "Living Room TV", "--public",
 		"--grant-types", deviceGrant+",refresh_token", "--scopes", "openid profile offline_access")
-	return &deviceFixture{edge: e, t: t}
+	return &deviceFixture{edge: e, client: "tv"}
 }
 
 // start asks for a device authorization as the TV.
 func (f *deviceFixture) start(t *testing.T, scope string) map[string]any {
 	t.Helper()
-	code, _, body := postForm(t, f.srv.URL+"/oauth2/device_authorization", url.Values{"client_id": {"tv"}, "scope": {scope}}, "", "")
+	code, _, body := postForm(t, f.srv.URL+"/oauth2/device_authorization", url.Values{"client_id": {f.client}, "scope": {scope}}, "", "")
 	if code != http.StatusOK || body["device_code"] == nil || body["user_code"] == nil {
 		t.Fatalf("device authorization: %d %v", code, body)
 	}
@@ -42,7 +42,7 @@ func (f *deviceFixture) start(t *testing.T, scope string) map[string]any {
 // poll is one poll of the token endpoint by the TV.
 func (f *deviceFixture) poll(t *testing.T, deviceCode string) (int, map[string]any) {
 	t.Helper()
-	code, _, body := postForm(t, f.srv.URL+"/oauth2/token", url.Values{"grant_type": {deviceGrant}, "device_code": {deviceCode}, "client_id": {"tv"}}, "", "")
+	code, _, body := postForm(t, f.srv.URL+"/oauth2/token", url.Values{"grant_type": {deviceGrant}, "device_code": {deviceCode}, "client_id": {f.client}}, "", "")
 	return code, body
 }
 

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
@@ -38,6 +39,7 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 			"client_credentials": func(t *testing.T, _ string) { w.clientCredentials(t, w.basic, "client_secret_basic") },
 			"password":           w.passwordGrant,
 			"implicit":           w.implicitFlow,
+			deviceGrant:          w.deviceFlow,
 		},
 		"response_types_supported": {"code": w.codeFlow, "id_token": w.implicitFlow},
 		"response_modes_supported": {
@@ -95,6 +97,7 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 	endpoints := map[string]exercise{
 		"registration_endpoint":                 w.register,
 		"pushed_authorization_request_endpoint": w.pushed,
+		"device_authorization_endpoint":         w.deviceFlow,
 	}
 
 	for field, value := range w.meta {
@@ -359,6 +362,25 @@ func (w *discoveryWalker) passwordGrant(t *testing.T, _ string) {
 	code, _, body := postForm(t, w.meta["token_endpoint"].(string), form, app.ClientID, app.ClientSecret)
 	if code != http.StatusOK || body["access_token"] == nil || body["id_token"] == nil {
 		t.Fatalf("password grant: %d %v", code, body)
+	}
+}
+
+// deviceFlow is RFC 8628's device sign-in: a public TV client asks at the device authorization endpoint, ada
+// approves on the /device page, and one poll gets the tokens.
+func (w *discoveryWalker) deviceFlow(t *testing.T, _ string) {
+	c := w.env.createClient(t, "--name", "Living Room TV", "--public", "--grant-types", deviceGrant, "--scopes", "openid")
+	f := &deviceFixture{edge: w.edge, client: c.ClientID}
+	da := f.start(t, "openid")
+	if da["verification_uri"] != w.meta["issuer"].(string)+"/device" {
+		t.Fatalf("verification_uri = %v", da["verification_uri"])
+	}
+	if p := f.decide(t, newBrowser(t, "none:"), da, "allow"); !strings.Contains(p.body, "Device connected") {
+		t.Fatalf("after allow (%d):\n%s", p.status, p.body)
+	}
+	if code, body := f.poll(t, da["device_code"].(string)); code != http.StatusOK {
+		t.Fatalf("poll after approval: %d %v", code, body)
+	} else if _, err := w.provider.Verifier(&oidc.Config{ClientID: c.ClientID}).Verify(context.Background(), body["id_token"].(string)); err != nil {
+		t.Fatalf("device flow ID token: %v", err)
 	}
 }
 
