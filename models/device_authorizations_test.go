@@ -72,3 +72,23 @@ func TestDevicePolling(t *testing.T) {
 		t.Fatalf("poll after redemption = %+v", p)
 	}
 }
+
+// BenchmarkDevicePollPending is the storage cost of a device's poll answered authorization_pending: the read and
+// the compare-and-swap of the poll count (each poll comes after the interval).
+func BenchmarkDevicePollPending(b *testing.B) {
+	benchBackends(b, func(b *testing.B, s *models.Store) {
+		ctx := context.Background()
+		now := time.Now()
+		dc, _, err := s.CreateDeviceAuthorization(ctx, models.DeviceAuthorization{ClientID: "tv", Scopes: []string{"openid"}, Interval: time.Second, CreatedAt: now, ExpiresAt: now.Add(24 * 365 * time.Hour)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			p, err := s.PollDeviceAuthorization(ctx, dc, "tv", now.Add(time.Duration(i+1)*time.Second))
+			if err != nil || p.Outcome != models.DevicePending || p.SlowDown {
+				b.Fatalf("poll %d = %+v %v", i, p, err)
+			}
+		}
+	})
+}
