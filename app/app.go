@@ -132,6 +132,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		SigningAlg:            cfg.SigningAlg,
 		Now:                   a.clock,
 		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
+		DeviceCodes:           deviceCodes{store},
 		JWKSFetcher:           jwksfetch.New(jwksfetch.Options{AllowPrivate: cfg.JWKSURIAllowPrivate, Logger: request.Logger}),
 	}, store, a.keys)
 	if err != nil {
@@ -172,6 +173,36 @@ func (d grantDirectory) UseGrantSession(ctx context.Context, sid string, now tim
 	return nil
 }
 
+// deviceCodes is the device authorizations' storage as the provider's token endpoint polls it.
+type deviceCodes struct{ store *models.Store }
+
+func (d deviceCodes) PollDeviceCode(ctx context.Context, deviceCode, clientID string, now time.Time) (provider.DevicePoll, error) {
+	p, err := d.store.PollDeviceAuthorization(ctx, deviceCode, clientID, now)
+	if err != nil {
+		return provider.DevicePoll{}, err
+	}
+	out := provider.DevicePoll{Interval: p.Interval, Session: p.Session, Scopes: p.Scopes}
+	switch {
+	case p.Expired:
+		out.State = provider.DeviceExpired
+	case p.SlowDown:
+		out.State = provider.DeviceSlowDown
+	case p.Outcome == models.DevicePending:
+		out.State = provider.DevicePending
+	case p.Outcome == models.DeviceDenied:
+		out.State = provider.DeviceDenied
+	case p.Outcome == models.DeviceApproved:
+		out.State = provider.DeviceApproved
+	default:
+		out.State = provider.DeviceSpent
+	}
+	return out, nil
+}
+
+func (d deviceCodes) ReleaseDeviceCode(ctx context.Context, deviceCode string) error {
+	return d.store.ReleaseDeviceAuthorization(ctx, deviceCode)
+}
+
 // keyRetention is how long a retired public key stays in the JWKS: the longest lifetime of anything signed with
 // it, plus a margin for clock skew and verifiers' JWKS caches.
 func (c Config) keyRetention() time.Duration {
@@ -195,12 +226,15 @@ func (a *app) handler() http.Handler {
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
 		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store, Issued: a.metrics,
 			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock}},
+		&oauth.DeviceAuthorization{OAuth: a.prov.OAuth2, Clients: a.prov, Store: a.store, Issuer: a.cfg.Issuer,
+			Lifetime: a.cfg.DeviceCodeTTL, Interval: a.cfg.DevicePoll, Throttle: signIns, Now: a.clock},
 		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store, Assertions: a.prov},
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
 		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
 		&browser.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
+			Devices:     a.store,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},

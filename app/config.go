@@ -32,6 +32,8 @@ type Config struct {
 	AccessTokenTTL    time.Duration
 	RefreshTokenTTL   time.Duration
 	AuthCodeTTL       time.Duration
+	DeviceCodeTTL     time.Duration
+	DevicePoll        time.Duration
 	IDTokenTTL        time.Duration
 	AccessTokenFormat string
 	SigningAlg        string
@@ -82,6 +84,10 @@ var settings = []setting{
 		durationSetter(func(c *Config) *time.Duration { return &c.RefreshTokenTTL })},
 	{"auth-code-ttl", "LATCHKEY_AUTH_CODE_TTL", "1m", "authorization code lifetime",
 		durationSetter(func(c *Config) *time.Duration { return &c.AuthCodeTTL })},
+	{"device-code-ttl", "LATCHKEY_DEVICE_CODE_TTL", "10m", "how long a device sign-in (RFC 8628 device and user code) may take",
+		durationSetter(func(c *Config) *time.Duration { return &c.DeviceCodeTTL })},
+	{"device-poll-interval", "LATCHKEY_DEVICE_POLL_INTERVAL", "5s", "how often a device may poll the token endpoint (whole seconds); each slow_down adds 5s",
+		durationSetter(func(c *Config) *time.Duration { return &c.DevicePoll })},
 	{"id-token-ttl", "LATCHKEY_ID_TOKEN_TTL", "1h", "ID token lifetime",
 		durationSetter(func(c *Config) *time.Duration { return &c.IDTokenTTL })},
 	{"default-access-token-format", "LATCHKEY_DEFAULT_ACCESS_TOKEN_FORMAT", "opaque", "default access token format: opaque or jwt (clients may override)",
@@ -269,6 +275,12 @@ func (c *Config) validate() []string {
 	}
 	if c.APITokenHeader != "" && (strings.ContainsAny(c.APITokenHeader, " :\t\r\n") || strings.EqualFold(c.APITokenHeader, "Cookie")) {
 		add("LATCHKEY_API_TOKEN_HEADER", "must be a plain header name such as X-Auth-Token")
+	}
+	if c.DeviceCodeTTL < time.Second || c.DeviceCodeTTL > time.Hour || c.DeviceCodeTTL%time.Second != 0 {
+		add("LATCHKEY_DEVICE_CODE_TTL", "must be a whole number of seconds between 1s and 1h, got %v", c.DeviceCodeTTL)
+	}
+	if c.DevicePoll < time.Second || c.DevicePoll > time.Minute || c.DevicePoll%time.Second != 0 {
+		add("LATCHKEY_DEVICE_POLL_INTERVAL", "must be a whole number of seconds between 1s and 1m, got %v", c.DevicePoll)
 	}
 	if c.AuthCodeTTL > 10*time.Minute {
 		add("LATCHKEY_AUTH_CODE_TTL", "must be at most 10m (RFC 6749 §4.1.2)")

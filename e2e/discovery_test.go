@@ -22,7 +22,7 @@ func TestDiscoveryAdvertisesOnlyWhatWorks(t *testing.T) {
 		if m["issuer"] != srv.URL {
 			t.Errorf("issuer = %v", m["issuer"])
 		}
-		if g := fmt.Sprint(m["grant_types_supported"]); g != "[authorization_code refresh_token client_credentials password urn:ietf:params:oauth:grant-type:token-exchange implicit]" {
+		if g := fmt.Sprint(m["grant_types_supported"]); g != "[authorization_code refresh_token client_credentials password urn:ietf:params:oauth:grant-type:token-exchange "+deviceGrant+" implicit]" {
 			t.Errorf("grant_types_supported = %v", g)
 		}
 		if g := fmt.Sprint(m["response_types_supported"]); g != "[code id_token]" {

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
@@ -39,6 +40,7 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 			"password":           w.passwordGrant,
 			"implicit":           w.implicitFlow,
 			grantTokenExchange:   w.tokenExchange,
+			deviceGrant:          w.deviceFlow,
 		},
 		"response_types_supported": {"code": w.codeFlow, "id_token": w.implicitFlow},
 		"response_modes_supported": {
@@ -96,6 +98,7 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 	endpoints := map[string]exercise{
 		"registration_endpoint":                 w.register,
 		"pushed_authorization_request_endpoint": w.pushed,
+		"device_authorization_endpoint":         w.deviceFlow,
 	}
 
 	for field, value := range w.meta {
@@ -376,6 +379,25 @@ func (w *discoveryWalker) tokenExchange(t *testing.T, _ string) {
 	_, _, in := postForm(t, w.meta["introspection_endpoint"].(string), url.Values{"token": {body["access_token"].(string)}}, backend.ClientID, backend.ClientSecret)
 	if in["active"] != true || in["aud"] == nil {
 		t.Fatalf("exchanged token introspects as %v", in)
+	}
+}
+
+// deviceFlow is RFC 8628's device sign-in: a public TV client asks at the device authorization endpoint, ada
+// approves on the /device page, and one poll gets the tokens.
+func (w *discoveryWalker) deviceFlow(t *testing.T, _ string) {
+	c := w.env.createClient(t, "--name", "Living Room TV", "--public", "--grant-types", deviceGrant, "--scopes", "openid")
+	f := &deviceFixture{edge: w.edge, client: c.ClientID}
+	da := f.start(t, "openid")
+	if da["verification_uri"] != w.meta["issuer"].(string)+"/device" {
+		t.Fatalf("verification_uri = %v", da["verification_uri"])
+	}
+	if p := f.decide(t, newBrowser(t, "none:"), da, "allow"); !strings.Contains(p.body, "Device connected") {
+		t.Fatalf("after allow (%d):\n%s", p.status, p.body)
+	}
+	if code, body := f.poll(t, da["device_code"].(string)); code != http.StatusOK {
+		t.Fatalf("poll after approval: %d %v", code, body)
+	} else if _, err := w.provider.Verifier(&oidc.Config{ClientID: c.ClientID}).Verify(context.Background(), body["id_token"].(string)); err != nil {
+		t.Fatalf("device flow ID token: %v", err)
 	}
 }
 

@@ -54,7 +54,7 @@ func (p problems) err() error {
 
 // Grant types, response types and access token formats a client may register.
 var (
-	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password", GrantTypeImplicit, GrantTypeTokenExchange}
+	clientGrantTypes    = []string{"authorization_code", "refresh_token", "client_credentials", "password", GrantTypeImplicit, GrantTypeTokenExchange, GrantTypeDeviceCode}
 	clientResponseTypes = []string{"code", ResponseTypeIDToken}
 	clientAuthMethods   = []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodPrivateKeyJWT, AuthMethodClientSecretJWT, AuthMethodNone}
 )
@@ -207,7 +207,9 @@ func (c *Client) validateRefreshPolicy(p *problems) {
 
 // The implicit flow as a client registers it: the ID token alone (provider.CheckFrontChannel).
 const (
-	GrantTypeImplicit   = "implicit"
+	GrantTypeImplicit = "implicit"
+	// GrantTypeDeviceCode is RFC 8628's device authorization grant: no redirect URI, public clients allowed.
+	GrantTypeDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 	ResponseTypeIDToken = "id_token"
 )
 

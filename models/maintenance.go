@@ -27,6 +27,7 @@ var expiringTables = []struct {
 	{"signing_keys", "not_after < ?", 0, nil},
 	{"auth_challenges", "expires_at < ?", 0, nil},
 	{"registration_initial_tokens", "expires_at < ?", 0, nil},
+	{"device_authorizations", "expires_at < ?", 0, nil},
 	// A session expires when idle_expires_at passes (it never exceeds expires_at).
 	{"browser_sessions", "ended_at < ? OR idle_expires_at < ?", browserSessionRetention, nil},
 	// A throttle row goes a day after its last failure, once its block has passed too.

@@ -43,6 +43,7 @@ type Metadata struct {
 	IntrospectionEndpoint              string `json:"introspection_endpoint"`
 	RevocationEndpoint                 string `json:"revocation_endpoint"`
 	PushedAuthorizationRequestEndpoint string `json:"pushed_authorization_request_endpoint"`
+	DeviceAuthorizationEndpoint        string `json:"device_authorization_endpoint,omitempty"`
 	// RegistrationEndpoint is set only while dynamic client registration is on (LATCHKEY_REGISTRATION).
 	RegistrationEndpoint                      string   `json:"registration_endpoint,omitempty"`
 	RequirePushedAuthorizationRequests        bool     `json:"require_pushed_authorization_requests"`
@@ -98,6 +99,7 @@ func (p *Provider) Metadata() Metadata {
 		IntrospectionEndpoint:                     iss + PathIntrospect,
 		RevocationEndpoint:                        iss + PathRevoke,
 		PushedAuthorizationRequestEndpoint:        iss + PathPAR,
+		DeviceAuthorizationEndpoint:               p.deviceAuthorizationEndpoint(),
 		ScopesSupported:                           slices.Clone(StandardScopes),
 		ResponseTypesSupported:                    []string{"code", ResponseTypeIDToken},
 		ResponseModesSupported:                    []string{"query", "fragment", "form_post"},
@@ -135,5 +137,17 @@ func (p *Provider) Metadata() Metadata {
 // registered would be a snapshot of one node at start-up, wrong as soon as a client is created elsewhere.
 // Discovery adds the implicit grant, which the authorization endpoint serves (implicit.go).
 func (p *Provider) GrantTypes() []string {
-	return []string{"authorization_code", "refresh_token", "client_credentials", GrantTypePassword, GrantTypeTokenExchange}
+	grants := []string{"authorization_code", "refresh_token", "client_credentials", GrantTypePassword, GrantTypeTokenExchange}
+	if p.options.DeviceCodes != nil {
+		grants = append(grants, GrantTypeDeviceCode)
+	}
+	return grants
+}
+
+// deviceAuthorizationEndpoint is RFC 8628's endpoint, when the device code grant is composed.
+func (p *Provider) deviceAuthorizationEndpoint() string {
+	if p.options.DeviceCodes == nil {
+		return ""
+	}
+	return p.Issuer + PathDeviceAuthorization
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// Directory is read again at every code exchange and refresh (required; see fresh.go).
 	Directory Directory
 
+	// DeviceCodes stores device authorizations (RFC 8628, device_grant.go); nil: no device code grant.
+	DeviceCodes DeviceCodes
+
 	// JWKSFetcher resolves clients' jwks_uri (default: a jwksfetch.Fetcher that dials public addresses only).
 	JWKSFetcher fosite.JWKSFetcherStrategy
 }
@@ -213,11 +216,15 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current, clientProof{require: true})
 
 	// The password grant (RFC 6749 §4.3) for first-party clients that register it; see password_grant.go.
-	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &passwordGrant{audience: cfg,
-		signIn: &signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now}})
+	signIn := &signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now}
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &passwordGrant{audience: cfg, signIn: signIn})
 	// Token exchange (RFC 8693; token_exchange.go): the subject's user is read again in the handler itself.
 	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, askFirst{&tokenExchange{config: cfg, store: store,
 		core: strategy.CoreStrategy, keys: signing, issuer: opts.Issuer, dir: opts.Directory, now: opts.Now}})
+	// The device code grant (RFC 8628), issuing like the sign-in; see device_grant.go.
+	if opts.DeviceCodes != nil {
+		cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &deviceGrant{codes: opts.DeviceCodes, signIn: signIn, dir: opts.Directory, now: opts.Now})
+	}
 	// First of all: it records on the grant that the client authenticated, before anything issues (client_proof.go).
 	cfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{clientProof{}}, cfg.TokenEndpointHandlers...)
 

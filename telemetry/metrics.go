@@ -28,12 +28,14 @@ const (
 	ThrottlePAR     = "par"     // too many pushed authorization requests
 	// ThrottleRegistration: too many open dynamic client registrations from one address.
 	ThrottleRegistration = "registration"
+	ThrottleDevice       = "device"    // too many device authorization requests from one address
+	ThrottleUserCode     = "user_code" // too many wrong device user codes from one address
 )
 
 // labelOther stands for a label value outside the fixed set, so a client cannot grow a metric's label set.
 const labelOther = "other"
 
-var throttleKinds = []string{ThrottleIP, ThrottleAccount, ThrottleSignup, ThrottlePAR, ThrottleRegistration}
+var throttleKinds = []string{ThrottleIP, ThrottleAccount, ThrottleSignup, ThrottlePAR, ThrottleRegistration, ThrottleDevice, ThrottleUserCode}
 var rotationOutcomes = []string{keys.RotationScheduled, keys.RotationImmediate, keys.RotationConflict, keys.RotationFailed}
 var httpMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 	http.MethodDelete, http.MethodOptions}

@@ -30,7 +30,7 @@ var stylesheet []byte
 
 // Renderer renders Latchkey's pages. It is safe for concurrent use.
 type Renderer struct {
-	login, consent, errorPage, logout, loggedOut, sessions, formPost *template.Template
+	login, consent, device, errorPage, logout, loggedOut, sessions, formPost *template.Template
 }
 
 // LoginPage is the username/password form.
@@ -64,6 +64,19 @@ type ConsentPage struct {
 	// browser blocks the redirect. Each entry is reduced to its origin (or "scheme:" for a custom scheme);
 	// entries that do not parse are dropped.
 	FormActionExtra []string
+}
+
+// DevicePage is the device sign-in page (RFC 8628's verification URI). Step "enter" (the default) asks for the
+// user code, with Error after a wrong one; "confirm" names the client and its scopes with Allow and Deny
+// (decision=allow|deny, user_code, csrf_token); "done" shows Message. The forms post to Action.
+type DevicePage struct {
+	Step              string
+	Action, CSRFToken string
+	UserCode, Error   string
+	ClientName        string
+	UserEmail         string
+	Scopes            []ScopeInfo
+	Message           string
 }
 
 // ErrorPage is a human-readable error. RequestID is shown as a small "Reference" if set.
@@ -145,6 +158,7 @@ func New() (*Renderer, error) {
 	}{
 		{"login.html", &r.login, LoginPage{}},
 		{"consent.html", &r.consent, ConsentPage{}},
+		{"device.html", &r.device, DevicePage{}},
 		{"error.html", &r.errorPage, ErrorPage{}},
 		{"logout.html", &r.logout, LogoutPage{}},
 		{"loggedout.html", &r.loggedOut, LoggedOutPage{}},
@@ -188,6 +202,11 @@ func (r *Renderer) Login(w http.ResponseWriter, status int, p LoginPage) error {
 // Consent renders the allow/deny form.
 func (r *Renderer) Consent(w http.ResponseWriter, status int, p ConsentPage) error {
 	return r.render(w, status, r.consent, p, formActions(p.Action, p.FormActionExtra))
+}
+
+// Device renders the device sign-in page.
+func (r *Renderer) Device(w http.ResponseWriter, status int, p DevicePage) error {
+	return r.render(w, status, r.device, p, formActions(p.Action, nil))
 }
 
 // Error renders a human-readable error page.

@@ -67,9 +67,11 @@ type Browser struct {
 	Pages *templates.Renderer
 	// Throttle slows password guessing on the sign-in form; nil disables it.
 	Throttle *throttle.Throttle
-	Issuer   string
-	Secret   []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
-	Now      func() time.Time
+	// Devices serves the device sign-in page (RFC 8628, devicecode.go); nil: no /device page.
+	Devices deviceStore
+	Issuer  string
+	Secret  []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
+	Now     func() time.Time
 
 	SessionIdle     time.Duration // a browser session ends after this long without use
 	SessionAbsolute time.Duration // and after this long in any case
@@ -109,6 +111,10 @@ func (h *Browser) Mount(r *mux.Router) {
 	r.HandleFunc(provider.PathEndSession, h.endSession).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(PathSessions, h.sessionsPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathSessions, h.sessionsSubmit).Methods(http.MethodPost)
+	if h.Devices != nil {
+		r.HandleFunc(provider.PathDevice, h.devicePage).Methods(http.MethodGet, http.MethodHead)
+		r.HandleFunc(provider.PathDevice, h.deviceSubmit).Methods(http.MethodPost)
+	}
 	css := h.Pages.CSS()
 	r.HandleFunc(templates.CSSPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")

@@ -37,7 +37,7 @@ func (h *Token) Mount(r *mux.Router) {
 // singleValued are the token request parameters RFC 6749 §3.2 forbids repeating. resource and audience may repeat.
 var singleValued = []string{
 	"grant_type", "client_id", "client_secret", "scope", "code", "redirect_uri",
-	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type", "username", "password",
+	"refresh_token", "code_verifier", "client_assertion", "client_assertion_type", "username", "password", "device_code",
 	"subject_token", "subject_token_type", "actor_token", "actor_token_type", "requested_token_type",
 }
 
@@ -71,9 +71,14 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// exchange runs every grant but the password grant through fosite, with cached client rows allowed.
+// exchange runs every grant but the password grant through fosite, with cached client rows allowed but for a
+// device's poll: it paces and redeems in the database, which a second run with a fresh client row would repeat.
 func (h *Token) exchange(ctx context.Context, r *http.Request) (ar fosite.AccessRequester, resp fosite.AccessResponder, err error) {
-	err = withClientCache(ctx, h.Clients, func(ctx context.Context) error {
+	cache := h.Clients
+	if r.PostForm.Get("grant_type") == provider.GrantTypeDeviceCode {
+		cache = nil
+	}
+	err = withClientCache(ctx, cache, func(ctx context.Context) error {
 		var err error
 		session := provider.NewSession()
 		if ar, err = h.OAuth.NewAccessRequest(ctx, r, session); err != nil {
