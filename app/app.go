@@ -194,18 +194,19 @@ func (a *app) handler() http.Handler {
 		&oauth.Discovery{Metadata: a.metadata()},
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
 		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store, Issued: a.metrics,
-			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock}},
+			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock},
+			DPoP:     a.prov},
 		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store, Assertions: a.prov},
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
-		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
+		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors, DPoP: a.prov},
 		&browser.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},
 		&admin.API{
-			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics,
+			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
 		&registration.API{
@@ -213,7 +214,7 @@ func (a *app) handler() http.Handler {
 			Tokens: provider.NewRegistrationTokenHasher(a.secret), Policy: registrationPolicy, Throttle: signIns, Now: a.clock,
 		},
 		&tokenapi.API{
-			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
+			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 			Now: a.clock, Issued: a.metrics,
 		},

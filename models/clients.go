@@ -95,6 +95,9 @@ type Client struct {
 	// Keys by reference. JWKSURI is the https URL of the client's public JWK Set, which the server fetches and
 	// caches (package jwksfetch): an alternative to JWKS, never both (see validateJWKS).
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// DPoPBoundAccessTokens: every token request of the client must carry a DPoP proof (RFC 9449 §5.2), so its
+	// access tokens are all bound to a key it holds (client_dpop.go).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -216,6 +219,7 @@ type clientRow struct {
 	RequireSignedRequestObj bool      `gorm:"column:require_signed_request_object"`
 	RequestObjectSigningAlg string    `gorm:"column:request_object_signing_alg"`
 	JWKSURI                 string    `gorm:"column:jwks_uri"`
+	DPoPBoundAccessTokens   bool      `gorm:"column:dpop_bound_access_tokens"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -254,6 +258,7 @@ func (r *clientRow) client() (*Client, error) {
 		RequireSignedRequestObject: r.RequireSignedRequestObj,
 		RequestObjectSigningAlg:    r.RequestObjectSigningAlg,
 		JWKSURI:                    r.JWKSURI,
+		DPoPBoundAccessTokens:      r.DPoPBoundAccessTokens,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -312,6 +317,7 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"require_signed_request_object":   c.RequireSignedRequestObject,
 		"request_object_signing_alg":      c.RequestObjectSigningAlg,
 		"jwks_uri":                        c.JWKSURI,
+		"dpop_bound_access_tokens":        c.DPoPBoundAccessTokens,
 	}
 }
 
