@@ -133,6 +133,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		Now:                   a.clock,
 		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
 		JWKSFetcher:           jwksfetch.New(jwksfetch.Options{AllowPrivate: cfg.JWKSURIAllowPrivate, Logger: request.Logger}),
+		DPoPNonce:             cfg.DPoPNonce,
 	}, store, a.keys)
 	if err != nil {
 		store.Close()

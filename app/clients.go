@@ -94,6 +94,8 @@ type clientJSON struct {
 	RequestObjectSigningAlg    string `json:"request_object_signing_alg,omitempty"`
 	// JWKSURI is where the client publishes its public JWK Set, instead of JWKS.
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// DPoPBoundAccessTokens: every token request must carry a DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -119,7 +121,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		JWKS: jwksJSON(cl.JWKS), TokenEndpointAuthSigningAlg: cl.TokenEndpointAuthSigningAlg,
 
 		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
-		JWKSURI: cl.JWKSURI,
+		JWKSURI: cl.JWKSURI, DPoPBoundAccessTokens: cl.DPoPBoundAccessTokens,
 	}
 }
 
@@ -138,6 +140,7 @@ type clientFlags struct {
 	postLogout, origins, pool, adminPools                                        string
 	keys                                                                         keyAuthFlags
 	requestObjects                                                               requestObjectFlags
+	dpopBound                                                                    optionalBool
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -385,6 +388,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	keys.register(fs, true)
 	var requestObjects requestObjectFlags
 	requestObjects.register(fs, true)
+	var dpopBound optionalBool
+	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -393,7 +398,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
-		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
+		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects, dpopBound: dpopBound,
 	})
 	if err != nil {
 		return err
@@ -444,6 +449,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 // optionalBool is a boolean flag that remembers whether it was given: --admin, --admin=false, or absent.
 type optionalBool struct{ set, value bool }
 
+const dpopBoundHelp = "every token request of the client must carry a DPoP proof (RFC 9449), so all its access tokens are bound to its key"
+
 func (b *optionalBool) String() string   { return strconv.FormatBool(b.value) }
 func (b *optionalBool) IsBoolFlag() bool { return true }
 func (b *optionalBool) Set(s string) error {
@@ -470,6 +477,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	keys.register(fs, false)
 	var requestObjects requestObjectFlags
 	requestObjects.register(fs, false)
+	var dpopBound optionalBool
+	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -508,6 +517,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		return errors.New(strings.Join(p, "; "))
 	}
 	requestObjects.apply(cl)
+	if dpopBound.set {
+		cl.DPoPBoundAccessTokens = dpopBound.value
+	}
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient
