@@ -326,6 +326,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
 	p = append(p, f.keys.apply(cl)...)
 	f.requestObjects.apply(cl)
+	cl.DPoPBoundAccessTokens = f.dpopBound.value
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
