@@ -15,7 +15,6 @@ import (
 // dpop_bound_access_tokens). Any client may ask for it; there is nothing about it to validate.
 func (c *Client) RequiresDPoP() bool { return c.DPoPBoundAccessTokens }
 
-
 // dpopJTIKey is where a proof's jti is recorded in oauth2_jti. The table already gives one-statement single use
 // across nodes, hashed keys and the cleanup's sweep of expired rows, so proofs share it with client assertions;
 // the prefix (a client assertion's key is its bare jti) keeps the two apart, and the key's thumbprint in it scopes
