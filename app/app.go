@@ -134,6 +134,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		Directory:             grantDirectory{store: store, idle: cfg.SessionIdleTTL},
 		DeviceCodes:           deviceCodes{store},
 		JWKSFetcher:           jwksfetch.New(jwksfetch.Options{AllowPrivate: cfg.JWKSURIAllowPrivate, Logger: request.Logger}),
+		DPoPNonce:             cfg.DPoPNonce,
 	}, store, a.keys)
 	if err != nil {
 		store.Close()
@@ -225,13 +226,14 @@ func (a *app) handler() http.Handler {
 		&oauth.Discovery{Metadata: a.metadata()},
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
 		&oauth.Token{OAuth: a.prov.OAuth2, GrantTypes: a.prov.GrantTypes(), CORS: cors, Clients: a.store, Issued: a.metrics,
-			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock}},
+			Password: &oauth.PasswordGrant{Store: a.store, Throttle: signIns, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock},
+			DPoP:     a.prov},
 		&oauth.DeviceAuthorization{OAuth: a.prov.OAuth2, Clients: a.prov, Store: a.store, Issuer: a.cfg.Issuer,
 			Lifetime: a.cfg.DeviceCodeTTL, Interval: a.cfg.DevicePoll, Throttle: signIns, Now: a.clock},
 		&oauth.Introspect{OAuth: a.prov.OAuth2, Clients: a.store, Assertions: a.prov},
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
-		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors},
+		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors, DPoP: a.prov},
 		&browser.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Devices:     a.store,
@@ -239,7 +241,7 @@ func (a *app) handler() http.Handler {
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},
 		&admin.API{
-			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics,
+			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 		},
 		&registration.API{
@@ -247,7 +249,7 @@ func (a *app) handler() http.Handler {
 			Tokens: provider.NewRegistrationTokenHasher(a.secret), Policy: registrationPolicy, Throttle: signIns, Now: a.clock,
 		},
 		&tokenapi.API{
-			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors,
+			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 			Now: a.clock, Issued: a.metrics,
 		},

@@ -97,6 +97,8 @@ type clientJSON struct {
 	// Token exchange (RFC 8693): the audiences it may ask for; none: it may not exchange.
 	TokenExchangeAudiences      []string `json:"token_exchange_audiences"`
 	TokenExchangeDelegationOnly bool     `json:"token_exchange_delegation_only"`
+	// DPoPBoundAccessTokens: every token request must carry a DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -123,7 +125,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 
 		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
 		JWKSURI:                cl.JWKSURI,
-		TokenExchangeAudiences: nonNil(cl.TokenExchangeAudiences), TokenExchangeDelegationOnly: cl.TokenExchangeDelegationOnly,
+		TokenExchangeAudiences: nonNil(cl.TokenExchangeAudiences), TokenExchangeDelegationOnly: cl.TokenExchangeDelegationOnly, DPoPBoundAccessTokens: cl.DPoPBoundAccessTokens,
 	}
 }
 
@@ -142,6 +144,7 @@ type clientFlags struct {
 	postLogout, origins, pool, adminPools                                        string
 	keys                                                                         keyAuthFlags
 	requestObjects                                                               requestObjectFlags
+	dpopBound                                                                    optionalBool
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -359,6 +362,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	p = append(p, f.keys.apply(cl)...)
 	f.requestObjects.apply(cl)
 	f.exchange.apply(cl)
+	cl.DPoPBoundAccessTokens = f.dpopBound.value
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -423,6 +427,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	requestObjects.register(fs, true)
 	var exchange tokenExchangeFlags
 	exchange.register(fs)
+	var dpopBound optionalBool
+	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -432,7 +438,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
-		exchange: exchange,
+		exchange: exchange, dpopBound: dpopBound,
 	})
 	if err != nil {
 		return err
@@ -483,6 +489,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 // optionalBool is a boolean flag that remembers whether it was given: --admin, --admin=false, or absent.
 type optionalBool struct{ set, value bool }
 
+const dpopBoundHelp = "every token request of the client must carry a DPoP proof (RFC 9449), so all its access tokens are bound to its key"
+
 func (b *optionalBool) String() string   { return strconv.FormatBool(b.value) }
 func (b *optionalBool) IsBoolFlag() bool { return true }
 func (b *optionalBool) Set(s string) error {
@@ -511,6 +519,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	requestObjects.register(fs, false)
 	var exchange tokenExchangeFlags
 	exchange.register(fs)
+	var dpopBound optionalBool
+	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -550,6 +560,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	}
 	requestObjects.apply(cl)
 	exchange.apply(cl)
+	if dpopBound.set {
+		cl.DPoPBoundAccessTokens = dpopBound.value
+	}
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

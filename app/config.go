@@ -61,6 +61,8 @@ type Config struct {
 	// addresses (package jwksfetch refuses them otherwise).
 	JWKSURIAllowPrivate bool
 	Registration        string
+	// DPoPNonce: DPoP proofs must carry a server nonce (RFC 9449 §8, §9).
+	DPoPNonce bool
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -153,6 +155,12 @@ var settings = []setting{
 		}},
 	{"registration", "LATCHKEY_REGISTRATION", "token", "dynamic client registration (RFC 7591) at /oauth2/register: off, token (needs an initial access token from `latchkey clients registration-token`) or open",
 		func(c *Config, v string) error { c.Registration = v; return nil }},
+	{"dpop-nonce", "LATCHKEY_DPOP_NONCE", "false", "DPoP proofs (RFC 9449) must carry a nonce the server issued (DPoP-Nonce): limits proofs made ahead of time",
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.DPoPNonce = b
+			return err
+		}},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }

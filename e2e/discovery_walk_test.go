@@ -87,6 +87,7 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 		},
 		"subject_types_supported":                     {"public": w.publicSubject},
 		"request_object_signing_alg_values_supported": w.perValue(w.requestObject),
+		"dpop_signing_alg_values_supported":           w.perValue(w.dpopBoundClientCredentials),
 	}
 	// Capabilities advertised as a boolean: each true one has an exercise; a false one is what does not work.
 	flags := map[string]exercise{

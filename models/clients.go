@@ -95,6 +95,9 @@ type Client struct {
 	// Keys by reference. JWKSURI is the https URL of the client's public JWK Set, which the server fetches and
 	// caches (package jwksfetch): an alternative to JWKS, never both (see validateJWKS).
 	JWKSURI string `json:"jwks_uri,omitempty"`
+	// DPoPBoundAccessTokens: every token request of the client must carry a DPoP proof (RFC 9449 §5.2), so its
+	// access tokens are all bound to a key it holds (client_dpop.go).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 
 	// Token exchange (RFC 8693; see client_token_exchange.go). TokenExchangeAudiences are the audiences (or RFC
 	// 8707 resources) the client may ask an exchanged token for; non-empty exactly when it registers
@@ -224,6 +227,7 @@ type clientRow struct {
 	JWKSURI                 string    `gorm:"column:jwks_uri"`
 	TokenExchangeAudiences  string    `gorm:"column:token_exchange_audiences"`
 	TokenExchangeDelegation bool      `gorm:"column:token_exchange_delegation_only"`
+	DPoPBoundAccessTokens   bool      `gorm:"column:dpop_bound_access_tokens"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -262,6 +266,7 @@ func (r *clientRow) client() (*Client, error) {
 		RequireSignedRequestObject: r.RequireSignedRequestObj,
 		RequestObjectSigningAlg:    r.RequestObjectSigningAlg,
 		JWKSURI:                    r.JWKSURI,
+		DPoPBoundAccessTokens:      r.DPoPBoundAccessTokens,
 
 		TokenExchangeDelegationOnly: r.TokenExchangeDelegation,
 
@@ -324,6 +329,7 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"jwks_uri":                        c.JWKSURI,
 		"token_exchange_audiences":        encodeList(c.TokenExchangeAudiences),
 		"token_exchange_delegation_only":  c.TokenExchangeDelegationOnly,
+		"dpop_bound_access_tokens":        c.DPoPBoundAccessTokens,
 	}
 }
 

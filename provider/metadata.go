@@ -83,6 +83,8 @@ type Metadata struct {
 	// one our PAR endpoint gave (we fetch no URL), so request_uri_parameter_supported stays false, as OpenID
 	// Connect Discovery means it (the OP fetches the object); PAR is advertised by its endpoint.
 	RequestObjectSigningAlgValuesSupported []string `json:"request_object_signing_alg_values_supported"`
+	// DPoPSigningAlgValuesSupported are the algorithms a DPoP proof may use (RFC 9449 §5.1).
+	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // Metadata describes this provider.
@@ -124,6 +126,7 @@ func (p *Provider) Metadata() Metadata {
 		AuthorizationResponseIssParameterSupported: true,
 		RequestParameterSupported:                  true,
 		RequestObjectSigningAlgValuesSupported:     RequestObjectSigningAlgs(),
+		DPoPSigningAlgValuesSupported:              DPoPAlgorithms(),
 
 		TokenEndpointAuthSigningAlgValuesSupported:         assertionSigningAlgs(),
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionSigningAlgs(),

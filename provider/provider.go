@@ -18,6 +18,7 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/storage"
 
+	"github.com/latchkey/latchkey/dpop"
 	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 )
@@ -34,6 +35,9 @@ type Storage interface {
 	fosite.PARStorage
 	storage.Transactional
 	RefreshPolicyStorage
+	// SpendDPoPProof records a DPoP proof's jti, scoped to its key, until until; fosite.ErrJTIKnown if it is
+	// recorded and live. One statement, so that across nodes a proof is spent once.
+	SpendDPoPProof(ctx context.Context, jkt, jti string, until time.Time) error
 }
 
 // Options configure the provider. Lifespans of zero take the defaults below.
@@ -57,6 +61,8 @@ type Options struct {
 
 	// JWKSFetcher resolves clients' jwks_uri (default: a jwksfetch.Fetcher that dials public addresses only).
 	JWKSFetcher fosite.JWKSFetcherStrategy
+	// DPoPNonce: every DPoP proof must carry a nonce the server issued (RFC 9449 §8, §9; dpop.go).
+	DPoPNonce bool
 }
 
 // Default lifespans. Codes are short-lived per RFC 9700; access tokens are short enough that revocation-by-expiry
@@ -83,6 +89,9 @@ type Provider struct {
 	Hasher     *SecretHasher
 	Issuer     string
 	options    Options
+
+	// nonces are the server's DPoP nonces; nil when they are not required.
+	nonces *dpop.Nonces
 
 	// Sealer keeps a client_secret_jwt client's secret at rest (see client_secret_jwt.go).
 	Sealer *ClientSecretSealer
@@ -213,7 +222,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 	// Last, so it sees the grant fosite loaded and refuses before anything is issued or rotated.
 	current := &currentGrant{dir: opts.Directory, store: store, core: strategy.CoreStrategy, now: opts.Now}
 	// And a grant issued while its client authenticated is not refreshed by that client once it cannot (made public).
-	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current, clientProof{require: true})
+	cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, current, clientProof{require: true}, dpopBinding{require: true})
 
 	// The password grant (RFC 6749 §4.3) for first-party clients that register it; see password_grant.go.
 	signIn := &signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now}
@@ -226,17 +235,20 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 		cfg.TokenEndpointHandlers = append(cfg.TokenEndpointHandlers, &deviceGrant{codes: opts.DeviceCodes, signIn: signIn, dir: opts.Directory, now: opts.Now})
 	}
 	// First of all: it records on the grant that the client authenticated, before anything issues (client_proof.go).
-	cfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{clientProof{}}, cfg.TokenEndpointHandlers...)
+	// So does the DPoP key the tokens are bound to (dpop.go).
+	cfg.TokenEndpointHandlers = append(fosite.TokenEndpointHandlers{clientProof{}, dpopBinding{}}, cfg.TokenEndpointHandlers...)
 
 	// The token API's endpoint: the same config, store and strategies; the sign-in and refresh grants; the
 	// first-party client rule. See firstparty.go.
 	apiCfg := &tokenAPIConfig{Config: cfg, handlers: fosite.TokenEndpointHandlers{
 		clientProof{tokenAPI: true},
+		dpopBinding{},
 		&signInGrant{config: cfg, store: store, core: strategy.CoreStrategy, idTokens: strategy.OpenIDConnectTokenStrategy, now: opts.Now},
 		wrap(compose.OAuth2RefreshTokenGrantFactory(cfg, store, strategy).(fosite.TokenEndpointHandler)),
 		wrap(compose.OpenIDConnectRefreshFactory(cfg, store, strategy).(fosite.TokenEndpointHandler)),
 		current,
 		clientProof{tokenAPI: true, require: true},
+		dpopBinding{require: true},
 	}}
 	tokenAPI := fosite.NewOAuth2Provider(store, apiCfg)
 	recordJTIOnce(tokenAPI, store)
@@ -247,7 +259,7 @@ func New(opts Options, store Storage, signing SigningKeys) (*Provider, error) {
 			clients: store, cfg: cfg, issuer: opts.Issuer, now: opts.Now}, cfg: cfg, issuer: opts.Issuer}, tokenAPI: tokenAPI,
 		clientAuth: oauth.(*fosite.Fosite).AuthenticateClient,
 		idSigner:   idSigner, store: store, core: strategy.CoreStrategy,
-		Config: cfg, Hasher: hasher, Sealer: sealer, Issuer: opts.Issuer, options: opts,
+		Config: cfg, Hasher: hasher, Sealer: sealer, Issuer: opts.Issuer, options: opts, nonces: newDPoPNonces(opts),
 	}, nil
 }
 

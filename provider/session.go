@@ -32,6 +32,9 @@ type Session struct {
 	// ClientAuthenticated: the client authenticated (a secret or an assertion) when this grant was issued or last
 	// refreshed, so a refresh must authenticate it again (client_proof.go).
 	ClientAuthenticated bool `json:"client_authenticated,omitempty"`
+	// DPoPJKT is the thumbprint of the key the grant's tokens are bound to (RFC 9449), "" for bearer tokens: set
+	// at every issuance from the request's proof (dpop.go).
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 
 	// Act is the actor chain of a token issued by token exchange (RFC 8693 §4.1): who acts for the subject, with
 	// prior actors nested under "act". Carried in JWT access tokens and introspection.

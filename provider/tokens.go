@@ -212,6 +212,9 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester, now time.Time) map
 			claims["act"] = sess.Act
 		}
 	}
+	if jkt := sess.DPoPKey(); jkt != "" {
+		claims["cnf"] = map[string]any{"jkt": jkt} // RFC 9449 §6.1
+	}
 	var aud any = s.issuer
 	if ga := r.GetGrantedAudience(); len(ga) == 1 {
 		aud = ga[0]

@@ -44,6 +44,8 @@ type store interface {
 type API struct {
 	OAuth fosite.OAuth2Provider
 	Store store
+	// DPoP verifies the proof of a DPoP-bound access token (RFC 9449); nil: DPoP-bound tokens are refused.
+	DPoP grant.Proofs
 	// Issuer mints tokens for a user (mint.go) through the token API's issuance.
 	Issuer minter
 	// SessionIdle and SessionAbsolute are the lifetimes of a minted session, as of a signed-in one.
@@ -85,8 +87,11 @@ func (h *API) authorize(r *http.Request) (*models.Client, error) {
 		return nil, grant.Missing("An access token with the " + Scope + " scope is required.")
 	}
 	invalid := grant.Invalid("The access token is invalid, expired or revoked.")
-	ar, sess, err := grant.ActiveAccessToken(ctx, h.OAuth, token)
+	ar, sess, err := grant.ActiveAccessToken(r, h.OAuth, h.DPoP, token)
 	if err != nil {
+		if refused := grant.Refusal(err); refused != nil {
+			return nil, refused
+		}
 		if grant.StoreFailed(ctx, err) {
 			return nil, fmt.Errorf("admin api: look up access token: %w", err)
 		}

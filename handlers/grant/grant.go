@@ -11,17 +11,19 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/dpop"
 	"github.com/latchkey/latchkey/faults"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
 )
 
-// Bearer reads an access token from the Authorization header, or from a form-encoded POST body
-// (RFC 6750 §2.2). Never from the query string: URLs end up in logs and browser history (RFC 9700 §4.3.2).
+// Bearer reads an access token from the Authorization header, with the Bearer or the DPoP scheme (RFC 9449 §7.1;
+// ActiveAccessToken holds the token to its scheme), or from a form-encoded POST body (RFC 6750 §2.2). Never from
+// the query string: URLs end up in logs and browser history (RFC 9700 §4.3.2).
 func Bearer(r *http.Request) string {
 	if a := r.Header.Get("Authorization"); a != "" {
-		if scheme, rest, ok := strings.Cut(a, " "); ok && strings.EqualFold(scheme, "Bearer") {
+		if scheme, rest, ok := strings.Cut(a, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, dpop.Scheme)) {
 			return strings.TrimSpace(rest)
 		}
 		return ""
@@ -32,9 +34,13 @@ func Bearer(r *http.Request) string {
 	return ""
 }
 
-// ActiveAccessToken returns the grant behind an access token. fosite's introspection also accepts refresh
-// tokens; a bearer credential must be an access token, so anything else is refused.
-func ActiveAccessToken(ctx context.Context, oauth fosite.OAuth2Provider, token string) (fosite.AccessRequester, *provider.Session, error) {
+// ActiveAccessToken returns the grant behind the access token that request r presented. fosite's introspection
+// also accepts refresh tokens; a bearer credential must be an access token, so anything else is refused. A
+// DPoP-bound token must come with the DPoP scheme and a proof by its key (proofs; checkBinding), and an unbound
+// one with Bearer: such a refusal is a *jsonapi.Error to answer as it is (Refusal). Every endpoint that takes an
+// access token goes through here.
+func ActiveAccessToken(r *http.Request, oauth fosite.OAuth2Provider, proofs Proofs, token string) (fosite.AccessRequester, *provider.Session, error) {
+	ctx := r.Context()
 	session := provider.NewSession()
 	use, ar, err := oauth.IntrospectToken(ctx, token, fosite.AccessToken, session)
 	if err != nil {
@@ -46,6 +52,9 @@ func ActiveAccessToken(ctx context.Context, oauth fosite.OAuth2Provider, token s
 	sess, ok := ar.GetSession().(*provider.Session)
 	if !ok {
 		return nil, nil, fosite.ErrServerError.WithHint("unexpected session type")
+	}
+	if err := checkBinding(r, proofs, token, sess); err != nil {
+		return nil, nil, err
 	}
 	return ar, sess, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/dpop"
 	"github.com/latchkey/latchkey/faults"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/provider"
@@ -162,6 +163,11 @@ func writeIntrospection(w http.ResponseWriter, ir fosite.IntrospectionResponder)
 		resp["token_type"] = "refresh_token"
 	} else {
 		resp["token_type"] = ir.GetAccessTokenType()
+		if s, ok := sess.(*provider.Session); ok && s.DPoPKey() != "" {
+			// RFC 9449 §6.2: a bound token says so, and with which key.
+			resp["token_type"] = dpop.TokenType
+			resp["cnf"] = map[string]string{"jkt": s.DPoPKey()}
+		}
 	}
 	if exp := sess.GetExpiresAt(tokenType); !exp.IsZero() {
 		resp["exp"] = exp.Unix()

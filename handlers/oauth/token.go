@@ -12,6 +12,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/dpop"
+	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/provider"
@@ -28,6 +30,8 @@ type Token struct {
 	// Password serves the password grant for the first-party clients that register it; nil: the grant is
 	// unsupported whatever GrantTypes says.
 	Password *PasswordGrant
+	// DPoP verifies the request's DPoP proof (RFC 9449), whose key the tokens are then bound to.
+	DPoP grant.Proofs
 }
 
 func (h *Token) Mount(r *mux.Router) {
@@ -48,10 +52,19 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.OAuth.WriteAccessError(ctx, w, nil, err)
 		return
 	}
+	jkt, err := h.checkDPoP(w, r)
+	if err != nil {
+		err = jsonapi.NoteOAuthError(ctx, w, "token", provider.TokenEndpointDPoPError(err))
+		h.OAuth.WriteAccessError(ctx, w, nil, err)
+		return
+	}
+	if jkt != "" {
+		ctx = provider.WithDPoPKey(ctx, jkt)
+		r = r.WithContext(ctx)
+	}
 	var (
 		ar   fosite.AccessRequester
 		resp fosite.AccessResponder
-		err  error
 	)
 	if r.PostForm.Get("grant_type") == provider.GrantTypePassword {
 		r = request.Detached(r)
@@ -68,7 +81,25 @@ func (h *Token) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.Issued != nil && len(ar.GetGrantTypes()) > 0 {
 		h.Issued.TokenIssued(ar.GetGrantTypes()[0])
 	}
+	if jkt != "" {
+		resp.SetTokenType(dpop.TokenType) // RFC 9449 §5
+	}
 	h.OAuth.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// checkDPoP verifies the request's DPoP proof, if any, and answers its key's thumbprint; it sends the current
+// server nonce with every response when nonces are on.
+func (h *Token) checkDPoP(w http.ResponseWriter, r *http.Request) (string, error) {
+	if h.DPoP == nil {
+		if len(r.Header.Values(dpop.HeaderName)) > 0 {
+			return "", &dpop.Error{Code: dpop.CodeInvalidProof, Description: "DPoP is not supported here."}
+		}
+		return "", nil
+	}
+	if nonce := h.DPoP.DPoPNonce(); nonce != "" {
+		w.Header().Set(dpop.NonceHeader, nonce)
+	}
+	return h.DPoP.CheckDPoP(r.Context(), r, "")
 }
 
 // exchange runs every grant but the password grant through fosite, with cached client rows allowed but for a

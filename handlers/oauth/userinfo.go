@@ -35,6 +35,8 @@ type UserInfo struct {
 	OAuth fosite.OAuth2Provider
 	Users userLookup
 	CORS  *request.CORS
+	// DPoP verifies the proof of a DPoP-bound access token (RFC 9449); nil: DPoP-bound tokens are refused.
+	DPoP grant.Proofs
 }
 
 func (h *UserInfo) Mount(r *mux.Router) { r.Handle(provider.PathUserInfo, h.CORS.Wrap(h)) }
@@ -60,8 +62,11 @@ func (h *UserInfo) serve(w http.ResponseWriter, r *http.Request) error {
 		// RFC 6750 §3.1: no credentials at all gets a bare challenge, no error code.
 		return grant.Missing("A bearer access token is required.")
 	}
-	ar, _, err := grant.ActiveAccessToken(ctx, h.OAuth, token)
+	ar, _, err := grant.ActiveAccessToken(r, h.OAuth, h.DPoP, token)
 	if err != nil {
+		if refused := grant.Refusal(err); refused != nil {
+			return refused
+		}
 		if grant.StoreFailed(ctx, err) {
 			return fmt.Errorf("userinfo: look up access token: %w", err)
 		}

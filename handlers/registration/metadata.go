@@ -33,6 +33,8 @@ type Metadata struct {
 	// Signed request objects (RFC 9101 §10.5, OpenID Connect Dynamic Client Registration §2).
 	RequestObjectSigningAlg    string `json:"request_object_signing_alg,omitempty"`
 	RequireSignedRequestObject bool   `json:"require_signed_request_object,omitempty"`
+	// DPoPBoundAccessTokens: every token request must carry a DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
 
 	// Only in an update (RFC 7592 §2.2); never stored.
 	ClientID     string `json:"-"`
@@ -75,6 +77,9 @@ func ParseMetadata(body []byte) (Metadata, error) {
 	str("request_object_signing_alg", &m.RequestObjectSigningAlg)
 	if raw, ok := fields["require_signed_request_object"]; ok && json.Unmarshal(raw, &m.RequireSignedRequestObject) != nil {
 		p = append(p, "require_signed_request_object: must be a boolean")
+	}
+	if raw, ok := fields["dpop_bound_access_tokens"]; ok && json.Unmarshal(raw, &m.DPoPBoundAccessTokens) != nil {
+		p = append(p, "dpop_bound_access_tokens: must be a boolean")
 	}
 	str("client_id", &m.ClientID)
 	str("client_secret", &m.ClientSecret)
@@ -120,6 +125,7 @@ func (m Metadata) client(id string, pol models.RegistrationPolicy) (*models.Clie
 		JWKSURI:                      m.JWKSURI,
 		RequestObjectSigningAlg:      m.RequestObjectSigningAlg,
 		RequireSignedRequestObject:   m.RequireSignedRequestObject,
+		DPoPBoundAccessTokens:        m.DPoPBoundAccessTokens,
 	}
 	if len(c.GrantTypes) == 0 {
 		c.GrantTypes = []string{"authorization_code"}
@@ -200,6 +206,7 @@ func metadataOf(c *models.Client) Metadata {
 		JWKSURI:                      c.JWKSURI,
 		RequestObjectSigningAlg:      c.RequestObjectSigningAlg,
 		RequireSignedRequestObject:   c.RequireSignedRequestObject,
+		DPoPBoundAccessTokens:        c.DPoPBoundAccessTokens,
 	}
 	if c.JWKS != "" || c.EncryptionJWK != "" {
 		var set struct {

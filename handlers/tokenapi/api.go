@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -52,8 +53,10 @@ type tokenIssuer interface {
 // API serves the token API. Its dependency on the provider is the small interface above (Issuer) and
 // fosite's provider to read access tokens (OAuth).
 type API struct {
-	OAuth    fosite.OAuth2Provider
-	Issuer   tokenIssuer
+	OAuth  fosite.OAuth2Provider
+	Issuer tokenIssuer
+	// DPoP verifies the proof of a DPoP-bound access token (RFC 9449); nil: DPoP-bound tokens are refused.
+	DPoP     grant.Proofs
 	Store    store
 	Policy   *passwords.Policy
 	Throttle *throttle.Throttle

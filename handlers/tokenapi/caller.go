@@ -9,6 +9,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/dpop"
 	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
@@ -37,7 +38,7 @@ func (h *API) authenticate(r *http.Request) (*caller, error) {
 func (h *API) accessToken(r *http.Request) string {
 	token := ""
 	if a := r.Header.Get("Authorization"); a != "" {
-		if scheme, rest, ok := strings.Cut(a, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Basic")) {
+		if scheme, rest, ok := strings.Cut(a, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Basic") || strings.EqualFold(scheme, dpop.Scheme)) {
 			token = strings.TrimSpace(rest)
 		}
 	}
@@ -60,8 +61,11 @@ func (h *API) authenticateUser(r *http.Request, needSession bool) (*caller, erro
 	if token == "" {
 		return nil, grant.Missing("An access token is required.")
 	}
-	ar, sess, err := grant.ActiveAccessToken(ctx, h.OAuth, token)
+	ar, sess, err := grant.ActiveAccessToken(r, h.OAuth, h.DPoP, token)
 	if err != nil {
+		if refused := grant.Refusal(err); refused != nil {
+			return nil, refused
+		}
 		if grant.StoreFailed(ctx, err) {
 			return nil, fmt.Errorf("api: look up access token: %w", err)
 		}

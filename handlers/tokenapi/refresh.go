@@ -30,6 +30,11 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) error {
 	if body.RefreshToken == "" {
 		return jsonapi.BadRequest("refresh_token is required.")
 	}
+	r, tokenType, err := h.withDPoP(w, r)
+	if err != nil {
+		return err
+	}
+	ctx = r.Context()
 	clientID := body.ClientID
 	if clientID == "" {
 		// The refresh token names its client (even once used, so fosite still detects reuse); no-code tools
@@ -66,7 +71,7 @@ func (h *API) refresh(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := tokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
-		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), ExpiresAt: expiresAt(session, now, tokens.ExpiresIn),
+		TokenType: tokenType, ExpiresIn: int64(tokens.ExpiresIn / time.Second), ExpiresAt: expiresAt(session, now, tokens.ExpiresIn),
 		Scope: strings.Join(tokens.Scopes, " "), SessionID: session.SID,
 	}
 	jsonapi.Respond(w, http.StatusOK, out)

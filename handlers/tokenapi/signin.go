@@ -97,7 +97,7 @@ func requestedScopes(c *models.Client, scope string) ([]string, error) {
 
 // startSession records the sign-in as a session and issues tokens tied to it (grant.SignIn). An error is
 // grant.ErrSignInRefused, an OAuth error, or a fault; see sessionError.
-func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string) (*tokenResponse, error) {
+func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string, tokenType string) (*tokenResponse, error) {
 	now := h.Now()
 	var tokens provider.TokenSet
 	bs, session, err := grant.SignIn(r, h.Store, u, c.ID, scopes, now, h.SessionIdle, h.SessionAbsolute, func(s *provider.Session) (err error) {
@@ -113,7 +113,7 @@ func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, sc
 	user := jsonapi.UserOf(u)
 	return &tokenResponse{
 		AccessToken: tokens.AccessToken, RefreshToken: tokens.RefreshToken, IDToken: tokens.IDToken,
-		TokenType: "Bearer", ExpiresIn: int64(tokens.ExpiresIn / time.Second), ExpiresAt: expiresAt(session, now, tokens.ExpiresIn),
+		TokenType: tokenType, ExpiresIn: int64(tokens.ExpiresIn / time.Second), ExpiresAt: expiresAt(session, now, tokens.ExpiresIn),
 		Scope: strings.Join(tokens.Scopes, " "), SessionID: bs.ID, User: &user,
 	}, nil
 }
@@ -169,6 +169,11 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	r, tokenType, err := h.withDPoP(w, r)
+	if err != nil {
+		return err
+	}
+	ctx = r.Context()
 	if body.DeviceToken != "" {
 		return jsonapi.BadRequest("device_token is not a signup field.")
 	}
@@ -214,7 +219,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 		attempt.Failed()
 		return fmt.Errorf("create user: %w", err)
 	}
-	resp, err := h.startSession(r, c, u, scopes)
+	resp, err := h.startSession(r, c, u, scopes, tokenType)
 	if err != nil {
 		// Nothing half-done: the account goes again if we could not sign it in.
 		if err := h.Store.DeleteUser(ctx, u.ID); err != nil {
@@ -237,6 +242,11 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	r, tokenType, err := h.withDPoP(w, r)
+	if err != nil {
+		return err
+	}
+	ctx = r.Context()
 	if body.Name != "" {
 		return jsonapi.BadRequest("name is not a login field.")
 	}
@@ -271,7 +281,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 		attempt.Void()
 		return fmt.Errorf("authenticate: %w", err)
 	}
-	resp, err := h.startSession(r, c, u, scopes)
+	resp, err := h.startSession(r, c, u, scopes, tokenType)
 	if errors.Is(err, grant.ErrSignInRefused) {
 		// The password was changed after it was checked: a wrong password now, and it stays counted as one.
 		return sessionError(r, err)
