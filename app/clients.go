@@ -94,6 +94,12 @@ type clientJSON struct {
 	RequestObjectSigningAlg    string `json:"request_object_signing_alg,omitempty"`
 	// JWKSURI is where the client publishes its public JWK Set, instead of JWKS.
 	JWKSURI string `json:"jwks_uri,omitempty"`
+
+	// Logout (OpenID Connect Back-Channel and Front-Channel Logout 1.0).
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -120,6 +126,9 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 
 		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
 		JWKSURI: cl.JWKSURI,
+
+		BackchannelLogoutURI: cl.BackchannelLogoutURI, BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired,
+		FrontchannelLogoutURI: cl.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: cl.FrontchannelLogoutSessionRequired,
 	}
 }
 
@@ -138,6 +147,7 @@ type clientFlags struct {
 	postLogout, origins, pool, adminPools                                        string
 	keys                                                                         keyAuthFlags
 	requestObjects                                                               requestObjectFlags
+	logout                                                                       logoutFlags
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -323,6 +333,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
 	p = append(p, f.keys.apply(cl)...)
 	f.requestObjects.apply(cl)
+	f.logout.apply(cl)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -385,6 +396,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	keys.register(fs, true)
 	var requestObjects requestObjectFlags
 	requestObjects.register(fs, true)
+	var logout logoutFlags
+	logout.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -393,7 +406,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
-		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
+		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects, logout: logout,
 	})
 	if err != nil {
 		return err
@@ -470,6 +483,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	keys.register(fs, false)
 	var requestObjects requestObjectFlags
 	requestObjects.register(fs, false)
+	var logout logoutFlags
+	logout.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -508,6 +523,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		return errors.New(strings.Join(p, "; "))
 	}
 	requestObjects.apply(cl)
+	logout.apply(cl)
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

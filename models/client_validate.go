@@ -184,6 +184,7 @@ func (c *Client) validate(p *problems) {
 	c.validateJWKS(p)
 	c.validateSecretJWT(p)
 	c.validateRequestObjects(p)
+	c.validateLogout(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to

@@ -205,6 +205,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0010_request_objects.sql":                               "f85c081231f83f3c43c2d771946af8b0186897466b44d1b75e042413715567de",
 	"postgres/0011_client_jwks_uri.sql":                               "af5a7cef08dabedfafe9dbece44ece4ee4ed31dba85ff7afc630d5d6b06638dd",
 	"postgres/0012_client_registration.sql":                           "8cc2b1897c395925e5fe2291567c92075453880af166c4d021a753f288afdb0f",
+	"postgres/0013_logout_outbox.sql":                                 "9d2ef2c41036ac2c5e2241077aa204a9bca2319cf7d793e0be3504a7bbf3dfda",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
@@ -217,6 +218,7 @@ var releasedMigrations = map[string]string{
 	"sqlite/0010_request_objects.sql":                                 "434af2b632a74754ea34f8fc84166910ba06c314e4b63f39a237974ba36c061a",
 	"sqlite/0011_client_jwks_uri.sql":                                 "420004f1e91c40f91863415a8aa9c9ff7e98ff29ad516b434d07ff6d28090990",
 	"sqlite/0012_client_registration.sql":                             "23d6fa7f4ddc517db1f87d9a55d47791397f1927ad2754c6fc6b7dbf41d8ee40",
+	"sqlite/0013_logout_outbox.sql":                                   "bb180cd91ec3961320816e499a1216a18365162757e9387faf41fe7760f068fc",
 }
 
 func TestReleasedMigrationsAreFrozen(t *testing.T) {
