@@ -99,6 +99,12 @@ type clientJSON struct {
 	TokenExchangeDelegationOnly bool     `json:"token_exchange_delegation_only"`
 	// DPoPBoundAccessTokens: every token request must carry a DPoP proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
+
+	// Logout (OpenID Connect Back-Channel and Front-Channel Logout 1.0).
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -126,6 +132,9 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 		RequireSignedRequestObject: cl.RequireSignedRequestObject, RequestObjectSigningAlg: cl.RequestObjectSigningAlg,
 		JWKSURI:                cl.JWKSURI,
 		TokenExchangeAudiences: nonNil(cl.TokenExchangeAudiences), TokenExchangeDelegationOnly: cl.TokenExchangeDelegationOnly, DPoPBoundAccessTokens: cl.DPoPBoundAccessTokens,
+
+		BackchannelLogoutURI: cl.BackchannelLogoutURI, BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired,
+		FrontchannelLogoutURI: cl.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: cl.FrontchannelLogoutSessionRequired,
 	}
 }
 
@@ -145,6 +154,7 @@ type clientFlags struct {
 	keys                                                                         keyAuthFlags
 	requestObjects                                                               requestObjectFlags
 	dpopBound                                                                    optionalBool
+	logout                                                                       logoutFlags
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -363,6 +373,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	f.requestObjects.apply(cl)
 	f.exchange.apply(cl)
 	cl.DPoPBoundAccessTokens = f.dpopBound.value
+	f.logout.apply(cl)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -429,6 +440,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	exchange.register(fs)
 	var dpopBound optionalBool
 	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
+	var logout logoutFlags
+	logout.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -438,7 +451,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
-		exchange: exchange, dpopBound: dpopBound,
+		exchange: exchange, dpopBound: dpopBound, logout: logout,
 	})
 	if err != nil {
 		return err
@@ -521,6 +534,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	exchange.register(fs)
 	var dpopBound optionalBool
 	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
+	var logout logoutFlags
+	logout.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -563,6 +578,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	if dpopBound.set {
 		cl.DPoPBoundAccessTokens = dpopBound.value
 	}
+	logout.apply(cl)
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

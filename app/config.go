@@ -63,6 +63,13 @@ type Config struct {
 	Registration        string
 	// DPoPNonce: DPoP proofs must carry a server nonce (RFC 9449 §8, §9).
 	DPoPNonce bool
+
+	// The outbox (back-channel logout): BackchannelLogoutAllowPrivate lets deliveries go to loopback, private and
+	// link-local addresses; OutboxPoll is how often each node looks for due messages; OutboxRetryBase is the
+	// first retry's wait (doubling to an hour; 12 attempts or 24 hours, then dead).
+	BackchannelLogoutAllowPrivate bool
+	OutboxPoll                    time.Duration
+	OutboxRetryBase               time.Duration
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -161,6 +168,16 @@ var settings = []setting{
 			c.DPoPNonce = b
 			return err
 		}},
+	{"backchannel-logout-allow-private", "LATCHKEY_BACKCHANNEL_LOGOUT_ALLOW_PRIVATE", "false", "deliver back-channel logout tokens to loopback, private and link-local addresses too (clients' backends inside your network)",
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.BackchannelLogoutAllowPrivate = b
+			return err
+		}},
+	{"outbox-poll", "LATCHKEY_OUTBOX_POLL", "1s", "how often each node looks for outbox messages due (back-channel logout)",
+		durationSetter(func(c *Config) *time.Duration { return &c.OutboxPoll })},
+	{"outbox-retry-base", "LATCHKEY_OUTBOX_RETRY_BASE", "30s", "wait before the first retry of a failed outbox delivery; it doubles each time, to at most an hour",
+		durationSetter(func(c *Config) *time.Duration { return &c.OutboxRetryBase })},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -292,6 +309,9 @@ func (c *Config) validate() []string {
 	}
 	if c.AuthCodeTTL > 10*time.Minute {
 		add("LATCHKEY_AUTH_CODE_TTL", "must be at most 10m (RFC 6749 §4.1.2)")
+	}
+	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 {
+		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE", "must be positive")
 	}
 	if c.KeyRotation < 0 || c.CleanupInterval < 0 {
 		add("LATCHKEY_KEY_ROTATION/LATCHKEY_CLEANUP_INTERVAL", "must not be negative")

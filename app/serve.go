@@ -144,6 +144,7 @@ func (a *app) serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.keys.Run(bg) })
 	wg.Go(func() { a.runCleanup(bg) })
+	wg.Go(func() { a.outboxWorker().Run(bg) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"github.com/go-jose/go-jose/v4"
@@ -30,6 +32,7 @@ import (
 func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 	t.Parallel()
 	env := newTestEnv(t, databases()[0].url(t))
+	logoutEnv(env)
 	w := newDiscoveryWalker(t, env)
 
 	exercises := map[string]map[string]exercise{
@@ -93,6 +96,11 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 	flags := map[string]exercise{
 		"authorization_response_iss_parameter_supported": w.codeFlow, // codeFlow checks iss on the callback
 		"request_parameter_supported":                    func(t *testing.T, _ string) { w.requestObject(t, "ES256") },
+		// One sign-in and logout of a client with both logout URIs, session required, tries the four.
+		"backchannel_logout_supported":          w.logoutChannels,
+		"backchannel_logout_session_supported":  w.logoutChannels,
+		"frontchannel_logout_supported":         w.logoutChannels,
+		"frontchannel_logout_session_supported": w.logoutChannels,
 	}
 
 	// Endpoints no other exercise reaches (TestDiscoveryAdvertisesOnlyWhatWorks checks each is mounted).
@@ -146,6 +154,8 @@ func TestEveryAdvertisedCapabilityWorks(t *testing.T) {
 // discoveryWalker holds the server, clients and shared results the exercises use.
 type discoveryWalker struct {
 	*edge
+	logoutOnce   sync.Once
+	logoutErr    string
 	meta         map[string]any
 	basic, post  createdClient // confidential, client_credentials, by HTTP Basic and by form
 	keyed        map[string]createdClient
@@ -668,4 +678,56 @@ func (w *discoveryWalker) pushed(t *testing.T, endpoint string) {
 		t.Fatalf("callback = %v", q)
 	}
 	w.exchange(t, w.scoped("openid"), q.Get("code"), verifier)
+}
+
+// logoutChannels signs in with a client that has both logout URIs, session required, logs out with its ID
+// token, and checks the signed-out page frames the front-channel URI with iss and sid and a logout token with the
+// same sid reaches the back-channel URI. It runs once, for the four flags.
+func (w *discoveryWalker) logoutChannels(t *testing.T, _ string) {
+	w.logoutOnce.Do(func() { w.logoutErr = w.tryLogoutChannels(t) })
+	if w.logoutErr != "" {
+		t.Fatal(w.logoutErr)
+	}
+}
+
+func (w *discoveryWalker) tryLogoutChannels(t *testing.T) string {
+	rcv := newLogoutReceiver(t)
+	w.env.cli(t, "clients", "create", "--id", "walk-logout", "--name", "Walk logout", "--public",
+		"--grant-types", "authorization_code", "--redirect-uris", spaCallback, "--scopes", "openid",
+		"--backchannel-logout-uri", rcv.URL, "--backchannel-logout-session-required",
+		"--frontchannel-logout-uri", "http://localhost:5173/fc", "--frontchannel-logout-session-required")
+	conf := w.scoped("openid")
+	conf.ClientID = "walk-logout"
+	b := newBrowser(t, spaCallback)
+	verifier := oauth2.GenerateVerifier()
+	q := callback(t, w.walk(b, w.authURL(conf, randomString(t), verifier)).page)
+	tok, err := conf.Exchange(context.Background(), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		return "code exchange: " + err.Error()
+	}
+	idt, _ := tok.Extra("id_token").(string)
+	parts := strings.Split(idt, ".")
+	var idClaims map[string]any
+	if len(parts) != 3 {
+		return "no ID token"
+	}
+	if raw, err := base64.RawURLEncoding.DecodeString(parts[1]); err != nil || json.Unmarshal(raw, &idClaims) != nil {
+		return "ID token payload does not decode"
+	}
+	sid, _ := idClaims["sid"].(string)
+	resp, body := fetch(t, noRedirects(b), http.MethodGet, w.srv.URL+"/oauth2/logout?id_token_hint="+idt, nil)
+	frame := "http://localhost:5173/fc?" + strings.ReplaceAll(url.Values{"iss": {w.srv.URL}, "sid": {sid}}.Encode(), "&", "&amp;")
+	if resp.StatusCode != http.StatusOK || sid == "" || !strings.Contains(body, frame) {
+		return "signed-out page without the front-channel frame " + frame + ":\n" + body
+	}
+	jwks := fetchJWKS(t, w.srv.URL)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got := rcv.received(); len(got) > 0 {
+			if c := logoutClaims(t, got[0], jwks); c["sid"] != sid || c["aud"] != "walk-logout" {
+				return "logout token about another session or client"
+			}
+			return ""
+		}
+	}
+	return "no logout token reached the back-channel URI"
 }

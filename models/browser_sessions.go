@@ -323,14 +323,11 @@ func (s *Store) ListBrowserSessions(ctx context.Context, userID string, now time
 // can still be ended.
 func (s *Store) EndBrowserSession(ctx context.Context, id string, now time.Time) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Model(&browserSessionRow{}).Where("id = ? AND ended_at IS NULL", id).UpdateColumn("ended_at", dbTime(now))
-		if res.Error != nil {
-			return mapErr(res.Error)
+		n, err := endSessions(tx, []string{id}, now)
+		if err == nil && n == 0 {
+			err = ErrNotFound
 		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
-		}
-		return revokeTokensWhere(tx, "sid = ?", id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("end browser session: %w", err)
@@ -364,16 +361,27 @@ func endUserSessions(tx *gorm.DB, userID, exceptID string, now time.Time) (int, 
 	return endSessions(tx, ids, now)
 }
 
-// endSessions ends the sessions ids inside tx and revokes their tokens; it returns how many it ended.
+// endSessions ends the sessions ids inside tx and revokes their tokens; it returns how many it ended. It is the
+// one place a session ends (sign-out, the sessions page, the token API, a password change, a disable, the session
+// cap, an operator's revocation), so it is where logout is sent on to the clients that took part: a back-channel
+// logout message for each is enqueued here, for exactly the sessions this call ended, and commits or rolls back
+// with the rest.
 func endSessions(tx *gorm.DB, ids []string, now time.Time) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	res := tx.Model(&browserSessionRow{}).Where("id IN ? AND ended_at IS NULL", ids).UpdateColumn("ended_at", dbTime(now))
-	if res.Error != nil {
-		return 0, mapErr(res.Error)
+	var ended []string
+	err := tx.Raw("UPDATE browser_sessions SET ended_at = ? WHERE id IN ? AND ended_at IS NULL RETURNING id", dbTime(now), ids).
+		Scan(&ended).Error
+	if err != nil {
+		return 0, mapErr(err)
 	}
-	return int(res.RowsAffected), revokeTokensWhere(tx, "sid IN ?", ids)
+	if len(ended) > 0 {
+		if err := enqueueBackchannelLogouts(tx, ended, now); err != nil {
+			return 0, err
+		}
+	}
+	return len(ended), revokeTokensWhere(tx, "sid IN ?", ids)
 }
 
 // revokeTokensWhere revokes the tokens matching cond (on the token tables' columns): refresh tokens become

@@ -185,6 +185,7 @@ func (c *Client) validate(p *problems) {
 	c.validateSecretJWT(p)
 	c.validateRequestObjects(p)
 	c.validateTokenExchange(p)
+	c.validateLogout(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to

@@ -105,6 +105,15 @@ type Client struct {
 	TokenExchangeAudiences      []string `json:"token_exchange_audiences,omitempty"`
 	TokenExchangeDelegationOnly bool     `json:"token_exchange_delegation_only,omitempty"`
 
+	// Logout reaches the client (OpenID Connect Back-Channel and Front-Channel Logout 1.0; see
+	// client_logout.go). BackchannelLogoutURI receives a signed logout token, server to server, when a session
+	// the client took part in ends; FrontchannelLogoutURI is loaded in a hidden iframe of the signed-out page.
+	// Each *SessionRequired asks for the session id (sid, and iss on the front channel) to be sent along.
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -228,6 +237,10 @@ type clientRow struct {
 	TokenExchangeAudiences  string    `gorm:"column:token_exchange_audiences"`
 	TokenExchangeDelegation bool      `gorm:"column:token_exchange_delegation_only"`
 	DPoPBoundAccessTokens   bool      `gorm:"column:dpop_bound_access_tokens"`
+	BackchannelLogoutURI    string    `gorm:"column:backchannel_logout_uri"`
+	BackchannelLogoutSID    bool      `gorm:"column:backchannel_logout_session_required"`
+	FrontchannelLogoutURI   string    `gorm:"column:frontchannel_logout_uri"`
+	FrontchannelLogoutSID   bool      `gorm:"column:frontchannel_logout_session_required"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -270,6 +283,11 @@ func (r *clientRow) client() (*Client, error) {
 
 		TokenExchangeDelegationOnly: r.TokenExchangeDelegation,
 
+		BackchannelLogoutURI:              r.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:  r.BackchannelLogoutSID,
+		FrontchannelLogoutURI:             r.FrontchannelLogoutURI,
+		FrontchannelLogoutSessionRequired: r.FrontchannelLogoutSID,
+
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
 	}
@@ -296,40 +314,44 @@ func (r *clientRow) client() (*Client, error) {
 // already normalised allowed origins and pool.
 func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]any {
 	return map[string]any{
-		"name":                            c.Name,
-		"redirect_uris":                   encodeList(c.RedirectURIs),
-		"grant_types":                     encodeList(c.GrantTypes),
-		"response_types":                  encodeList(c.ResponseTypes),
-		"scopes":                          encodeList(c.Scopes),
-		"audience":                        encodeList(c.Audience),
-		"is_public":                       c.Public,
-		"token_endpoint_auth_method":      c.TokenEndpointAuthMethod,
-		"access_token_format":             c.AccessTokenFormat,
-		"first_party":                     c.FirstParty,
-		"post_logout_redirect_uris":       encodeList(c.PostLogoutRedirectURIs),
-		"allowed_origins":                 encodeList(allowedOrigins),
-		"pool":                            pool,
-		"allow_signup":                    c.AllowSignup,
-		"admin":                           c.Admin,
-		"admin_pools":                     encodeList(c.AdminPools),
-		"refresh_token_rotation":          refreshTokenRotationOrDefault(c.RefreshTokenRotation),
-		"refresh_token_reuse_interval_ms": c.RefreshTokenReuseInterval.Milliseconds(),
-		"encryption_jwk":                  c.EncryptionJWK,
-		"id_token_encrypted_response_alg": c.IDTokenEncryptedResponseAlg,
-		"id_token_encrypted_response_enc": c.IDTokenEncryptedResponseEnc,
-		"userinfo_encrypted_response_alg": c.UserinfoEncryptedResponseAlg,
-		"userinfo_encrypted_response_enc": c.UserinfoEncryptedResponseEnc,
-		"access_token_encryption_jwk":     c.AccessTokenEncryptionJWK,
-		"access_token_encryption_alg":     c.AccessTokenEncryptionAlg,
-		"access_token_encryption_enc":     c.AccessTokenEncryptionEnc,
-		"jwks":                            c.JWKS,
-		"token_endpoint_auth_signing_alg": c.TokenEndpointAuthSigningAlg,
-		"require_signed_request_object":   c.RequireSignedRequestObject,
-		"request_object_signing_alg":      c.RequestObjectSigningAlg,
-		"jwks_uri":                        c.JWKSURI,
-		"token_exchange_audiences":        encodeList(c.TokenExchangeAudiences),
-		"token_exchange_delegation_only":  c.TokenExchangeDelegationOnly,
-		"dpop_bound_access_tokens":        c.DPoPBoundAccessTokens,
+		"name":                                 c.Name,
+		"redirect_uris":                        encodeList(c.RedirectURIs),
+		"grant_types":                          encodeList(c.GrantTypes),
+		"response_types":                       encodeList(c.ResponseTypes),
+		"scopes":                               encodeList(c.Scopes),
+		"audience":                             encodeList(c.Audience),
+		"is_public":                            c.Public,
+		"token_endpoint_auth_method":           c.TokenEndpointAuthMethod,
+		"access_token_format":                  c.AccessTokenFormat,
+		"first_party":                          c.FirstParty,
+		"post_logout_redirect_uris":            encodeList(c.PostLogoutRedirectURIs),
+		"allowed_origins":                      encodeList(allowedOrigins),
+		"pool":                                 pool,
+		"allow_signup":                         c.AllowSignup,
+		"admin":                                c.Admin,
+		"admin_pools":                          encodeList(c.AdminPools),
+		"refresh_token_rotation":               refreshTokenRotationOrDefault(c.RefreshTokenRotation),
+		"refresh_token_reuse_interval_ms":      c.RefreshTokenReuseInterval.Milliseconds(),
+		"encryption_jwk":                       c.EncryptionJWK,
+		"id_token_encrypted_response_alg":      c.IDTokenEncryptedResponseAlg,
+		"id_token_encrypted_response_enc":      c.IDTokenEncryptedResponseEnc,
+		"userinfo_encrypted_response_alg":      c.UserinfoEncryptedResponseAlg,
+		"userinfo_encrypted_response_enc":      c.UserinfoEncryptedResponseEnc,
+		"access_token_encryption_jwk":          c.AccessTokenEncryptionJWK,
+		"access_token_encryption_alg":          c.AccessTokenEncryptionAlg,
+		"access_token_encryption_enc":          c.AccessTokenEncryptionEnc,
+		"jwks":                                 c.JWKS,
+		"token_endpoint_auth_signing_alg":      c.TokenEndpointAuthSigningAlg,
+		"require_signed_request_object":        c.RequireSignedRequestObject,
+		"request_object_signing_alg":           c.RequestObjectSigningAlg,
+		"jwks_uri":                             c.JWKSURI,
+		"token_exchange_audiences":             encodeList(c.TokenExchangeAudiences),
+		"token_exchange_delegation_only":       c.TokenExchangeDelegationOnly,
+		"dpop_bound_access_tokens":             c.DPoPBoundAccessTokens,
+		"backchannel_logout_uri":               c.BackchannelLogoutURI,
+		"backchannel_logout_session_required":  c.BackchannelLogoutSessionRequired,
+		"frontchannel_logout_uri":              c.FrontchannelLogoutURI,
+		"frontchannel_logout_session_required": c.FrontchannelLogoutSessionRequired,
 	}
 }
 

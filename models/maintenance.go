@@ -30,6 +30,8 @@ var expiringTables = []struct {
 	{"device_authorizations", "expires_at < ?", 0, nil},
 	// A session expires when idle_expires_at passes (it never exceeds expires_at).
 	{"browser_sessions", "ended_at < ? OR idle_expires_at < ?", browserSessionRetention, nil},
+	// An outbox message goes a while after it was delivered or given up on.
+	{"outbox", "delivered_at < ? OR dead_at < ?", outboxRetention, nil},
 	// A throttle row goes a day after its last failure, once its block has passed too.
 	{"login_throttle", "last_failure_at < ? AND (blocked_until IS NULL OR blocked_until < ?)", 0,
 		[]time.Duration{throttleRetention, 0}},

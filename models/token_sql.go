@@ -48,7 +48,15 @@ func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosit
 	for _, k := range sortedKeys(extra) {
 		cols, args = append(cols, k), append(args, extra[k])
 	}
-	return s.insertRow(ctx, table, cols, args)
+	if err := s.insertRow(ctx, table, cols, args); err != nil {
+		return err
+	}
+	if table == tableCode || table == tableAccess {
+		if ss, ok := req.GetSession().(sidSession); ok {
+			return s.recordSessionClient(ctx, ss.GetSID(), req.GetClient(), req.GetRequestedAt())
+		}
+	}
+	return nil
 }
 
 // insertRow inserts one row, conditionally on the cached client as insertToken describes.

@@ -424,10 +424,8 @@ func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, n
 		if !disabled {
 			return nil
 		}
-		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND ended_at IS NULL", userID).
-			UpdateColumn("ended_at", dbTime(now)).Error
-		if err != nil {
-			return mapErr(err)
+		if _, err := endUserSessions(tx, userID, "", now); err != nil {
+			return err
 		}
 		return revokeTokensWhere(tx, "subject = ?", userID)
 	})

@@ -68,8 +68,12 @@ type Metadata struct {
 	RequestParameterSupported                 bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported              bool     `json:"request_uri_parameter_supported"`
 	RequireRequestURIRegistration             bool     `json:"require_request_uri_registration"`
-	FrontchannelLogoutSupported               bool     `json:"frontchannel_logout_supported"`
-	BackchannelLogoutSupported                bool     `json:"backchannel_logout_supported"`
+	// OpenID Connect Front-Channel and Back-Channel Logout 1.0: the signed-out page loads each participating
+	// client's frontchannel_logout_uri with iss and sid; a logout token with sid goes to each backchannel_logout_uri.
+	FrontchannelLogoutSupported        bool `json:"frontchannel_logout_supported"`
+	FrontchannelLogoutSessionSupported bool `json:"frontchannel_logout_session_supported"`
+	BackchannelLogoutSupported         bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported  bool `json:"backchannel_logout_session_supported"`
 
 	// RFC 9207: every authorization response carries iss (authzresponse.go).
 	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
@@ -125,6 +129,10 @@ func (p *Provider) Metadata() Metadata {
 
 		AuthorizationResponseIssParameterSupported: true,
 		RequestParameterSupported:                  true,
+		FrontchannelLogoutSupported:                true,
+		FrontchannelLogoutSessionSupported:         true,
+		BackchannelLogoutSupported:                 true,
+		BackchannelLogoutSessionSupported:          true,
 		RequestObjectSigningAlgValuesSupported:     RequestObjectSigningAlgs(),
 		DPoPSigningAlgValuesSupported:              DPoPAlgorithms(),
 

@@ -98,6 +98,12 @@ type LogoutPage struct {
 // LoggedOutPage confirms the user is signed out.
 type LoggedOutPage struct {
 	Message string
+	// FrontchannelLogouts are the clients' front-channel logout URLs (OpenID Connect Front-Channel Logout §3),
+	// loaded in hidden iframes; the page's CSP allows framing their origins and nothing else.
+	FrontchannelLogouts []string
+	// ContinueURL, when set, is where the user goes on (the client's post_logout_redirect_uri) once the frames
+	// have had their chance to load.
+	ContinueURL string
 }
 
 // SessionRow is one of the user's sessions.
@@ -221,7 +227,7 @@ func (r *Renderer) Logout(w http.ResponseWriter, status int, p LogoutPage) error
 
 // LoggedOut renders "You are signed out."
 func (r *Renderer) LoggedOut(w http.ResponseWriter, status int, p LoggedOutPage) error {
-	return r.render(w, status, r.loggedOut, p, nil)
+	return r.renderFraming(w, status, r.loggedOut, p, nil, formActions("", p.FrontchannelLogouts))
 }
 
 // Sessions renders the user's session list.
@@ -236,6 +242,12 @@ var ErrWrite = errors.New("write page")
 // render executes t into a buffer first, so a failing template never leaves half a page on the wire. It answers
 // 500 itself when t fails, and returns the error for the caller to log.
 func (r *Renderer) render(w http.ResponseWriter, status int, t *template.Template, data any, formAction []string) error {
+	return r.renderFraming(w, status, t, data, formAction, nil)
+}
+
+// renderFraming is render for a page that frames frameSrc (CSP source expressions; none: the page frames
+// nothing).
+func (r *Renderer) renderFraming(w http.ResponseWriter, status int, t *template.Template, data any, formAction, frameSrc []string) error {
 	var buf bytes.Buffer
 	err := t.Execute(&buf, data)
 
@@ -244,7 +256,7 @@ func (r *Renderer) render(w http.ResponseWriter, status int, t *template.Templat
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", csp(formAction))
+	h.Set("Content-Security-Policy", csp(formAction, frameSrc))
 	if err != nil {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)
@@ -262,12 +274,16 @@ func (r *Renderer) render(w http.ResponseWriter, status int, t *template.Templat
 	return nil
 }
 
-func csp(formAction []string) string {
+func csp(formAction, frameSrc []string) string {
 	fa := "'self'"
 	if len(formAction) > 0 {
 		fa += " " + strings.Join(formAction, " ")
 	}
-	return "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + fa +
+	frames := ""
+	if len(frameSrc) > 0 {
+		frames = "; frame-src " + strings.Join(frameSrc, " ")
+	}
+	return "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action " + fa + frames +
 		"; frame-ancestors 'none'; base-uri 'none'"
 }
 

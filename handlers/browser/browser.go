@@ -44,6 +44,7 @@ type browserStore interface {
 	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
 	EndBrowserSession(ctx context.Context, id string, now time.Time) error
 	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
+	FrontchannelLogouts(ctx context.Context, sid string) ([]models.FrontchannelLogout, error)
 
 	ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error)
 	SaveConsent(ctx context.Context, userID, clientID string, scopes []string, now time.Time) error

@@ -109,14 +109,28 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var frames []string
 	if bs != nil {
 		if err := h.Store.EndBrowserSession(ctx, bs.ID, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
 			h.pageFault(w, r, "end browser session", err)
 			return
 		}
 		request.Logger(ctx).Info("signed out", "user", bs.UserID, "session", bs.ID)
+		// Back-channel logouts were enqueued with the end; the front channel is this page's iframes. Not
+		// finding them is no reason to fail a sign-out that happened.
+		fc, err := h.Store.FrontchannelLogouts(ctx, bs.ID)
+		if err != nil {
+			request.Logger(ctx).Warn("front-channel logouts not loaded", "err", err)
+		}
+		frames = h.frontchannelURLs(fc, bs.ID)
 	}
 	h.clearCookie(w, sessionCookie)
+	if redirectURI != "" && len(frames) > 0 {
+		// The frames must load before the user leaves: the page shows them and a way on.
+		logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out.",
+			FrontchannelLogouts: frames, ContinueURL: withState(redirectURI, state)}))
+		return
+	}
 	if redirectURI != "" {
 		u, _ := url.Parse(redirectURI)
 		if state != "" {
@@ -127,5 +141,37 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusSeeOther)
 		return
 	}
-	logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."}))
+	logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out.", FrontchannelLogouts: frames}))
+}
+
+// frontchannelURLs are the URLs the signed-out page frames (OpenID Connect Front-Channel Logout §3): each
+// client's frontchannel_logout_uri, with iss and sid added when it asked for them.
+func (h *Browser) frontchannelURLs(fc []models.FrontchannelLogout, sid string) []string {
+	var out []string
+	for _, f := range fc {
+		u, err := url.Parse(f.URI)
+		if err != nil {
+			continue
+		}
+		if f.SessionRequired {
+			q := u.Query()
+			q.Set("iss", h.Issuer)
+			q.Set("sid", sid)
+			u.RawQuery = q.Encode()
+		}
+		out = append(out, u.String())
+	}
+	return out
+}
+
+// withState is the post-logout redirect URI with state added, if there is one.
+func withState(redirectURI, state string) string {
+	u, err := url.Parse(redirectURI)
+	if err != nil || state == "" {
+		return redirectURI
+	}
+	q := u.Query()
+	q.Set("state", state)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

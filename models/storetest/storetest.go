@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		signInCases(),
 		throttleCases(),
 		signingKeyCases(),
+		outboxCases(),
 	} {
 		for _, tc := range group {
 			if seen[tc.name] {

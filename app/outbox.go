@@ -1,0 +1,30 @@
+package app
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+
+	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/outbox"
+)
+
+// outboxWorker is this node's deliverer of the outbox: back-channel logout tokens, signed with the provider's
+// key at each attempt. Its node name (host and a random suffix) tells its leases from other nodes'.
+func (a *app) outboxWorker() *outbox.Worker {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	node := host + "-" + hex.EncodeToString(b[:])
+	senders := map[string]outbox.Sender{
+		models.OutboxBackchannelLogout: &outbox.Backchannel{
+			Tokens: a.prov,
+			Client: outbox.NewHTTPClient(outbox.DefaultTimeout, a.cfg.BackchannelLogoutAllowPrivate),
+			Now:    a.clock,
+		},
+	}
+	return outbox.New(a.store, senders, outbox.Options{
+		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, Now: a.clock,
+		Logger: a.logger.With("component", "outbox"),
+	})
+}
