@@ -207,9 +207,9 @@ func countRowsWhere(t *testing.T, env testEnv, table, column, value string) int 
 // fields are ignored; a public client gets no secret.
 func TestRegistrationMetadataErrors(t *testing.T) {
 	forEachDB(t, func(t *testing.T, env testEnv) {
-		env["LATCHKEY_REGISTRATION"] = "open"
 		srv := env.startServer(t)
 		endpoint := srv.URL + "/oauth2/register"
+		token := registrationToken(t, env, "--max-uses", "10") // refusals spend no use
 		with := func(k string, v any) map[string]any {
 			m := webApp()
 			if v == nil {
@@ -254,13 +254,16 @@ func TestRegistrationMetadataErrors(t *testing.T) {
 			{"request objects required without keys", with("require_signed_request_object", true), "invalid_client_metadata", "require_signed_request_object"},
 			{"request objects required not a boolean", with("require_signed_request_object", "yes"), "invalid_client_metadata", "require_signed_request_object"},
 			{"request object alg none", with("request_object_signing_alg", "none"), "invalid_client_metadata", "request_object_signing_alg"},
+			{"back-channel logout over http", with("backchannel_logout_uri", "http://app.example/logout"), "invalid_client_metadata", "backchannel_logout_uri"},
+			{"back-channel session without a URI", with("backchannel_logout_session_required", true), "invalid_client_metadata", "backchannel_logout_session_required"},
+			{"front-channel logout on another origin", with("frontchannel_logout_uri", "https://elsewhere.example/logout"), "invalid_client_metadata", "frontchannel_logout_uri"},
 			{"encryption without a key", with("id_token_encrypted_response_alg", "RSA-OAEP-256"), "invalid_client_metadata", "id_token_encrypted_response_alg"},
 			{"bad post-logout URI", with("post_logout_redirect_uris", []string{"http://app.example/bye"}), "invalid_client_metadata", "post_logout_redirect_uris"},
 			{"not JSON", "{", "invalid_client_metadata", ""},
 			{"an array", "[]", "invalid_client_metadata", ""},
 			{"null", "null", "invalid_client_metadata", ""},
 		} {
-			code, _, body := regCall(t, "POST", endpoint, "", tc.body)
+			code, _, body := regCall(t, "POST", endpoint, token, tc.body)
 			desc, _ := body["error_description"].(string)
 			if code != http.StatusBadRequest || body["error"] != tc.code || !strings.Contains(desc, tc.field) {
 				t.Errorf("%s: %d %v, want 400 %s naming %s", tc.name, code, body, tc.code, tc.field)
@@ -268,18 +271,19 @@ func TestRegistrationMetadataErrors(t *testing.T) {
 		}
 		req, _ := http.NewRequest("POST", endpoint, strings.NewReader(`{}`))
 		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Authorization", "Bearer "+token)
 		if code, _, _ := do(t, req); code != http.StatusUnsupportedMediaType {
 			t.Errorf("text/plain: %d", code)
 		}
 		big := with("client_name", strings.Repeat("a", 70<<10))
-		if code, _, _ := regCall(t, "POST", endpoint, "", big); code != http.StatusRequestEntityTooLarge {
+		if code, _, _ := regCall(t, "POST", endpoint, token, big); code != http.StatusRequestEntityTooLarge {
 			t.Errorf("oversized body: %d", code)
 		}
 		if n := countRows(t, env, "clients"); n != 0 {
 			t.Errorf("%d clients stored by refused registrations", n)
 		}
 		// A client_secret_jwt backend: its secret is issued once, sealed, and it authenticates with HMAC assertions.
-		code, _, body := regCall(t, "POST", endpoint, "", map[string]any{"client_name": "Reports", "grant_types": []string{"client_credentials"},
+		code, _, body := regCall(t, "POST", endpoint, token, map[string]any{"client_name": "Reports", "grant_types": []string{"client_credentials"},
 			"token_endpoint_auth_method": "client_secret_jwt", "token_endpoint_auth_signing_alg": "HS512", "scope": "profile"})
 		id, _ := body["client_id"].(string)
 		secret, _ := body["client_secret"].(string)
@@ -294,13 +298,52 @@ func TestRegistrationMetadataErrors(t *testing.T) {
 			t.Errorf("its secret over HTTP Basic: %d %v, want 401", code, tok)
 		}
 
+		// Logout metadata is stored and echoed.
+		logout := webApp()
+		logout["backchannel_logout_uri"], logout["backchannel_logout_session_required"] = "https://app.example/bc-logout", true
+		logout["frontchannel_logout_uri"] = "http://localhost:5173/fc-logout"
+		code, _, body = regCall(t, "POST", endpoint, token, logout)
+		if code != http.StatusCreated || body["backchannel_logout_uri"] != "https://app.example/bc-logout" ||
+			body["backchannel_logout_session_required"] != true || body["frontchannel_logout_uri"] != "http://localhost:5173/fc-logout" {
+			t.Errorf("logout metadata: %d %v", code, body)
+		}
+
 		// A native public client: loopback and private-use redirect URIs, no secret.
 		native := map[string]any{"client_name": "CLI", "token_endpoint_auth_method": "none", "unknown_field": map[string]any{"a": 1},
 			"redirect_uris": []string{"http://127.0.0.1:8400/cb", "com.example.cli:/cb"}, "grant_types": []string{"authorization_code", "refresh_token"}}
-		code, _, body = regCall(t, "POST", endpoint, "", native)
+		code, _, body = regCall(t, "POST", endpoint, token, native)
 		if code != http.StatusCreated || body["client_secret"] != nil || body["client_secret_expires_at"] != nil ||
 			body["token_endpoint_auth_method"] != "none" || body["scope"] != "openid profile email roles offline_access" || body["unknown_field"] != nil {
 			t.Errorf("native client: %d %v", code, body)
+		}
+	})
+}
+
+// Open registration needs no token, and is throttled per client address: 20 attempts, refused ones included,
+// then 429 with Retry-After; a quiet hour starts afresh.
+func TestOpenRegistrationIsThrottledPerAddress(t *testing.T) {
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env["LATCHKEY_REGISTRATION"] = "open"
+		srv := env.startServer(t)
+		endpoint := srv.URL + "/oauth2/register"
+		bad := webApp()
+		delete(bad, "client_name")
+		for i := range 20 {
+			body := webApp()
+			if i%2 == 1 {
+				body = bad
+			}
+			want := []int{http.StatusCreated, http.StatusBadRequest}[i%2]
+			if code, _, resp := regCall(t, "POST", endpoint, "", body); code != want {
+				t.Fatalf("open registration %d: %d %v, want %d", i+1, code, resp, want)
+			}
+		}
+		code, hdr, body := regCall(t, "POST", endpoint, "", webApp())
+		if code != http.StatusTooManyRequests || hdr.Get("Retry-After") == "" {
+			t.Fatalf("the 21st registration from one address: %d %v Retry-After=%q, want 429 with Retry-After", code, body, hdr.Get("Retry-After"))
+		}
+		if n := countRows(t, env, "clients"); n != 10 {
+			t.Errorf("%d clients stored, want the 10 accepted", n)
 		}
 	})
 }

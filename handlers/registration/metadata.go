@@ -35,6 +35,11 @@ type Metadata struct {
 	RequireSignedRequestObject bool   `json:"require_signed_request_object,omitempty"`
 	// DPoPBoundAccessTokens: every token request must carry a DPoP proof (RFC 9449 §5.2).
 	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// Logout (OpenID Connect Back-Channel Logout 1.0 §2.2, Front-Channel Logout 1.0 §2).
+	BackchannelLogoutURI              string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required,omitempty"`
+	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
+	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 
 	// Only in an update (RFC 7592 §2.2); never stored.
 	ClientID     string `json:"-"`
@@ -75,12 +80,17 @@ func ParseMetadata(body []byte) (Metadata, error) {
 	str("userinfo_encrypted_response_enc", &m.UserinfoEncryptedResponseEnc)
 	str("jwks_uri", &m.JWKSURI)
 	str("request_object_signing_alg", &m.RequestObjectSigningAlg)
-	if raw, ok := fields["require_signed_request_object"]; ok && json.Unmarshal(raw, &m.RequireSignedRequestObject) != nil {
-		p = append(p, "require_signed_request_object: must be a boolean")
+	boolean := func(name string, dst *bool) {
+		if raw, ok := fields[name]; ok && json.Unmarshal(raw, dst) != nil {
+			p = append(p, name+": must be a boolean")
+		}
 	}
-	if raw, ok := fields["dpop_bound_access_tokens"]; ok && json.Unmarshal(raw, &m.DPoPBoundAccessTokens) != nil {
-		p = append(p, "dpop_bound_access_tokens: must be a boolean")
-	}
+	boolean("require_signed_request_object", &m.RequireSignedRequestObject)
+	boolean("dpop_bound_access_tokens", &m.DPoPBoundAccessTokens)
+	str("backchannel_logout_uri", &m.BackchannelLogoutURI)
+	boolean("backchannel_logout_session_required", &m.BackchannelLogoutSessionRequired)
+	str("frontchannel_logout_uri", &m.FrontchannelLogoutURI)
+	boolean("frontchannel_logout_session_required", &m.FrontchannelLogoutSessionRequired)
 	str("client_id", &m.ClientID)
 	str("client_secret", &m.ClientSecret)
 	if raw, ok := fields["jwks"]; ok && string(raw) != "null" {
@@ -108,24 +118,28 @@ func metadataError(description string) *jsonapi.Error {
 // (OpenID Connect Registration §2), the others its signing keys (private_key_jwt).
 func (m Metadata) client(id string, pol models.RegistrationPolicy) (*models.Client, error) {
 	c := &models.Client{
-		ID:                           id,
-		Name:                         m.ClientName,
-		RedirectURIs:                 m.RedirectURIs,
-		GrantTypes:                   m.GrantTypes,
-		ResponseTypes:                m.ResponseTypes,
-		Scopes:                       strings.Fields(m.Scope),
-		TokenEndpointAuthMethod:      m.TokenEndpointAuthMethod,
-		PostLogoutRedirectURIs:       m.PostLogoutRedirectURIs,
-		Pool:                         pol.Pool,
-		TokenEndpointAuthSigningAlg:  m.TokenEndpointAuthSigningAlg,
-		IDTokenEncryptedResponseAlg:  m.IDTokenEncryptedResponseAlg,
-		IDTokenEncryptedResponseEnc:  m.IDTokenEncryptedResponseEnc,
-		UserinfoEncryptedResponseAlg: m.UserinfoEncryptedResponseAlg,
-		UserinfoEncryptedResponseEnc: m.UserinfoEncryptedResponseEnc,
-		JWKSURI:                      m.JWKSURI,
-		RequestObjectSigningAlg:      m.RequestObjectSigningAlg,
-		RequireSignedRequestObject:   m.RequireSignedRequestObject,
-		DPoPBoundAccessTokens:        m.DPoPBoundAccessTokens,
+		ID:                                id,
+		Name:                              m.ClientName,
+		RedirectURIs:                      m.RedirectURIs,
+		GrantTypes:                        m.GrantTypes,
+		ResponseTypes:                     m.ResponseTypes,
+		Scopes:                            strings.Fields(m.Scope),
+		TokenEndpointAuthMethod:           m.TokenEndpointAuthMethod,
+		PostLogoutRedirectURIs:            m.PostLogoutRedirectURIs,
+		Pool:                              pol.Pool,
+		TokenEndpointAuthSigningAlg:       m.TokenEndpointAuthSigningAlg,
+		IDTokenEncryptedResponseAlg:       m.IDTokenEncryptedResponseAlg,
+		IDTokenEncryptedResponseEnc:       m.IDTokenEncryptedResponseEnc,
+		UserinfoEncryptedResponseAlg:      m.UserinfoEncryptedResponseAlg,
+		UserinfoEncryptedResponseEnc:      m.UserinfoEncryptedResponseEnc,
+		JWKSURI:                           m.JWKSURI,
+		RequestObjectSigningAlg:           m.RequestObjectSigningAlg,
+		RequireSignedRequestObject:        m.RequireSignedRequestObject,
+		DPoPBoundAccessTokens:             m.DPoPBoundAccessTokens,
+		BackchannelLogoutURI:              m.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:  m.BackchannelLogoutSessionRequired,
+		FrontchannelLogoutURI:             m.FrontchannelLogoutURI,
+		FrontchannelLogoutSessionRequired: m.FrontchannelLogoutSessionRequired,
 	}
 	if len(c.GrantTypes) == 0 {
 		c.GrantTypes = []string{"authorization_code"}
@@ -191,22 +205,26 @@ func nonNil[T any](s []T) []T {
 // metadataOf is the metadata of a stored client, as the endpoint echoes it.
 func metadataOf(c *models.Client) Metadata {
 	m := Metadata{
-		RedirectURIs:                 nonNil(c.RedirectURIs),
-		TokenEndpointAuthMethod:      c.GetTokenEndpointAuthMethod(),
-		GrantTypes:                   nonNil(c.GrantTypes),
-		ResponseTypes:                nonNil(c.ResponseTypes),
-		ClientName:                   c.Name,
-		Scope:                        strings.Join(c.Scopes, " "),
-		PostLogoutRedirectURIs:       nonNil(c.PostLogoutRedirectURIs),
-		TokenEndpointAuthSigningAlg:  c.TokenEndpointAuthSigningAlg,
-		IDTokenEncryptedResponseAlg:  c.IDTokenEncryptedResponseAlg,
-		IDTokenEncryptedResponseEnc:  c.IDTokenEncryptedResponseEnc,
-		UserinfoEncryptedResponseAlg: c.UserinfoEncryptedResponseAlg,
-		UserinfoEncryptedResponseEnc: c.UserinfoEncryptedResponseEnc,
-		JWKSURI:                      c.JWKSURI,
-		RequestObjectSigningAlg:      c.RequestObjectSigningAlg,
-		RequireSignedRequestObject:   c.RequireSignedRequestObject,
-		DPoPBoundAccessTokens:        c.DPoPBoundAccessTokens,
+		RedirectURIs:                      nonNil(c.RedirectURIs),
+		TokenEndpointAuthMethod:           c.GetTokenEndpointAuthMethod(),
+		GrantTypes:                        nonNil(c.GrantTypes),
+		ResponseTypes:                     nonNil(c.ResponseTypes),
+		ClientName:                        c.Name,
+		Scope:                             strings.Join(c.Scopes, " "),
+		PostLogoutRedirectURIs:            nonNil(c.PostLogoutRedirectURIs),
+		TokenEndpointAuthSigningAlg:       c.TokenEndpointAuthSigningAlg,
+		IDTokenEncryptedResponseAlg:       c.IDTokenEncryptedResponseAlg,
+		IDTokenEncryptedResponseEnc:       c.IDTokenEncryptedResponseEnc,
+		UserinfoEncryptedResponseAlg:      c.UserinfoEncryptedResponseAlg,
+		UserinfoEncryptedResponseEnc:      c.UserinfoEncryptedResponseEnc,
+		JWKSURI:                           c.JWKSURI,
+		RequestObjectSigningAlg:           c.RequestObjectSigningAlg,
+		RequireSignedRequestObject:        c.RequireSignedRequestObject,
+		DPoPBoundAccessTokens:             c.DPoPBoundAccessTokens,
+		BackchannelLogoutURI:              c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired:  c.BackchannelLogoutSessionRequired,
+		FrontchannelLogoutURI:             c.FrontchannelLogoutURI,
+		FrontchannelLogoutSessionRequired: c.FrontchannelLogoutSessionRequired,
 	}
 	if c.JWKS != "" || c.EncryptionJWK != "" {
 		var set struct {
