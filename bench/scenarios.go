@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -73,6 +74,7 @@ var allScenarios = []*scenario{
 	{name: "client_credentials", server: true, note: "POST /oauth2/token grant_type=client_credentials, opaque token, client_secret_basic", prepare: prepareCC(false), verify: verifyActive},
 	{name: "client_credentials_jwt", server: true, note: "the same for a client created with --access-token-format jwt (RFC 9068, signed with RS256)", prepare: prepareCC(true), verify: verifyActive},
 	{name: "client_credentials_private_key_jwt", server: true, note: "the opaque client_credentials request authenticated with private_key_jwt: an ES256 client assertion (signed by the harness, a fresh jti each) instead of a secret; the server verifies it against the client's registered JWK Set and records the jti once", prepare: preparePrivateKeyJWT},
+	{name: "client_credentials_dpop", server: true, note: "the opaque client_credentials request (client_secret_basic) with a DPoP proof (RFC 9449: ES256, a fresh jti each, signed by the harness): the server verifies it, records its jti once and binds the token to the key (token_type DPoP)", prepare: prepareDPoP},
 	{name: "introspect", server: true, note: "POST /oauth2/introspect of a valid opaque token, caller authenticated (Basic) as a resource-server client", prepare: prepareIntrospect},
 	{name: "revoke", server: true, note: "each iteration issues an opaque token and revokes it (POST /oauth2/revoke); latency is the revoke alone, req/s counts revokes (each also paid for its issuance)", prepare: prepareRevoke, verify: verifyInactive},
 	{name: "userinfo", server: true, note: "GET /userinfo with a Bearer token carrying openid", prepare: prepareUserinfo},
@@ -195,6 +197,48 @@ func preparePrivateKeyJWT(_ context.Context, t *target, w *worker) (iteration, e
 			w.keep(tr.AccessToken)
 		}
 		return d, err
+	}, nil
+}
+
+// prepareDPoP: each worker has its own P-256 key; each iteration signs a fresh proof (the client's cost, outside
+// the server) and asks for a client_credentials token bound to it.
+func prepareDPoP(_ context.Context, t *target, w *worker) (iteration, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	opts := (&jose.SignerOptions{}).WithType("dpop+jwt").WithHeader("jwk", jose.JSONWebKey{Key: &key.PublicKey})
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts)
+	if err != nil {
+		return nil, err
+	}
+	htu := t.base + "/oauth2/token"
+	return func(ctx context.Context) (time.Duration, error) {
+		claims, _ := json.Marshal(map[string]any{"jti": randomString(16), "htm": http.MethodPost, "htu": htu, "iat": time.Now().Unix()})
+		sig, err := signer.Sign(claims)
+		if err != nil {
+			return 0, err
+		}
+		proof, err := sig.CompactSerialize()
+		if err != nil {
+			return 0, err
+		}
+		header := func(h http.Header) { t.cc.auth(h); h.Set("DPoP", proof) }
+		t0 := time.Now()
+		_, resp, err := w.call(ctx, nil, http.MethodPost, "/oauth2/token", formType, "grant_type=client_credentials&scope=read", header, http.StatusOK)
+		d := time.Since(t0)
+		if err != nil {
+			return d, err
+		}
+		var tr struct {
+			AccessToken string `json:"access_token"`
+			TokenType   string `json:"token_type"`
+		}
+		if err := json.Unmarshal(resp, &tr); err != nil || !strings.EqualFold(tr.TokenType, "DPoP") {
+			return d, badResponse("DPoP token response: %s", resp)
+		}
+		w.keep(tr.AccessToken)
+		return d, nil
 	}, nil
 }
 
