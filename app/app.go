@@ -142,6 +142,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	a.metrics = telemetry.New(telemetry.Options{GrantTypes: slices.Concat(a.prov.GrantTypes(), []string{provider.GrantTypeFirstPartySignIn})})
 	a.metrics.WatchDBPools(store.PoolStats)
+	a.metrics.WatchOutbox(store.OutboxCounts)
 	return a, nil
 }
 
