@@ -108,3 +108,32 @@ func TestReviewTokenExchangeStripsDPoPBinding(t *testing.T) {
 		}
 	})
 }
+
+// Delegation chains have no bound: an exchanged token exchanged again nests one more act level each time (RFC
+// 8693 §4.1 lets a server limit them), and the JWT access token and its stored session grow with every step. A
+// backend that loops (or an attacker with one client) makes tokens of any size and depth.
+func TestReviewTokenExchangeActChainUnbounded(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		x := newExchangeFixture(t, env)
+		spa, _ := x.signedIn(t, newBrowser(t, spaCallback))
+		actor := x.serviceToken(t, x.deleg)
+		at := spa.AccessToken
+		const maxDepth = 10 // any sane limit is well under this
+		depth := 0
+		for depth = 0; depth < 40; depth++ {
+			r := x.trade(t, x.deleg, subjectForm(at, typeAccessToken, "actor_token", actor, "actor_token_type", typeAccessToken))
+			if r.code != http.StatusOK {
+				break
+			}
+			at = r.body["access_token"].(string)
+		}
+		if depth > maxDepth {
+			levels := 0
+			for act, _ := jwtPayload(t, at)["act"].(map[string]any); act != nil; act, _ = act["act"].(map[string]any) {
+				levels++
+			}
+			t.Fatalf("%d chained exchanges accepted; the last token nests %d act levels and is %d bytes", depth, levels, len(at))
+		}
+	})
+}
