@@ -581,6 +581,11 @@ func (s *Store) deleteClient(ctx context.Context, id string, where map[string]an
 		if err := tx.Where("client_id = ?", id).Delete(&clientOriginRow{}).Error; err != nil {
 			return mapErr(err)
 		}
+		// Its device codes too: a pending one must not be approved for, or pass to, a client later made with
+		// the same id.
+		if err := tx.Where("client_id = ?", id).Delete(&deviceAuthorizationRow{}).Error; err != nil {
+			return mapErr(err)
+		}
 		return mapErr(tx.Where("client_id = ?", id).Delete(&consentRow{}).Error)
 	})
 	if err != nil {

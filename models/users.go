@@ -472,8 +472,9 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	return u, nil
 }
 
-// DeleteUser deletes a user, their browser sessions and consents, and every token, code and request whose
-// subject is that user, in one transaction; ErrNotFound if there is no such user.
+// DeleteUser deletes a user, their browser sessions (ended first: their apps get a back-channel logout) and
+// consents, and every token, code and request whose subject is that user, in one transaction; ErrNotFound if
+// there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("id = ?", id).Delete(&userRow{})
@@ -487,6 +488,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			if err := tx.Table(table).Where("subject = ?", id).Delete(&tokenRow{}).Error; err != nil {
 				return mapErr(err)
 			}
+		}
+		// Ended first, as every session ends (endSessions), so the apps that took part are told (back-channel
+		// logout, queued in this transaction) before the rows that say which apps those were go.
+		if _, err := endUserSessions(tx, id, "", s.now()); err != nil {
+			return err
 		}
 		if err := tx.Where("user_id = ?", id).Delete(&browserSessionRow{}).Error; err != nil {
 			return mapErr(err)

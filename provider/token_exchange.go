@@ -119,9 +119,18 @@ func (h *tokenExchange) HandleTokenEndpointRequest(ctx context.Context, r fosite
 	if err != nil {
 		return withHintPrefix(err, "subject_token")
 	}
+	if err := sameSender(ctx, subject); err != nil {
+		return withHintPrefix(err, "subject_token")
+	}
+	if depth := actDepth(subject.session.Act); form.Get("actor_token") != "" && depth >= MaxActDepth {
+		return fosite.ErrInvalidRequest.WithHintf("The subject_token has been exchanged by delegation %d times already; at most %d actors are chained.", depth, MaxActDepth)
+	}
 	var actor *exchangedToken
 	if form.Get("actor_token") != "" {
 		if actor, err = h.readToken(ctx, form.Get("actor_token"), form.Get("actor_token_type"), client.GetID(), true); err != nil {
+			return withHintPrefix(err, "actor_token")
+		}
+		if err := sameSender(ctx, actor); err != nil {
 			return withHintPrefix(err, "actor_token")
 		}
 	}
@@ -239,4 +248,28 @@ func withHintPrefix(err error, param string) error {
 		return e.WithHintf("The %s is not acceptable: %s", param, e.HintField)
 	}
 	return err
+}
+
+// MaxActDepth is how many actors a delegation chain may name (act nested in act, RFC 8693 §4.1): each exchange by
+// delegation adds one, and the chain is carried in every token and stored session.
+const MaxActDepth = 5
+
+// actDepth is how many actors act names.
+func actDepth(act map[string]any) int {
+	n := 0
+	for len(act) > 0 {
+		n++
+		act, _ = act["act"].(map[string]any)
+	}
+	return n
+}
+
+// sameSender refuses a DPoP-bound token (RFC 9449) presented by a request without a proof by its key: exchanging
+// it would hand out an unbound copy, so whoever stole the token would no longer need the key. With the proof,
+// the exchanged token is bound to the same key (dpopBinding).
+func sameSender(ctx context.Context, t *exchangedToken) error {
+	if jkt := t.session.DPoPJKT; jkt != "" && dpopKeyOf(ctx) != jkt {
+		return fosite.ErrInvalidRequest.WithHint("The token is bound to a DPoP key: send the exchange with a DPoP proof by that key.")
+	}
+	return nil
 }

@@ -82,8 +82,13 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 	guess.Right()
 	shown := models.FormatUserCode(code)
 	client, err := h.Store.ClientByID(ctx, da.ClientID)
-	if err != nil {
-		h.pageFault(w, r, "load the device's client", err) // a client deleted meanwhile is a fault too: nothing to approve
+	if errors.Is(err, models.ErrNotFound) {
+		// The client was deleted meanwhile (its codes go with it): as for any code no longer valid.
+		request.Logger(ctx).Info("device code refused", "reason", "client deleted")
+		h.deviceEntry(w, r, http.StatusBadRequest, typed, wrongUserCode)
+		return
+	} else if err != nil {
+		h.pageFault(w, r, "load the device's client", err)
 		return
 	}
 	bs, user, err := h.poolSession(r, client.Pool)
