@@ -36,6 +36,7 @@ func commands() []command {
 		{"sessions", "list and end users' sessions", runSessions},
 		{"pools", "manage user pools: create, list, update", runPools},
 		{"keys", "manage signing keys: list, rotate", runKeys},
+		{"backup", "copy a SQLite database while the server runs: backup --to FILE", runBackup},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -90,6 +90,7 @@ type Store struct {
 	// the database can delete. On SQLite it is sqlDB, whose single connection is the only writer.
 	maintDB    *sql.DB
 	dialect    string
+	sqliteDSN  string // the SQLite file's DSN, for a connection of its own (BackupTo); "" on PostgreSQL
 	newSession func() fosite.Session
 	now        func() time.Time
 	clients    clientCache
@@ -169,6 +170,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.maintDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	if readDSN != "" {
+		s.sqliteDSN = strings.TrimSuffix(readDSN, "&_pragma=query_only(1)")
 		if s.readDB, err = sql.Open(sqliteDriverName, readDSN); err != nil {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open sqlite read pool: %w", err)
