@@ -23,8 +23,8 @@ type Pool struct {
 	Name string `json:"name"` // ^[a-z0-9][a-z0-9_-]{0,63}$
 	// SignupEnabled says whether users may sign themselves up (through the token API, and only via a client
 	// with AllowSignup). The default pool has it off.
-	SignupEnabled bool      `json:"signup_enabled"`
-	DefaultRoles  []string  `json:"default_roles"` // roles given to users who sign up; never nil when read
+	SignupEnabled bool     `json:"signup_enabled"`
+	DefaultRoles  []string `json:"default_roles"` // roles given to users who sign up; never nil when read
 	// MFA is the pool's multi-factor policy: MFAOff, MFAOptional (the default; "" means it) or MFARequired.
 	MFA       string    `json:"mfa"`
 	CreatedAt time.Time `json:"created_at"`
