@@ -85,3 +85,6 @@ func URI(secret []byte, issuer, account string) string {
 	}
 	return "otpauth://totp/" + label + "?" + q.Encode()
 }
+
+// DecodeSecret reads a secret as EncodeSecret wrote it.
+func DecodeSecret(s string) ([]byte, error) { return b32.DecodeString(s) }

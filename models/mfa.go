@@ -381,3 +381,29 @@ func (s *Store) ReleaseMFAChallenge(ctx context.Context, token string) error {
 	}
 	return nil
 }
+
+// CheckedUser returns user id as Authenticate returned it when its password was checked, for the second step of
+// a two-step sign-in: stamp is the CredentialStamp recorded at the password check. ErrInvalidCredentials if the
+// password changed since (or there is no such user), ErrUserDisabled if the user was disabled. Starting the
+// session re-checks the password under the user's lock, as after Authenticate.
+func (s *Store) CheckedUser(ctx context.Context, id, stamp string) (*User, error) {
+	var row userRow
+	err := s.conn(ctx).Where("id = ?", id).Take(&row).Error
+	if errors.Is(mapErr(err), ErrNotFound) {
+		return nil, ErrInvalidCredentials
+	} else if err != nil {
+		return nil, fmt.Errorf("checked user: %w", mapErr(err))
+	}
+	if stamp == "" || credentialStamp(row.PasswordHash) != stamp {
+		return nil, ErrInvalidCredentials
+	}
+	u, err := row.user()
+	if err != nil {
+		return nil, fmt.Errorf("checked user: %w", err)
+	}
+	u.credential = row.PasswordHash
+	if u.Disabled {
+		return u, ErrUserDisabled
+	}
+	return u, nil
+}

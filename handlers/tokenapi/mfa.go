@@ -35,6 +35,7 @@ type factorStore interface {
 	PeekMFAChallenge(ctx context.Context, token, purpose string) (*models.MFAChallenge, error)
 	ReserveMFAChallenge(ctx context.Context, token, purpose string) (*models.MFAChallenge, error)
 	ReleaseMFAChallenge(ctx context.Context, token string) error
+	CheckedUser(ctx context.Context, id, stamp string) (*models.User, error)
 }
 
 // Challenge purposes.
@@ -51,8 +52,11 @@ const (
 	codeFactorExists          jsonapi.Code = "factor_exists"
 )
 
+// challengeData is what a challenge keeps to finish the sign-in: the scopes asked for, and the stamp of the
+// password that was checked (a password change meanwhile refuses the second step).
 type challengeData struct {
 	Scopes []string `json:"scopes"`
+	Stamp  string   `json:"stamp"`
 }
 
 // mfaChallengeResponse is the 401 body of a login that needs a second factor: an OAuth-shaped error (so clients
@@ -67,7 +71,7 @@ type mfaChallengeResponse struct {
 
 // challengeLogin answers a login whose password was right but that needs a second factor (demand).
 func (h *API) challengeLogin(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scopes []string, demand grant.MFADemand) error {
-	data, _ := json.Marshal(challengeData{Scopes: scopes})
+	data, _ := json.Marshal(challengeData{Scopes: scopes, Stamp: u.CredentialStamp()})
 	purpose, code, factors, desc := purposeLogin, codeMFARequired, []string{models.FactorTOTP, "recovery_code"},
 		"A second factor is required: send a code with the mfa_token to /api/v1/auth/mfa/verify."
 	if demand == grant.MFAEnroll {
@@ -179,10 +183,12 @@ func (h *API) finishSignIn(w http.ResponseWriter, r *http.Request, c *models.Cli
 	if err := json.Unmarshal([]byte(ch.Data), &data); err != nil {
 		return fmt.Errorf("read mfa challenge: %w", err)
 	}
-	u, err := h.Store.UserByID(r.Context(), ch.UserID)
-	if errors.Is(err, models.ErrNotFound) {
-		return errBadMFAToken()
-	} else if err != nil {
+	u, err := h.Factors.CheckedUser(r.Context(), ch.UserID, data.Stamp)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		request.Logger(r.Context()).Info("api second step refused", "reason", "password changed or account disabled since the check", "user", ch.UserID)
+		return errWrongPassword()
+	case err != nil:
 		return fmt.Errorf("load user: %w", err)
 	}
 	resp, err := h.startSession(r, c, u, data.Scopes, tokenType, amr)
