@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/logwriter"
+	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
@@ -222,6 +224,7 @@ func (a *app) handler() http.Handler {
 	}
 	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
 		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow, Rejections: a.metrics}
+	mfaSealer := mfa.NewSealer(a.secret)
 	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
 		&handlers.Health{DB: a.store},
 		&oauth.Discovery{Metadata: a.metadata()},
@@ -253,8 +256,17 @@ func (a *app) handler() http.Handler {
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 			Now: a.clock, Issued: a.metrics,
+			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer),
 		},
 	)
+}
+
+// mfaIssuer labels Latchkey's factors in authenticator apps: the issuer's host.
+func mfaIssuer(issuer string) string {
+	if u, err := url.Parse(issuer); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return "Latchkey"
 }
 
 // registrationPolicy is what dynamically registered clients may hold: users of the default pool, the scopes

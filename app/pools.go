@@ -36,6 +36,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "pool name: lower-case letters, digits, - and _")
 	signup := fs.Bool("signup", true, "users may sign themselves up through the token API (clients must also allow it)")
 	roles := fs.String("default-roles", "", "roles given to users who sign up, comma separated")
+	mfaPolicy := fs.String("mfa", models.MFAOptional, "multi-factor policy: off, optional or required")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -49,7 +50,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles)}
+	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles), MFA: *mfaPolicy}
 	if err := a.store.CreatePool(ctx, p); errors.Is(err, models.ErrConflict) {
 		return fmt.Errorf("pool %q already exists", n)
 	} else if err != nil {
@@ -62,7 +63,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 	if *asJSON {
 		return writeJSON(c, got)
 	}
-	fmt.Fprintf(c.stdout, "created pool %s (signup %v)\n", got.Name, got.SignupEnabled)
+	fmt.Fprintf(c.stdout, "created pool %s (signup %v, mfa %s)\n", got.Name, got.SignupEnabled, got.MFA)
 	return nil
 }
 
@@ -71,6 +72,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "pool name")
 	signup := fs.String("signup", "", "true or false")
 	roles := fs.String("default-roles", "", "replace the default roles (comma separated; \"-\" clears them)")
+	mfaPolicy := fs.String("mfa", "", "multi-factor policy: off, optional or required (default: unchanged)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -106,6 +108,9 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	default:
 		p.DefaultRoles = splitList(*roles)
 	}
+	if *mfaPolicy != "" {
+		p.MFA = *mfaPolicy
+	}
 	if err := a.store.UpdatePool(ctx, *p); err != nil {
 		return err
 	}
@@ -131,9 +136,9 @@ func poolsList(ctx context.Context, c *cli, args []string) error {
 			return writeJSON(c, list)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "POOL\tSIGNUP\tDEFAULT ROLES\tCREATED")
+		fmt.Fprintln(tw, "POOL\tSIGNUP\tMFA\tDEFAULT ROLES\tCREATED")
 		for _, p := range list {
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", p.Name, p.SignupEnabled, strings.Join(p.DefaultRoles, ","), p.CreatedAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\t%s\n", p.Name, p.SignupEnabled, p.MFA, strings.Join(p.DefaultRoles, ","), p.CreatedAt.UTC().Format(time.RFC3339))
 		}
 		return tw.Flush()
 	})

@@ -26,6 +26,7 @@ func runUsers(ctx context.Context, c *cli, args []string) error {
 		"set-name":     usersSetName,
 		"disable":      usersDisable,
 		"enable":       usersEnable,
+		"reset-mfa":    usersResetMFA,
 	})
 }
 
@@ -225,6 +226,19 @@ var usersDisable = userCommand("disable", func(*flag.FlagSet) func(context.Conte
 var usersEnable = userCommand("enable", func(*flag.FlagSet) func(context.Context, *cli, *app, *models.User) error {
 	return func(ctx context.Context, c *cli, a *app, u *models.User) error {
 		return a.store.SetDisabled(ctx, u.ID, false, a.clock())
+	}
+})
+
+// usersResetMFA removes every second factor and recovery code of a user who lost their device; they sign in with
+// the password alone (or, in a pool that requires MFA, enrol again at the next sign-in).
+var usersResetMFA = userCommand("reset-mfa", func(*flag.FlagSet) func(context.Context, *cli, *app, *models.User) error {
+	return func(ctx context.Context, c *cli, a *app, u *models.User) error {
+		n, err := a.store.ResetMFA(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "removed %d factor(s) and the recovery codes of %s\n", n, u.Email)
+		return nil
 	}
 })
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -21,9 +23,22 @@ type Pool struct {
 	Name string `json:"name"` // ^[a-z0-9][a-z0-9_-]{0,63}$
 	// SignupEnabled says whether users may sign themselves up (through the token API, and only via a client
 	// with AllowSignup). The default pool has it off.
-	SignupEnabled bool      `json:"signup_enabled"`
-	DefaultRoles  []string  `json:"default_roles"` // roles given to users who sign up; never nil when read
-	CreatedAt     time.Time `json:"created_at"`
+	SignupEnabled bool     `json:"signup_enabled"`
+	DefaultRoles  []string `json:"default_roles"` // roles given to users who sign up; never nil when read
+	// MFA is the pool's multi-factor policy: MFAOff, MFAOptional (the default; "" means it) or MFARequired.
+	MFA       string    `json:"mfa"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// validateMFAPolicy maps "" to MFAOptional and refuses anything not in MFAPolicies.
+func validateMFAPolicy(p string) (string, error) {
+	if p == "" {
+		return MFAOptional, nil
+	}
+	if !slices.Contains(MFAPolicies, p) {
+		return "", fmt.Errorf("%w: mfa policy %q must be one of %s", ErrInvalid, p, strings.Join(MFAPolicies, ", "))
+	}
+	return p, nil
 }
 
 var poolNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -49,6 +64,7 @@ type poolRow struct {
 	Name          string    `gorm:"column:name;primaryKey"`
 	SignupEnabled bool      `gorm:"column:signup_enabled"`
 	DefaultRoles  string    `gorm:"column:default_roles"`
+	MFAPolicy     string    `gorm:"column:mfa_policy"`
 	CreatedAt     time.Time `gorm:"column:created_at"`
 }
 
@@ -59,7 +75,7 @@ func (r *poolRow) pool() (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %q: %w", r.Name, err)
 	}
-	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, CreatedAt: r.CreatedAt.UTC()}, nil
+	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, MFA: r.MFAPolicy, CreatedAt: r.CreatedAt.UTC()}, nil
 }
 
 // requirePool checks, in db (the caller's transaction), that pool exists; an unknown or malformed name is
@@ -84,8 +100,12 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) error {
 	if err := validatePoolName(p.Name); err != nil {
 		return fmt.Errorf("create pool: %w", err)
 	}
+	mfaPolicy, err := validateMFAPolicy(p.MFA)
+	if err != nil {
+		return fmt.Errorf("create pool: %w", err)
+	}
 	row := poolRow{
-		Name: p.Name, SignupEnabled: p.SignupEnabled, DefaultRoles: encodeList(p.DefaultRoles),
+		Name: p.Name, SignupEnabled: p.SignupEnabled, DefaultRoles: encodeList(p.DefaultRoles), MFAPolicy: mfaPolicy,
 		CreatedAt: dbTime(s.now()),
 	}
 	if err := s.conn(ctx).Create(&row).Error; err != nil {
@@ -123,12 +143,17 @@ func (s *Store) ListPools(ctx context.Context) ([]Pool, error) {
 	return out, nil
 }
 
-// UpdatePool replaces a pool's SignupEnabled and DefaultRoles (its name and creation time never change);
-// ErrNotFound if there is no such pool.
+// UpdatePool replaces a pool's SignupEnabled, DefaultRoles and MFA policy (its name and creation time never
+// change); ErrNotFound if there is no such pool.
 func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
+	mfaPolicy, err := validateMFAPolicy(p.MFA)
+	if err != nil {
+		return fmt.Errorf("update pool %q: %w", p.Name, err)
+	}
 	res := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name).UpdateColumns(map[string]any{
 		"signup_enabled": p.SignupEnabled,
 		"default_roles":  encodeList(p.DefaultRoles),
+		"mfa_policy":     mfaPolicy,
 	})
 	if res.Error != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, mapErr(res.Error))

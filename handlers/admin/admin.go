@@ -35,6 +35,7 @@ type store interface {
 	UserByEmail(ctx context.Context, pool, email string) (*models.User, error)
 	ListUsers(ctx context.Context, pool string) ([]models.User, error)
 	UpdateUser(ctx context.Context, id string, p models.UserPatch, now time.Time) (*models.User, error)
+	ResetMFA(ctx context.Context, userID string) (int, error)
 	sessionStore
 }
 
@@ -67,6 +68,7 @@ func (h *API) Mount(r *mux.Router) {
 	s.Handle("/users/{id}/tokens", handler(h.mint)).Methods(http.MethodPost)
 	s.Handle("/users/{id}/sessions", handler(h.sessions)).Methods(http.MethodGet)
 	s.Handle("/users/{id}/sessions/{sid}", handler(h.endSession)).Methods(http.MethodDelete)
+	s.Handle("/users/{id}/mfa", handler(h.resetMFA)).Methods(http.MethodDelete)
 }
 
 // handler serves fn, answering the error it returns through jsonapi.Write.

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -31,6 +32,7 @@ import (
 
 // browserStore is what the interactive flows read and write.
 type browserStore interface {
+	grant.FactorStore
 	ClientByID(ctx context.Context, id string) (*models.Client, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -168,6 +169,18 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The browser cannot yet ask for a second factor: a user who has one (or must enrol one) is refused here,
+	// never signed in with the password alone.
+	if demand, err := grant.SecondFactor(ctx, h.Store, user); err != nil {
+		attempt.Void()
+		fault("second factor", err)
+		return
+	} else if demand != grant.MFANone {
+		attempt.Succeeded()
+		request.Logger(ctx).Info("sign-in refused", "reason", "mfa required; not offered in the browser yet", "user", user.ID)
+		retry(http.StatusForbidden, "This account uses two-factor sign-in, which this page cannot ask for yet. Sign in through the app.")
+		return
+	}
 	bs, err := h.signIn(w, r, user, now)
 	if errors.Is(err, errSignInRefused) {
 		// The password was changed (or the account disabled) after it was checked: a wrong password now, and it

@@ -21,6 +21,7 @@ type passwordStore interface {
 	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	ConfirmBrowserSession(ctx context.Context, id string, now time.Time) error
 	EndBrowserSession(ctx context.Context, id string, now time.Time) error
+	grant.FactorStore
 }
 
 // PasswordGrant serves grant_type=password (RFC 6749 §4.3) at the token endpoint, for the first-party clients that
@@ -101,6 +102,18 @@ func (g *PasswordGrant) exchange(w http.ResponseWriter, r *http.Request, oauth f
 		return ar, nil, fosite.ErrServerError.WithWrap(err).WithDebugf("authenticate: %s", err)
 	}
 
+	// A grant that can carry no second factor: a user who has one (or must enrol one) signs in through the token
+	// API or the browser instead. The password was right, so the attempt counts as a success.
+	demand, err := grant.SecondFactor(ctx, g.Store, u)
+	if err != nil {
+		attempt.Void()
+		return ar, nil, fosite.ErrServerError.WithWrap(err).WithDebugf("second factor: %s", err)
+	}
+	if demand != grant.MFANone {
+		attempt.Succeeded()
+		request.Logger(ctx).Info("password grant refused", "reason", "mfa required", "user", u.ID, "client", client.ID)
+		return ar, nil, fosite.ErrInvalidGrant.WithHint("Multi-factor authentication is required for this account; the password grant cannot carry a second factor. Sign in through the browser or the token API.")
+	}
 	resp, err := g.signIn(ctx, r, oauth, ar, client, u)
 	if errors.Is(err, grant.ErrSignInRefused) {
 		// The password was changed after it was checked: a wrong password now, and it stays counted as one.

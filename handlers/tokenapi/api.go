@@ -17,6 +17,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
+	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
@@ -56,11 +57,15 @@ type API struct {
 	OAuth  fosite.OAuth2Provider
 	Issuer tokenIssuer
 	// DPoP verifies the proof of a DPoP-bound access token (RFC 9449); nil: DPoP-bound tokens are refused.
-	DPoP     grant.Proofs
-	Store    store
-	Policy   *passwords.Policy
-	Throttle *throttle.Throttle
-	CORS     *request.CORS
+	DPoP  grant.Proofs
+	Store store
+	// Factors and Sealer serve two-factor sign-in (mfa.go); MFAIssuer labels the factor in authenticator apps.
+	Factors   factorStore
+	Sealer    *mfa.Sealer
+	MFAIssuer string
+	Policy    *passwords.Policy
+	Throttle  *throttle.Throttle
+	CORS      *request.CORS
 	// TokenHeader is an extra request header that may carry the access token, for tools that cannot set
 	// Authorization (e.g. "X-Auth-Token"). Empty: Authorization only.
 	TokenHeader     string
@@ -116,6 +121,11 @@ func (h *API) Mount(r *mux.Router) {
 	route("/password", h.password, http.MethodPost)
 	route("/sessions", h.sessions, http.MethodGet, http.MethodDelete)
 	route("/sessions/{id}", h.endSession, http.MethodDelete)
+	route("/mfa/verify", h.verify, http.MethodPost)
+	route("/mfa/totp/enroll", h.enroll, http.MethodPost)
+	route("/mfa/totp/confirm", h.confirm, http.MethodPost)
+	route("/mfa/factors", h.factors, http.MethodGet)
+	route("/mfa/factors/{id}", h.removeFactor, http.MethodDelete)
 }
 
 func methodNotAllowed(methods []string) error {

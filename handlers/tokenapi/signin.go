@@ -97,10 +97,14 @@ func requestedScopes(c *models.Client, scope string) ([]string, error) {
 
 // startSession records the sign-in as a session and issues tokens tied to it (grant.SignIn). An error is
 // grant.ErrSignInRefused, an OAuth error, or a fault; see sessionError.
-func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string, tokenType string) (*tokenResponse, error) {
+// amr, when set, is how the user authenticated (RFC 8176) if not by the password alone.
+func (h *API) startSession(r *http.Request, c *models.Client, u *models.User, scopes []string, tokenType string, amr []string) (*tokenResponse, error) {
 	now := h.Now()
 	var tokens provider.TokenSet
 	bs, session, err := grant.SignIn(r, h.Store, u, c.ID, scopes, now, h.SessionIdle, h.SessionAbsolute, func(s *provider.Session) (err error) {
+		if amr != nil {
+			s.IDTokenClaims().AuthenticationMethodsReferences = slices.Clone(amr)
+		}
 		if tokens, err = h.Issuer.SignIn(r.Context(), c.ID, s, scopes); err != nil {
 			return fmt.Errorf("issue tokens: %w", err)
 		}
@@ -219,7 +223,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 		attempt.Failed()
 		return fmt.Errorf("create user: %w", err)
 	}
-	resp, err := h.startSession(r, c, u, scopes, tokenType)
+	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if err != nil {
 		// Nothing half-done: the account goes again if we could not sign it in.
 		if err := h.Store.DeleteUser(ctx, u.ID); err != nil {
@@ -281,7 +285,18 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 		attempt.Void()
 		return fmt.Errorf("authenticate: %w", err)
 	}
-	resp, err := h.startSession(r, c, u, scopes, tokenType)
+	// The password was right. A user with a second factor (or who must enrol one) gets a challenge instead of
+	// tokens; the password's attempt counts as a success either way, and the code has its own throttle.
+	demand, err := grant.SecondFactor(ctx, h.Factors, u)
+	if err != nil {
+		attempt.Void()
+		return fmt.Errorf("second factor: %w", err)
+	}
+	if demand != grant.MFANone {
+		attempt.Succeeded()
+		return h.challengeLogin(w, r, c, u, scopes, demand)
+	}
+	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if errors.Is(err, grant.ErrSignInRefused) {
 		// The password was changed after it was checked: a wrong password now, and it stays counted as one.
 		return sessionError(r, err)
