@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -412,7 +413,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("clients create")
 	id := fs.String("id", "", "client id (default: a random UUID)")
 	secret := fs.String("secret", "", "client secret (default: generated, 256 bits; 512 for client_secret_jwt); at least 32 characters (64 for client_secret_jwt)")
-	name := fs.String("name", "", "human-readable name (required)")
+	name := fs.String("name", "", "human-readable name, shown on the consent page (default: the --id)")
 	grants := fs.String("grant-types", "", "grant types, comma or space separated (default: client_credentials; with --public: authorization_code,refresh_token)")
 	responses := fs.String("response-types", "", "response types (default: code when authorization_code is allowed)")
 	redirects := fs.String("redirect-uris", "", "allowed redirect URIs, matched exactly")
@@ -447,7 +448,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		return errUsage
 	}
 	cl, err := clientFromFlags(clientFlags{
-		id: *id, name: *name, grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
+		id: *id, name: cmp.Or(*name, *id), grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,

@@ -103,7 +103,7 @@ var settings = []setting{
 		func(c *Config, v string) error { c.AccessTokenFormat = v; return nil }},
 	{"signing-alg", "LATCHKEY_SIGNING_ALG", "RS256", "algorithm for JWTs we sign: RS256 or ES256",
 		func(c *Config, v string) error { c.SigningAlg = v; return nil }},
-	{"key-rotation", "LATCHKEY_KEY_ROTATION", "0", "rotate signing keys automatically at this age (0 = only by `keys rotate`); must exceed the key activation delay",
+	{"key-rotation", "LATCHKEY_KEY_ROTATION", "0", "rotate signing keys automatically at this age (0 = only by 'latchkey keys rotate'); must exceed the key activation delay",
 		durationSetter(func(c *Config) *time.Duration { return &c.KeyRotation })},
 	{"key-reload-interval", "LATCHKEY_KEY_RELOAD_INTERVAL", "30s", "how often each node reloads signing keys from the database; a rotated-in key signs only after 2x this plus the JWKS max-age",
 		durationSetter(func(c *Config) *time.Duration { return &c.KeyReloadInterval })},
@@ -160,7 +160,7 @@ var settings = []setting{
 			c.JWKSURIAllowPrivate = b
 			return err
 		}},
-	{"registration", "LATCHKEY_REGISTRATION", "token", "dynamic client registration (RFC 7591) at /oauth2/register: off, token (needs an initial access token from `latchkey clients registration-token`) or open",
+	{"registration", "LATCHKEY_REGISTRATION", "token", "dynamic client registration (RFC 7591) at /oauth2/register: off, token (needs an initial access token from 'latchkey clients registration-token') or open",
 		func(c *Config, v string) error { c.Registration = v; return nil }},
 	{"dpop-nonce", "LATCHKEY_DPOP_NONCE", "false", "DPoP proofs (RFC 9449) must carry a nonce the server issued (DPoP-Nonce): limits proofs made ahead of time",
 		func(c *Config, v string) error {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +23,49 @@ import (
 func (c *cli) newFlagSet(name string) (*flag.FlagSet, *configFlags) {
 	fs := flag.NewFlagSet("latchkey "+name, flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
-	return fs, registerConfigFlags(fs, c.env)
+	cf := registerConfigFlags(fs, c.env)
+	fs.Usage = func() { printUsage(fs) }
+	return fs, cf
+}
+
+// printUsage is a command's --help: its own flags first, then, apart, the server settings every command reads
+// (to find the database and the secret).
+func printUsage(fs *flag.FlagSet) {
+	server := map[string]bool{}
+	for _, s := range settings {
+		server[s.flag] = true
+	}
+	var own, shared []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) {
+		if server[f.Name] {
+			shared = append(shared, f)
+		} else {
+			own = append(own, f)
+		}
+	})
+	w := fs.Output()
+	fmt.Fprintf(w, "usage: %s [flags]\n", fs.Name())
+	if len(own) > 0 {
+		fmt.Fprintln(w, "\nflags:")
+		printFlags(w, own)
+	}
+	fmt.Fprintln(w, "\nserver settings (each also read from the environment variable it names):")
+	printFlags(w, shared)
+}
+
+func printFlags(w io.Writer, flags []*flag.Flag) {
+	for _, f := range flags {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // openFromFlags loads configuration and opens the app; the logger writes to stderr.
@@ -199,10 +243,20 @@ func runMigrate(ctx context.Context, c *cli, args []string) error {
 
 // parseArgs parses flags that may come before or after positional arguments (`pools create customers --signup`),
 // which the flag package alone stops at. The positionals are left in a fresh flag set's Args via Parse.
+//
+// A mistake prints one line and a hint, not the whole usage; --help prints the usage.
 func parseArgs(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	var buf bytes.Buffer
+	fs.SetOutput(&buf)
+	defer fs.SetOutput(out)
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			_, _ = buf.WriteTo(out)
+			return err
+		} else if err != nil {
+			fmt.Fprintf(out, "%s: %v\nrun '%s --help' for its flags\n", fs.Name(), err, fs.Name())
 			return err
 		}
 		rest := fs.Args()

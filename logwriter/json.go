@@ -26,7 +26,18 @@ func NewJSONHandler(w io.Writer, opts *slog.HandlerOptions) slog.Handler {
 	if opts.Level != nil {
 		level = opts.Level
 	}
-	return &jsonHandler{slow: slog.NewJSONHandler(out, opts), level: level, out: out}
+	slowOpts := *opts
+	slowOpts.ReplaceAttr = durationAsString
+	return &jsonHandler{slow: slog.NewJSONHandler(out, &slowOpts), level: level, out: out}
+}
+
+// durationAsString writes a duration as Go writes it ("1.5s", "720h0m0s"), not as slog's JSON handler does (a
+// count of nanoseconds nobody reads right): the fast path does the same.
+func durationAsString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 type jsonHandler struct {
@@ -112,8 +123,8 @@ func appendRecord(b []byte, r slog.Record) ([]byte, bool) {
 			b = strconv.AppendUint(b, v.Uint64(), 10)
 		case slog.KindBool:
 			b = strconv.AppendBool(b, v.Bool())
-		case slog.KindDuration:
-			b = strconv.AppendInt(b, int64(v.Duration()), 10)
+		case slog.KindDuration: // digits, '.', '-' and units (µ is valid UTF-8, which JSON takes as it is)
+			b = append(append(append(b, '"'), v.Duration().String()...), '"')
 		default: // floats, times, groups, errors, LogValuers, any: slog's handler
 			ok = false
 		}
