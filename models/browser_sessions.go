@@ -304,11 +304,21 @@ func (s *Store) touchBrowserSession(ctx context.Context, id string, now time.Tim
 	return nil
 }
 
-// SetBrowserSessionAuthTime records that the user authenticated again, with a password, at at (prompt=login, max_age) on a
-// session that has not ended; ErrNotFound otherwise.
+// SetBrowserSessionAuthTime records that the user authenticated again, with a password, at at (prompt=login,
+// max_age) on a session that has not ended; ErrNotFound otherwise.
 func (s *Store) SetBrowserSessionAuthTime(ctx context.Context, id string, at time.Time) error {
+	return s.setBrowserSessionAuth(ctx, id, at, AuthMethodPassword)
+}
+
+// SetBrowserSessionUpstreamAuthTime is SetBrowserSessionAuthTime for a user who authenticated again through
+// another provider.
+func (s *Store) SetBrowserSessionUpstreamAuthTime(ctx context.Context, id string, at time.Time) error {
+	return s.setBrowserSessionAuth(ctx, id, at, AuthMethodUpstream)
+}
+
+func (s *Store) setBrowserSessionAuth(ctx context.Context, id string, at time.Time, method string) error {
 	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND ended_at IS NULL", id).
-		UpdateColumns(map[string]any{"auth_time": dbTime(at), "auth_method": AuthMethodPassword})
+		UpdateColumns(map[string]any{"auth_time": dbTime(at), "auth_method": method})
 	if res.Error != nil {
 		return fmt.Errorf("set browser session auth time: %w", mapErr(res.Error))
 	}

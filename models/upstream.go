@@ -43,9 +43,9 @@ type UpstreamProvider struct {
 	ClaimName  string `json:"claim_name,omitempty"`
 	ClaimRoles string `json:"claim_roles,omitempty"`
 	// GitHub's endpoints, overridable (GitHub Enterprise, tests); "" = github.com's.
-	AuthURL   string    `json:"auth_url,omitempty"`
-	TokenURL  string    `json:"token_url,omitempty"`
-	APIURL    string    `json:"api_url,omitempty"`
+	AuthURL   string    `json:"github_auth_url,omitempty"`
+	TokenURL  string    `json:"github_token_url,omitempty"`
+	APIURL    string    `json:"github_api_url,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -92,13 +92,13 @@ func (p *UpstreamProvider) Validate() error {
 			pr.add("claim_email", "is required: users are found and created by email")
 		}
 		if p.AuthURL != "" || p.TokenURL != "" || p.APIURL != "" {
-			pr.add("auth_url", "GitHub endpoints are for a github provider; an OIDC provider's come from its discovery")
+			pr.add("github_auth_url", "GitHub endpoints are for a github provider; an OIDC provider's come from its discovery")
 		}
 	case UpstreamKindGitHub:
 		if p.Issuer != "" {
 			pr.add("issuer", "is for an oidc provider")
 		}
-		for field, u := range map[string]string{"auth_url": p.AuthURL, "token_url": p.TokenURL, "api_url": p.APIURL} {
+		for field, u := range map[string]string{"github_auth_url": p.AuthURL, "github_token_url": p.TokenURL, "github_api_url": p.APIURL} {
 			if u == "" {
 				continue
 			}

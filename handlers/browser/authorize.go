@@ -129,7 +129,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{
 			Action: PathLogin, CSRFToken: h.csrfToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
-			FormActionExtra: []string{ar.GetRedirectURI().String()},
+			FormActionExtra: []string{ar.GetRedirectURI().String()}, Providers: h.providerButtons(r, client.Pool, ""),
 		}))
 		return
 	case stepConsent:
@@ -169,6 +169,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		ar.GrantAudience(a)
 	}
 	session := provider.SessionFor(grant.IdentityOf(user), ar.GetGrantedScopes(), bs.ID, bs.AuthTime, requestedAt)
+	session.IDClaims.AuthenticationMethodsReferences = bs.AMR()
 	session.ClientID = client.ID
 	resp, err := h.OAuth.NewAuthorizeResponse(ctx, ar, session)
 	if err != nil {

@@ -68,6 +68,8 @@ type Browser struct {
 	Pages *templates.Renderer
 	// Throttle slows password guessing on the sign-in form; nil disables it.
 	Throttle *throttle.Throttle
+	// Upstream is sign in with another provider (upstream.go); nil: passwords only.
+	Upstream *Upstream
 	// Devices serves the device sign-in page (RFC 8628, devicecode.go); nil: no /device page.
 	Devices deviceStore
 	Issuer  string
@@ -108,6 +110,7 @@ func (h *Browser) Mount(r *mux.Router) {
 	r.HandleFunc(provider.PathAuthorize, h.authorize)
 	r.HandleFunc(PathLogin, h.loginPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathLogin, h.loginSubmit).Methods(http.MethodPost)
+	h.mountUpstream(r)
 	r.HandleFunc(PathConsent, h.consentSubmit).Methods(http.MethodPost)
 	r.HandleFunc(provider.PathEndSession, h.endSession).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(PathSessions, h.sessionsPage).Methods(http.MethodGet, http.MethodHead)

@@ -110,6 +110,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 	d := models.DeviceDecision{Approve: decision == "allow", UserID: user.ID, BrowserSessionID: bs.ID}
 	if d.Approve {
 		session := provider.SessionFor(grant.IdentityOf(user), da.Scopes, bs.ID, bs.AuthTime, da.CreatedAt)
+		session.IDClaims.AuthenticationMethodsReferences = bs.AMR()
 		session.ClientID = client.ID
 		if d.Session, err = json.Marshal(session); err != nil {
 			h.pageFault(w, r, "encode device session", err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/handlers/jsonapi"
@@ -22,7 +23,9 @@ func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
-	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: loginAction(pool, returnTo), CSRFToken: h.csrfToken(w, r)}))
+	action := loginAction(pool, returnTo)
+	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.csrfToken(w, r),
+		Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin))}))
 }
 
 // loginAction is the sign-in URL for pool ("" or the default pool: none named) that returns to returnTo.
@@ -114,6 +117,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		logRender(r, h.Pages.Login(w, status, templates.LoginPage{
 			Action: action, CSRFToken: h.csrfToken(w, r), Challenge: challengeID, ClientName: clientName,
 			Email: truncate(email, models.MaxEmailLength), Error: msg, FormActionExtra: nonEmpty(redirect),
+			Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin)),
 		}))
 	}
 	// fault answers a failure on our side: 503 with Retry-After when storage cannot serve right now, else 500.
