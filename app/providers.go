@@ -42,7 +42,7 @@ func newProviderFlags(fs *flag.FlagSet) *providerFlags {
 		pool:           fs.String("pool", "", "the pool whose users sign in with it (create only; default: the default pool)"),
 		kind:           fs.String("kind", "", "oidc (any OpenID Connect provider) or github"),
 		name:           fs.String("display-name", "", "the button's text: \"Sign in with <display name>\""),
-		issuer:         fs.String("issuer", "", "oidc: the issuer URL (its discovery document is read from it)"),
+		issuer:         fs.String("issuer-url", "", "oidc: the issuer URL (its discovery document is read from it)"),
 		clientID:       fs.String("client-id", "", "our client id at the provider"),
 		secret:         fs.String("client-secret", "", "our client secret at the provider (prefer --client-secret-stdin)"),
 		secretStdin:    fs.Bool("client-secret-stdin", false, "read the client secret from the first line of standard input"),
@@ -71,7 +71,7 @@ func (f *providerFlags) apply(c *cli, a *app, p *models.UpstreamProvider) error 
 	}
 	set("kind", &p.Kind, *f.kind)
 	set("display-name", &p.DisplayName, *f.name)
-	set("issuer", &p.Issuer, *f.issuer)
+	set("issuer-url", &p.Issuer, *f.issuer)
 	set("client-id", &p.ClientID, *f.clientID)
 	set("claim-email", &p.ClaimEmail, *f.claimEmail)
 	set("claim-name", &p.ClaimName, *f.claimName)

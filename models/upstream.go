@@ -83,7 +83,7 @@ func (p *UpstreamProvider) Validate() error {
 	switch p.Kind {
 	case UpstreamKindOIDC:
 		if msg := upstreamURLProblem(p.Issuer); msg != "" {
-			pr.add("issuer", "%s", msg)
+			pr.add("issuer_url", "%s", msg)
 		}
 		if !slices.Contains(p.Scopes, "openid") {
 			pr.add("scopes", "must include openid")
@@ -96,7 +96,7 @@ func (p *UpstreamProvider) Validate() error {
 		}
 	case UpstreamKindGitHub:
 		if p.Issuer != "" {
-			pr.add("issuer", "is for an oidc provider")
+			pr.add("issuer_url", "is for an oidc provider")
 		}
 		for field, u := range map[string]string{"github_auth_url": p.AuthURL, "github_token_url": p.TokenURL, "github_api_url": p.APIURL} {
 			if u == "" {

@@ -95,6 +95,7 @@ func (c *Client) config(ctx context.Context, p *models.UpstreamProvider) (*oauth
 			return nil, nil, err
 		}
 		conf.Endpoint = op.Endpoint()
+		conf.Endpoint.AuthStyle = oauth2.AuthStyleInHeader // client_secret_basic, the default (OIDC Core §9)
 		return conf, op, nil
 	case models.UpstreamKindGitHub:
 		conf.Endpoint = oauth2.Endpoint{AuthURL: orDefault(p.AuthURL, githubAuthURL), TokenURL: orDefault(p.TokenURL, githubTokenURL), AuthStyle: oauth2.AuthStyleInParams}

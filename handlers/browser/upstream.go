@@ -160,14 +160,17 @@ func (h *Browser) upstreamStart(w http.ResponseWriter, r *http.Request) {
 func (h *Browser) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 	ctx, now := r.Context(), h.Now()
 	q := r.URL.Query()
-	cookie, err := r.Cookie(h.cookieName(upstreamCookie))
-	if q.Get("state") == "" || err != nil || cookie.Value == "" {
-		request.Logger(ctx).Info("upstream callback refused", "reason", "no state or no sign-in cookie")
+	if q.Get("state") == "" {
+		request.Logger(ctx).Info("upstream callback refused", "reason", "no state")
 		h.upstreamExpired(w, r)
 		return
 	}
+	browserSecret := "" // none: matches no sign-in, and still burns the state
+	if c, err := r.Cookie(h.cookieName(upstreamCookie)); err == nil {
+		browserSecret = c.Value
+	}
 	// Taken first, whatever the answer: an error or a forged code burns the state too.
-	login, err := h.Upstream.Store.TakeUpstreamLogin(ctx, q.Get("state"), cookie.Value, now)
+	login, err := h.Upstream.Store.TakeUpstreamLogin(ctx, q.Get("state"), browserSecret, now)
 	if errors.Is(err, models.ErrNotFound) {
 		request.Logger(ctx).Info("upstream callback refused", "reason", "unknown, used, expired or other browser's state")
 		h.upstreamExpired(w, r)
