@@ -305,3 +305,34 @@ func TestUpstreamGitHub(t *testing.T) {
 		wantRefusal(t, p, http.StatusForbidden, "cannot be linked")
 	})
 }
+
+// The providers commands name bad input by its flag, and never show the client secret.
+func TestProvidersCLI(t *testing.T) {
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--id", "x", "--kind", "saml", "--display-name", "X", "--client-id", "c", "--client-secret", "s"}, "--kind"},
+			{[]string{"--id", "x", "--kind", "oidc", "--display-name", "X", "--issuer-url", "http://sso.example.com", "--client-id", "c", "--client-secret", "s"}, "--issuer-url: must be https"},
+			{[]string{"--id", "x", "--kind", "oidc", "--display-name", "X", "--issuer-url", "https://sso.example.com", "--client-id", "c", "--client-secret", "s", "--scopes", "email"}, "--scopes: must include openid"},
+			{[]string{"--id", "x", "--kind", "github", "--display-name", "X", "--client-id", "c"}, "--client-secret"},
+			{[]string{"--id", "x", "--kind", "github", "--pool", "nope", "--display-name", "X", "--client-id", "c", "--client-secret", "s"}, "unknown pool"},
+		} {
+			_, errOut, code := env.cliCode(t, "", append([]string{"providers", "create"}, tc.args...)...)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("providers create %v: exit %d, stderr %q; want %q", tc.args, code, errOut, tc.want)
+			}
+		}
+		if _, errOut, code := env.cliCode(t, "", "providers", "create", "--id", "gh", "--kind", "github", "--display-name", "GitHub",
+			"--client-id", "c", "--client-secret-stdin"); code == 0 || !strings.Contains(errOut, "no client-secret on standard input") {
+			t.Errorf("empty stdin: exit %d, %s", code, errOut)
+		}
+		_, errOut, code := env.cliCode(t, "very-secret-value\n", "providers", "create", "--id", "gh2", "--kind", "github",
+			"--display-name", "GitHub", "--client-id", "c", "--client-secret-stdin")
+		out := env.cli(t, "providers", "list", "--json") + env.cli(t, "providers", "list")
+		if code != 0 || !strings.Contains(out, `"id": "gh2"`) || strings.Contains(out, "very-secret") || strings.Contains(out, "sealed") {
+			t.Errorf("create: %d %s; list:\n%s", code, errOut, out)
+		}
+	})
+}
