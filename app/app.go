@@ -31,6 +31,7 @@ import (
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/telemetry"
 	"github.com/latchkey/latchkey/templates"
+	"github.com/latchkey/latchkey/upstream"
 )
 
 // app is everything a command needs, wired in one place: config -> store -> keys -> provider -> handlers.
@@ -241,6 +242,7 @@ func (a *app) handler() http.Handler {
 		&browser.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Devices:     a.store,
+			Upstream:    &browser.Upstream{Client: upstream.New(a.secret, a.cfg.Issuer+browser.PathUpstreamCallback, upstreamTimeout), Store: a.store},
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},
@@ -268,6 +270,9 @@ func mfaIssuer(issuer string) string {
 	}
 	return "Latchkey"
 }
+
+// upstreamTimeout bounds each call to another provider during a sign-in through it.
+const upstreamTimeout = 10 * time.Second
 
 // registrationPolicy is what dynamically registered clients may hold: users of the default pool, the scopes
 // Latchkey itself understands.

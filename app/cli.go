@@ -35,6 +35,7 @@ func commands() []command {
 		{"users", "manage users: create, list, get, delete, set-password, set-roles, set-claims, set-name, disable, enable", runUsers},
 		{"sessions", "list and end users' sessions", runSessions},
 		{"pools", "manage user pools: create, list, update", runPools},
+		{"providers", "manage the other providers users may sign in with: create, list, update, delete", runProviders},
 		{"keys", "manage signing keys: list, rotate", runKeys},
 		{"backup", "copy a SQLite database while the server runs: backup --to FILE", runBackup},
 		{"version", "print the version", runVersion},

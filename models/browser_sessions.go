@@ -28,6 +28,22 @@ type BrowserSession struct {
 	// MintedBy is the admin client that started the session by minting tokens for the user (the admin API's
 	// POST /users/{id}/tokens); empty for a session the user signed in to.
 	MintedBy string `json:"minted_by,omitempty"`
+	// AuthMethod is how the user last authenticated: AuthMethodPassword ("") or AuthMethodUpstream.
+	AuthMethod string `json:"auth_method,omitempty"`
+}
+
+// How a browser session's user authenticated (BrowserSession.AuthMethod).
+const (
+	AuthMethodPassword = ""
+	AuthMethodUpstream = "fed" // through another provider (sign in with OpenID Connect or GitHub)
+)
+
+// AMR is the session's amr claim (OpenID Connect Core §2; values from RFC 8176).
+func (bs *BrowserSession) AMR() []string {
+	if bs.AuthMethod == AuthMethodUpstream {
+		return []string{AuthMethodUpstream}
+	}
+	return []string{"pwd"}
 }
 
 // Limits on what is recorded of the request that created or touched a session.
@@ -53,6 +69,7 @@ type browserSessionRow struct {
 	ExpiresAt     time.Time  `gorm:"column:expires_at"`
 	EndedAt       *time.Time `gorm:"column:ended_at"`
 	MintedBy      string     `gorm:"column:minted_by"`
+	AuthMethod    string     `gorm:"column:auth_method"`
 }
 
 func (browserSessionRow) TableName() string { return "browser_sessions" }
@@ -62,7 +79,7 @@ func (r *browserSessionRow) session() *BrowserSession {
 		ID: r.ID, UserID: r.UserID, IP: r.IP, UserAgent: r.UserAgent,
 		AuthTime: r.AuthTime.UTC(), CreatedAt: r.CreatedAt.UTC(), LastActiveAt: r.LastActiveAt.UTC(),
 		IdleExpiresAt: r.IdleExpiresAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(), EndedAt: utcPtr(r.EndedAt),
-		MintedBy: r.MintedBy,
+		MintedBy: r.MintedBy, AuthMethod: r.AuthMethod,
 	}
 }
 
@@ -101,7 +118,7 @@ func (s *Store) CreateBrowserSession(ctx context.Context, u *User, ip, userAgent
 	if u == nil {
 		return nil, "", fmt.Errorf("create browser session: %w: no user", ErrInvalid)
 	}
-	bs, token, err := s.startSession(ctx, u.ID, "", ip, userAgent, now, idle, absolute, func(cur userRow) error {
+	bs, token, err := s.startSession(ctx, u.ID, "", AuthMethodPassword, ip, userAgent, now, idle, absolute, func(cur userRow) error {
 		if u.credential == "" || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
 			return ErrInvalidCredentials
 		}
@@ -121,7 +138,7 @@ func (s *Store) CreateMintedSession(ctx context.Context, userID, mintedBy, ip, u
 	if mintedBy == "" {
 		return nil, fmt.Errorf("create minted session: %w: no admin client", ErrInvalid)
 	}
-	bs, _, err := s.startSession(ctx, userID, mintedBy, ip, userAgent, now, idle, absolute, func(userRow) error { return nil })
+	bs, _, err := s.startSession(ctx, userID, mintedBy, AuthMethodPassword, ip, userAgent, now, idle, absolute, func(userRow) error { return nil })
 	if err != nil {
 		return nil, fmt.Errorf("create minted session: %w", err)
 	}
@@ -131,7 +148,7 @@ func (s *Store) CreateMintedSession(ctx context.Context, userID, mintedBy, ip, u
 // startSession creates a session row for userID in one transaction: under the user's row lock it refuses a
 // disabled user and runs check on the user as locked, then ends the oldest active sessions beyond
 // MaxActiveSessions.
-func (s *Store) startSession(ctx context.Context, userID, mintedBy, ip, userAgent string, now time.Time, idle, absolute time.Duration, check func(cur userRow) error) (*BrowserSession, string, error) {
+func (s *Store) startSession(ctx context.Context, userID, mintedBy, authMethod, ip, userAgent string, now time.Time, idle, absolute time.Duration, check func(cur userRow) error) (*BrowserSession, string, error) {
 	if idle <= 0 || absolute <= 0 {
 		return nil, "", fmt.Errorf("%w: idle and absolute lifetimes must be positive", ErrInvalid)
 	}
@@ -148,7 +165,7 @@ func (s *Store) startSession(ctx context.Context, userID, mintedBy, ip, userAgen
 	row := browserSessionRow{
 		ID: id, TokenHash: hashKey(token), UserID: userID, IP: clip(ip, maxIPBytes),
 		UserAgent: clip(userAgent, maxUserAgentBytes), AuthTime: now, CreatedAt: now, LastActiveAt: now,
-		IdleExpiresAt: minTime(dbTime(now.Add(idle)), expires), ExpiresAt: expires, MintedBy: mintedBy,
+		IdleExpiresAt: minTime(dbTime(now.Add(idle)), expires), ExpiresAt: expires, MintedBy: mintedBy, AuthMethod: authMethod,
 	}
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		// An exclusive lock on PostgreSQL (SQLite has one writer): it orders this sign-in against a password
@@ -287,11 +304,21 @@ func (s *Store) touchBrowserSession(ctx context.Context, id string, now time.Tim
 	return nil
 }
 
-// SetBrowserSessionAuthTime records that the user authenticated again at at (prompt=login, max_age) on a
-// session that has not ended; ErrNotFound otherwise.
+// SetBrowserSessionAuthTime records that the user authenticated again, with a password, at at (prompt=login,
+// max_age) on a session that has not ended; ErrNotFound otherwise.
 func (s *Store) SetBrowserSessionAuthTime(ctx context.Context, id string, at time.Time) error {
+	return s.setBrowserSessionAuth(ctx, id, at, AuthMethodPassword)
+}
+
+// SetBrowserSessionUpstreamAuthTime is SetBrowserSessionAuthTime for a user who authenticated again through
+// another provider.
+func (s *Store) SetBrowserSessionUpstreamAuthTime(ctx context.Context, id string, at time.Time) error {
+	return s.setBrowserSessionAuth(ctx, id, at, AuthMethodUpstream)
+}
+
+func (s *Store) setBrowserSessionAuth(ctx context.Context, id string, at time.Time, method string) error {
 	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND ended_at IS NULL", id).
-		UpdateColumn("auth_time", dbTime(at))
+		UpdateColumns(map[string]any{"auth_time": dbTime(at), "auth_method": method})
 	if res.Error != nil {
 		return fmt.Errorf("set browser session auth time: %w", mapErr(res.Error))
 	}

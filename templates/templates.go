@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -41,9 +42,20 @@ type LoginPage struct {
 	ClientName string // "Sign in to continue to ClientName"; a generic heading if ""
 	Email      string // prefills the email input
 	Error      string // shown above the form with role="alert", referenced by the inputs' aria-describedby
+	// Providers are "Sign in with ..." buttons, each its own form posting CSRFToken and Challenge to Action.
+	Providers []ProviderButton
 
 	// FormActionExtra lists further sources for the CSP form-action directive (see ConsentPage).
 	FormActionExtra []string
+}
+
+// ProviderButton is a sign-in page's button for another provider.
+type ProviderButton struct {
+	Action string // form action URL (POST)
+	Name   string // "Sign in with Name"
+	// Upstream is where the action redirects (its authorization endpoint, or an URL of its origin): CSP
+	// form-action covers redirects after a form submission too.
+	Upstream string
 }
 
 // ScopeInfo is one requested scope as shown on the consent page.
@@ -162,7 +174,7 @@ func New() (*Renderer, error) {
 		dst   **template.Template
 		dummy any
 	}{
-		{"login.html", &r.login, LoginPage{}},
+		{"login.html", &r.login, LoginPage{Providers: []ProviderButton{{}}}},
 		{"consent.html", &r.consent, ConsentPage{}},
 		{"device.html", &r.device, DevicePage{}},
 		{"error.html", &r.errorPage, ErrorPage{}},
@@ -202,7 +214,11 @@ func (r *Renderer) FormPostTemplate() *template.Template { return r.formPost }
 
 // Login renders the sign-in form.
 func (r *Renderer) Login(w http.ResponseWriter, status int, p LoginPage) error {
-	return r.render(w, status, r.login, p, formActions(p.Action, p.FormActionExtra))
+	extra := slices.Clone(p.FormActionExtra)
+	for _, b := range p.Providers {
+		extra = append(extra, b.Upstream)
+	}
+	return r.render(w, status, r.login, p, formActions(p.Action, extra))
 }
 
 // Consent renders the allow/deny form.

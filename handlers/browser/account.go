@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/templates"
@@ -30,7 +31,7 @@ func signInForAccount(w http.ResponseWriter, r *http.Request) {
 func (h *Browser) signedInForAccount(w http.ResponseWriter, r *http.Request) (*models.BrowserSession, bool) {
 	bs, err := h.currentSession(r)
 	if err != nil {
-		h.pageFault(w, r, "account page", err)
+		h.page().Fault(w, r, "account page", err)
 		return nil, false
 	}
 	if bs == nil {
@@ -50,7 +51,7 @@ func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	user, err := h.Store.UserByID(ctx, bs.UserID)
 	if err != nil {
-		h.pageFault(w, r, "load signed-in user "+bs.UserID, err)
+		h.page().Fault(w, r, "load signed-in user "+bs.UserID, err)
 		return
 	}
 	if pool := r.URL.Query().Get("pool"); pool != "" && pool != user.Pool {
@@ -59,7 +60,7 @@ func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := h.Store.ListBrowserSessions(ctx, bs.UserID, h.Now())
 	if err != nil {
-		h.pageFault(w, r, "list sessions", err)
+		h.page().Fault(w, r, "list sessions", err)
 		return
 	}
 	rows := make([]templates.SessionRow, 0, len(list))
@@ -76,15 +77,15 @@ func (h *Browser) sessionsPage(w http.ResponseWriter, r *http.Request) {
 	case "others":
 		flash = "All other sessions ended."
 	}
-	logRender(r, h.Pages.Sessions(w, http.StatusOK, templates.SessionsPage{
-		UserEmail: user.Email, CSRFToken: h.csrfToken(w, r), Action: PathSessions, Flash: flash, Sessions: rows,
+	page.LogRender(r, h.Pages.Sessions(w, http.StatusOK, templates.SessionsPage{
+		UserEmail: user.Email, CSRFToken: h.page().CSRFToken(w, r), Action: PathSessions, Flash: flash, Sessions: rows,
 	}))
 }
 
 // sessionsSubmit ends one of the user's sessions, or all but the current one. Each ended session's refresh
 // tokens are revoked with it.
 func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
-	if !h.parsePost(w, r) {
+	if !h.page().ParsePost(w, r) {
 		return
 	}
 	ctx := r.Context()
@@ -96,7 +97,7 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("all_others") != "" {
 		n, err := h.Store.EndUserBrowserSessions(ctx, bs.UserID, bs.ID, now)
 		if err != nil {
-			h.pageFault(w, r, "end other sessions", err)
+			h.page().Fault(w, r, "end other sessions", err)
 			return
 		}
 		request.Logger(ctx).Info("ended other sessions", "user", bs.UserID, "count", n)
@@ -107,19 +108,19 @@ func (h *Browser) sessionsSubmit(w http.ResponseWriter, r *http.Request) {
 	target, err := h.Store.BrowserSessionByID(ctx, id)
 	if errors.Is(err, models.ErrNotFound) || (err == nil && target.UserID != bs.UserID) {
 		// Someone else's session looks exactly like a missing one.
-		h.errorPage(w, r, http.StatusNotFound, "Session not found", "That session does not exist or has already ended.")
+		h.page().Error(w, r, http.StatusNotFound, "Session not found", "That session does not exist or has already ended.")
 		return
 	} else if err != nil {
-		h.pageFault(w, r, "load session to end", err)
+		h.page().Fault(w, r, "load session to end", err)
 		return
 	}
 	if err := h.Store.EndBrowserSession(ctx, target.ID, now); err != nil && !errors.Is(err, models.ErrNotFound) {
-		h.pageFault(w, r, "end session", err)
+		h.page().Fault(w, r, "end session", err)
 		return
 	}
 	if target.ID == bs.ID {
-		h.clearCookie(w, sessionCookie)
-		logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."}))
+		h.page().ClearCookie(w, sessionCookie)
+		page.LogRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out."}))
 		return
 	}
 	http.Redirect(w, r, PathSessions+"?done=one", http.StatusSeeOther)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
@@ -71,7 +72,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 
 	bs, err := h.currentSession(r)
 	if err != nil {
-		h.pageFault(w, r, "authorize", err)
+		h.page().Fault(w, r, "authorize", err)
 		return
 	}
 	var user *models.User
@@ -79,13 +80,13 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		user, err = h.Store.UserByID(ctx, bs.UserID)
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
 			// An outage is not a reason to sign anyone out.
-			h.pageFault(w, r, "load the signed-in user", err)
+			h.page().Fault(w, r, "load the signed-in user", err)
 			return
 		}
 		if err != nil || user.Disabled {
 			// The account went away or was disabled since sign-in: that session is over.
 			_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
-			h.clearCookie(w, sessionCookie)
+			h.page().ClearCookie(w, sessionCookie)
 			bs, user = nil, nil
 		}
 	}
@@ -127,9 +128,9 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		if user != nil {
 			email = user.Email
 		}
-		logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{
-			Action: PathLogin, CSRFToken: h.csrfToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
-			FormActionExtra: []string{ar.GetRedirectURI().String()},
+		page.LogRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{
+			Action: PathLogin, CSRFToken: h.page().CSRFToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
+			FormActionExtra: []string{ar.GetRedirectURI().String()}, Providers: h.providerButtons(r, client.Pool, ""),
 		}))
 		return
 	case stepConsent:
@@ -143,8 +144,8 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		logRender(r, h.Pages.Consent(w, http.StatusOK, templates.ConsentPage{
-			Action: PathConsent, CSRFToken: h.csrfToken(w, r), Challenge: chal.ID, ClientName: client.Name,
+		page.LogRender(r, h.Pages.Consent(w, http.StatusOK, templates.ConsentPage{
+			Action: PathConsent, CSRFToken: h.page().CSRFToken(w, r), Challenge: chal.ID, ClientName: client.Name,
 			UserEmail: user.Email, Scopes: describeScopes(facts.Requested),
 			FormActionExtra: []string{ar.GetRedirectURI().String()},
 		}))
@@ -169,6 +170,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		ar.GrantAudience(a)
 	}
 	session := provider.SessionFor(grant.IdentityOf(user), ar.GetGrantedScopes(), bs.ID, bs.AuthTime, requestedAt)
+	session.IDClaims.AuthenticationMethodsReferences = bs.AMR()
 	session.ClientID = client.ID
 	resp, err := h.OAuth.NewAuthorizeResponse(ctx, ar, session)
 	if err != nil {
@@ -199,7 +201,7 @@ func (h *Browser) authorizeSizeOK(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if err := r.ParseForm(); err != nil {
 		request.Logger(r.Context()).Info("authorize refused", "reason", "unreadable parameters", "error", err)
-		h.errorPage(w, r, http.StatusBadRequest, "This sign-in request is invalid", "The request parameters could not be read.")
+		h.page().Error(w, r, http.StatusBadRequest, "This sign-in request is invalid", "The request parameters could not be read.")
 		return false
 	}
 	if n := len(r.Form.Encode()); n > models.MaxChallengeQuery {
@@ -211,13 +213,13 @@ func (h *Browser) authorizeSizeOK(w http.ResponseWriter, r *http.Request) bool {
 
 func (h *Browser) tooLong(w http.ResponseWriter, r *http.Request, n int) {
 	request.Logger(r.Context()).Info("authorize refused", "reason", "request too long", "bytes", n)
-	h.errorPage(w, r, http.StatusBadRequest, "This sign-in request is invalid",
+	h.page().Error(w, r, http.StatusBadRequest, "This sign-in request is invalid",
 		fmt.Sprintf("invalid_request: the authorization request is %d bytes, over the limit of %d. Go back to the application and try again.", n, models.MaxChallengeQuery))
 }
 
 // expiredPage answers a sign-in form or resume link that no longer leads anywhere.
 func (h *Browser) expiredPage(w http.ResponseWriter, r *http.Request) {
-	h.errorPage(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start signing in again.")
+	h.page().Error(w, r, http.StatusBadRequest, "This sign-in request has expired", "Go back to the application and start signing in again.")
 }
 
 // restoreChallenge swaps a ?lk_challenge=ID request for the parked original. It answers the browser itself when
@@ -229,7 +231,7 @@ func (h *Browser) restoreChallenge(w http.ResponseWriter, r *http.Request) (*mod
 		return nil, r, true
 	}
 	if len(q) != 1 || len(q[challengeParam]) != 1 || len(id) > 128 {
-		h.errorPage(w, r, http.StatusBadRequest, "Bad request", "This sign-in link is malformed.")
+		h.page().Error(w, r, http.StatusBadRequest, "Bad request", "This sign-in link is malformed.")
 		return nil, r, false
 	}
 	chal, err := h.Store.AuthChallenge(r.Context(), id, h.Now())
@@ -237,7 +239,7 @@ func (h *Browser) restoreChallenge(w http.ResponseWriter, r *http.Request) (*mod
 		h.expiredPage(w, r)
 		return nil, r, false
 	} else if err != nil {
-		h.pageFault(w, r, "load challenge", err)
+		h.page().Fault(w, r, "load challenge", err)
 		return nil, r, false
 	}
 	return chal, parkedRequest(r, chal.Query), true
@@ -278,7 +280,7 @@ func (h *Browser) authorizeError(w http.ResponseWriter, r *http.Request, ar fosi
 		if rfc.CodeField >= 500 {
 			status = rfc.CodeField
 		}
-		h.errorPage(w, r, status, "This sign-in request is invalid", msg)
+		h.page().Error(w, r, status, "This sign-in request is invalid", msg)
 		return
 	}
 	h.OAuth.WriteAuthorizeError(ctx, w, ar, err)

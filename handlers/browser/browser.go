@@ -6,22 +6,17 @@ package browser
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
 	"github.com/latchkey/latchkey/handlers/grant"
-	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/keys"
@@ -70,6 +65,8 @@ type Browser struct {
 	Pages *templates.Renderer
 	// Throttle slows password guessing on the sign-in form; nil disables it.
 	Throttle *throttle.Throttle
+	// Upstream is sign in with another provider (upstream.go); nil: passwords only.
+	Upstream *Upstream
 	// Devices serves the device sign-in page (RFC 8628, devicecode.go); nil: no /device page.
 	Devices deviceStore
 	Issuer  string
@@ -82,6 +79,9 @@ type Browser struct {
 	ChallengeTTL time.Duration
 
 	pending *keys.Sealer // seals authorization requests waiting for sign-in (see pendingRequest)
+
+	pageOnce sync.Once
+	pageKit  *page.Kit
 }
 
 // Paths of the interactive pages.
@@ -110,6 +110,7 @@ func (h *Browser) Mount(r *mux.Router) {
 	r.HandleFunc(provider.PathAuthorize, h.authorize)
 	r.HandleFunc(PathLogin, h.loginPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathLogin, h.loginSubmit).Methods(http.MethodPost)
+	h.mountUpstream(r)
 	r.HandleFunc(PathConsent, h.consentSubmit).Methods(http.MethodPost)
 	r.HandleFunc(provider.PathEndSession, h.endSession).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(PathSessions, h.sessionsPage).Methods(http.MethodGet, http.MethodHead)
@@ -126,39 +127,11 @@ func (h *Browser) Mount(r *mux.Router) {
 	}).Methods(http.MethodGet, http.MethodHead)
 }
 
-// secure reports whether cookies must be Secure: whenever the issuer is https.
-func (h *Browser) secure() bool { return strings.HasPrefix(h.Issuer, "https://") }
-
-// cookieName uses the __Host- prefix when secure, which pins the cookie to this host and path /.
-func (h *Browser) cookieName(base string) string {
-	if h.secure() {
-		return "__Host-" + base
-	}
-	return base
-}
-
-func (h *Browser) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
-	http.SetCookie(w, &http.Cookie{
-		Name: h.cookieName(name), Value: value, Path: "/", HttpOnly: true, Secure: h.secure(),
-		SameSite: http.SameSiteLaxMode, MaxAge: int(maxAge / time.Second),
-	})
-}
-
-func (h *Browser) clearCookie(w http.ResponseWriter, name string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: h.cookieName(name), Value: "", Path: "/", HttpOnly: true, Secure: h.secure(),
-		SameSite: http.SameSiteLaxMode, MaxAge: -1,
-	})
-}
-
-const (
-	sessionCookie = "lk_session"
-	csrfCookie    = "lk_csrf"
-)
+const sessionCookie = "lk_session"
 
 // currentSession returns the signed-in browser session, or nil. It records activity at most once a minute.
 func (h *Browser) currentSession(r *http.Request) (*models.BrowserSession, error) {
-	c, err := r.Cookie(h.cookieName(sessionCookie))
+	c, err := r.Cookie(h.page().CookieName(sessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return nil, nil
 	}
@@ -179,97 +152,12 @@ func (h *Browser) currentSession(r *http.Request) (*models.BrowserSession, error
 	return bs, nil
 }
 
-// csrfToken returns the token forms must echo: an HMAC of a random per-browser cookie, so it needs no server
-// state and cannot be forged without the cookie, which other sites cannot read.
-func (h *Browser) csrfToken(w http.ResponseWriter, r *http.Request) string {
-	seed := ""
-	if c, err := r.Cookie(h.cookieName(csrfCookie)); err == nil && len(c.Value) == 43 {
-		seed = c.Value
-	} else {
-		b := make([]byte, 32)
-		_, _ = rand.Read(b)
-		seed = base64.RawURLEncoding.EncodeToString(b)
-		h.setCookie(w, csrfCookie, seed, 0)
-	}
-	return h.csrfFor(seed)
-}
-
-func (h *Browser) csrfFor(seed string) string {
-	m := hmac.New(sha256.New, h.Secret)
-	m.Write([]byte("csrf\x00" + seed))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// checkCSRF verifies a submitted form's token in constant time.
-func (h *Browser) checkCSRF(r *http.Request) bool {
-	c, err := r.Cookie(h.cookieName(csrfCookie))
-	if err != nil || c.Value == "" {
-		return false
-	}
-	return hmac.Equal([]byte(r.PostForm.Get("csrf_token")), []byte(h.csrfFor(c.Value)))
-}
-
-// errorPage renders our own error page: used whenever the client's redirect URI is not (yet) trusted.
-func (h *Browser) errorPage(w http.ResponseWriter, r *http.Request, status int, title, message string) {
-	logRender(r, h.Pages.Error(w, status, templates.ErrorPage{Title: title, Message: message, RequestID: w.Header().Get("X-Request-Id")}))
-}
-
-// parsePost parses a form POST and checks its CSRF token, answering with an error page when either fails.
-func (h *Browser) parsePost(w http.ResponseWriter, r *http.Request) bool {
-	if err := r.ParseForm(); err != nil {
-		h.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form could not be read.")
-		return false
-	}
-	for k, v := range r.PostForm {
-		if len(v) > 1 {
-			h.errorPage(w, r, http.StatusBadRequest, "Bad request", "The form field "+k+" was sent more than once.")
-			return false
-		}
-	}
-	if !h.checkCSRF(r) {
-		h.errorPage(w, r, http.StatusForbidden, "This form has expired", "For your security the page was reloaded too late or from another site. Go back, reload the page and try again.")
-		return false
-	}
-	return true
-}
-
-// localPath accepts only same-site absolute paths for post-login redirects (no //host, no scheme).
-func localPath(p string) (string, bool) {
-	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
-		return "", false
-	}
-	u, err := url.Parse(p)
-	if err != nil || u.Scheme != "" || u.Host != "" {
-		return "", false
-	}
-	return u.RequestURI(), true
-}
-
 // errSignInRefused: the session could not start because the password that was checked is no longer the user's
 // (changed meanwhile) or the user was disabled meanwhile. The caller answers it as a wrong password.
 var errSignInRefused = errors.New("sign-in refused after the password check")
 
-// pageFault answers a page request that failed on our side with Latchkey's error page, its cause logged at
-// ERROR with the request id: 503 with Retry-After when storage could not serve right now, else 500.
-func (h *Browser) pageFault(w http.ResponseWriter, r *http.Request, what string, err error) {
-	request.Logger(r.Context()).Error(what, "error", jsonapi.FaultCause(r.Context(), err))
-	if jsonapi.Unavailable(r.Context(), err) {
-		jsonapi.SetRetryAfter(w)
-		h.errorPage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable", "We could not reach our database. Please try again in a moment.")
-		return
-	}
-	h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", "Please try again.")
-}
-
-// logRender logs what a page render method returned: a page that could not be rendered (the renderer has already
-// answered 500) at Error, a client that went away before the page was sent at Debug. Every render call site
-// passes its result here: `logRender(r, h.Pages.Sessions(w, ...))`.
-func logRender(r *http.Request, err error) {
-	switch {
-	case err == nil:
-	case errors.Is(err, templates.ErrWrite):
-		request.Logger(r.Context()).Debug("page not sent", "error", err)
-	default:
-		request.Logger(r.Context()).Error("render page", "path", r.URL.Path, "error", err)
-	}
+// page is the shared page plumbing (package page) for this server's issuer, secret and renderer.
+func (h *Browser) page() *page.Kit {
+	h.pageOnce.Do(func() { h.pageKit = &page.Kit{Issuer: h.Issuer, Secret: h.Secret, Pages: h.Pages} })
+	return h.pageKit
 }

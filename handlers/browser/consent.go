@@ -15,7 +15,7 @@ import (
 // challenge is bound to (the one that signed in for the request, or was shown the consent page) decides, and
 // only while its sign-in still satisfies the request's prompt=login and max_age.
 func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
-	if !h.parsePost(w, r) {
+	if !h.page().ParsePost(w, r) {
 		return
 	}
 	ctx := r.Context()
@@ -25,12 +25,12 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		h.expiredPage(w, r)
 		return
 	} else if err != nil {
-		h.pageFault(w, r, "load challenge", err)
+		h.page().Fault(w, r, "load challenge", err)
 		return
 	}
 	bs, err := h.currentSession(r)
 	if err != nil {
-		h.pageFault(w, r, "consent", err)
+		h.page().Fault(w, r, "consent", err)
 		return
 	}
 	if bs == nil || chal.BrowserSessionID != bs.ID {
@@ -77,6 +77,6 @@ func (h *Browser) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		h.authorizeError(w, orig, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
 	default:
-		h.errorPage(w, r, http.StatusBadRequest, "Bad request", "Choose Allow or Deny.")
+		h.page().Error(w, r, http.StatusBadRequest, "Bad request", "Choose Allow or Deny.")
 	}
 }

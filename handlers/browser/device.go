@@ -20,7 +20,7 @@ const (
 
 // deviceTokens reads the browser's device cookie: at most maxDeviceAccounts tokens, unverified.
 func (h *Browser) deviceTokens(r *http.Request) []string {
-	c, err := r.Cookie(h.cookieName(deviceCookie))
+	c, err := r.Cookie(h.page().CookieName(deviceCookie))
 	if err != nil || len(c.Value) > maxDeviceAccounts*(throttle.MaxDeviceTokenLen+1) {
 		return nil
 	}
@@ -44,5 +44,5 @@ func (h *Browser) rememberDevice(w http.ResponseWriter, r *http.Request, pool, e
 			toks = append(toks, old)
 		}
 	}
-	h.setCookie(w, deviceCookie, strings.Join(toks, "~"), deviceCookieAge)
+	h.page().SetCookie(w, deviceCookie, strings.Join(toks, "~"), deviceCookieAge)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/handlers/grant"
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/models"
@@ -36,7 +37,7 @@ func (h *Browser) devicePage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Browser) deviceEntry(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	logRender(r, h.Pages.Device(w, status, templates.DevicePage{Action: provider.PathDevice, CSRFToken: h.csrfToken(w, r), UserCode: code, Error: msg}))
+	page.LogRender(r, h.Pages.Device(w, status, templates.DevicePage{Action: provider.PathDevice, CSRFToken: h.page().CSRFToken(w, r), UserCode: code, Error: msg}))
 }
 
 // deviceSubmit takes a user code (decision=lookup) or a decision on one (allow, deny). Each counts as a guess
@@ -44,7 +45,7 @@ func (h *Browser) deviceEntry(w http.ResponseWriter, r *http.Request, status int
 // back. A wrong, expired or decided code gets the form again with one message, whatever the reason. A person
 // not signed in, or signed in to another pool than the client's, is sent to sign in and back.
 func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
-	if !h.parsePost(w, r) {
+	if !h.page().ParsePost(w, r) {
 		return
 	}
 	ctx := r.Context()
@@ -57,7 +58,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 	guess, wait, err := h.Throttle.ReserveGuess(r, telemetry.ThrottleUserCode, throttle.DefaultUserCodePolicy)
 	switch {
 	case err != nil:
-		h.pageFault(w, r, "device code throttle", err)
+		h.page().Fault(w, r, "device code throttle", err)
 		return
 	case wait > 0:
 		request.Logger(ctx).Info("device code entry throttled", "retry_after", throttle.Seconds(wait))
@@ -76,7 +77,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 		h.deviceEntry(w, r, http.StatusBadRequest, typed, wrongUserCode)
 		return
 	case err != nil:
-		h.pageFault(w, r, "load device authorization", err)
+		h.page().Fault(w, r, "load device authorization", err)
 		return
 	}
 	guess.Right()
@@ -88,12 +89,12 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 		h.deviceEntry(w, r, http.StatusBadRequest, typed, wrongUserCode)
 		return
 	} else if err != nil {
-		h.pageFault(w, r, "load the device's client", err)
+		h.page().Fault(w, r, "load the device's client", err)
 		return
 	}
 	bs, user, err := h.poolSession(r, client.Pool)
 	if err != nil {
-		h.pageFault(w, r, "device page session", err)
+		h.page().Fault(w, r, "device page session", err)
 		return
 	}
 	if bs == nil {
@@ -101,8 +102,8 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if decision == "lookup" {
-		logRender(r, h.Pages.Device(w, http.StatusOK, templates.DevicePage{
-			Step: "confirm", Action: provider.PathDevice, CSRFToken: h.csrfToken(w, r), UserCode: shown,
+		page.LogRender(r, h.Pages.Device(w, http.StatusOK, templates.DevicePage{
+			Step: "confirm", Action: provider.PathDevice, CSRFToken: h.page().CSRFToken(w, r), UserCode: shown,
 			ClientName: client.Name, UserEmail: user.Email, Scopes: describeScopes(da.Scopes),
 		}))
 		return
@@ -110,9 +111,10 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 	d := models.DeviceDecision{Approve: decision == "allow", UserID: user.ID, BrowserSessionID: bs.ID}
 	if d.Approve {
 		session := provider.SessionFor(grant.IdentityOf(user), da.Scopes, bs.ID, bs.AuthTime, da.CreatedAt)
+		session.IDClaims.AuthenticationMethodsReferences = bs.AMR()
 		session.ClientID = client.ID
 		if d.Session, err = json.Marshal(session); err != nil {
-			h.pageFault(w, r, "encode device session", err)
+			h.page().Fault(w, r, "encode device session", err)
 			return
 		}
 	}
@@ -120,7 +122,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 		h.deviceEntry(w, r, http.StatusBadRequest, "", wrongUserCode) // decided in another tab, or expired meanwhile
 		return
 	} else if err != nil {
-		h.pageFault(w, r, "decide device authorization", err)
+		h.page().Fault(w, r, "decide device authorization", err)
 		return
 	}
 	request.Logger(ctx).Info("device authorization decided", "client", client.ID, "user", user.ID, "decision", decision)
@@ -128,7 +130,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 	if !d.Approve {
 		msg = "Request denied"
 	}
-	logRender(r, h.Pages.Device(w, http.StatusOK, templates.DevicePage{Step: "done", Message: msg}))
+	page.LogRender(r, h.Pages.Device(w, http.StatusOK, templates.DevicePage{Step: "done", Message: msg}))
 }
 
 // poolSession is the browser's signed-in session and its user when that user is of pool and enabled; nil, nil

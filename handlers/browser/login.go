@@ -4,10 +4,12 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/models"
@@ -22,8 +24,10 @@ func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
-	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: loginAction(pool, returnTo), CSRFToken: h.csrfToken(w, r)}))
+	returnTo, _ := page.LocalPath(r.URL.Query().Get("return_to"))
+	action := loginAction(pool, returnTo)
+	page.LogRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.page().CSRFToken(w, r),
+		Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin))}))
 }
 
 // loginAction is the sign-in URL for pool ("" or the default pool: none named) that returns to returnTo.
@@ -53,10 +57,10 @@ func (h *Browser) directPool(w http.ResponseWriter, r *http.Request) (string, bo
 	switch {
 	case errors.Is(err, models.ErrNotFound):
 		request.Logger(r.Context()).Info("sign-in page for an unknown pool", "pool", truncate(pool, 64))
-		h.errorPage(w, r, http.StatusNotFound, "Unknown sign-in page", "This sign-in link names a user pool that does not exist. Check the link you followed.")
+		h.page().Error(w, r, http.StatusNotFound, "Unknown sign-in page", "This sign-in link names a user pool that does not exist. Check the link you followed.")
 		return "", false
 	case err != nil:
-		h.pageFault(w, r, "load the sign-in pool", err)
+		h.page().Fault(w, r, "load the sign-in pool", err)
 		return "", false
 	}
 	return pool, true
@@ -65,7 +69,7 @@ func (h *Browser) directPool(w http.ResponseWriter, r *http.Request) (string, bo
 // loginSubmit checks the password and starts (or refreshes) the browser session. Unknown accounts and wrong
 // passwords get the same answer and, because Authenticate hashes either way, take the same time.
 func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	if !h.parsePost(w, r) {
+	if !h.page().ParsePost(w, r) {
 		return
 	}
 	ctx := r.Context()
@@ -73,7 +77,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	email := r.PostForm.Get("email")
 	password := r.PostForm.Get("password")
 	challengeID := r.PostForm.Get("challenge")
-	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
+	returnTo, _ := page.LocalPath(r.URL.Query().Get("return_to"))
 
 	var pending *pendingRequest // the authorization request being signed in to, sealed in the form
 	clientName, redirect, pool := "", "", models.DefaultPool
@@ -98,7 +102,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			clientName, pool = c.Name, c.Pool
 		case !errors.Is(err, models.ErrNotFound):
 			// Never fall back to the default pool: the password would be checked against the wrong users.
-			h.pageFault(w, r, "load the signing-in client", err)
+			h.page().Fault(w, r, "load the signing-in client", err)
 			return
 		}
 		if q, err := url.ParseQuery(p.Query); err == nil {
@@ -112,9 +116,10 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		} else if returnTo != "" {
 			action += "?return_to=" + url.QueryEscape(returnTo)
 		}
-		logRender(r, h.Pages.Login(w, status, templates.LoginPage{
-			Action: action, CSRFToken: h.csrfToken(w, r), Challenge: challengeID, ClientName: clientName,
+		page.LogRender(r, h.Pages.Login(w, status, templates.LoginPage{
+			Action: action, CSRFToken: h.page().CSRFToken(w, r), Challenge: challengeID, ClientName: clientName,
 			Email: truncate(email, models.MaxEmailLength), Error: msg, FormActionExtra: nonEmpty(redirect),
+			Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin)),
 		}))
 	}
 	// fault answers a failure on our side: 503 with Retry-After when storage cannot serve right now, else 500.
@@ -238,7 +243,7 @@ func (h *Browser) signIn(w http.ResponseWriter, r *http.Request, user *models.Us
 	case err != nil:
 		return nil, err
 	}
-	h.setCookie(w, sessionCookie, token, h.SessionAbsolute)
+	h.page().SetCookie(w, sessionCookie, token, h.SessionAbsolute)
 	return bs, nil
 }
 

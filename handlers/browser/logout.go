@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/latchkey/latchkey/handlers/jsonapi"
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
@@ -19,12 +20,12 @@ import (
 func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
-		h.errorPage(w, r, http.StatusBadRequest, "Bad request", "The logout request could not be read.")
+		h.page().Error(w, r, http.StatusBadRequest, "Bad request", "The logout request could not be read.")
 		return
 	}
 	for _, k := range []string{"id_token_hint", "post_logout_redirect_uri", "state", "client_id", "decision"} {
 		if len(r.Form[k]) > 1 {
-			h.errorPage(w, r, http.StatusBadRequest, "Bad request", "The parameter "+k+" was sent more than once.")
+			h.page().Error(w, r, http.StatusBadRequest, "Bad request", "The parameter "+k+" was sent more than once.")
 			return
 		}
 	}
@@ -37,19 +38,19 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	if hintRaw != "" {
 		hh, err := h.Hints.DecodeIDTokenHint(ctx, hintRaw)
 		if err != nil && jsonapi.Unavailable(ctx, err) {
-			h.pageFault(w, r, "check id_token_hint", err)
+			h.page().Fault(w, r, "check id_token_hint", err)
 			return
 		}
 		if err != nil {
 			request.Logger(ctx).Info("logout refused", "reason", "invalid id_token_hint")
-			h.errorPage(w, r, http.StatusBadRequest, "Invalid logout request", "The id_token_hint is not a valid ID token from this server.")
+			h.page().Error(w, r, http.StatusBadRequest, "Invalid logout request", "The id_token_hint is not a valid ID token from this server.")
 			return
 		}
 		hint = &hh
 		if clientID == "" {
 			clientID = hh.Audience[0]
 		} else if !slices.Contains(hh.Audience, clientID) {
-			h.errorPage(w, r, http.StatusBadRequest, "Invalid logout request", "client_id does not match the id_token_hint.")
+			h.page().Error(w, r, http.StatusBadRequest, "Invalid logout request", "client_id does not match the id_token_hint.")
 			return
 		}
 	}
@@ -57,11 +58,11 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	if clientID != "" {
 		c, err := h.Store.ClientByID(ctx, clientID)
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
-			h.pageFault(w, r, "load the logging-out client", err)
+			h.page().Fault(w, r, "load the logging-out client", err)
 			return
 		}
 		if err != nil {
-			h.errorPage(w, r, http.StatusBadRequest, "Invalid logout request", "Unknown client.")
+			h.page().Error(w, r, http.StatusBadRequest, "Invalid logout request", "Unknown client.")
 			return
 		}
 		client = c
@@ -69,24 +70,24 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	if redirectURI != "" {
 		// Exact match against the client's registration; without a known client nothing can be matched.
 		if client == nil || !slices.Contains(client.PostLogoutRedirectURIs, redirectURI) {
-			h.errorPage(w, r, http.StatusBadRequest, "Invalid logout request", "post_logout_redirect_uri is not registered for this client.")
+			h.page().Error(w, r, http.StatusBadRequest, "Invalid logout request", "post_logout_redirect_uri is not registered for this client.")
 			return
 		}
 	}
 
 	bs, err := h.currentSession(r)
 	if err != nil {
-		h.pageFault(w, r, "logout", err)
+		h.page().Fault(w, r, "logout", err)
 		return
 	}
 	confirmed := bs == nil || (hint != nil && hint.SID != "" && hint.SID == bs.ID && hint.Subject == bs.UserID)
 	if !confirmed && r.Method == http.MethodPost && r.PostForm.Get("decision") != "" {
-		if !h.checkCSRF(r) {
-			h.errorPage(w, r, http.StatusForbidden, "This form has expired", "Reload the page and try again.")
+		if !h.page().CheckCSRF(r) {
+			h.page().Error(w, r, http.StatusForbidden, "This form has expired", "Reload the page and try again.")
 			return
 		}
 		if r.PostForm.Get("decision") != "logout" {
-			logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You are still signed in."}))
+			page.LogRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You are still signed in."}))
 			return
 		}
 		confirmed = true
@@ -102,8 +103,8 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		if client != nil {
 			name = client.Name
 		}
-		logRender(r, h.Pages.Logout(w, http.StatusOK, templates.LogoutPage{
-			Action: provider.PathEndSession, CSRFToken: h.csrfToken(w, r), ClientName: name, Hidden: hidden,
+		page.LogRender(r, h.Pages.Logout(w, http.StatusOK, templates.LogoutPage{
+			Action: provider.PathEndSession, CSRFToken: h.page().CSRFToken(w, r), ClientName: name, Hidden: hidden,
 			FormActionExtra: nonEmpty(redirectURI),
 		}))
 		return
@@ -112,7 +113,7 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 	var frames []string
 	if bs != nil {
 		if err := h.Store.EndBrowserSession(ctx, bs.ID, h.Now()); err != nil && !errors.Is(err, models.ErrNotFound) {
-			h.pageFault(w, r, "end browser session", err)
+			h.page().Fault(w, r, "end browser session", err)
 			return
 		}
 		request.Logger(ctx).Info("signed out", "user", bs.UserID, "session", bs.ID)
@@ -124,10 +125,10 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		}
 		frames = h.frontchannelURLs(fc, bs.ID)
 	}
-	h.clearCookie(w, sessionCookie)
+	h.page().ClearCookie(w, sessionCookie)
 	if redirectURI != "" && len(frames) > 0 {
 		// The frames must load before the user leaves: the page shows them and a way on.
-		logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out.",
+		page.LogRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out.",
 			FrontchannelLogouts: frames, ContinueURL: withState(redirectURI, state)}))
 		return
 	}
@@ -141,7 +142,7 @@ func (h *Browser) endSession(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, u.String(), http.StatusSeeOther)
 		return
 	}
-	logRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out.", FrontchannelLogouts: frames}))
+	page.LogRender(r, h.Pages.LoggedOut(w, http.StatusOK, templates.LoggedOutPage{Message: "You have been signed out.", FrontchannelLogouts: frames}))
 }
 
 // frontchannelURLs are the URLs the signed-out page frames (OpenID Connect Front-Channel Logout §3): each

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/templates"
 )
 
@@ -48,10 +49,10 @@ func TestSealedSignInRequestExpires(t *testing.T) {
 
 	seed := strings.Repeat("c", 43)
 	post := func(challenge string) (int, string) {
-		form := url.Values{"csrf_token": {h.csrfFor(seed)}, "challenge": {challenge}, "email": {"ada@example.com"}, "password": {"pw"}}
+		form := url.Values{"csrf_token": {h.page().CSRFFor(seed)}, "challenge": {challenge}, "email": {"ada@example.com"}, "password": {"pw"}}
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+PathLogin, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: csrfCookie, Value: seed})
+		req.AddCookie(&http.Cookie{Name: page.CSRFCookie, Value: seed})
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

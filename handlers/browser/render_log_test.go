@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/templates"
 )
@@ -45,7 +46,7 @@ func TestRenderFailuresAreLogged(t *testing.T) {
 			var logs bytes.Buffer
 			logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			h := request.Track(logger, request.TrustedProxies{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				logRender(r, tc.render(w, r))
+				page.LogRender(r, tc.render(w, r))
 			}))
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest("GET", "/account/sessions", nil))

@@ -1,4 +1,4 @@
-package browser
+package page
 
 import "testing"
 
@@ -16,9 +16,9 @@ func TestLocalPath(t *testing.T) {
 		{"/\\evil.example", "", false},
 		{"https://evil.example/", "", false},
 	} {
-		got, ok := localPath(tc.in)
+		got, ok := LocalPath(tc.in)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("localPath(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+			t.Errorf("LocalPath(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }
