@@ -36,6 +36,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "pool name: lower-case letters, digits, - and _")
 	signup := fs.Bool("signup", true, "users may sign themselves up through the token API (clients must also allow it)")
 	roles := fs.String("default-roles", "", "roles given to users who sign up, comma separated")
+	verify := fs.Bool("require-email-verification", false, "users must verify their email before signing in (needs LATCHKEY_SMTP_URL)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -49,7 +50,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles)}
+	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles), RequireEmailVerification: *verify}
 	if err := a.store.CreatePool(ctx, p); errors.Is(err, models.ErrConflict) {
 		return fmt.Errorf("pool %q already exists", n)
 	} else if err != nil {
@@ -71,6 +72,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	name := fs.String("name", "", "pool name")
 	signup := fs.String("signup", "", "true or false")
 	roles := fs.String("default-roles", "", "replace the default roles (comma separated; \"-\" clears them)")
+	verify := fs.String("require-email-verification", "", "true or false: users must verify their email before signing in (needs LATCHKEY_SMTP_URL)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -98,6 +100,15 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 		p.SignupEnabled = false
 	default:
 		return errors.New("--signup must be true or false")
+	}
+	switch strings.ToLower(*verify) {
+	case "":
+	case "true", "on", "yes":
+		p.RequireEmailVerification = true
+	case "false", "off", "no":
+		p.RequireEmailVerification = false
+	default:
+		return errors.New("--require-email-verification must be true or false")
 	}
 	switch *roles {
 	case "":

@@ -21,9 +21,11 @@ type Pool struct {
 	Name string `json:"name"` // ^[a-z0-9][a-z0-9_-]{0,63}$
 	// SignupEnabled says whether users may sign themselves up (through the token API, and only via a client
 	// with AllowSignup). The default pool has it off.
-	SignupEnabled bool      `json:"signup_enabled"`
-	DefaultRoles  []string  `json:"default_roles"` // roles given to users who sign up; never nil when read
-	CreatedAt     time.Time `json:"created_at"`
+	SignupEnabled bool     `json:"signup_enabled"`
+	DefaultRoles  []string `json:"default_roles"` // roles given to users who sign up; never nil when read
+	// RequireEmailVerification refuses sign-in (email_not_verified) until the user has proved the mailbox.
+	RequireEmailVerification bool      `json:"require_email_verification"`
+	CreatedAt                time.Time `json:"created_at"`
 }
 
 var poolNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -46,10 +48,11 @@ func poolOrDefault(name string) string {
 
 // poolRow is the pools table.
 type poolRow struct {
-	Name          string    `gorm:"column:name;primaryKey"`
-	SignupEnabled bool      `gorm:"column:signup_enabled"`
-	DefaultRoles  string    `gorm:"column:default_roles"`
-	CreatedAt     time.Time `gorm:"column:created_at"`
+	Name                     string    `gorm:"column:name;primaryKey"`
+	SignupEnabled            bool      `gorm:"column:signup_enabled"`
+	DefaultRoles             string    `gorm:"column:default_roles"`
+	RequireEmailVerification bool      `gorm:"column:require_email_verification"`
+	CreatedAt                time.Time `gorm:"column:created_at"`
 }
 
 func (poolRow) TableName() string { return "pools" }
@@ -59,7 +62,8 @@ func (r *poolRow) pool() (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %q: %w", r.Name, err)
 	}
-	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, CreatedAt: r.CreatedAt.UTC()}, nil
+	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles,
+		RequireEmailVerification: r.RequireEmailVerification, CreatedAt: r.CreatedAt.UTC()}, nil
 }
 
 // requirePool checks, in db (the caller's transaction), that pool exists; an unknown or malformed name is
@@ -86,7 +90,8 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) error {
 	}
 	row := poolRow{
 		Name: p.Name, SignupEnabled: p.SignupEnabled, DefaultRoles: encodeList(p.DefaultRoles),
-		CreatedAt: dbTime(s.now()),
+		RequireEmailVerification: p.RequireEmailVerification,
+		CreatedAt:                dbTime(s.now()),
 	}
 	if err := s.conn(ctx).Create(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -123,12 +128,13 @@ func (s *Store) ListPools(ctx context.Context) ([]Pool, error) {
 	return out, nil
 }
 
-// UpdatePool replaces a pool's SignupEnabled and DefaultRoles (its name and creation time never change);
+// UpdatePool replaces a pool's SignupEnabled, DefaultRoles and RequireEmailVerification (its name and creation time never change);
 // ErrNotFound if there is no such pool.
 func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
 	res := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name).UpdateColumns(map[string]any{
-		"signup_enabled": p.SignupEnabled,
-		"default_roles":  encodeList(p.DefaultRoles),
+		"signup_enabled":             p.SignupEnabled,
+		"default_roles":              encodeList(p.DefaultRoles),
+		"require_email_verification": p.RequireEmailVerification,
 	})
 	if res.Error != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, mapErr(res.Error))
