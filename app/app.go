@@ -24,6 +24,7 @@ import (
 	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/logwriter"
+	"github.com/latchkey/latchkey/mailer"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
@@ -41,6 +42,9 @@ type app struct {
 	prov   *provider.Provider
 	pages  *templates.Renderer
 	policy *passwords.Policy
+	// mail renders account mails and smtp is where they go; both nil without LATCHKEY_SMTP_URL.
+	mail *mailer.Composer
+	smtp *mailer.SMTP
 	// now is the one clock: the store's timestamps, key activation, token issuance, sessions, consents and the
 	// sign-in throttle all read it (through clock). It must follow the wall clock, because fosite checks token
 	// expiry and auth_time against time.Now itself.
@@ -119,6 +123,15 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	if cfg.SMTPURL != "" {
+		if a.smtp, err = mailer.ParseSMTPURL(cfg.SMTPURL); err == nil {
+			a.mail, err = mailer.NewComposer(cfg.SMTPFrom, cfg.Issuer, cfg.MailTemplatesDir, a.clock)
+		}
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	a.prov, err = provider.New(provider.Options{
 		FormPostTemplate:      a.pages.FormPostTemplate(),
@@ -252,7 +265,7 @@ func (a *app) handler() http.Handler {
 		&tokenapi.API{
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
-			Now: a.clock, Issued: a.metrics,
+			Now: a.clock, Issued: a.metrics, Mail: a.composeMail(),
 		},
 	)
 }

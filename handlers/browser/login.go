@@ -162,6 +162,12 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		request.Logger(ctx).Info("sign-in failed", "reason", "account disabled", "user", user.ID)
 		retry(http.StatusUnauthorized, "Incorrect email or password.")
 		return
+	case errors.Is(err, models.ErrEmailNotVerified):
+		// The password was right; the pool requires a verified email first.
+		attempt.Succeeded()
+		request.Logger(ctx).Info("sign-in refused", "reason", "email not verified", "user", user.ID)
+		retry(http.StatusForbidden, "Please verify your email address first: open the link in the mail we sent you.")
+		return
 	case err != nil:
 		attempt.Void()
 		fault("authenticate", err)
