@@ -209,6 +209,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0014_device_authorization.sql":                          "a6dac12df7911c62766749d70fbe094923f2664aeedda82b45f0d7efc512679d",
 	"postgres/0015_dpop.sql":                                          "2b3746e6a13ee88f9e021203d26010c5d88e5c73984f4df733a72e59de952538",
 	"postgres/0016_logout_outbox.sql":                                 "9d2ef2c41036ac2c5e2241077aa204a9bca2319cf7d793e0be3504a7bbf3dfda",
+	"postgres/0017_mail_accounts.sql":                                 "d74c8973d0c29902b586355f53507f9ecb0b768a2d7254dadfb521a7ed6fab2f",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
@@ -225,6 +226,7 @@ var releasedMigrations = map[string]string{
 	"sqlite/0014_device_authorization.sql":                            "37297e87a6c720232960ded724796ed58e4687d5763b6e0efe75c4151d92275e",
 	"sqlite/0015_dpop.sql":                                            "2b3746e6a13ee88f9e021203d26010c5d88e5c73984f4df733a72e59de952538",
 	"sqlite/0016_logout_outbox.sql":                                   "bb180cd91ec3961320816e499a1216a18365162757e9387faf41fe7760f068fc",
+	"sqlite/0017_mail_accounts.sql":                                   "6e204252f34196cda7b38df07f33441b98914d324f6d32f9f3fc53751201de1d",
 }
 
 func TestReleasedMigrationsAreFrozen(t *testing.T) {
