@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		throttleCases(),
 		signingKeyCases(),
 		outboxCases(),
+		mailTokenCases(),
 	} {
 		for _, tc := range group {
 			if seen[tc.name] {
