@@ -250,7 +250,8 @@ func (a *app) handler() http.Handler {
 		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors, DPoP: a.prov},
 		&browser.Browser{
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
-			Devices:     a.store,
+			Devices: a.store,
+			Mail:    a.composeMail(), Policy: a.policy,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},

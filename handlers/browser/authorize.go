@@ -129,7 +129,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		}
 		logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{
 			Action: PathLogin, CSRFToken: h.csrfToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
-			FormActionExtra: []string{ar.GetRedirectURI().String()},
+			FormActionExtra: []string{ar.GetRedirectURI().String()}, ForgotURL: h.forgotURL(client.Pool),
 		}))
 		return
 	case stepConsent:

@@ -25,6 +25,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/templates"
 )
@@ -53,6 +54,8 @@ type browserStore interface {
 	AuthChallenge(ctx context.Context, id string, now time.Time) (*models.AuthChallenge, error)
 	MarkChallengeConsent(ctx context.Context, id, browserSessionID string, at time.Time) error
 	TakeAuthChallenge(ctx context.Context, id, browserSessionID string, now time.Time) error
+
+	mailStore
 }
 
 // idTokenHints decodes id_token_hint values for logout.
@@ -70,9 +73,13 @@ type Browser struct {
 	Throttle *throttle.Throttle
 	// Devices serves the device sign-in page (RFC 8628, devicecode.go); nil: no /device page.
 	Devices deviceStore
-	Issuer  string
-	Secret  []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
-	Now     func() time.Time
+	// Mail renders account mails; nil: the server sends no mail (no "Forgot password?", and its pages say so).
+	Mail models.ComposeMail
+	// Policy is the password policy a reset must meet.
+	Policy *passwords.Policy
+	Issuer string
+	Secret []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
+	Now    func() time.Time
 
 	SessionIdle     time.Duration // a browser session ends after this long without use
 	SessionAbsolute time.Duration // and after this long in any case
@@ -112,6 +119,12 @@ func (h *Browser) Mount(r *mux.Router) {
 	r.HandleFunc(provider.PathEndSession, h.endSession).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(PathSessions, h.sessionsPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathSessions, h.sessionsSubmit).Methods(http.MethodPost)
+	r.HandleFunc(PathVerifyEmail, h.verifyEmailPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(PathVerifyEmail, h.verifyEmailSubmit).Methods(http.MethodPost)
+	r.HandleFunc(PathForgotPassword, h.forgotPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(PathForgotPassword, h.forgotSubmit).Methods(http.MethodPost)
+	r.HandleFunc(PathResetPassword, h.resetPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(PathResetPassword, h.resetSubmit).Methods(http.MethodPost)
 	if h.Devices != nil {
 		r.HandleFunc(provider.PathDevice, h.devicePage).Methods(http.MethodGet, http.MethodHead)
 		r.HandleFunc(provider.PathDevice, h.deviceSubmit).Methods(http.MethodPost)

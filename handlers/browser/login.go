@@ -22,7 +22,8 @@ func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	returnTo, _ := localPath(r.URL.Query().Get("return_to"))
-	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: loginAction(pool, returnTo), CSRFToken: h.csrfToken(w, r)}))
+	logRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: loginAction(pool, returnTo), CSRFToken: h.csrfToken(w, r),
+		ForgotURL: h.forgotURL(pool)}))
 }
 
 // loginAction is the sign-in URL for pool ("" or the default pool: none named) that returns to returnTo.
@@ -114,6 +115,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		logRender(r, h.Pages.Login(w, status, templates.LoginPage{
 			Action: action, CSRFToken: h.csrfToken(w, r), Challenge: challengeID, ClientName: clientName,
 			Email: truncate(email, models.MaxEmailLength), Error: msg, FormActionExtra: nonEmpty(redirect),
+			ForgotURL: h.forgotURL(pool),
 		}))
 	}
 	// fault answers a failure on our side: 503 with Retry-After when storage cannot serve right now, else 500.
