@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -52,8 +53,24 @@ func TestMailEmailVerification(t *testing.T) {
 		if code, b := login("ada@example.com"); code != 403 || b["error"] != "email_not_verified" || b["access_token"] != nil {
 			t.Fatalf("unverified sign-in: %d %v", code, b)
 		}
+		// The password grant refuses it too, with no tokens; a wrong password stays a wrong password.
+		backend := env.createClient(t, "--name", "backend", "--first-party", "--pool", "members", "--grant-types", "password", "--scopes", "openid email")
+		grant := func(password string) (int, map[string]any) {
+			code, _, b := postForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"password"}, "username": {"ada@example.com"},
+				"password": {password}, "scope": {"openid email"}}, backend.ClientID, backend.ClientSecret)
+			return code, b
+		}
+		if code, b := grant("violet-tractor-47"); code != 400 || b["error"] != "invalid_grant" || !strings.Contains(fmt.Sprint(b["error_description"]), "email_not_verified") || b["access_token"] != nil {
+			t.Fatalf("unverified password grant: %d %v", code, b)
+		}
+		if code, b := login("ada@example.com"); code != 403 {
+			t.Fatalf("unverified sign-in: %d %v", code, b)
+		}
 		if code, _, b := apiCall(t, "POST", api+"/email/verify", map[string]any{"token": m.Token}, nil); code != 200 || b["email_verified"] != true {
 			t.Fatalf("verify by link: %d %v", code, b)
+		}
+		if code, b := grant("violet-tractor-47"); code != 200 {
+			t.Fatalf("verified password grant: %d %v", code, b)
 		}
 		if code, _, b := apiCall(t, "POST", api+"/email/verify", map[string]any{"token": m.Token}, nil); code != 400 || b["error"] != "invalid_token_or_code" {
 			t.Fatalf("verify link used twice: %d %v", code, b)
