@@ -282,9 +282,9 @@ func TestMailDeliveredOnRetry(t *testing.T) {
 		if d := time.Since(start); d > 3*time.Second {
 			t.Fatalf("signup waited for SMTP: %v", d)
 		}
+		db, q := rawDB(t, env)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			db, q := rawDB(t, env)
 			var attempts int
 			var lastErr string
 			if err := db.QueryRow(q("SELECT attempts, last_error FROM outbox WHERE kind = 'mail'")).Scan(&attempts, &lastErr); err != nil {
@@ -302,6 +302,23 @@ func TestMailDeliveredOnRetry(t *testing.T) {
 		m := ms.next(t)
 		if m.To != "ada@example.com" {
 			t.Fatalf("mail to %q", m.To)
+		}
+		// Once delivered, the mail (with its live link and code) is no longer kept in the outbox.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			var payload string
+			var delivered bool
+			if err := db.QueryRow(q("SELECT payload, delivered_at IS NOT NULL FROM outbox WHERE kind = 'mail'")).Scan(&payload, &delivered); err != nil {
+				t.Fatal(err)
+			}
+			if delivered {
+				if payload != "{}" {
+					t.Fatalf("delivered mail payload kept: %.80q", payload)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("delivery not recorded")
+			}
 		}
 	})
 }
