@@ -64,6 +64,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 		return writeJSON(c, got)
 	}
 	fmt.Fprintf(c.stdout, "created pool %s (signup %v)\n", got.Name, got.SignupEnabled)
+	warnNoMail(c, a, got)
 	return nil
 }
 
@@ -124,6 +125,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 		return writeJSON(c, p)
 	}
 	fmt.Fprintf(c.stdout, "updated pool %s\n", p.Name)
+	warnNoMail(c, a, p)
 	return nil
 }
 
@@ -148,4 +150,12 @@ func poolsList(ctx context.Context, c *cli, args []string) error {
 		}
 		return tw.Flush()
 	})
+}
+
+// warnNoMail says when a pool requires verified emails but this configuration sends no mail.
+func warnNoMail(c *cli, a *app, p *models.Pool) {
+	if p.RequireEmailVerification && a.cfg.SMTPURL == "" {
+		fmt.Fprintf(c.stderr, "warning: pool %s requires email verification but LATCHKEY_SMTP_URL is not set: "+
+			"sign-up in it answers mail_not_configured until the server has mail\n", p.Name)
+	}
 }
