@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/accountmail"
 	"github.com/latchkey/latchkey/handlers/admin"
 	"github.com/latchkey/latchkey/handlers/browser"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
@@ -25,6 +26,7 @@ import (
 	"github.com/latchkey/latchkey/jwksfetch"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/logwriter"
+	"github.com/latchkey/latchkey/mailer"
 	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/passwords"
@@ -44,6 +46,9 @@ type app struct {
 	prov   *provider.Provider
 	pages  *templates.Renderer
 	policy *passwords.Policy
+	// mail renders account mails and smtp is where they go; both nil without LATCHKEY_SMTP_URL.
+	mail *mailer.Composer
+	smtp *mailer.SMTP
 	// now is the one clock: the store's timestamps, key activation, token issuance, sessions, consents and the
 	// sign-in throttle all read it (through clock). It must follow the wall clock, because fosite checks token
 	// expiry and auth_time against time.Now itself.
@@ -122,6 +127,15 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	if cfg.SMTPURL != "" {
+		if a.smtp, err = mailer.ParseSMTPURL(cfg.SMTPURL); err == nil {
+			a.mail, err = mailer.NewComposer(cfg.SMTPFrom, cfg.Issuer, cfg.MailTemplatesDir, a.clock)
+		}
+		if err != nil {
+			store.Close()
+			return nil, err
+		}
 	}
 	a.prov, err = provider.New(provider.Options{
 		FormPostTemplate:      a.pages.FormPostTemplate(),
@@ -243,8 +257,13 @@ func (a *app) handler() http.Handler {
 			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
 			Devices:     a.store,
 			Upstream:    &browser.Upstream{Client: upstream.New(a.secret, a.cfg.Issuer+browser.PathUpstreamCallback, upstreamTimeout), Store: a.store},
+			Mail:        a.composeMail(),
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
+		},
+		&accountmail.Pages{
+			Store: a.store, Mail: a.composeMail(), Policy: a.policy, Throttle: signIns, Pages: a.pages,
+			Issuer: a.cfg.Issuer, Secret: keys.Derive(a.secret, "csrf"), Now: a.clock,
 		},
 		&admin.API{
 			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,
@@ -258,7 +277,7 @@ func (a *app) handler() http.Handler {
 			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 			Now: a.clock, Issued: a.metrics,
-			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer),
+			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer), Mail: a.composeMail(),
 		},
 	)
 }

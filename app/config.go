@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/registration"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/keys"
+	"github.com/latchkey/latchkey/mailer"
 	"github.com/latchkey/latchkey/provider"
 )
 
@@ -70,6 +71,13 @@ type Config struct {
 	BackchannelLogoutAllowPrivate bool
 	OutboxPoll                    time.Duration
 	OutboxRetryBase               time.Duration
+
+	// Mail (email verification, password reset): SMTPURL is smtp://user:pass@host:587 (STARTTLS), smtps://...
+	// (implicit TLS) or smtp://host:25 (no auth); empty: no mail, and the mail features answer
+	// mail_not_configured. SMTPFrom is the From address; MailTemplatesDir overrides embedded mail templates.
+	SMTPURL          string
+	SMTPFrom         string
+	MailTemplatesDir string
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -178,6 +186,12 @@ var settings = []setting{
 		durationSetter(func(c *Config) *time.Duration { return &c.OutboxPoll })},
 	{"outbox-retry-base", "LATCHKEY_OUTBOX_RETRY_BASE", "30s", "wait before the first retry of a failed outbox delivery; it doubles each time, to at most an hour",
 		durationSetter(func(c *Config) *time.Duration { return &c.OutboxRetryBase })},
+	{"smtp-url", "LATCHKEY_SMTP_URL", "", "SMTP server for account mail: smtp://user:pass@host:587 (STARTTLS, required with credentials), smtps://user:pass@host:465, or smtp://host:25; empty: no mail (verification and password reset are off)",
+		func(c *Config, v string) error { c.SMTPURL = v; return nil }},
+	{"smtp-from", "LATCHKEY_SMTP_FROM", "", "From address of account mail, e.g. 'Acme <no-reply@acme.example>' (required with LATCHKEY_SMTP_URL)",
+		func(c *Config, v string) error { c.SMTPFrom = v; return nil }},
+	{"mail-templates-dir", "LATCHKEY_MAIL_TEMPLATES_DIR", "", "directory whose verify_email.{txt,html}.tmpl and reset_password.{txt,html}.tmpl replace the embedded mail templates",
+		func(c *Config, v string) error { c.MailTemplatesDir = v; return nil }},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -309,6 +323,14 @@ func (c *Config) validate() []string {
 	}
 	if c.AuthCodeTTL > 10*time.Minute {
 		add("LATCHKEY_AUTH_CODE_TTL", "must be at most 10m (RFC 6749 §4.1.2)")
+	}
+	if c.SMTPURL != "" {
+		if _, err := mailer.ParseSMTPURL(c.SMTPURL); err != nil {
+			add("LATCHKEY_SMTP_URL", "%s", err.Error())
+		}
+		if c.SMTPFrom == "" {
+			add("LATCHKEY_SMTP_FROM", "is required with LATCHKEY_SMTP_URL")
+		}
 	}
 	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 {
 		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE", "must be positive")

@@ -5,12 +5,13 @@ import (
 	"encoding/hex"
 	"os"
 
+	"github.com/latchkey/latchkey/mailer"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/outbox"
 )
 
 // outboxWorker is this node's deliverer of the outbox: back-channel logout tokens, signed with the provider's
-// key at each attempt. Its node name (host and a random suffix) tells its leases from other nodes'.
+// key at each attempt, and, with LATCHKEY_SMTP_URL, account mail. Its node name (host and a random suffix) tells its leases from other nodes'.
 func (a *app) outboxWorker() *outbox.Worker {
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -23,8 +24,19 @@ func (a *app) outboxWorker() *outbox.Worker {
 			Now:    a.clock,
 		},
 	}
+	if a.smtp != nil {
+		senders[models.OutboxMail] = &mailer.Sender{SMTP: a.smtp}
+	}
 	return outbox.New(a.store, senders, outbox.Options{
 		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, Now: a.clock,
 		Logger: a.logger.With("component", "outbox"),
 	})
+}
+
+// composeMail is the token API's mail renderer; nil without LATCHKEY_SMTP_URL.
+func (a *app) composeMail() models.ComposeMail {
+	if a.mail == nil {
+		return nil
+	}
+	return a.mail.Compose
 }

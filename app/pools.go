@@ -37,6 +37,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 	signup := fs.Bool("signup", true, "users may sign themselves up through the token API (clients must also allow it)")
 	roles := fs.String("default-roles", "", "roles given to users who sign up, comma separated")
 	mfaPolicy := fs.String("mfa", models.MFAOptional, "multi-factor policy: off, optional or required")
+	verify := fs.Bool("require-email-verification", false, "users must verify their email before signing in (needs LATCHKEY_SMTP_URL)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -50,7 +51,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles), MFA: *mfaPolicy}
+	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles), MFA: *mfaPolicy, RequireEmailVerification: *verify}
 	if err := a.store.CreatePool(ctx, p); errors.Is(err, models.ErrConflict) {
 		return fmt.Errorf("pool %q already exists", n)
 	} else if err != nil {
@@ -64,6 +65,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 		return writeJSON(c, got)
 	}
 	fmt.Fprintf(c.stdout, "created pool %s (signup %v, mfa %s)\n", got.Name, got.SignupEnabled, got.MFA)
+	warnNoMail(c, a, got)
 	return nil
 }
 
@@ -73,6 +75,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	signup := fs.String("signup", "", "true or false")
 	roles := fs.String("default-roles", "", "replace the default roles (comma separated; \"-\" clears them)")
 	mfaPolicy := fs.String("mfa", "", "multi-factor policy: off, optional or required (default: unchanged)")
+	verify := fs.String("require-email-verification", "", "true or false: users must verify their email before signing in (needs LATCHKEY_SMTP_URL)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -101,6 +104,15 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	default:
 		return errors.New("--signup must be true or false")
 	}
+	switch strings.ToLower(*verify) {
+	case "":
+	case "true", "on", "yes":
+		p.RequireEmailVerification = true
+	case "false", "off", "no":
+		p.RequireEmailVerification = false
+	default:
+		return errors.New("--require-email-verification must be true or false")
+	}
 	switch *roles {
 	case "":
 	case "-":
@@ -118,6 +130,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 		return writeJSON(c, p)
 	}
 	fmt.Fprintf(c.stdout, "updated pool %s\n", p.Name)
+	warnNoMail(c, a, p)
 	return nil
 }
 
@@ -142,4 +155,12 @@ func poolsList(ctx context.Context, c *cli, args []string) error {
 		}
 		return tw.Flush()
 	})
+}
+
+// warnNoMail says when a pool requires verified emails but this configuration sends no mail.
+func warnNoMail(c *cli, a *app, p *models.Pool) {
+	if p.RequireEmailVerification && a.cfg.SMTPURL == "" {
+		fmt.Fprintf(c.stderr, "warning: pool %s requires email verification but LATCHKEY_SMTP_URL is not set: "+
+			"sign-up in it answers mail_not_configured until the server has mail\n", p.Name)
+	}
 }

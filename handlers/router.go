@@ -1,15 +1,18 @@
 // Package handlers is Latchkey's HTTP surface. Each endpoint family is a package of its own, a type holding
 // exactly the dependencies it uses, mounted on a gorilla/mux router in one visible list by package app:
 //
-//	oauth/     protocol endpoints: token, introspection, revocation, PAR, userinfo, discovery, JWKS
-//	browser/   authorization, sign-in, consent, RP-initiated logout and account pages
-//	tokenapi/  the first-party JSON token API (/api/v1/auth)
-//	admin/     the admin API (/api/v1/admin)
+//	oauth/         protocol endpoints: token, introspection, revocation, PAR, userinfo, discovery, JWKS, device
+//	browser/       authorization, sign-in (also through another provider), consent, RP-initiated logout, /device
+//	               and account pages
+//	accountmail/   the pages a mail links to: email verification and password reset
+//	tokenapi/      the first-party JSON token API (/api/v1/auth)
+//	admin/         the admin API (/api/v1/admin)
 //	registration/  dynamic client registration and its management (RFC 7591, RFC 7592)
 //
 // They share small packages and never import each other: request (request id, logger, access log, client IP,
-// CORS), jsonapi (error codes and the one JSON error writer, fault mapping to 503), throttle (sign-in throttle
-// and device tokens) and grant (bearer tokens, the identity tokens carry). This package puts the request
+// CORS), jsonapi (error codes and the one JSON error writer, fault mapping to 503), page (the HTML pages'
+// cookies, CSRF, error page and forms), throttle (sign-in throttle and device tokens) and grant (bearer tokens,
+// the identity tokens carry, second factors). This package puts the request
 // middleware around the families (NewRouter) and serves health checks.
 package handlers
 

@@ -30,6 +30,7 @@ var expiringTables = []struct {
 	{"device_authorizations", "expires_at < ?", 0, nil},
 	{"mfa_challenges", "expires_at < ?", 0, nil},
 	{"upstream_logins", "expires_at < ?", 0, nil},
+	{"mail_tokens", "expires_at < ?", 0, nil},
 	// A session expires when idle_expires_at passes (it never exceeds expires_at).
 	{"browser_sessions", "ended_at < ? OR idle_expires_at < ?", browserSessionRetention, nil},
 	// An outbox message goes a while after it was delivered or given up on.

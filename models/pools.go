@@ -25,6 +25,8 @@ type Pool struct {
 	// with AllowSignup). The default pool has it off.
 	SignupEnabled bool     `json:"signup_enabled"`
 	DefaultRoles  []string `json:"default_roles"` // roles given to users who sign up; never nil when read
+	// RequireEmailVerification refuses sign-in (email_not_verified) until the user has proved the mailbox.
+	RequireEmailVerification bool `json:"require_email_verification"`
 	// MFA is the pool's multi-factor policy: MFAOff, MFAOptional (the default; "" means it) or MFARequired.
 	MFA       string    `json:"mfa"`
 	CreatedAt time.Time `json:"created_at"`
@@ -61,11 +63,12 @@ func poolOrDefault(name string) string {
 
 // poolRow is the pools table.
 type poolRow struct {
-	Name          string    `gorm:"column:name;primaryKey"`
-	SignupEnabled bool      `gorm:"column:signup_enabled"`
-	DefaultRoles  string    `gorm:"column:default_roles"`
-	MFAPolicy     string    `gorm:"column:mfa_policy"`
-	CreatedAt     time.Time `gorm:"column:created_at"`
+	Name                     string    `gorm:"column:name;primaryKey"`
+	SignupEnabled            bool      `gorm:"column:signup_enabled"`
+	DefaultRoles             string    `gorm:"column:default_roles"`
+	MFAPolicy                string    `gorm:"column:mfa_policy"`
+	RequireEmailVerification bool      `gorm:"column:require_email_verification"`
+	CreatedAt                time.Time `gorm:"column:created_at"`
 }
 
 func (poolRow) TableName() string { return "pools" }
@@ -75,7 +78,8 @@ func (r *poolRow) pool() (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %q: %w", r.Name, err)
 	}
-	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, MFA: r.MFAPolicy, CreatedAt: r.CreatedAt.UTC()}, nil
+	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, MFA: r.MFAPolicy,
+		RequireEmailVerification: r.RequireEmailVerification, CreatedAt: r.CreatedAt.UTC()}, nil
 }
 
 // requirePool checks, in db (the caller's transaction), that pool exists; an unknown or malformed name is
@@ -106,7 +110,8 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) error {
 	}
 	row := poolRow{
 		Name: p.Name, SignupEnabled: p.SignupEnabled, DefaultRoles: encodeList(p.DefaultRoles), MFAPolicy: mfaPolicy,
-		CreatedAt: dbTime(s.now()),
+		RequireEmailVerification: p.RequireEmailVerification,
+		CreatedAt:                dbTime(s.now()),
 	}
 	if err := s.conn(ctx).Create(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -143,17 +148,18 @@ func (s *Store) ListPools(ctx context.Context) ([]Pool, error) {
 	return out, nil
 }
 
-// UpdatePool replaces a pool's SignupEnabled, DefaultRoles and MFA policy (its name and creation time never
-// change); ErrNotFound if there is no such pool.
+// UpdatePool replaces a pool's SignupEnabled, DefaultRoles, MFA policy and RequireEmailVerification (its name
+// and creation time never change); ErrNotFound if there is no such pool.
 func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
 	mfaPolicy, err := validateMFAPolicy(p.MFA)
 	if err != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, err)
 	}
 	res := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name).UpdateColumns(map[string]any{
-		"signup_enabled": p.SignupEnabled,
-		"default_roles":  encodeList(p.DefaultRoles),
-		"mfa_policy":     mfaPolicy,
+		"signup_enabled":             p.SignupEnabled,
+		"default_roles":              encodeList(p.DefaultRoles),
+		"mfa_policy":                 mfaPolicy,
+		"require_email_verification": p.RequireEmailVerification,
 	})
 	if res.Error != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, mapErr(res.Error))

@@ -193,6 +193,9 @@ type NewUser struct {
 	Roles                 []string
 	Extras                map[string]any // nil: {}
 	EmailVerified         bool
+	// VerifyMail, when set, issues an email verification token and queues its mail (ComposeMail) in the
+	// transaction that creates the user: the mail exists exactly when the account does.
+	VerifyMail ComposeMail
 }
 
 // Validate checks everything about a new user that needs no database: email, password, name and extras. Bad
@@ -254,6 +257,9 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 				return fmt.Errorf("email already registered in pool %q: %w", pool, ErrConflict)
 			}
 			return mapErr(err)
+		}
+		if u.VerifyMail != nil {
+			return issueMailToken(tx, id, email, MailVerifyEmail, now, u.VerifyMail)
 		}
 		return nil
 	})
@@ -468,6 +474,15 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	u.credential = row.PasswordHash
 	if u.Disabled {
 		return u, ErrUserDisabled
+	}
+	if !u.EmailVerified {
+		var p poolRow
+		if err := s.conn(ctx).Select("require_email_verification").Where("name = ?", row.Pool).Take(&p).Error; err != nil {
+			return nil, fmt.Errorf("authenticate: %w", mapErr(err))
+		}
+		if p.RequireEmailVerification {
+			return u, ErrEmailNotVerified
+		}
 	}
 	return u, nil
 }

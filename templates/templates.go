@@ -31,7 +31,7 @@ var stylesheet []byte
 
 // Renderer renders Latchkey's pages. It is safe for concurrent use.
 type Renderer struct {
-	login, consent, device, errorPage, logout, loggedOut, sessions, formPost *template.Template
+	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail *template.Template
 }
 
 // LoginPage is the username/password form.
@@ -44,6 +44,7 @@ type LoginPage struct {
 	Error      string // shown above the form with role="alert", referenced by the inputs' aria-describedby
 	// Providers are "Sign in with ..." buttons, each its own form posting CSRFToken and Challenge to Action.
 	Providers []ProviderButton
+	ForgotURL string // the "Forgot password?" link; omitted if "" (the server sends no mail)
 
 	// FormActionExtra lists further sources for the CSP form-action directive (see ConsentPage).
 	FormActionExtra []string
@@ -89,6 +90,20 @@ type DevicePage struct {
 	UserEmail         string
 	Scopes            []ScopeInfo
 	Message           string
+}
+
+// AccountMailPage is one step of email verification or password reset, each a plain form posting to Action
+// (csrf_token and, where there is one, token): "verify" confirms an email (the mail's link leads here; the
+// page only posts, so a mail scanner that follows the link verifies nothing); "forgot" asks for the email;
+// "sent" says to check the mail; "reset" asks for the new password; "done" shows Message with a link to
+// SignInURL. Error is shown with role="alert".
+type AccountMailPage struct {
+	Step              string
+	Action, CSRFToken string
+	Token             string
+	Email             string
+	Error, Message    string
+	SignInURL         string
 }
 
 // ErrorPage is a human-readable error. RequestID is shown as a small "Reference" if set.
@@ -182,6 +197,7 @@ func New() (*Renderer, error) {
 		{"loggedout.html", &r.loggedOut, LoggedOutPage{}},
 		{"sessions.html", &r.sessions, SessionsPage{Sessions: []SessionRow{{Current: true}, {}}}},
 		{"formpost.html", &r.formPost, formPostData{Parameters: url.Values{"code": {""}}}},
+		{"accountmail.html", &r.accountMail, AccountMailPage{}},
 	}
 	for _, p := range pages {
 		set, err := base.Clone()
@@ -249,6 +265,11 @@ func (r *Renderer) LoggedOut(w http.ResponseWriter, status int, p LoggedOutPage)
 // Sessions renders the user's session list.
 func (r *Renderer) Sessions(w http.ResponseWriter, status int, p SessionsPage) error {
 	return r.render(w, status, r.sessions, p, formActions(p.Action, nil))
+}
+
+// AccountMail renders a step of email verification or password reset.
+func (r *Renderer) AccountMail(w http.ResponseWriter, status int, p AccountMailPage) error {
+	return r.render(w, status, r.accountMail, p, formActions(p.Action, nil))
 }
 
 // ErrWrite marks a page that rendered but could not be sent: the client went away, which is not a server fault.

@@ -23,7 +23,7 @@ func sessionsPath(pool string) string {
 // whichever the sign-in page defaults to), then back to that page.
 func signInForAccount(w http.ResponseWriter, r *http.Request) {
 	pool := r.URL.Query().Get("pool")
-	http.Redirect(w, r, loginAction(pool, sessionsPath(pool)), http.StatusSeeOther)
+	http.Redirect(w, r, page.LoginURL(pool, sessionsPath(pool)), http.StatusSeeOther)
 }
 
 // signedInForAccount is the browser session of an account page's visitor; without one it answers (a fault page,

@@ -131,6 +131,7 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		page.LogRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{
 			Action: PathLogin, CSRFToken: h.page().CSRFToken(w, r), Challenge: sealed, ClientName: client.Name, Email: email,
 			FormActionExtra: []string{ar.GetRedirectURI().String()}, Providers: h.providerButtons(r, client.Pool, ""),
+			ForgotURL: page.ForgotURL(h.Mail != nil, client.Pool),
 		}))
 		return
 	case stepConsent:

@@ -69,9 +69,12 @@ type Browser struct {
 	Upstream *Upstream
 	// Devices serves the device sign-in page (RFC 8628, devicecode.go); nil: no /device page.
 	Devices deviceStore
-	Issuer  string
-	Secret  []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
-	Now     func() time.Time
+	// Mail renders account mails; nil: the server sends no mail, and the sign-in page offers no "Forgot
+	// password?" (the pages it leads to are handlers/accountmail's).
+	Mail   models.ComposeMail
+	Issuer string
+	Secret []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
+	Now    func() time.Time
 
 	SessionIdle     time.Duration // a browser session ends after this long without use
 	SessionAbsolute time.Duration // and after this long in any case
@@ -86,7 +89,7 @@ type Browser struct {
 
 // Paths of the interactive pages.
 const (
-	PathLogin    = "/login"
+	PathLogin    = page.PathLogin
 	PathConsent  = "/consent"
 	PathSessions = "/account/sessions"
 )

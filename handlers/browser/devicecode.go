@@ -29,7 +29,7 @@ const wrongUserCode = "That code is not valid or has expired. Check the code on 
 // devicePage is the verification URI: the code form, prefilled from ?user_code= (verification_uri_complete).
 // Nothing is looked up on GET: every lookup is a posted, CSRF-checked and throttled guess.
 func (h *Browser) devicePage(w http.ResponseWriter, r *http.Request) {
-	code := truncate(r.URL.Query().Get("user_code"), 32)
+	code := page.Truncate(r.URL.Query().Get("user_code"), 32)
 	if c, ok := models.NormalizeUserCode(code); ok {
 		code = models.FormatUserCode(c)
 	}
@@ -50,7 +50,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := h.Now()
-	typed := truncate(r.PostForm.Get("user_code"), 32)
+	typed := page.Truncate(r.PostForm.Get("user_code"), 32)
 	decision := r.PostForm.Get("decision")
 	if decision != "allow" && decision != "deny" {
 		decision = "lookup"
@@ -98,7 +98,7 @@ func (h *Browser) deviceSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if bs == nil {
-		http.Redirect(w, r, loginAction(client.Pool, provider.PathDevice+"?"+url.Values{"user_code": {shown}}.Encode()), http.StatusSeeOther)
+		http.Redirect(w, r, page.LoginURL(client.Pool, provider.PathDevice+"?"+url.Values{"user_code": {shown}}.Encode()), http.StatusSeeOther)
 		return
 	}
 	if decision == "lookup" {

@@ -25,25 +25,12 @@ func (h *Browser) loginPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	returnTo, _ := page.LocalPath(r.URL.Query().Get("return_to"))
-	action := loginAction(pool, returnTo)
+	action := page.LoginURL(pool, returnTo)
 	page.LogRender(r, h.Pages.Login(w, http.StatusOK, templates.LoginPage{Action: action, CSRFToken: h.page().CSRFToken(w, r),
-		Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin))}))
+		Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin)), ForgotURL: page.ForgotURL(h.Mail != nil, pool)}))
 }
 
 // loginAction is the sign-in URL for pool ("" or the default pool: none named) that returns to returnTo.
-func loginAction(pool, returnTo string) string {
-	q := url.Values{}
-	if pool != "" && pool != models.DefaultPool {
-		q.Set("pool", pool)
-	}
-	if returnTo != "" {
-		q.Set("return_to", returnTo)
-	}
-	if len(q) == 0 {
-		return PathLogin
-	}
-	return PathLogin + "?" + q.Encode()
-}
 
 // directPool is the pool of a sign-in not made for an authorization request: the pool query parameter, or the
 // default pool. A pool that does not exist gets an error page (and false): a link naming a wrong pool would
@@ -56,7 +43,7 @@ func (h *Browser) directPool(w http.ResponseWriter, r *http.Request) (string, bo
 	_, err := h.Store.GetPool(r.Context(), pool)
 	switch {
 	case errors.Is(err, models.ErrNotFound):
-		request.Logger(r.Context()).Info("sign-in page for an unknown pool", "pool", truncate(pool, 64))
+		request.Logger(r.Context()).Info("sign-in page for an unknown pool", "pool", page.Truncate(pool, 64))
 		h.page().Error(w, r, http.StatusNotFound, "Unknown sign-in page", "This sign-in link names a user pool that does not exist. Check the link you followed.")
 		return "", false
 	case err != nil:
@@ -112,14 +99,15 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	retry := func(status int, msg string) {
 		action := PathLogin
 		if pending == nil {
-			action = loginAction(pool, returnTo)
+			action = page.LoginURL(pool, returnTo)
 		} else if returnTo != "" {
 			action += "?return_to=" + url.QueryEscape(returnTo)
 		}
 		page.LogRender(r, h.Pages.Login(w, status, templates.LoginPage{
 			Action: action, CSRFToken: h.page().CSRFToken(w, r), Challenge: challengeID, ClientName: clientName,
-			Email: truncate(email, models.MaxEmailLength), Error: msg, FormActionExtra: nonEmpty(redirect),
+			Email: page.Truncate(email, models.MaxEmailLength), Error: msg, FormActionExtra: nonEmpty(redirect),
 			Providers: h.providerButtons(r, pool, strings.TrimPrefix(action, PathLogin)),
+			ForgotURL: page.ForgotURL(h.Mail != nil, pool),
 		}))
 	}
 	// fault answers a failure on our side: 503 with Retry-After when storage cannot serve right now, else 500.
@@ -167,6 +155,12 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		// The same answer as a wrong password, so it never tells that the password was right.
 		request.Logger(ctx).Info("sign-in failed", "reason", "account disabled", "user", user.ID)
 		retry(http.StatusUnauthorized, "Incorrect email or password.")
+		return
+	case errors.Is(err, models.ErrEmailNotVerified):
+		// The password was right; the pool requires a verified email first.
+		attempt.Succeeded()
+		request.Logger(ctx).Info("sign-in refused", "reason", "email not verified", "user", user.ID)
+		retry(http.StatusForbidden, "Please verify your email address first: open the link in the mail we sent you.")
 		return
 	case err != nil:
 		attempt.Void()
@@ -250,13 +244,6 @@ func (h *Browser) signIn(w http.ResponseWriter, r *http.Request, user *models.Us
 // resumeURL sends the browser back to the authorization endpoint to finish a parked request.
 func (h *Browser) resumeURL(challengeID string) string {
 	return provider.PathAuthorize + "?" + url.Values{challengeParam: {challengeID}}.Encode()
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }
 
 func nonEmpty(s ...string) []string {

@@ -187,7 +187,7 @@ func (h *Browser) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" || q.Get("code") == "" {
-		request.Logger(ctx).Info("upstream refused the sign-in", "provider", p.ID, "error", truncate(e, 64))
+		request.Logger(ctx).Info("upstream refused the sign-in", "provider", p.ID, "error", page.Truncate(e, 64))
 		h.page().Error(w, r, http.StatusForbidden, "Not signed in", p.DisplayName+" did not sign you in. Go back to the application and try again, or choose another way to sign in.")
 		return
 	}

@@ -19,17 +19,22 @@ type Code string
 
 // Every error code a JSON endpoint of ours answers with.
 const (
-	InvalidRequest         Code = "invalid_request"
-	InvalidClient          Code = "invalid_client"
-	InvalidGrant           Code = "invalid_grant"
-	InvalidScope           Code = "invalid_scope"
-	InvalidToken           Code = "invalid_token"
-	InsufficientScope      Code = "insufficient_scope"
-	InvalidOrigin          Code = "invalid_origin"
-	NotFound               Code = "not_found"
-	SignupDisabled         Code = "signup_disabled"
-	EmailTaken             Code = "email_taken"
-	WeakPassword           Code = "weak_password"
+	InvalidRequest    Code = "invalid_request"
+	InvalidClient     Code = "invalid_client"
+	InvalidGrant      Code = "invalid_grant"
+	InvalidScope      Code = "invalid_scope"
+	InvalidToken      Code = "invalid_token"
+	InsufficientScope Code = "insufficient_scope"
+	InvalidOrigin     Code = "invalid_origin"
+	NotFound          Code = "not_found"
+	SignupDisabled    Code = "signup_disabled"
+	EmailTaken        Code = "email_taken"
+	WeakPassword      Code = "weak_password"
+	// Mail: the server has no SMTP configured; the account's email is not verified yet (its pool requires it);
+	// a verification or reset token or code that is unknown, used, expired or out of guesses.
+	MailNotConfigured      Code = "mail_not_configured"
+	EmailNotVerified       Code = "email_not_verified"
+	InvalidMailToken       Code = "invalid_token_or_code"
 	TooManyRequests        Code = "too_many_requests"
 	TemporarilyUnavailable Code = "temporarily_unavailable"
 	ServerError            Code = "server_error"

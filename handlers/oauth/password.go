@@ -97,6 +97,11 @@ func (g *PasswordGrant) exchange(w http.ResponseWriter, r *http.Request, oauth f
 			request.Logger(ctx).Info("password grant failed", "reason", "invalid credentials", "client", client.ID)
 		}
 		return ar, nil, errWrongPassword()
+	case errors.Is(err, models.ErrEmailNotVerified):
+		// The password was right; the pool requires a verified email first. No tokens.
+		attempt.Succeeded()
+		request.Logger(ctx).Info("password grant refused", "reason", "email not verified", "user", u.ID, "client", client.ID)
+		return ar, nil, fosite.ErrInvalidGrant.WithHint("email_not_verified: verify the email address first (POST /api/v1/auth/email/resend sends a new mail).")
 	case err != nil:
 		attempt.Void()
 		return ar, nil, fosite.ErrServerError.WithWrap(err).WithDebugf("authenticate: %s", err)

@@ -4,6 +4,7 @@
 package page
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/templates"
 )
 
@@ -147,4 +149,76 @@ func LogRender(r *http.Request, err error) {
 	default:
 		request.Logger(r.Context()).Error("render page", "path", r.URL.Path, "error", err)
 	}
+}
+
+// Paths of the account mail pages (handlers/accountmail), which the sign-in pages link to.
+const (
+	PathVerifyEmail    = "/verify-email"
+	PathForgotPassword = "/forgot-password"
+	PathResetPassword  = "/reset-password"
+)
+
+// ForgotURL is the "Forgot password?" link of a sign-in page for pool; "" when the server sends no mail.
+func ForgotURL(mailOn bool, pool string) string {
+	if !mailOn {
+		return ""
+	}
+	if pool == "" || pool == models.DefaultPool {
+		return PathForgotPassword
+	}
+	return PathForgotPassword + "?" + url.Values{"pool": {pool}}.Encode()
+}
+
+// PoolLookup reads a pool (models.Store.GetPool).
+type PoolLookup interface {
+	GetPool(ctx context.Context, name string) (*models.Pool, error)
+}
+
+// DirectPool is the pool a page reached directly names (?pool=; the default pool when none). An unknown pool gets
+// a 404 page and a failed lookup our fault page; ok is false then, and the page is answered.
+func (k *Kit) DirectPool(w http.ResponseWriter, r *http.Request, pools PoolLookup) (string, bool) {
+	pool := r.URL.Query().Get("pool")
+	if pool == "" || pool == models.DefaultPool {
+		return models.DefaultPool, true
+	}
+	_, err := pools.GetPool(r.Context(), pool)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		if len(pool) > 64 {
+			pool = pool[:64]
+		}
+		request.Logger(r.Context()).Info("page for an unknown pool", "pool", pool)
+		k.Error(w, r, http.StatusNotFound, "Unknown sign-in page", "This sign-in link names a user pool that does not exist. Check the link you followed.")
+		return "", false
+	case err != nil:
+		k.Fault(w, r, "load the sign-in pool", err)
+		return "", false
+	}
+	return pool, true
+}
+
+// PathLogin is the sign-in page (handlers/browser).
+const PathLogin = "/login"
+
+// LoginURL is the sign-in page for pool ("" or the default pool: none named), returning to returnTo after.
+func LoginURL(pool, returnTo string) string {
+	q := url.Values{}
+	if pool != "" && pool != models.DefaultPool {
+		q.Set("pool", pool)
+	}
+	if returnTo != "" {
+		q.Set("return_to", returnTo)
+	}
+	if len(q) == 0 {
+		return PathLogin
+	}
+	return PathLogin + "?" + q.Encode()
+}
+
+// Truncate cuts what a visitor typed to n bytes before a page shows it again or a log line records it.
+func Truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }

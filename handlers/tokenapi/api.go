@@ -34,6 +34,9 @@ type store interface {
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	SetName(ctx context.Context, userID, name string) error
 	ChangeOwnPassword(ctx context.Context, checked *models.User, password, keepSessionID string, now time.Time) (int, error)
+	SendMailToken(ctx context.Context, pool, email, purpose string, now time.Time, compose models.ComposeMail) error
+	VerifyEmail(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
+	ResetPassword(ctx context.Context, ref models.MailTokenRef, password string, check func(email string) error, now time.Time) (int, error)
 
 	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	ConfirmBrowserSession(ctx context.Context, id string, now time.Time) error
@@ -74,6 +77,9 @@ type API struct {
 	Now             func() time.Time
 	// Issued counts the tokens this API hands out by grant type, as the token endpoint does; nil: none.
 	Issued interface{ TokenIssued(grantType string) }
+	// Mail renders account mails (verification, password reset); nil: the server sends no mail, and those
+	// endpoints answer mail_not_configured.
+	Mail models.ComposeMail
 }
 
 func (h *API) issued(grantType string) {
@@ -126,6 +132,10 @@ func (h *API) Mount(r *mux.Router) {
 	route("/mfa/totp/confirm", h.confirm, http.MethodPost)
 	route("/mfa/factors", h.factors, http.MethodGet)
 	route("/mfa/factors/{id}", h.removeFactor, http.MethodDelete)
+	route("/email/verify", h.verifyEmail, http.MethodPost)
+	route("/email/resend", h.resend, http.MethodPost)
+	route("/password/forgot", h.forgot, http.MethodPost)
+	route("/password/reset", h.resetPassword, http.MethodPost)
 }
 
 func methodNotAllowed(methods []string) error {

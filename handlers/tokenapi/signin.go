@@ -188,9 +188,14 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 	if !c.AllowSignup || !pool.SignupEnabled {
 		return jsonapi.New(http.StatusForbidden, jsonapi.SignupDisabled, "Sign-up is not enabled for this app.")
 	}
+	if pool.RequireEmailVerification && h.Mail == nil {
+		return errMailNotConfigured()
+	}
 	// Everything that can be checked without the hash is checked before anything is reserved: a request that
 	// cannot succeed costs neither a password hash nor a throttle row.
-	newUser := models.NewUser{Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles}
+	// With mail, every sign-up is sent a verification mail, queued with the account.
+	newUser := models.NewUser{Email: body.Email, Password: body.Password, Name: body.Name, Pool: c.Pool, Roles: pool.DefaultRoles,
+		VerifyMail: h.Mail}
 	if err := newUser.Validate(); err != nil {
 		return jsonapi.BadRequest(strings.TrimPrefix(err.Error(), "invalid: "))
 	}
@@ -222,6 +227,14 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		attempt.Failed()
 		return fmt.Errorf("create user: %w", err)
+	}
+	if pool.RequireEmailVerification {
+		// No tokens until the mailbox is proved: the account exists, the mail is queued.
+		attempt.Succeeded()
+		user := jsonapi.UserOf(u)
+		request.Logger(ctx).Info("signed up; email verification pending", "user", u.ID, "pool", c.Pool, "client", c.ID)
+		jsonapi.Respond(w, http.StatusCreated, map[string]any{"user": user, "email_verification_required": true})
+		return nil
 	}
 	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if err != nil {
@@ -281,6 +294,11 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 			request.Logger(ctx).Info("api sign-in failed", "reason", "invalid credentials", "client", c.ID)
 		}
 		return errWrongPassword()
+	case errors.Is(err, models.ErrEmailNotVerified):
+		// The password was right: say what is missing (no tokens), and count it as a success.
+		attempt.Succeeded()
+		request.Logger(ctx).Info("api sign-in refused", "reason", "email not verified", "user", u.ID, "client", c.ID)
+		return errEmailNotVerified()
 	case err != nil:
 		attempt.Void()
 		return fmt.Errorf("authenticate: %w", err)
