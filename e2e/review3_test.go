@@ -156,3 +156,38 @@ func TestReviewUpstreamSkipsEmailVerification(t *testing.T) {
 		}
 	})
 }
+
+// The other half of pre-account-takeover: an attacker signs in through an upstream that does not vouch for the
+// victim's address (email_verified false) and so creates the victim's account here, linked to the attacker's
+// upstream identity. The victim later claims the account with "forgot password" (which marks the email verified
+// and ends every session), yet the attacker's link survives: the attacker signs straight back in as the victim.
+// A reset (the mailbox proved) should drop links made on an unverified email.
+func TestReviewUpstreamLinkSurvivesPasswordReset(t *testing.T) {
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		ms := startMailServer(t)
+		ms.env(env)
+		f := newUpstreamFixture(t, env) // upstream carol (the attacker's account there): email not verified
+		env.cli(t, "users", "delete", "--email", "carol@example.com")
+		env.cli(t, "pools", "update", "--name", "default", "--signup", "true")
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		attacker := f.federated(t, "carol@example.com", "carol upstream pw")
+		if attacker["email_verified"] != false {
+			t.Fatalf("setup: %v", attacker)
+		}
+
+		// The real carol claims her address.
+		api := f.srv.URL + "/api/v1/auth"
+		if code, _, b := apiCall(t, "POST", api+"/password/forgot", map[string]any{"client_id": app.ClientID, "email": "carol@example.com"}, nil); code != 202 {
+			t.Fatalf("forgot: %d %v", code, b)
+		}
+		m := ms.next(t)
+		if code, _, b := apiCall(t, "POST", api+"/password/reset", map[string]any{"token": m.Token, "new_password": "carols-own-harbor-81"}, nil); code != 200 {
+			t.Fatalf("reset: %d %v", code, b)
+		}
+		again := f.federated(t, "carol@example.com", "carol upstream pw")
+		if again["sub"] == attacker["sub"] {
+			t.Fatalf("after the owner's reset the attacker's upstream link still signs in as her (sub %v, email_verified %v)",
+				again["sub"], again["email_verified"])
+		}
+	})
+}
