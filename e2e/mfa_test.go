@@ -25,7 +25,7 @@ func mfaUser(t *testing.T, api, clientID, email string) ([]byte, []string, strin
 		t.Fatalf("signup: %d %v", code, su)
 	}
 	tok := su["access_token"].(string)
-	code, _, en := apiCall(t, "POST", api+"/mfa/totp/enroll", nil, bearerHeader(tok))
+	code, _, en := apiCall(t, "POST", api+"/mfa/totp/enroll", map[string]any{"password": "violet-tractor-47"}, bearerHeader(tok))
 	if code != 201 || !strings.HasPrefix(en["otpauth_uri"].(string), "otpauth://totp/") || !strings.HasPrefix(en["qr_code"].(string), "data:image/png;base64,") {
 		t.Fatalf("enroll: %d %v", code, en)
 	}
@@ -99,7 +99,7 @@ func TestMFATokenAPI(t *testing.T) {
 		secret, recovery, tok := mfaUser(t, api, app.ClientID, "ada@example.com")
 
 		// A second enrolment while one is active is refused.
-		if code, _, b := apiCall(t, "POST", api+"/mfa/totp/enroll", nil, bearerHeader(tok)); code != 409 {
+		if code, _, b := apiCall(t, "POST", api+"/mfa/totp/enroll", map[string]any{"password": "violet-tractor-47"}, bearerHeader(tok)); code != 409 {
 			t.Fatalf("second enroll: %d %v", code, b)
 		}
 		code, _, fl := apiCall(t, "GET", api+"/mfa/factors", nil, bearerHeader(tok))

@@ -52,6 +52,11 @@ func TestReviewMFAEnrolWithStolenAccessToken(t *testing.T) {
 			t.Fatalf("signup: %d %v", code, su)
 		}
 		stolen := bearerHeader(su["access_token"].(string)) // all the thief has: no password, no mailbox
+		for _, body := range []map[string]any{{}, {"password": "wrong-guess-123"}} {
+			if code, _, b := apiCall(t, "POST", api+"/mfa/totp/enroll", body, stolen); code != 400 && code != 401 {
+				t.Errorf("enrolment with an access token and password %v: %d %v, want a refusal", body["password"], code, b)
+			}
+		}
 		code, _, en := apiCall(t, "POST", api+"/mfa/totp/enroll", map[string]any{}, stolen)
 		if code != 201 {
 			return // refused: the hole is closed

@@ -35,6 +35,7 @@ type Pages struct {
 
 	pageOnce sync.Once
 	pageKit  *page.Kit
+	later    request.Later // the mail work a request starts and does not wait for
 }
 
 // Mount registers the pages.
@@ -135,7 +136,7 @@ func (h *Pages) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 			Error: "Enter the email address of your account."})
 		return
 	}
-	wait, err := h.Throttle.ReserveMail(r, models.MailResetPassword, pool, email)
+	wait, send, err := h.Throttle.ReserveMail(r, models.MailResetPassword, pool, email)
 	switch {
 	case err != nil:
 		h.page().Fault(w, r, "mail throttle", err)
@@ -147,14 +148,16 @@ func (h *Pages) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log, now, compose := request.Logger(r.Context()), h.Now(), h.Mail
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
+	if !send {
+		log.Info("no reset mail", "reason", "this address's mail limit")
+	} else if !h.later.Go(func(ctx context.Context) {
 		err := h.Store.SendMailToken(ctx, pool, email, models.MailResetPassword, now, compose)
 		if err != nil && !errors.Is(err, models.ErrNotFound) {
 			log.Error("reset mail not queued", "error", err)
 		}
-	}()
+	}) {
+		log.Warn("no reset mail", "reason", "too many mail requests at once")
+	}
 	h.accountMailPage(w, r, http.StatusOK, templates.AccountMailPage{Step: "sent"})
 }
 

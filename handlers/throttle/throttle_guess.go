@@ -15,19 +15,24 @@ var DefaultUserCodePolicy = models.ThrottlePolicy{Free: 5, Base: time.Second, Ma
 // Guess is one reserved try at a short code (a device's user code) from one IP: counted before the code is
 // looked up, given back only when it was right.
 type Guess struct {
-	ctx context.Context
-	t   *Throttle
-	key models.ThrottleKey
+	ctx  context.Context
+	t    *Throttle
+	keys []models.ThrottleKey
 }
 
 // ReserveGuess counts one guess of kind from the request's IP under policy p. A wait > 0 means the code must not
 // be looked up; an error that the limit could not be consulted (never fail open).
 func (t *Throttle) ReserveGuess(r *http.Request, kind string, p models.ThrottlePolicy) (*Guess, time.Duration, error) {
-	g := &Guess{ctx: context.WithoutCancel(r.Context()), t: t, key: models.ThrottleKey{Key: kind + ":" + ipKey(r), Policy: p}}
+	return t.reserveGuess(r, kind, models.ThrottleKey{Key: kind + ":" + ipKey(r), Policy: p})
+}
+
+// reserveGuess counts one guess on every key (all or none, models.Store.ThrottleReserve).
+func (t *Throttle) reserveGuess(r *http.Request, kind string, keys ...models.ThrottleKey) (*Guess, time.Duration, error) {
+	g := &Guess{ctx: context.WithoutCancel(r.Context()), t: t, keys: keys}
 	if t == nil {
 		return g, 0, nil
 	}
-	wait, _, err := t.Store.ThrottleReserve(g.ctx, t.now(), g.key)
+	wait, _, err := t.Store.ThrottleReserve(g.ctx, t.now(), keys...)
 	if wait > 0 {
 		t.rejected(kind)
 	}
@@ -37,7 +42,9 @@ func (t *Throttle) ReserveGuess(r *http.Request, kind string, p models.ThrottleP
 // Right: the code was right; the guess is given back.
 func (g *Guess) Right() {
 	if g.t != nil {
-		g.refund(g.key)
+		for _, k := range g.keys {
+			g.refund(k)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package tokenapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -128,23 +129,11 @@ func (h *API) password(w http.ResponseWriter, r *http.Request) error {
 	if err := h.Policy.Check(body.NewPassword, b.user.Email); err != nil {
 		return weakPassword(err)
 	}
-	// Counted under the signed-in session rather than the whole account: someone holding a stolen token gets the
-	// free attempts per session, and strangers' wrong sign-ins never block the owner's own change.
-	attempt, wait, err := h.Throttle.Reserve(r, b.user.Pool, b.user.Email, "session-"+b.session.SID)
-	if err := throttle.Refusal(r, wait, err); err != nil {
+	checked, ctx, err := h.checkOwnPassword(r, b, body.CurrentPassword)
+	if err != nil {
 		return err
 	}
-	ctx = attempt.Context()
-	wrongCurrent := jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidGrant, "The current password is incorrect.")
-	checked, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, body.CurrentPassword)
-	switch {
-	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
-		return wrongCurrent
-	case err != nil:
-		attempt.Void()
-		return fmt.Errorf("authenticate: %w", err)
-	}
-	attempt.Succeeded()
+	wrongCurrent := errWrongCurrentPassword()
 	// One transaction: the new password and the end of every other session (and their tokens), so no sign-in
 	// with the old password survives the change; and only while the password checked is still current, so a
 	// second change checked against the same old password cannot overwrite the first.
@@ -221,4 +210,30 @@ func (h *API) endSession(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func errWrongCurrentPassword() *jsonapi.Error {
+	return jsonapi.New(http.StatusUnauthorized, jsonapi.InvalidGrant, "The current password is incorrect.")
+}
+
+// checkOwnPassword checks the signed-in caller's current password, as a change of password or of second factors
+// needs: a stolen access token alone must not do either. It is counted under the caller's session rather than
+// the whole account: someone holding a stolen token gets the free attempts per session, and strangers' wrong
+// sign-ins never block the owner. It returns the user as checked and the attempt's context.
+func (h *API) checkOwnPassword(r *http.Request, b *caller, password string) (*models.User, context.Context, error) {
+	attempt, wait, err := h.Throttle.Reserve(r, b.user.Pool, b.user.Email, "session-"+b.session.SID)
+	if err := throttle.Refusal(r, wait, err); err != nil {
+		return nil, nil, err
+	}
+	ctx := attempt.Context()
+	checked, err := h.Store.Authenticate(ctx, b.user.Pool, b.user.Email, password)
+	switch {
+	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
+		return nil, nil, errWrongCurrentPassword()
+	case err != nil:
+		attempt.Void()
+		return nil, nil, fmt.Errorf("authenticate: %w", err)
+	}
+	attempt.Succeeded()
+	return checked, ctx, nil
 }

@@ -80,6 +80,8 @@ type API struct {
 	// Mail renders account mails (verification, password reset); nil: the server sends no mail, and those
 	// endpoints answer mail_not_configured.
 	Mail models.ComposeMail
+
+	later request.Later // the mail work a request starts and does not wait for (forgot password, resend)
 }
 
 func (h *API) issued(grantType string) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
@@ -72,13 +71,15 @@ func (h *API) requestMail(w http.ResponseWriter, r *http.Request, purpose string
 	if email == "" || len(email) > models.MaxEmailLength {
 		return jsonapi.BadRequest("email is required.")
 	}
-	wait, err := h.Throttle.ReserveMail(r, purpose, c.Pool, email)
+	wait, send, err := h.Throttle.ReserveMail(r, purpose, c.Pool, email)
 	if err := throttle.Refusal(r, wait, err); err != nil {
 		return err
 	}
 	log := request.Logger(r.Context())
 	now := h.Now()
-	h.background(func(ctx context.Context) {
+	if !send {
+		log.Info("no mail", "purpose", purpose, "reason", "this address's mail limit", "client", c.ID)
+	} else if !h.later.Go(func(ctx context.Context) {
 		err := h.Store.SendMailToken(ctx, c.Pool, email, purpose, now, h.Mail)
 		switch {
 		case err == nil:
@@ -88,18 +89,11 @@ func (h *API) requestMail(w http.ResponseWriter, r *http.Request, purpose string
 		default:
 			log.Error("mail not queued", "purpose", purpose, "error", err)
 		}
-	})
+	}) {
+		log.Warn("no mail", "purpose", purpose, "reason", "too many mail requests at once", "client", c.ID)
+	}
 	jsonapi.Respond(w, http.StatusAccepted, mailAccepted{Status: "If an account with this email exists, a mail is on its way."})
 	return nil
-}
-
-// background runs fn off the request, bounded in time.
-func (h *API) background(fn func(ctx context.Context)) {
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		fn(ctx)
-	}()
 }
 
 // tokenRefBody names a mail token: token, or client_id + email + code.
@@ -111,21 +105,33 @@ type tokenRefBody struct {
 	NewPassword string `json:"new_password"`
 }
 
-func (h *API) tokenRef(r *http.Request, b tokenRefBody) (models.MailTokenRef, error) {
+// tokenRef reads which mail token a request names. A typed code is counted before it is checked (per account
+// and per IP, throttle.ReserveMailCode): the guess is given back once the code proves right (the returned func).
+func (h *API) tokenRef(r *http.Request, b tokenRefBody) (models.MailTokenRef, func(), error) {
+	right := func() {}
 	if b.Token != "" {
 		if b.Code != "" || b.Email != "" {
-			return models.MailTokenRef{}, jsonapi.BadRequest("Send either token, or client_id, email and code.")
+			return models.MailTokenRef{}, right, jsonapi.BadRequest("Send either token, or client_id, email and code.")
 		}
-		return models.MailTokenRef{Token: b.Token}, nil
+		return models.MailTokenRef{Token: b.Token}, right, nil
 	}
 	if b.Code == "" || b.Email == "" {
-		return models.MailTokenRef{}, jsonapi.BadRequest("Send either token, or client_id, email and code.")
+		return models.MailTokenRef{}, right, jsonapi.BadRequest("Send either token, or client_id, email and code.")
 	}
 	c, err := h.firstPartyClient(r, b.ClientID)
 	if err != nil {
-		return models.MailTokenRef{}, err
+		return models.MailTokenRef{}, right, err
 	}
-	return models.MailTokenRef{Pool: c.Pool, Email: b.Email, Code: strings.TrimSpace(b.Code)}, nil
+	guess, wait, err := h.Throttle.ReserveMailCode(r, c.Pool, b.Email)
+	switch {
+	case err != nil:
+		return models.MailTokenRef{}, right, fmt.Errorf("reserve a code guess: %w", err)
+	case wait > 0:
+		return models.MailTokenRef{}, right, jsonapi.New(http.StatusTooManyRequests, jsonapi.TooManyRequests,
+			"Too many codes tried for this address. Try again in "+throttle.Seconds(wait)+" seconds, or use the link in the mail.").
+			WithHeader("Retry-After", throttle.Seconds(wait))
+	}
+	return models.MailTokenRef{Pool: c.Pool, Email: b.Email, Code: strings.TrimSpace(b.Code)}, guess.Right, nil
 }
 
 func (h *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
@@ -137,7 +143,7 @@ func (h *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 	if body.NewPassword != "" {
 		return jsonapi.BadRequest("new_password is not a field of email verification.")
 	}
-	ref, err := h.tokenRef(r, body)
+	ref, right, err := h.tokenRef(r, body)
 	if err != nil {
 		return err
 	}
@@ -148,6 +154,7 @@ func (h *API) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return fmt.Errorf("verify email: %w", err)
 	}
+	right()
 	request.Logger(r.Context()).Info("email verified", "user", u.ID)
 	user := jsonapi.UserOf(u)
 	jsonapi.Respond(w, http.StatusOK, map[string]any{"email_verified": true, "user": user})
@@ -163,7 +170,7 @@ func (h *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	if body.NewPassword == "" {
 		return jsonapi.BadRequest("new_password is required.")
 	}
-	ref, err := h.tokenRef(r, body)
+	ref, right, err := h.tokenRef(r, body)
 	if err != nil {
 		return err
 	}
@@ -185,6 +192,7 @@ func (h *API) resetPassword(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return fmt.Errorf("reset password: %w", err)
 	}
+	right()
 	request.Logger(r.Context()).Info("password reset", "sessions_ended", n)
 	jsonapi.Respond(w, http.StatusOK, map[string]any{"password_reset": true, "sessions_ended": n})
 	return nil

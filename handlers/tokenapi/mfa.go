@@ -213,11 +213,22 @@ type enroller struct {
 	challenge *models.MFAChallenge // nil with an access token
 }
 
-func (h *API) enroller(r *http.Request, mfaToken string) (*enroller, error) {
+// With an access token, enrolment (not its confirmation, which needs the new factor's code) also needs the
+// current password: a stolen access token alone must not add a factor, which would lock the owner out behind
+// the thief's authenticator.
+func (h *API) enroller(r *http.Request, mfaToken string, password *string) (*enroller, error) {
 	if mfaToken == "" {
-		b, err := h.authenticateUser(r, false)
+		b, err := h.authenticateUser(r, password != nil)
 		if err != nil {
 			return nil, err
+		}
+		if password != nil {
+			if *password == "" {
+				return nil, jsonapi.BadRequest("password (the current one) is required to add a second factor.")
+			}
+			if _, _, err := h.checkOwnPassword(r, b, *password); err != nil {
+				return nil, err
+			}
 		}
 		return &enroller{user: b.user}, nil
 	}
@@ -248,13 +259,14 @@ func (h *API) enroll(w http.ResponseWriter, r *http.Request) error {
 	var body struct {
 		MFAToken string `json:"mfa_token"`
 		Name     string `json:"name"`
+		Password string `json:"password"`
 	}
 	if r.ContentLength != 0 {
 		if err := jsonapi.Decode(r, &body); err != nil {
 			return err
 		}
 	}
-	e, err := h.enroller(r, body.MFAToken)
+	e, err := h.enroller(r, body.MFAToken, &body.Password)
 	if err != nil {
 		return err
 	}
@@ -313,7 +325,7 @@ func (h *API) confirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e, err := h.enroller(r, body.MFAToken)
+	e, err := h.enroller(r, body.MFAToken, nil)
 	if err != nil {
 		return err
 	}

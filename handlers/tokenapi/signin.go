@@ -236,6 +236,15 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 		jsonapi.Respond(w, http.StatusCreated, map[string]any{"user": user, "email_verification_required": true})
 		return nil
 	}
+	// A pool that requires a second factor: the new account enrols one before any token, as its logins will.
+	if demand, err := grant.SecondFactor(ctx, h.Factors, u); err != nil {
+		attempt.Void()
+		return fmt.Errorf("second factor: %w", err)
+	} else if demand != grant.MFANone {
+		attempt.Succeeded()
+		request.Logger(ctx).Info("signed up; second factor enrolment required", "user", u.ID, "pool", c.Pool, "client", c.ID)
+		return h.challengeLogin(w, r, c, u, scopes, demand)
+	}
 	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if err != nil {
 		// Nothing half-done: the account goes again if we could not sign it in.
