@@ -258,6 +258,7 @@ func (a *app) handler() http.Handler {
 			Devices:     a.store,
 			Upstream:    &browser.Upstream{Client: upstream.New(a.secret, a.cfg.Issuer+browser.PathUpstreamCallback, upstreamTimeout), Store: a.store},
 			Mail:        a.composeMail(),
+			MFASealer:   mfaSealer,
 			Secret:      keys.Derive(a.secret, "csrf"),
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
 		},

@@ -28,7 +28,8 @@ type BrowserSession struct {
 	// MintedBy is the admin client that started the session by minting tokens for the user (the admin API's
 	// POST /users/{id}/tokens); empty for a session the user signed in to.
 	MintedBy string `json:"minted_by,omitempty"`
-	// AuthMethod is how the user last authenticated: AuthMethodPassword ("") or AuthMethodUpstream.
+	// AuthMethod is how the user last authenticated: AuthMethodPassword (""), AuthMethodUpstream, or, after a
+	// second factor, the amr values separated by spaces (AuthMethodOf).
 	AuthMethod string `json:"auth_method,omitempty"`
 }
 
@@ -40,10 +41,19 @@ const (
 
 // AMR is the session's amr claim (OpenID Connect Core §2; values from RFC 8176).
 func (bs *BrowserSession) AMR() []string {
-	if bs.AuthMethod == AuthMethodUpstream {
-		return []string{AuthMethodUpstream}
+	if bs.AuthMethod == AuthMethodPassword {
+		return []string{"pwd"}
 	}
-	return []string{"pwd"}
+	return strings.Fields(bs.AuthMethod)
+}
+
+// AuthMethodOf is the AuthMethod recording amr: ["pwd"] is AuthMethodPassword, anything else its values joined
+// by spaces (["fed"] is AuthMethodUpstream), so the one column says how the user authenticated.
+func AuthMethodOf(amr []string) string {
+	if len(amr) == 1 && amr[0] == "pwd" {
+		return AuthMethodPassword
+	}
+	return strings.Join(amr, " ")
 }
 
 // Limits on what is recorded of the request that created or touched a session.
@@ -115,10 +125,16 @@ const MaxActiveSessions = 50
 // the oldest active sessions are ended and their tokens revoked, in the same transaction. It returns the
 // session and the cookie token (256 random bits, base64url); only the token's hash is stored.
 func (s *Store) CreateBrowserSession(ctx context.Context, u *User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
+	return s.CreateBrowserSessionAuth(ctx, u, AuthMethodPassword, ip, userAgent, now, idle, absolute)
+}
+
+// CreateBrowserSessionAuth is CreateBrowserSession for a sign-in that authenticated by method (AuthMethodOf its
+// amr), e.g. a password and a second factor.
+func (s *Store) CreateBrowserSessionAuth(ctx context.Context, u *User, method, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
 	if u == nil {
 		return nil, "", fmt.Errorf("create browser session: %w: no user", ErrInvalid)
 	}
-	bs, token, err := s.startSession(ctx, u.ID, "", AuthMethodPassword, ip, userAgent, now, idle, absolute, func(cur userRow) error {
+	bs, token, err := s.startSession(ctx, u.ID, "", method, ip, userAgent, now, idle, absolute, func(cur userRow) error {
 		if u.credential == "" || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
 			return ErrInvalidCredentials
 		}
@@ -307,16 +323,17 @@ func (s *Store) touchBrowserSession(ctx context.Context, id string, now time.Tim
 // SetBrowserSessionAuthTime records that the user authenticated again, with a password, at at (prompt=login,
 // max_age) on a session that has not ended; ErrNotFound otherwise.
 func (s *Store) SetBrowserSessionAuthTime(ctx context.Context, id string, at time.Time) error {
-	return s.setBrowserSessionAuth(ctx, id, at, AuthMethodPassword)
+	return s.SetBrowserSessionAuth(ctx, id, at, AuthMethodPassword)
 }
 
 // SetBrowserSessionUpstreamAuthTime is SetBrowserSessionAuthTime for a user who authenticated again through
 // another provider.
 func (s *Store) SetBrowserSessionUpstreamAuthTime(ctx context.Context, id string, at time.Time) error {
-	return s.setBrowserSessionAuth(ctx, id, at, AuthMethodUpstream)
+	return s.SetBrowserSessionAuth(ctx, id, at, AuthMethodUpstream)
 }
 
-func (s *Store) setBrowserSessionAuth(ctx context.Context, id string, at time.Time, method string) error {
+// SetBrowserSessionAuth is SetBrowserSessionAuthTime for a user who authenticated again by method (AuthMethodOf).
+func (s *Store) SetBrowserSessionAuth(ctx context.Context, id string, at time.Time, method string) error {
 	res := s.conn(ctx).Model(&browserSessionRow{}).Where("id = ? AND ended_at IS NULL", id).
 		UpdateColumns(map[string]any{"auth_time": dbTime(at), "auth_method": method})
 	if res.Error != nil {

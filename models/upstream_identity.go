@@ -156,7 +156,13 @@ func (s *Store) newUpstreamUser(tx *gorm.DB, pool, email string, a UpstreamAccou
 // (UserForUpstream): like CreateBrowserSession, but vouched for by the upstream rather than a password. A
 // disabled user is ErrUserDisabled.
 func (s *Store) CreateUpstreamSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
-	bs, token, err := s.startSession(ctx, userID, "", AuthMethodUpstream, ip, userAgent, now, idle, absolute, func(userRow) error { return nil })
+	return s.CreateUpstreamSessionAuth(ctx, userID, AuthMethodUpstream, ip, userAgent, now, idle, absolute)
+}
+
+// CreateUpstreamSessionAuth is CreateUpstreamSession recording method (AuthMethodOf), e.g. ["fed","otp","mfa"]
+// after the user's second factor.
+func (s *Store) CreateUpstreamSessionAuth(ctx context.Context, userID, method, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*BrowserSession, string, error) {
+	bs, token, err := s.startSession(ctx, userID, "", method, ip, userAgent, now, idle, absolute, func(userRow) error { return nil })
 	if err != nil {
 		return nil, "", fmt.Errorf("create upstream session: %w", err)
 	}

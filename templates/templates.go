@@ -31,7 +31,7 @@ var stylesheet []byte
 
 // Renderer renders Latchkey's pages. It is safe for concurrent use.
 type Renderer struct {
-	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail *template.Template
+	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail, mfa *template.Template
 }
 
 // LoginPage is the username/password form.
@@ -104,6 +104,16 @@ type AccountMailPage struct {
 	Email             string
 	Error, Message    string
 	SignInURL         string
+}
+
+// MFAPage is the second step of a sign-in: the code from an authenticator app (field code, button factor=totp)
+// or a recovery code (field recovery_code, factor=recovery), each form posting csrf_token and mfa_token to Action;
+// Error is shown with role="alert". With Enrol it only says to set up an authenticator in the app first.
+type MFAPage struct {
+	Action, CSRFToken string
+	Token             string
+	Error             string
+	Enrol             bool
 }
 
 // ErrorPage is a human-readable error. RequestID is shown as a small "Reference" if set.
@@ -198,6 +208,7 @@ func New() (*Renderer, error) {
 		{"sessions.html", &r.sessions, SessionsPage{Sessions: []SessionRow{{Current: true}, {}}}},
 		{"formpost.html", &r.formPost, formPostData{Parameters: url.Values{"code": {""}}}},
 		{"accountmail.html", &r.accountMail, AccountMailPage{}},
+		{"mfa.html", &r.mfa, MFAPage{}},
 	}
 	for _, p := range pages {
 		set, err := base.Clone()
@@ -270,6 +281,11 @@ func (r *Renderer) Sessions(w http.ResponseWriter, status int, p SessionsPage) e
 // AccountMail renders a step of email verification or password reset.
 func (r *Renderer) AccountMail(w http.ResponseWriter, status int, p AccountMailPage) error {
 	return r.render(w, status, r.accountMail, p, formActions(p.Action, nil))
+}
+
+// MFA renders the second step of a sign-in.
+func (r *Renderer) MFA(w http.ResponseWriter, status int, p MFAPage) error {
+	return r.render(w, status, r.mfa, p, formActions(p.Action, nil))
 }
 
 // ErrWrite marks a page that rendered but could not be sent: the client went away, which is not a server fault.

@@ -15,11 +15,12 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
-	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/handlers/secondfactor"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/keys"
+	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/templates"
@@ -27,17 +28,18 @@ import (
 
 // browserStore is what the interactive flows read and write.
 type browserStore interface {
-	grant.FactorStore
+	secondfactor.Store
+	CheckedUser(ctx context.Context, id, stamp string) (*models.User, error)
 	ClientByID(ctx context.Context, id string) (*models.Client, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	Authenticate(ctx context.Context, pool, email, password string) (*models.User, error)
 	GetPool(ctx context.Context, name string) (*models.Pool, error)
 
-	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
+	CreateBrowserSessionAuth(ctx context.Context, u *models.User, method, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	BrowserSessionByToken(ctx context.Context, token string, now time.Time) (*models.BrowserSession, error)
 	BrowserSessionByID(ctx context.Context, id string) (*models.BrowserSession, error)
 	TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error
-	SetBrowserSessionAuthTime(ctx context.Context, id string, at time.Time) error
+	SetBrowserSessionAuth(ctx context.Context, id string, at time.Time, method string) error
 	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
 	EndBrowserSession(ctx context.Context, id string, now time.Time) error
 	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
@@ -71,10 +73,12 @@ type Browser struct {
 	Devices deviceStore
 	// Mail renders account mails; nil: the server sends no mail, and the sign-in page offers no "Forgot
 	// password?" (the pages it leads to are handlers/accountmail's).
-	Mail   models.ComposeMail
-	Issuer string
-	Secret []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
-	Now    func() time.Time
+	Mail models.ComposeMail
+	// MFASealer opens second factors' secrets: a user with one is asked for its code after the first factor.
+	MFASealer *mfa.Sealer
+	Issuer    string
+	Secret    []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
+	Now       func() time.Time
 
 	SessionIdle     time.Duration // a browser session ends after this long without use
 	SessionAbsolute time.Duration // and after this long in any case
@@ -82,6 +86,7 @@ type Browser struct {
 	ChallengeTTL time.Duration
 
 	pending *keys.Sealer // seals authorization requests waiting for sign-in (see pendingRequest)
+	mfa     *secondfactor.Step
 
 	pageOnce sync.Once
 	pageKit  *page.Kit
@@ -110,9 +115,11 @@ func (h *Browser) Mount(r *mux.Router) {
 		h.ChallengeTTL = 15 * time.Minute
 	}
 	h.pending = newPendingSealer(h.Secret)
+	h.mfa = &secondfactor.Step{Store: h.Store, Sealer: h.MFASealer, Throttle: h.Throttle, Kit: h.page(), Now: h.Now}
 	r.HandleFunc(provider.PathAuthorize, h.authorize)
 	r.HandleFunc(PathLogin, h.loginPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathLogin, h.loginSubmit).Methods(http.MethodPost)
+	r.HandleFunc(secondfactor.Path, h.mfaSubmit).Methods(http.MethodPost)
 	h.mountUpstream(r)
 	r.HandleFunc(PathConsent, h.consentSubmit).Methods(http.MethodPost)
 	r.HandleFunc(provider.PathEndSession, h.endSession).Methods(http.MethodGet, http.MethodPost)

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/handlers/secondfactor"
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
@@ -168,19 +168,20 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// The browser cannot yet ask for a second factor: a user who has one (or must enrol one) is refused here,
-	// never signed in with the password alone.
-	if demand, err := grant.SecondFactor(ctx, h.Store, user); err != nil {
+	// A user with a second factor (or who must enrol one) is asked for it now: the session starts only after it.
+	clientID := ""
+	if pending != nil {
+		clientID = pending.ClientID
+	}
+	if asked, err := h.secondStep(w, r, user, clientID, secondfactor.Resume{Stamp: user.CredentialStamp(), Pending: challengeID, ReturnTo: returnTo}); err != nil {
 		attempt.Void()
 		fault("second factor", err)
 		return
-	} else if demand != grant.MFANone {
+	} else if asked {
 		attempt.Succeeded()
-		request.Logger(ctx).Info("sign-in refused", "reason", "mfa required; not offered in the browser yet", "user", user.ID)
-		retry(http.StatusForbidden, "This account uses two-factor sign-in, which this page cannot ask for yet. Sign in through the app.")
 		return
 	}
-	bs, err := h.signIn(w, r, user, now)
+	bs, err := h.signIn(w, r, user, now, models.AuthMethodPassword)
 	if errors.Is(err, errSignInRefused) {
 		// The password was changed (or the account disabled) after it was checked: a wrong password now, and it
 		// stays counted as one.
@@ -195,11 +196,22 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	request.Logger(ctx).Info("signed in", "user", user.ID, "session", bs.ID)
 	h.rememberDevice(w, r, pool, email, user.CredentialStamp(), device)
+	h.afterSignIn(w, r, bs, challengeID, returnTo, pool)
+}
 
-	if pending != nil {
-		chal, err := h.signedInFor(ctx, *pending, bs.ID, now)
+// afterSignIn sends a browser just signed in (session bs) on: back to the authorization request sealed in pending,
+// else to returnTo, else to the account page of pool.
+func (h *Browser) afterSignIn(w http.ResponseWriter, r *http.Request, bs *models.BrowserSession, pending, returnTo, pool string) {
+	now := h.Now()
+	if pending != "" {
+		p, err := h.openPending(pending, now)
 		if err != nil {
-			fault("create challenge", err)
+			h.expiredPage(w, r)
+			return
+		}
+		chal, err := h.signedInFor(r.Context(), p, bs.ID, now)
+		if err != nil {
+			h.page().Fault(w, r, "create challenge", err)
 			return
 		}
 		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
@@ -211,26 +223,27 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
-// signIn gives the browser a session for user, whose password was just checked. The same user
+// signIn gives the browser a session for user, whose password (and second factor: method) was just checked. The same user
 // re-authenticating (prompt=login, max_age) keeps their session and its id; anyone else replaces the session in
 // this browser. A new session starts only while the checked password is still the user's (see
 // models.Store.CreateBrowserSession); otherwise the answer is errSignInRefused.
-func (h *Browser) signIn(w http.ResponseWriter, r *http.Request, user *models.User, now time.Time) (*models.BrowserSession, error) {
+func (h *Browser) signIn(w http.ResponseWriter, r *http.Request, user *models.User, now time.Time, method string) (*models.BrowserSession, error) {
 	ctx := r.Context()
 	bs, err := h.currentSession(r)
 	if err != nil {
 		return nil, err
 	}
 	if bs != nil && bs.UserID == user.ID {
-		err := h.Store.SetBrowserSessionAuthTime(ctx, bs.ID, now)
+		err := h.Store.SetBrowserSessionAuth(ctx, bs.ID, now, method)
 		if !errors.Is(err, models.ErrNotFound) {
+			bs.AuthTime, bs.AuthMethod = now, method
 			return bs, err
 		}
 		// Ended since it was read (e.g. by a password change): start a new one, checked like any other.
 	} else if bs != nil {
 		_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
 	}
-	bs, token, err := h.Store.CreateBrowserSession(ctx, user, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	bs, token, err := h.Store.CreateBrowserSessionAuth(ctx, user, method, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
 	switch {
 	case errors.Is(err, models.ErrInvalidCredentials), errors.Is(err, models.ErrUserDisabled):
 		return nil, errSignInRefused

@@ -11,9 +11,9 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
+	"github.com/latchkey/latchkey/handlers/secondfactor"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/templates"
 	"github.com/latchkey/latchkey/upstream"
@@ -24,7 +24,8 @@ import (
 // authorization request) in a row keyed by the state's hash and bound to this browser by a cookie, and
 // redirects upstream. PathUpstreamCallback takes that row once, in this browser only, and only then believes
 // the code: exchange, verification, the user (models.Store.UserForUpstream links only by a verified email), a
-// browser session with amr ["fed"], and the authorization request resumes as after a password.
+// browser session with amr ["fed"] (after the user's second factor, if they have one: ["fed","otp","mfa"]), and
+// the authorization request resumes as after a password.
 
 // Paths of sign in with another provider.
 const (
@@ -39,8 +40,7 @@ type upstreamStore interface {
 	CreateUpstreamLogin(ctx context.Context, l models.UpstreamLogin) error
 	TakeUpstreamLogin(ctx context.Context, state, browserSecret string, now time.Time) (*models.UpstreamLogin, error)
 	UserForUpstream(ctx context.Context, a models.UpstreamAccount) (*models.User, error)
-	CreateUpstreamSession(ctx context.Context, userID, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
-	SetBrowserSessionUpstreamAuthTime(ctx context.Context, id string, at time.Time) error
+	CreateUpstreamSessionAuth(ctx context.Context, userID, method, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 }
 
 // upstreamClient speaks the upstream's protocol (upstream.Client).
@@ -205,17 +205,14 @@ func (h *Browser) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 		h.page().Fault(w, r, "find the user of the upstream account", err)
 		return
 	}
-	// Another provider vouches for the first factor only: a user who has a second factor here (or must enrol one)
-	// is refused as the password page refuses them, until the browser can ask for it.
-	if demand, err := grant.SecondFactor(ctx, h.Store, user); err != nil {
+	// Another provider vouches for the first factor only: a user who has a second factor here is asked for it.
+	if asked, err := h.secondStep(w, r, user, "", secondfactor.Resume{Federated: true, Pending: login.Pending, ReturnTo: login.ReturnTo}); err != nil {
 		h.page().Fault(w, r, "second factor", err)
 		return
-	} else if demand != grant.MFANone {
-		request.Logger(ctx).Info("upstream sign-in refused", "reason", "mfa required; not offered in the browser yet", "user", user.ID)
-		h.page().Error(w, r, http.StatusForbidden, "Not signed in", "This account uses two-factor sign-in, which this page cannot ask for yet. Sign in through the app.")
+	} else if asked {
 		return
 	}
-	bs, err := h.signInUpstream(w, r, user, now)
+	bs, err := h.signInUpstream(w, r, user, now, models.AuthMethodUpstream)
 	if errors.Is(err, models.ErrUserDisabled) {
 		request.Logger(ctx).Info("upstream sign-in refused", "reason", "account disabled", "user", user.ID)
 		h.page().Error(w, r, http.StatusForbidden, "Not signed in", "This account is disabled.")
@@ -225,25 +222,7 @@ func (h *Browser) upstreamCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	request.Logger(ctx).Info("signed in through another provider", "provider", p.ID, "user", user.ID, "session", bs.ID)
-	if login.Pending != "" {
-		pending, err := h.openPending(login.Pending, now)
-		if err != nil {
-			h.expiredPage(w, r)
-			return
-		}
-		chal, err := h.signedInFor(ctx, pending, bs.ID, now)
-		if err != nil {
-			h.page().Fault(w, r, "create challenge", err)
-			return
-		}
-		http.Redirect(w, r, h.resumeURL(chal.ID), http.StatusSeeOther)
-		return
-	}
-	returnTo := login.ReturnTo
-	if returnTo == "" {
-		returnTo = sessionsPath(user.Pool)
-	}
-	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	h.afterSignIn(w, r, bs, login.Pending, login.ReturnTo, user.Pool)
 }
 
 // upstreamRefusal is the page's message for an upstream account that signs in to no user; "" for any other err.
@@ -263,24 +242,24 @@ func upstreamRefusal(err error, p *models.UpstreamProvider) string {
 	return ""
 }
 
-// signInUpstream gives the browser a session for user, vouched for by the upstream: the same user's session
+// signInUpstream gives the browser a session for user, vouched for by the upstream (and a second factor: method): the same user's session
 // records the new authentication; anyone else's is replaced.
-func (h *Browser) signInUpstream(w http.ResponseWriter, r *http.Request, user *models.User, now time.Time) (*models.BrowserSession, error) {
+func (h *Browser) signInUpstream(w http.ResponseWriter, r *http.Request, user *models.User, now time.Time, method string) (*models.BrowserSession, error) {
 	ctx := r.Context()
 	bs, err := h.currentSession(r)
 	if err != nil {
 		return nil, err
 	}
 	if bs != nil && bs.UserID == user.ID && !user.Disabled {
-		err := h.Upstream.Store.SetBrowserSessionUpstreamAuthTime(ctx, bs.ID, now)
+		err := h.Store.SetBrowserSessionAuth(ctx, bs.ID, now, method)
 		if !errors.Is(err, models.ErrNotFound) {
-			bs.AuthTime, bs.AuthMethod = now, models.AuthMethodUpstream
+			bs.AuthTime, bs.AuthMethod = now, method
 			return bs, err
 		}
 	} else if bs != nil {
 		_ = h.Store.EndBrowserSession(ctx, bs.ID, now)
 	}
-	bs, token, err := h.Upstream.Store.CreateUpstreamSession(ctx, user.ID, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
+	bs, token, err := h.Upstream.Store.CreateUpstreamSessionAuth(ctx, user.ID, method, request.ClientIP(r), r.UserAgent(), now, h.SessionIdle, h.SessionAbsolute)
 	if err != nil {
 		return nil, err
 	}
