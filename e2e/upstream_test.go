@@ -34,11 +34,18 @@ type upstreamFixture struct {
 
 func newUpstreamFixture(t *testing.T, env testEnv) *upstreamFixture {
 	t.Helper()
-	down := newEdge(t, env) // ada@example.com with a password, email not verified
+	down := newEdge(t, env)
+	// Here: ada with a password and a verified email (so linking her keeps her password), carol and erin with
+	// passwords and unverified emails. Upstream: ada and erin verified, carol not.
+	env.cli(t, "users", "delete", "--email", adaEmail)
+	env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword, "--roles", "admin,editor",
+		"--name", "Ada Lovelace", "--claims", "plan=pro", "--email-verified")
+	env.cli(t, "users", "create", "--email", "erin@example.com", "--password", "erin downstream pw")
 	upEnv := newTestEnv(t, secondDB(t, env))
 	upEnv["LATCHKEY_SECRET"] = "upstream-system-secret-0123456789abcdef"
 	upEnv.cli(t, "users", "create", "--email", adaEmail, "--password", "ada upstream pw", "--email-verified")
 	upEnv.cli(t, "users", "create", "--email", "carol@example.com", "--password", "carol upstream pw") // unverified
+	upEnv.cli(t, "users", "create", "--email", "erin@example.com", "--password", "erin upstream pw", "--email-verified")
 	upEnv.cli(t, "users", "create", "--email", "bob@example.com", "--password", "bob upstream pw", "--email-verified",
 		"--name", "Bob Upstream", "--roles", "staff")
 	up := upEnv.startServer(t)

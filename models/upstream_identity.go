@@ -19,6 +19,10 @@ var (
 	ErrUpstreamEmailUnverified = errors.New("a user has this email, and the other provider has not verified it")
 	// ErrUpstreamSignupClosed: nobody has this account or its email, and the pool does not allow sign-up.
 	ErrUpstreamSignupClosed = errors.New("no user has this account, and the pool does not allow sign-up")
+	// ErrUpstreamSignupUnverified: nobody has this account or its email, and the other provider has not verified
+	// the email: no account is made on an address nobody proved (whoever made it could keep it when the owner
+	// claims the address later).
+	ErrUpstreamSignupUnverified = errors.New("no user has this account, and the other provider has not verified its email")
 	// ErrUpstreamNoEmail: the upstream gave no usable email, which a new user needs.
 	ErrUpstreamNoEmail = errors.New("the other provider gave no usable email address")
 )
@@ -91,8 +95,15 @@ func (s *Store) userForUpstreamOnce(ctx context.Context, a UpstreamAccount) (*Us
 			if !a.EmailVerified {
 				return ErrUpstreamEmailUnverified
 			}
+			if !found.EmailVerified {
+				if err := claimUnprovedAccount(tx, &found, now); err != nil {
+					return err
+				}
+			}
 		case !errors.Is(err, gorm.ErrRecordNotFound):
 			return mapErr(err)
+		case !a.EmailVerified:
+			return ErrUpstreamSignupUnverified
 		default:
 			if found, err = s.newUpstreamUser(tx, pool, email, a, now); err != nil {
 				return err
@@ -240,4 +251,34 @@ func (s *Store) TakeUpstreamLogin(ctx context.Context, state, browserSecret stri
 		State: state, BrowserSecret: browserSecret, ProviderID: row.ProviderID, Nonce: row.Nonce,
 		CodeVerifier: row.CodeVerifier, Pending: row.Pending, ReturnTo: row.ReturnTo, ExpiresAt: row.ExpiresAt.UTC(),
 	}, nil
+}
+
+// claimUnprovedAccount, in tx, hands a local account whose email nobody had proved to the person the other
+// provider just proved owns that mailbox. Whoever made the account may not be that person (a sign-up with
+// someone else's address, waiting for them: pre-account takeover), so what they set up is undone: the password
+// no longer signs in (the owner can set one with "forgot password"), every session ends (and its tokens; the
+// apps are told), and second factors, recovery codes and other providers' links go. The email is then verified.
+func claimUnprovedAccount(tx *gorm.DB, u *userRow, now time.Time) error {
+	hash, err := newUnusablePasswordHash()
+	if err != nil {
+		return err
+	}
+	if _, err := endUserSessions(tx, u.ID, "", now); err != nil {
+		return err
+	}
+	for _, table := range []string{"user_factors", "mfa_recovery_codes", "user_identities"} {
+		if err := tx.Exec("DELETE FROM "+table+" WHERE user_id = ?", u.ID).Error; err != nil {
+			return mapErr(err)
+		}
+	}
+	res := tx.Model(&userRow{}).Where("id = ? AND email_verified = ?", u.ID, false).
+		Updates(map[string]any{"password_hash": hash, "email_verified": true, "updated_at": now})
+	if res.Error != nil {
+		return mapErr(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrConflict // verified meanwhile: the retry links it as a verified account
+	}
+	u.PasswordHash, u.EmailVerified, u.UpdatedAt = hash, true, now
+	return nil
 }

@@ -232,6 +232,8 @@ func upstreamRefusal(err error, p *models.UpstreamProvider) string {
 		return ""
 	case errors.Is(err, models.ErrUpstreamEmailUnverified):
 		return "An account with this email address already exists here, and " + p.DisplayName + " has not verified that the address is yours, so it cannot be linked. Sign in with your password instead."
+	case errors.Is(err, models.ErrUpstreamSignupUnverified):
+		return p.DisplayName + " has not confirmed your email address, so no account can be made with it here. Confirm it there and try again, or sign up with a password."
 	case errors.Is(err, models.ErrUpstreamSignupClosed):
 		return "There is no account here for you, and new accounts cannot be created this way. Ask an administrator for an account."
 	case errors.Is(err, models.ErrUpstreamNoEmail):

@@ -214,21 +214,23 @@ type enroller struct {
 }
 
 // With an access token, enrolment (not its confirmation, which needs the new factor's code) also needs the
-// current password: a stolen access token alone must not add a factor, which would lock the owner out behind
-// the thief's authenticator.
+// current password, or a sign-in less than freshSignIn old (a user who signs in through another provider has no
+// password here): a stolen access token alone must not add a factor, which would lock the owner out behind the
+// thief's authenticator.
 func (h *API) enroller(r *http.Request, mfaToken string, password *string) (*enroller, error) {
 	if mfaToken == "" {
 		b, err := h.authenticateUser(r, password != nil)
 		if err != nil {
 			return nil, err
 		}
-		if password != nil {
-			if *password == "" {
-				return nil, jsonapi.BadRequest("password (the current one) is required to add a second factor.")
-			}
+		switch {
+		case password == nil:
+		case *password != "":
 			if _, _, err := h.checkOwnPassword(r, b, *password); err != nil {
 				return nil, err
 			}
+		case b.session.AuthTime.IsZero() || h.Now().Sub(b.session.AuthTime) > freshSignIn:
+			return nil, jsonapi.BadRequest("Adding a second factor needs password (the current one), or a sign-in less than 5 minutes old.")
 		}
 		return &enroller{user: b.user}, nil
 	}
@@ -450,3 +452,6 @@ func (h *API) removeFactor(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
+
+// freshSignIn is how recent a sign-in must be to add a second factor without the password.
+const freshSignIn = 5 * time.Minute
