@@ -40,3 +40,11 @@ func (a *app) composeMail() models.ComposeMail {
 	}
 	return a.mail.Compose
 }
+
+// composeMailLink renders an account mail with its link given whole; nil without LATCHKEY_SMTP_URL.
+func (a *app) composeMailLink() func(purpose, to, link, code string) (models.MailMessage, error) {
+	if a.mail == nil {
+		return nil
+	}
+	return a.mail.ComposeLink
+}

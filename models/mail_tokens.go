@@ -21,6 +21,8 @@ import (
 const (
 	MailVerifyEmail   = "verify_email"
 	MailResetPassword = "reset_password"
+	// MailSignIn signs in without a password (the pool's PasswordlessCodes): see SignInWithMailToken.
+	MailSignIn = "sign_in"
 )
 
 // OutboxMail is the kind of outbox message that carries a rendered mail; its payload is a MailMessage.
@@ -41,6 +43,7 @@ const (
 	VerifyLinkTTL   = 24 * time.Hour
 	VerifyCodeTTL   = 15 * time.Minute
 	ResetTTL        = 30 * time.Minute
+	SignInTTL       = 10 * time.Minute
 	MaxCodeAttempts = 5
 )
 
@@ -82,8 +85,11 @@ func newMailCode() (string, error) {
 // all in tx.
 func issueMailToken(tx *gorm.DB, userID, email, purpose string, now time.Time, compose ComposeMail) error {
 	linkTTL, codeTTL := VerifyLinkTTL, VerifyCodeTTL
-	if purpose == MailResetPassword {
+	switch purpose {
+	case MailResetPassword:
 		linkTTL, codeTTL = ResetTTL, ResetTTL
+	case MailSignIn:
+		linkTTL, codeTTL = SignInTTL, SignInTTL
 	}
 	token, err := newSecretToken()
 	if err != nil {
@@ -225,6 +231,48 @@ func (s *Store) VerifyEmail(ctx context.Context, ref MailTokenRef, now time.Time
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify email: %w", err)
+	}
+	return u, nil
+}
+
+// SignInWithMailToken uses a sign-in token or code (purpose MailSignIn) and marks its user's email verified (the
+// mail reached its owner), in one transaction; ErrMailToken if it does not hold or its user is not of ref.Pool
+// (a link token names no pool: the client's is checked here, before the token is used), ErrUserDisabled (with the user)
+// if the account was disabled since the mail (the token stays unused). It returns the user, for the caller to
+// sign in exactly as after a password.
+func (s *Store) SignInWithMailToken(ctx context.Context, ref MailTokenRef, now time.Time) (*User, error) {
+	row, err := s.reserveMailToken(ctx, ref, MailSignIn, now)
+	if err != nil {
+		return nil, fmt.Errorf("sign in with mail token: %w", err)
+	}
+	var u *User
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		var ur userRow
+		if err := tx.Where("id = ?", row.UserID).Take(&ur).Error; err != nil {
+			return mapErr(err)
+		}
+		if ur.Pool != poolOrDefault(ref.Pool) {
+			return ErrMailToken
+		}
+		if u, err = ur.user(); err != nil {
+			return err
+		}
+		if ur.Disabled {
+			return ErrUserDisabled
+		}
+		if err := useMailToken(tx, row.ID, now); err != nil {
+			return err
+		}
+		if !ur.EmailVerified {
+			if err := updateUser(tx, row.UserID, map[string]any{"email_verified": true}, now); err != nil {
+				return err
+			}
+			u.EmailVerified = true
+		}
+		return nil
+	})
+	if err != nil {
+		return u, fmt.Errorf("sign in with mail token: %w", err)
 	}
 	return u, nil
 }

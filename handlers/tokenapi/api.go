@@ -36,6 +36,7 @@ type store interface {
 	ChangeOwnPassword(ctx context.Context, checked *models.User, password, keepSessionID string, now time.Time) (int, error)
 	SendMailToken(ctx context.Context, pool, email, purpose string, now time.Time, compose models.ComposeMail) error
 	VerifyEmail(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
+	SignInWithMailToken(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
 	ResetPassword(ctx context.Context, ref models.MailTokenRef, password string, check func(email string) error, now time.Time) (int, error)
 
 	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
@@ -80,6 +81,9 @@ type API struct {
 	// Mail renders account mails (verification, password reset); nil: the server sends no mail, and those
 	// endpoints answer mail_not_configured.
 	Mail models.ComposeMail
+	// MailLink renders an account mail whose link is given whole (a passwordless sign-in's, to the client's own
+	// page); nil: no mail.
+	MailLink func(purpose, to, link, code string) (models.MailMessage, error)
 }
 
 func (h *API) issued(grantType string) {
@@ -136,6 +140,8 @@ func (h *API) Mount(r *mux.Router) {
 	route("/email/resend", h.resend, http.MethodPost)
 	route("/password/forgot", h.forgot, http.MethodPost)
 	route("/password/reset", h.resetPassword, http.MethodPost)
+	route("/otp/start", h.otpStart, http.MethodPost)
+	route("/otp/verify", h.otpVerify, http.MethodPost)
 }
 
 func methodNotAllowed(methods []string) error {

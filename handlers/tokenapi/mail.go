@@ -32,7 +32,7 @@ func errEmailNotVerified() error {
 		"Verify your email address first: open the link or enter the code we sent; POST "+Prefix+"/email/resend sends a new one.")
 }
 
-// mailRequestBody is a resend or forgot request.
+// mailRequestBody is a resend, forgot or otp/start request.
 type mailRequestBody struct {
 	ClientID string `json:"client_id"`
 	Email    string `json:"email"`
@@ -72,6 +72,16 @@ func (h *API) requestMail(w http.ResponseWriter, r *http.Request, purpose string
 	if email == "" || len(email) > models.MaxEmailLength {
 		return jsonapi.BadRequest("email is required.")
 	}
+	compose := h.Mail
+	if purpose == models.MailSignIn {
+		if h.MailLink == nil {
+			return errMailNotConfigured()
+		}
+		if err := h.passwordlessPool(r, c); err != nil {
+			return err
+		}
+		compose = h.otpCompose(c)
+	}
 	wait, err := h.Throttle.ReserveMail(r, purpose, c.Pool, email)
 	if err := throttle.Refusal(r, wait, err); err != nil {
 		return err
@@ -79,7 +89,7 @@ func (h *API) requestMail(w http.ResponseWriter, r *http.Request, purpose string
 	log := request.Logger(r.Context())
 	now := h.Now()
 	h.background(func(ctx context.Context) {
-		err := h.Store.SendMailToken(ctx, c.Pool, email, purpose, now, h.Mail)
+		err := h.Store.SendMailToken(ctx, c.Pool, email, purpose, now, compose)
 		switch {
 		case err == nil:
 			log.Info("mail queued", "purpose", purpose, "client", c.ID)

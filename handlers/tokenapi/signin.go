@@ -312,7 +312,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if demand != grant.MFANone {
 		attempt.Succeeded()
-		return h.challengeLogin(w, r, c, u, scopes, demand)
+		return h.challengeLogin(w, r, c, u, scopes, demand, false)
 	}
 	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if errors.Is(err, grant.ErrSignInRefused) {
