@@ -257,6 +257,8 @@ func (s *Store) SignInWithMailToken(ctx context.Context, ref MailTokenRef, now t
 		if u, err = ur.user(); err != nil {
 			return err
 		}
+		// The session that follows starts only while the password (or its absence) is still as it was now.
+		u.credential, u.byMailCode = ur.PasswordHash, true
 		if ur.Disabled {
 			return ErrUserDisabled
 		}
