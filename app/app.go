@@ -278,7 +278,6 @@ func (a *app) handler() http.Handler {
 			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
 			Now: a.clock, Issued: a.metrics,
 			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer), Mail: a.composeMail(),
-			MailLink: a.composeMailLink(),
 		},
 	)
 }

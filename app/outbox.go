@@ -26,6 +26,9 @@ func (a *app) outboxWorker() *outbox.Worker {
 	}
 	if a.smtp != nil {
 		senders[models.OutboxMail] = &mailer.Sender{SMTP: a.smtp}
+		if a.mail != nil {
+			senders[models.OutboxMailRequest] = &outbox.MailRequests{Store: a.store, Compose: a.mail.Compose, ComposeLink: a.mail.ComposeLink, Now: a.clock}
+		}
 	}
 	return outbox.New(a.store, senders, outbox.Options{
 		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, Now: a.clock,
@@ -39,12 +42,4 @@ func (a *app) composeMail() models.ComposeMail {
 		return nil
 	}
 	return a.mail.Compose
-}
-
-// composeMailLink renders an account mail with its link given whole; nil without LATCHKEY_SMTP_URL.
-func (a *app) composeMailLink() func(purpose, to, link, code string) (models.MailMessage, error) {
-	if a.mail == nil {
-		return nil
-	}
-	return a.mail.ComposeLink
 }

@@ -226,3 +226,43 @@ func TestOTPMailNotConfigured(t *testing.T) {
 		}
 	})
 }
+
+// A requested mail is queued durably before the answer: a node that stops right after answering loses nothing,
+// and the next node sends it.
+func TestOTPStartSurvivesNodeStop(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		ms, srv, app, _ := otpFixture(t, env)
+		env.cli(t, "users", "create", "--pool", "members", "--email", "ada@example.com", "--password", "violet-tractor-47")
+		// This node's worker has looked for work at start and will not look again for an hour.
+		srv.stop(t)
+		env["LATCHKEY_OUTBOX_POLL"] = "1h"
+		srv = env.startServer(t)
+		time.Sleep(300 * time.Millisecond)
+		if code, b := otpStart(t, srv.URL+"/api/v1/auth", app, "ada@example.com"); code != 202 {
+			t.Fatalf("start: %d %v", code, b)
+		}
+		if code, _, _ := apiCall(t, "POST", srv.URL+"/api/v1/auth/password/forgot", map[string]any{"client_id": app, "email": "ada@example.com"}, nil); code != 202 {
+			t.Fatalf("forgot: %d", code)
+		}
+		srv.stop(t)
+		ms.none(t, 200*time.Millisecond)
+		env["LATCHKEY_OUTBOX_POLL"] = "100ms"
+		srv = env.startServer(t)
+		subjects := []string{ms.next(t).Subject, ms.next(t).Subject}
+		slices.Sort(subjects)
+		if !slices.Equal(subjects, []string{"Reset your password", "Your sign-in code"}) {
+			t.Fatalf("mails after the restart: %v", subjects)
+		}
+		// Delivery is recorded just after the SMTP server has the mail.
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			n := countRowsWhere(t, env, "outbox", "payload", "{}")
+			if n == 4 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d delivered outbox payloads dropped, want 4 (2 requests, 2 mails)", n)
+			}
+		}
+	})
+}

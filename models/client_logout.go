@@ -34,20 +34,6 @@ func (c *Client) validateLogout(p *problems) {
 	}
 }
 
-// validateMagicLink: the page a passwordless sign-in mail links to follows the logout URIs' rule (an absolute
-// https URL, http only on a loopback host, no credentials or fragment), and only a first-party client, the only
-// kind that may use the token API, has one.
-func (c *Client) validateMagicLink(p *problems) {
-	if c.MagicLinkURL == "" {
-		return
-	}
-	if _, err := checkLogoutURI(c.MagicLinkURL); err != nil {
-		p.add("magic_link_url", "%v", err)
-	} else if !c.FirstParty {
-		p.add("magic_link_url", "is for first-party clients only (the token API's passwordless sign-in)")
-	}
-}
-
 // checkLogoutURI is the rule both logout URIs share.
 func checkLogoutURI(raw string) (*url.URL, error) {
 	if len(raw) > MaxLogoutURILength {

@@ -28,6 +28,21 @@ const (
 // OutboxMail is the kind of outbox message that carries a rendered mail; its payload is a MailMessage.
 const OutboxMail = "mail"
 
+// OutboxMailRequest is the kind of outbox message that carries a mail someone asked for (email/resend,
+// password/forgot, otp/start) before anything about the address is looked up; its payload is a MailRequest. The
+// request queues it whatever the address, so the answer is the same and takes the same time, and a node that
+// stops after answering loses nothing; the outbox worker then issues the token and queues the mail itself
+// (SendMailToken), or nothing when there is no such account.
+const OutboxMailRequest = "mail_request"
+
+// MailRequest is a mail of Purpose asked for Email in Pool through the first-party client ClientID.
+type MailRequest struct {
+	Purpose  string `json:"purpose"`
+	Pool     string `json:"pool"`
+	Email    string `json:"email"`
+	ClientID string `json:"client_id"`
+}
+
 // MailMessage is a mail ready for SMTP: the envelope and the whole RFC 5322 message.
 type MailMessage struct {
 	From    string `json:"from"`

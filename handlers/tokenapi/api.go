@@ -34,7 +34,7 @@ type store interface {
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	SetName(ctx context.Context, userID, name string) error
 	ChangeOwnPassword(ctx context.Context, checked *models.User, password, keepSessionID string, now time.Time) (int, error)
-	SendMailToken(ctx context.Context, pool, email, purpose string, now time.Time, compose models.ComposeMail) error
+	EnqueueOutbox(ctx context.Context, kind, target string, payload any, now time.Time) (string, error)
 	VerifyEmail(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
 	SignInWithMailToken(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
 	ResetPassword(ctx context.Context, ref models.MailTokenRef, password string, check func(email string) error, now time.Time) (int, error)
@@ -81,9 +81,6 @@ type API struct {
 	// Mail renders account mails (verification, password reset); nil: the server sends no mail, and those
 	// endpoints answer mail_not_configured.
 	Mail models.ComposeMail
-	// MailLink renders an account mail whose link is given whole (a passwordless sign-in's, to the client's own
-	// page); nil: no mail.
-	MailLink func(purpose, to, link, code string) (models.MailMessage, error)
 }
 
 func (h *API) issued(grantType string) {

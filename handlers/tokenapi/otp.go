@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -60,32 +59,10 @@ func (h *API) passwordlessPool(r *http.Request, c *models.Client) error {
 	return nil
 }
 
-// magicLink is the client's magic link page with the token, or "" when the client has none.
-func magicLink(c *models.Client, token string) string {
-	if c.MagicLinkURL == "" {
-		return ""
-	}
-	u, err := url.Parse(c.MagicLinkURL) // validated when stored
-	if err != nil {
-		return ""
-	}
-	q := u.Query()
-	q.Set("token", token)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // otpStart mails a sign-in code: like a forgotten password's mail, the answer is 202 whatever the address, and
 // in the same time (requestMail); only what is the same for every address runs before it.
 func (h *API) otpStart(w http.ResponseWriter, r *http.Request) error {
 	return h.requestMail(w, r, models.MailSignIn)
-}
-
-// otpCompose is the sign-in mail for client c: its link opens the client's own page.
-func (h *API) otpCompose(c *models.Client) models.ComposeMail {
-	return func(purpose, to, token, code string) (models.MailMessage, error) {
-		return h.MailLink(purpose, to, magicLink(c, token), code)
-	}
 }
 
 type otpVerifyBody struct {
