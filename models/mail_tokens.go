@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Mail tokens prove that someone reads a user's mailbox: a mail carries a link (a 256-bit token) and a 6-digit
@@ -119,6 +120,14 @@ func issueMailToken(tx *gorm.DB, userID, email, purpose string, now time.Time, c
 		return err
 	}
 	t := dbTime(now)
+	// The user's row locked first (PostgreSQL; SQLite has one writer): two mails issued at once (the outbox
+	// handles requests concurrently) are ordered, so the later one retires the earlier and one token stays live.
+	if tx.Dialector.Name() == "postgres" {
+		var u userRow
+		if err := tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Select("id").Where("id = ?", userID).Take(&u).Error; err != nil {
+			return mapErr(err)
+		}
+	}
 	if err := tx.Model(&mailTokenRow{}).Where("user_id = ? AND purpose = ? AND used_at IS NULL", userID, purpose).
 		UpdateColumn("used_at", t).Error; err != nil {
 		return mapErr(err)
