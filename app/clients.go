@@ -106,6 +106,8 @@ type clientJSON struct {
 	BackchannelLogoutSessionRequired  bool   `json:"backchannel_logout_session_required"`
 	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required"`
+	// MagicLinkURL is the app's page a passwordless sign-in mail links to.
+	MagicLinkURL string `json:"magic_link_url,omitempty"`
 }
 
 func toClientJSON(cl *models.Client, secret string) clientJSON {
@@ -136,6 +138,7 @@ func toClientJSON(cl *models.Client, secret string) clientJSON {
 
 		BackchannelLogoutURI: cl.BackchannelLogoutURI, BackchannelLogoutSessionRequired: cl.BackchannelLogoutSessionRequired,
 		FrontchannelLogoutURI: cl.FrontchannelLogoutURI, FrontchannelLogoutSessionRequired: cl.FrontchannelLogoutSessionRequired,
+		MagicLinkURL: cl.MagicLinkURL,
 	}
 }
 
@@ -156,6 +159,7 @@ type clientFlags struct {
 	requestObjects                                                               requestObjectFlags
 	dpopBound                                                                    optionalBool
 	logout                                                                       logoutFlags
+	magicLink                                                                    magicLinkFlag
 	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
@@ -375,6 +379,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 	f.exchange.apply(cl)
 	cl.DPoPBoundAccessTokens = f.dpopBound.value
 	f.logout.apply(cl)
+	f.magicLink.apply(cl)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -443,6 +448,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
 	var logout logoutFlags
 	logout.register(fs, true)
+	var magicLink magicLinkFlag
+	magicLink.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -452,7 +459,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
-		exchange: exchange, dpopBound: dpopBound, logout: logout,
+		exchange: exchange, dpopBound: dpopBound, logout: logout, magicLink: magicLink,
 	})
 	if err != nil {
 		return err
@@ -537,6 +544,8 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
 	var logout logoutFlags
 	logout.register(fs, false)
+	var magicLink magicLinkFlag
+	magicLink.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -580,6 +589,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		cl.DPoPBoundAccessTokens = dpopBound.value
 	}
 	logout.apply(cl)
+	magicLink.apply(cl)
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

@@ -26,6 +26,9 @@ func (a *app) outboxWorker() *outbox.Worker {
 	}
 	if a.smtp != nil {
 		senders[models.OutboxMail] = &mailer.Sender{SMTP: a.smtp}
+		if a.mail != nil {
+			senders[models.OutboxMailRequest] = &outbox.MailRequests{Store: a.store, Compose: a.mail.Compose, ComposeLink: a.mail.ComposeLink, Now: a.clock}
+		}
 	}
 	return outbox.New(a.store, senders, outbox.Options{
 		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, Now: a.clock,

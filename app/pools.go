@@ -38,6 +38,7 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 	roles := fs.String("default-roles", "", "roles given to users who sign up, comma separated")
 	mfaPolicy := fs.String("mfa", models.MFAOptional, "multi-factor policy: off, optional or required")
 	verify := fs.Bool("require-email-verification", false, "users must verify their email before signing in (needs LATCHKEY_SMTP_URL)")
+	otp := fs.Bool("passwordless-codes", false, "users may sign in with a code or link mailed to them (needs LATCHKEY_SMTP_URL)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -51,7 +52,8 @@ func poolsCreate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
-	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles), MFA: *mfaPolicy, RequireEmailVerification: *verify}
+	p := models.Pool{Name: n, SignupEnabled: *signup, DefaultRoles: splitList(*roles), MFA: *mfaPolicy, RequireEmailVerification: *verify,
+		PasswordlessCodes: *otp}
 	if err := a.store.CreatePool(ctx, p); errors.Is(err, models.ErrConflict) {
 		return fmt.Errorf("pool %q already exists", n)
 	} else if err != nil {
@@ -76,6 +78,7 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 	roles := fs.String("default-roles", "", "replace the default roles (comma separated; \"-\" clears them)")
 	mfaPolicy := fs.String("mfa", "", "multi-factor policy: off, optional or required (default: unchanged)")
 	verify := fs.String("require-email-verification", "", "true or false: users must verify their email before signing in (needs LATCHKEY_SMTP_URL)")
+	otp := fs.String("passwordless-codes", "", "true or false: users may sign in with a code or link mailed to them (needs LATCHKEY_SMTP_URL)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -112,6 +115,15 @@ func poolsUpdate(ctx context.Context, c *cli, args []string) error {
 		p.RequireEmailVerification = false
 	default:
 		return errors.New("--require-email-verification must be true or false")
+	}
+	switch strings.ToLower(*otp) {
+	case "":
+	case "true", "on", "yes":
+		p.PasswordlessCodes = true
+	case "false", "off", "no":
+		p.PasswordlessCodes = false
+	default:
+		return errors.New("--passwordless-codes must be true or false")
 	}
 	switch *roles {
 	case "":
@@ -162,5 +174,9 @@ func warnNoMail(c *cli, a *app, p *models.Pool) {
 	if p.RequireEmailVerification && a.cfg.SMTPURL == "" {
 		fmt.Fprintf(c.stderr, "warning: pool %s requires email verification but LATCHKEY_SMTP_URL is not set: "+
 			"sign-up in it answers mail_not_configured until the server has mail\n", p.Name)
+	}
+	if p.PasswordlessCodes && a.cfg.SMTPURL == "" {
+		fmt.Fprintf(c.stderr, "warning: pool %s allows passwordless codes but LATCHKEY_SMTP_URL is not set: "+
+			"otp/start answers mail_not_configured until the server has mail\n", p.Name)
 	}
 }

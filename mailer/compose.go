@@ -32,10 +32,12 @@ type Composer struct {
 	links map[string]string
 }
 
-// Purposes and the pages their links open (handlers/browser serves them).
+// Purposes and the pages their links open (handlers/accountmail serves them). A sign-in mail's link is the
+// client's own page (models.Client.MagicLinkURL), given to ComposeLink.
 var purposeLinks = map[string]string{
 	models.MailVerifyEmail:   "/verify-email",
 	models.MailResetPassword: "/reset-password",
+	models.MailSignIn:        "",
 }
 
 // NewComposer parses the mail templates: the embedded ones, each replaced by a file of the same name in dir
@@ -88,8 +90,17 @@ func trimSlash(s string) string {
 	return s
 }
 
-// Compose renders the mail of purpose to the address to (models.ComposeMail).
+// Compose renders the mail of purpose to the address to (models.ComposeMail), its link on this server.
 func (c *Composer) Compose(purpose, to, token, code string) (models.MailMessage, error) {
+	if c.links[purpose] == "" {
+		return models.MailMessage{}, fmt.Errorf("no page on this server for %q mail links", purpose)
+	}
+	return c.ComposeLink(purpose, to, c.base+c.links[purpose]+"?"+url.Values{"token": {token}}.Encode(), code)
+}
+
+// ComposeLink renders the mail of purpose to the address to with link as it is ("": the template leaves the
+// link out, if it can).
+func (c *Composer) ComposeLink(purpose, to, link, code string) (models.MailMessage, error) {
 	tt, ok := c.text[purpose]
 	if !ok {
 		return models.MailMessage{}, fmt.Errorf("no mail template for %q", purpose)
@@ -97,7 +108,7 @@ func (c *Composer) Compose(purpose, to, token, code string) (models.MailMessage,
 	if _, err := Address(to); err != nil {
 		return models.MailMessage{}, err
 	}
-	data := MailData{Email: to, Link: c.base + c.links[purpose] + "?" + url.Values{"token": {token}}.Encode(), Code: code}
+	data := MailData{Email: to, Link: link, Code: code}
 	var subject, text, html bytes.Buffer
 	if err := tt.ExecuteTemplate(&subject, "subject", data); err != nil {
 		return models.MailMessage{}, fmt.Errorf("render %s subject: %w", purpose, err)

@@ -185,3 +185,23 @@ func TestParseSMTPURL(t *testing.T) {
 		t.Fatalf("%+v %v", c, err)
 	}
 }
+
+// A sign-in mail's link is the client's page as given; without one the mail carries the code alone. It has no
+// page on this server, so Compose refuses it.
+func TestComposeSignInLink(t *testing.T) {
+	c, err := NewComposer("Acme <no-reply@acme.example>", "https://id.acme.example", "", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.ComposeLink(models.MailSignIn, "ada@example.com", "https://app.example/magic?token=abc", "123456")
+	if err != nil || !strings.Contains(m.Message, "https://app.example/magic?token=3Dabc") /* quoted-printable */ || !strings.Contains(m.Message, "123456") {
+		t.Fatalf("with a link: %v\n%s", err, m.Message)
+	}
+	m, err = c.ComposeLink(models.MailSignIn, "ada@example.com", "", "654321")
+	if err != nil || strings.Contains(m.Message, "Or open this link") || strings.Contains(m.Message, "href") || !strings.Contains(m.Message, "654321") {
+		t.Fatalf("without a link: %v\n%s", err, m.Message)
+	}
+	if _, err := c.Compose(models.MailSignIn, "ada@example.com", "tok", "123456"); err == nil {
+		t.Fatal("Compose made a sign-in mail with a link on the issuer")
+	}
+}

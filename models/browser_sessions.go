@@ -37,6 +37,7 @@ type BrowserSession struct {
 const (
 	AuthMethodPassword = ""
 	AuthMethodUpstream = "fed" // through another provider (sign in with OpenID Connect or GitHub)
+	AuthMethodOTP      = "otp" // a one-time code or link mailed to the user (passwordless sign-in)
 )
 
 // AMR is the session's amr claim (OpenID Connect Core §2; values from RFC 8176).
@@ -117,8 +118,8 @@ func clip(v string, max int) string {
 const MaxActiveSessions = 50
 
 // CreateBrowserSession starts a session for u, authenticated at now, idle-expiring after idle and expiring
-// after absolute. u must come from Authenticate or CreateUserWith: in the same transaction, under the user's
-// row lock, the password hash that was checked must still be the user's, so a sign-in racing a password
+// after absolute. u must come from Authenticate, CreateUserWith or SignInWithMailToken (the session then records
+// AuthMethodOTP): in the same transaction, under the user's row lock, the password hash that was checked must still be the user's, so a sign-in racing a password
 // change never outlives it (see ChangePassword); if it is not, or u carries no checked password, the answer
 // is ErrInvalidCredentials, as for a wrong password. An unknown user is ErrNotFound, a disabled one
 // ErrUserDisabled (a concurrent SetDisabled cannot miss the new session either). Beyond MaxActiveSessions
@@ -134,8 +135,11 @@ func (s *Store) CreateBrowserSessionAuth(ctx context.Context, u *User, method, i
 	if u == nil {
 		return nil, "", fmt.Errorf("create browser session: %w: no user", ErrInvalid)
 	}
+	if u.byMailCode && method == AuthMethodPassword {
+		method = AuthMethodOTP
+	}
 	bs, token, err := s.startSession(ctx, u.ID, "", method, ip, userAgent, now, idle, absolute, func(cur userRow) error {
-		if u.credential == "" || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
+		if (u.credential == "" && !u.byMailCode) || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
 			return ErrInvalidCredentials
 		}
 		return nil

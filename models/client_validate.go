@@ -186,6 +186,7 @@ func (c *Client) validate(p *problems) {
 	c.validateRequestObjects(p)
 	c.validateTokenExchange(p)
 	c.validateLogout(p)
+	c.validateMagicLink(p)
 }
 
 // validateRefreshPolicy: rotation is on or off; the reuse interval is whole milliseconds from 0 to

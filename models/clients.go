@@ -114,6 +114,10 @@ type Client struct {
 	FrontchannelLogoutURI             string `json:"frontchannel_logout_uri,omitempty"`
 	FrontchannelLogoutSessionRequired bool   `json:"frontchannel_logout_session_required,omitempty"`
 
+	// MagicLinkURL is the client's own page that a passwordless sign-in mail links to, with ?token=...; the page
+	// sends the token to POST /api/v1/auth/otp/verify. "": the mail carries the code only.
+	MagicLinkURL string `json:"magic_link_url,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 
@@ -241,6 +245,7 @@ type clientRow struct {
 	BackchannelLogoutSID    bool      `gorm:"column:backchannel_logout_session_required"`
 	FrontchannelLogoutURI   string    `gorm:"column:frontchannel_logout_uri"`
 	FrontchannelLogoutSID   bool      `gorm:"column:frontchannel_logout_session_required"`
+	MagicLinkURL            string    `gorm:"column:magic_link_url"`
 	CreatedAt               time.Time `gorm:"column:created_at"`
 	UpdatedAt               time.Time `gorm:"column:updated_at"`
 }
@@ -287,6 +292,7 @@ func (r *clientRow) client() (*Client, error) {
 		BackchannelLogoutSessionRequired:  r.BackchannelLogoutSID,
 		FrontchannelLogoutURI:             r.FrontchannelLogoutURI,
 		FrontchannelLogoutSessionRequired: r.FrontchannelLogoutSID,
+		MagicLinkURL:                      r.MagicLinkURL,
 
 		CreatedAt: r.CreatedAt.UTC(),
 		UpdatedAt: r.UpdatedAt.UTC(),
@@ -352,6 +358,7 @@ func clientColumns(c *Client, allowedOrigins []string, pool string) map[string]a
 		"backchannel_logout_session_required":  c.BackchannelLogoutSessionRequired,
 		"frontchannel_logout_uri":              c.FrontchannelLogoutURI,
 		"frontchannel_logout_session_required": c.FrontchannelLogoutSessionRequired,
+		"magic_link_url":                       c.MagicLinkURL,
 	}
 }
 

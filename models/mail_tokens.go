@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Mail tokens prove that someone reads a user's mailbox: a mail carries a link (a 256-bit token) and a 6-digit
@@ -21,10 +22,27 @@ import (
 const (
 	MailVerifyEmail   = "verify_email"
 	MailResetPassword = "reset_password"
+	// MailSignIn signs in without a password (the pool's PasswordlessCodes): see SignInWithMailToken.
+	MailSignIn = "sign_in"
 )
 
 // OutboxMail is the kind of outbox message that carries a rendered mail; its payload is a MailMessage.
 const OutboxMail = "mail"
+
+// OutboxMailRequest is the kind of outbox message that carries a mail someone asked for (email/resend,
+// password/forgot, otp/start) before anything about the address is looked up; its payload is a MailRequest. The
+// request queues it whatever the address, so the answer is the same and takes the same time, and a node that
+// stops after answering loses nothing; the outbox worker then issues the token and queues the mail itself
+// (SendMailToken), or nothing when there is no such account.
+const OutboxMailRequest = "mail_request"
+
+// MailRequest is a mail of Purpose asked for Email in Pool through the first-party client ClientID.
+type MailRequest struct {
+	Purpose  string `json:"purpose"`
+	Pool     string `json:"pool"`
+	Email    string `json:"email"`
+	ClientID string `json:"client_id"`
+}
 
 // MailMessage is a mail ready for SMTP: the envelope and the whole RFC 5322 message.
 type MailMessage struct {
@@ -41,6 +59,7 @@ const (
 	VerifyLinkTTL   = 24 * time.Hour
 	VerifyCodeTTL   = 15 * time.Minute
 	ResetTTL        = 30 * time.Minute
+	SignInTTL       = 10 * time.Minute
 	MaxCodeAttempts = 5
 )
 
@@ -82,8 +101,11 @@ func newMailCode() (string, error) {
 // all in tx.
 func issueMailToken(tx *gorm.DB, userID, email, purpose string, now time.Time, compose ComposeMail) error {
 	linkTTL, codeTTL := VerifyLinkTTL, VerifyCodeTTL
-	if purpose == MailResetPassword {
+	switch purpose {
+	case MailResetPassword:
 		linkTTL, codeTTL = ResetTTL, ResetTTL
+	case MailSignIn:
+		linkTTL, codeTTL = SignInTTL, SignInTTL
 	}
 	token, err := newSecretToken()
 	if err != nil {
@@ -98,6 +120,14 @@ func issueMailToken(tx *gorm.DB, userID, email, purpose string, now time.Time, c
 		return err
 	}
 	t := dbTime(now)
+	// The user's row locked first (PostgreSQL; SQLite has one writer): two mails issued at once (the outbox
+	// handles requests concurrently) are ordered, so the later one retires the earlier and one token stays live.
+	if tx.Dialector.Name() == "postgres" {
+		var u userRow
+		if err := tx.Clauses(clause.Locking{Strength: "NO KEY UPDATE"}).Select("id").Where("id = ?", userID).Take(&u).Error; err != nil {
+			return mapErr(err)
+		}
+	}
 	if err := tx.Model(&mailTokenRow{}).Where("user_id = ? AND purpose = ? AND used_at IS NULL", userID, purpose).
 		UpdateColumn("used_at", t).Error; err != nil {
 		return mapErr(err)
@@ -225,6 +255,50 @@ func (s *Store) VerifyEmail(ctx context.Context, ref MailTokenRef, now time.Time
 	})
 	if err != nil {
 		return nil, fmt.Errorf("verify email: %w", err)
+	}
+	return u, nil
+}
+
+// SignInWithMailToken uses a sign-in token or code (purpose MailSignIn) and marks its user's email verified (the
+// mail reached its owner), in one transaction; ErrMailToken if it does not hold or its user is not of ref.Pool
+// (a link token names no pool: the client's is checked here, before the token is used), ErrUserDisabled (with the user)
+// if the account was disabled since the mail (the token stays unused). It returns the user, for the caller to
+// sign in exactly as after a password.
+func (s *Store) SignInWithMailToken(ctx context.Context, ref MailTokenRef, now time.Time) (*User, error) {
+	row, err := s.reserveMailToken(ctx, ref, MailSignIn, now)
+	if err != nil {
+		return nil, fmt.Errorf("sign in with mail token: %w", err)
+	}
+	var u *User
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		var ur userRow
+		if err := tx.Where("id = ?", row.UserID).Take(&ur).Error; err != nil {
+			return mapErr(err)
+		}
+		if ur.Pool != poolOrDefault(ref.Pool) {
+			return ErrMailToken
+		}
+		if u, err = ur.user(); err != nil {
+			return err
+		}
+		// The session that follows starts only while the password (or its absence) is still as it was now.
+		u.credential, u.byMailCode = ur.PasswordHash, true
+		if ur.Disabled {
+			return ErrUserDisabled
+		}
+		if err := useMailToken(tx, row.ID, now); err != nil {
+			return err
+		}
+		if !ur.EmailVerified {
+			if err := updateUser(tx, row.UserID, map[string]any{"email_verified": true}, now); err != nil {
+				return err
+			}
+			u.EmailVerified = true
+		}
+		return nil
+	})
+	if err != nil {
+		return u, fmt.Errorf("sign in with mail token: %w", err)
 	}
 	return u, nil
 }

@@ -161,9 +161,10 @@ var ErrLeaseLost = errors.New("outbox lease lost")
 
 // OutboxDelivered records that node delivered the message id at now.
 func (s *Store) OutboxDelivered(ctx context.Context, id, node string, now time.Time) error {
-	// A delivered mail's payload goes at once: it holds a live link and code, and the record needs neither.
+	// A delivered mail's payload goes at once: it holds a live link and code (a mail request, an address), and
+	// the record needs neither.
 	err := s.finishOutbox(ctx, id, node, map[string]any{"delivered_at": dbTime(now), "lease_until": nil, "last_error": "",
-		"payload": gorm.Expr("CASE WHEN kind = ? THEN '{}' ELSE payload END", OutboxMail)})
+		"payload": gorm.Expr("CASE WHEN kind IN (?, ?) THEN '{}' ELSE payload END", OutboxMail, OutboxMailRequest)})
 	if err != nil {
 		return fmt.Errorf("outbox delivered: %w", err)
 	}

@@ -27,6 +27,8 @@ type Pool struct {
 	DefaultRoles  []string `json:"default_roles"` // roles given to users who sign up; never nil when read
 	// RequireEmailVerification refuses sign-in (email_not_verified) until the user has proved the mailbox.
 	RequireEmailVerification bool `json:"require_email_verification"`
+	// PasswordlessCodes lets users sign in with a code and link mailed to them (POST /api/v1/auth/otp/start).
+	PasswordlessCodes bool `json:"passwordless_codes"`
 	// MFA is the pool's multi-factor policy: MFAOff, MFAOptional (the default; "" means it) or MFARequired.
 	MFA       string    `json:"mfa"`
 	CreatedAt time.Time `json:"created_at"`
@@ -68,6 +70,7 @@ type poolRow struct {
 	DefaultRoles             string    `gorm:"column:default_roles"`
 	MFAPolicy                string    `gorm:"column:mfa_policy"`
 	RequireEmailVerification bool      `gorm:"column:require_email_verification"`
+	PasswordlessCodes        bool      `gorm:"column:passwordless_codes"`
 	CreatedAt                time.Time `gorm:"column:created_at"`
 }
 
@@ -79,7 +82,7 @@ func (r *poolRow) pool() (*Pool, error) {
 		return nil, fmt.Errorf("pool %q: %w", r.Name, err)
 	}
 	return &Pool{Name: r.Name, SignupEnabled: r.SignupEnabled, DefaultRoles: roles, MFA: r.MFAPolicy,
-		RequireEmailVerification: r.RequireEmailVerification, CreatedAt: r.CreatedAt.UTC()}, nil
+		RequireEmailVerification: r.RequireEmailVerification, PasswordlessCodes: r.PasswordlessCodes, CreatedAt: r.CreatedAt.UTC()}, nil
 }
 
 // requirePool checks, in db (the caller's transaction), that pool exists; an unknown or malformed name is
@@ -110,8 +113,8 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) error {
 	}
 	row := poolRow{
 		Name: p.Name, SignupEnabled: p.SignupEnabled, DefaultRoles: encodeList(p.DefaultRoles), MFAPolicy: mfaPolicy,
-		RequireEmailVerification: p.RequireEmailVerification,
-		CreatedAt:                dbTime(s.now()),
+		RequireEmailVerification: p.RequireEmailVerification, PasswordlessCodes: p.PasswordlessCodes,
+		CreatedAt: dbTime(s.now()),
 	}
 	if err := s.conn(ctx).Create(&row).Error; err != nil {
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -148,7 +151,8 @@ func (s *Store) ListPools(ctx context.Context) ([]Pool, error) {
 	return out, nil
 }
 
-// UpdatePool replaces a pool's SignupEnabled, DefaultRoles, MFA policy and RequireEmailVerification (its name
+// UpdatePool replaces a pool's SignupEnabled, DefaultRoles, MFA policy, RequireEmailVerification and
+// PasswordlessCodes (its name
 // and creation time never change); ErrNotFound if there is no such pool.
 func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
 	mfaPolicy, err := validateMFAPolicy(p.MFA)
@@ -160,6 +164,7 @@ func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
 		"default_roles":              encodeList(p.DefaultRoles),
 		"mfa_policy":                 mfaPolicy,
 		"require_email_verification": p.RequireEmailVerification,
+		"passwordless_codes":         p.PasswordlessCodes,
 	})
 	if res.Error != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, mapErr(res.Error))

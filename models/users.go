@@ -41,6 +41,9 @@ type User struct {
 	// starts a session only while it is still the user's, so a sign-in whose password was changed after the
 	// check fails like a wrong password. Unexported: only a password check can vouch for a user.
 	credential string
+	// byMailCode: the user proved the mailbox with a sign-in code (SignInWithMailToken) rather than the
+	// password; credential is then the password hash as it was then ("" for none), which must still hold.
+	byMailCode bool
 }
 
 type userRow struct {

@@ -35,7 +35,6 @@ type Pages struct {
 
 	pageOnce sync.Once
 	pageKit  *page.Kit
-	later    request.Later // the mail work a request starts and does not wait for
 }
 
 // Mount registers the pages.
@@ -56,7 +55,7 @@ func (h *Pages) page() *page.Kit {
 // Store is what the account mail pages need of the store.
 type Store interface {
 	page.PoolLookup
-	SendMailToken(ctx context.Context, pool, email, purpose string, now time.Time, compose models.ComposeMail) error
+	EnqueueOutbox(ctx context.Context, kind, target string, payload any, now time.Time) (string, error)
 	VerifyEmail(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
 	ResetPassword(ctx context.Context, ref models.MailTokenRef, password string, check func(email string) error, now time.Time) (int, error)
 }
@@ -147,16 +146,14 @@ func (h *Pages) forgotSubmit(w http.ResponseWriter, r *http.Request) {
 			Email: page.Truncate(email, models.MaxEmailLength), Error: "Too many requests for this address. Try again in " + throttle.Seconds(wait) + " seconds."})
 		return
 	}
-	log, now, compose := request.Logger(r.Context()), h.Now(), h.Mail
+	// The same for any address, known or not, and durable: the outbox's worker looks the account up and mails it
+	// (outbox.MailRequests), so the answer tells nothing and a node stopping loses nothing.
 	if !send {
-		log.Info("no reset mail", "reason", "this address's mail limit")
-	} else if !h.later.Go(func(ctx context.Context) {
-		err := h.Store.SendMailToken(ctx, pool, email, models.MailResetPassword, now, compose)
-		if err != nil && !errors.Is(err, models.ErrNotFound) {
-			log.Error("reset mail not queued", "error", err)
-		}
-	}) {
-		log.Warn("no reset mail", "reason", "too many mail requests at once")
+		request.Logger(r.Context()).Info("no reset mail", "reason", "this address's mail limit")
+	} else if _, err := h.Store.EnqueueOutbox(r.Context(), models.OutboxMailRequest, "",
+		models.MailRequest{Purpose: models.MailResetPassword, Pool: pool, Email: email}, h.Now()); err != nil {
+		h.page().Fault(w, r, "queue the reset mail request", err)
+		return
 	}
 	h.accountMailPage(w, r, http.StatusOK, templates.AccountMailPage{Step: "sent"})
 }

@@ -34,8 +34,9 @@ type store interface {
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	SetName(ctx context.Context, userID, name string) error
 	ChangeOwnPassword(ctx context.Context, checked *models.User, password, keepSessionID string, now time.Time) (int, error)
-	SendMailToken(ctx context.Context, pool, email, purpose string, now time.Time, compose models.ComposeMail) error
+	EnqueueOutbox(ctx context.Context, kind, target string, payload any, now time.Time) (string, error)
 	VerifyEmail(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
+	SignInWithMailToken(ctx context.Context, ref models.MailTokenRef, now time.Time) (*models.User, error)
 	ResetPassword(ctx context.Context, ref models.MailTokenRef, password string, check func(email string) error, now time.Time) (int, error)
 
 	CreateBrowserSession(ctx context.Context, u *models.User, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
@@ -80,8 +81,6 @@ type API struct {
 	// Mail renders account mails (verification, password reset); nil: the server sends no mail, and those
 	// endpoints answer mail_not_configured.
 	Mail models.ComposeMail
-
-	later request.Later // the mail work a request starts and does not wait for (forgot password, resend)
 }
 
 func (h *API) issued(grantType string) {
@@ -138,6 +137,8 @@ func (h *API) Mount(r *mux.Router) {
 	route("/email/resend", h.resend, http.MethodPost)
 	route("/password/forgot", h.forgot, http.MethodPost)
 	route("/password/reset", h.resetPassword, http.MethodPost)
+	route("/otp/start", h.otpStart, http.MethodPost)
+	route("/otp/verify", h.otpVerify, http.MethodPost)
 }
 
 func methodNotAllowed(methods []string) error {

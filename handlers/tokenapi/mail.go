@@ -1,7 +1,6 @@
 package tokenapi
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,8 +12,9 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// Email verification and password reset by mail. A mail is queued in the durable outbox in the transaction
-// that issues its token (models.SendMailToken), and delivered by the outbox worker; no request waits for SMTP.
+// Email verification, password reset and passwordless sign-in by mail. A request for a mail is queued in the
+// durable outbox (requestMail); the outbox worker issues the token and queues the mail in one transaction
+// (models.SendMailToken), and delivers it; no request waits for SMTP.
 
 // errMailNotConfigured answers a mail feature on a server without LATCHKEY_SMTP_URL.
 func errMailNotConfigured() error {
@@ -31,7 +31,7 @@ func errEmailNotVerified() error {
 		"Verify your email address first: open the link or enter the code we sent; POST "+Prefix+"/email/resend sends a new one.")
 }
 
-// mailRequestBody is a resend or forgot request.
+// mailRequestBody is a resend, forgot or otp/start request.
 type mailRequestBody struct {
 	ClientID string `json:"client_id"`
 	Email    string `json:"email"`
@@ -51,9 +51,9 @@ func (h *API) forgot(w http.ResponseWriter, r *http.Request) error {
 }
 
 // requestMail answers 202 whether or not the account exists, and in the same time: the request itself does
-// only what is the same for every address (the client, the throttle); looking the account up, issuing the
-// token, rendering and queueing the mail run after the answer, detached from the request. A lost background
-// step (the node stops) only means no mail; the person asks again.
+// only what is the same for every address (the client, the throttle, one outbox row: models.OutboxMailRequest);
+// looking the account up, issuing the token, rendering and queueing the mail are the outbox worker's, so a node
+// that stops after answering loses nothing.
 func (h *API) requestMail(w http.ResponseWriter, r *http.Request, purpose string) error {
 	r = request.Detached(r)
 	var body mailRequestBody
@@ -71,26 +71,23 @@ func (h *API) requestMail(w http.ResponseWriter, r *http.Request, purpose string
 	if email == "" || len(email) > models.MaxEmailLength {
 		return jsonapi.BadRequest("email is required.")
 	}
+	if purpose == models.MailSignIn {
+		if err := h.passwordlessPool(r, c); err != nil {
+			return err
+		}
+	}
 	wait, send, err := h.Throttle.ReserveMail(r, purpose, c.Pool, email)
 	if err := throttle.Refusal(r, wait, err); err != nil {
 		return err
 	}
-	log := request.Logger(r.Context())
-	now := h.Now()
 	if !send {
-		log.Info("no mail", "purpose", purpose, "reason", "this address's mail limit", "client", c.ID)
-	} else if !h.later.Go(func(ctx context.Context) {
-		err := h.Store.SendMailToken(ctx, c.Pool, email, purpose, now, h.Mail)
-		switch {
-		case err == nil:
-			log.Info("mail queued", "purpose", purpose, "client", c.ID)
-		case errors.Is(err, models.ErrNotFound), errors.Is(err, models.ErrConflict):
-			log.Info("no mail", "purpose", purpose, "reason", "no such account, disabled, or already verified", "client", c.ID)
-		default:
-			log.Error("mail not queued", "purpose", purpose, "error", err)
+		request.Logger(r.Context()).Info("no mail", "purpose", purpose, "reason", "this address's mail limit", "client", c.ID)
+	} else {
+		req := models.MailRequest{Purpose: purpose, Pool: c.Pool, Email: email, ClientID: c.ID}
+		if _, err := h.Store.EnqueueOutbox(r.Context(), models.OutboxMailRequest, "", req, h.Now()); err != nil {
+			return fmt.Errorf("queue mail request: %w", err)
 		}
-	}) {
-		log.Warn("no mail", "purpose", purpose, "reason", "too many mail requests at once", "client", c.ID)
+		request.Logger(r.Context()).Info("mail requested", "purpose", purpose, "client", c.ID)
 	}
 	jsonapi.Respond(w, http.StatusAccepted, mailAccepted{Status: "If an account with this email exists, a mail is on its way."})
 	return nil

@@ -57,6 +57,8 @@ const (
 type challengeData struct {
 	Scopes []string `json:"scopes"`
 	Stamp  string   `json:"stamp"`
+	// OTP: the first factor was a mailed one-time code (otp.go), not the password; it shows in the amr.
+	OTP bool `json:"otp,omitempty"`
 }
 
 // mfaChallengeResponse is the 401 body of a login that needs a second factor: an OAuth-shaped error (so clients
@@ -70,8 +72,9 @@ type mfaChallengeResponse struct {
 }
 
 // challengeLogin answers a login whose password was right but that needs a second factor (demand).
-func (h *API) challengeLogin(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scopes []string, demand grant.MFADemand) error {
-	data, _ := json.Marshal(challengeData{Scopes: scopes, Stamp: u.CredentialStamp()})
+// otp says the first factor was a mailed code rather than the password.
+func (h *API) challengeLogin(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scopes []string, demand grant.MFADemand, otp bool) error {
+	data, _ := json.Marshal(challengeData{Scopes: scopes, Stamp: u.CredentialStamp(), OTP: otp})
 	purpose, code, factors, desc := purposeLogin, codeMFARequired, []string{models.FactorTOTP, "recovery_code"},
 		"A second factor is required: send a code with the mfa_token to /api/v1/auth/mfa/verify."
 	if demand == grant.MFAEnroll {
@@ -190,6 +193,9 @@ func (h *API) finishSignIn(w http.ResponseWriter, r *http.Request, c *models.Cli
 		return errWrongPassword()
 	case err != nil:
 		return fmt.Errorf("load user: %w", err)
+	}
+	if data.OTP {
+		amr = otpFirst(amr)
 	}
 	resp, err := h.startSession(r, c, u, data.Scopes, tokenType, amr)
 	if err != nil {

@@ -243,7 +243,7 @@ func (h *API) signup(w http.ResponseWriter, r *http.Request) error {
 	} else if demand != grant.MFANone {
 		attempt.Succeeded()
 		request.Logger(ctx).Info("signed up; second factor enrolment required", "user", u.ID, "pool", c.Pool, "client", c.ID)
-		return h.challengeLogin(w, r, c, u, scopes, demand)
+		return h.challengeLogin(w, r, c, u, scopes, demand, false)
 	}
 	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if err != nil {
@@ -321,7 +321,7 @@ func (h *API) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if demand != grant.MFANone {
 		attempt.Succeeded()
-		return h.challengeLogin(w, r, c, u, scopes, demand)
+		return h.challengeLogin(w, r, c, u, scopes, demand, false)
 	}
 	resp, err := h.startSession(r, c, u, scopes, tokenType, nil)
 	if errors.Is(err, grant.ErrSignInRefused) {

@@ -17,6 +17,7 @@ func mailTokenCases() []testCase {
 		{"mail token: code guesses reserved and limited under concurrency", testMailTokenCode},
 		{"mail token: reset sets password, verifies, ends sessions; sign-in waits for verification", testMailTokenReset},
 		{"mail token: a failed compose leaves no user, token or mail", testMailTokenComposeFails},
+		{"mail token: sign-in codes issued at once leave one live; sign-in verifies, stays in its pool", testMailTokenSignIn},
 	}
 }
 
@@ -169,5 +170,52 @@ func testMailTokenComposeFails(t *testing.T, s *models.Store) {
 	}
 	if msgs, _ := s.OutboxMessages(ctx, models.OutboxMail, 10); len(msgs) != 0 {
 		t.Fatalf("%d mails queued", len(msgs))
+	}
+}
+
+func testMailTokenSignIn(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	u, err := s.CreateUserWith(ctx, models.NewUser{Email: "ada@example.com", Password: "pw-ada"})
+	must(t, "create", err)
+	// Issued concurrently (the outbox handles requests in parallel): only the last one issued stays live.
+	var mu sync.Mutex
+	var tokens []string
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() {
+			err := s.SendMailToken(ctx, "", "ada@example.com", models.MailSignIn, baseTime, func(_, to, token, _ string) (models.MailMessage, error) {
+				mu.Lock()
+				tokens = append(tokens, token)
+				mu.Unlock()
+				return models.MailMessage{From: "no-reply@x.example", To: to, Message: "x"}, nil
+			})
+			if err != nil {
+				t.Errorf("concurrent issue: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	// A link token names no pool: another pool's client cannot spend it (and it stays usable).
+	if _, err := s.SignInWithMailToken(ctx, models.MailTokenRef{Pool: "members", Token: tokens[0]}, baseTime); !errors.Is(err, models.ErrMailToken) {
+		t.Fatalf("a token through another pool: %v", err)
+	}
+	live := 0
+	for _, tok := range tokens {
+		got, err := s.SignInWithMailToken(ctx, models.MailTokenRef{Token: tok}, baseTime)
+		switch {
+		case err == nil:
+			live++
+			if got.ID != u.ID || !got.EmailVerified {
+				t.Fatalf("signed in as %v", got)
+			}
+		case !errors.Is(err, models.ErrMailToken):
+			t.Fatalf("sign in: %v", err)
+		}
+	}
+	if live != 1 {
+		t.Fatalf("%d of %d concurrently issued sign-in tokens were live, want 1", live, len(tokens))
+	}
+	if got, err := s.UserByID(ctx, u.ID); err != nil || !got.EmailVerified {
+		t.Fatalf("email not verified after a sign-in by mail: %v %v", got, err)
 	}
 }
