@@ -96,7 +96,7 @@ type Browser struct {
 const (
 	PathLogin    = page.PathLogin
 	PathConsent  = "/consent"
-	PathSessions = "/account/sessions"
+	PathSessions = page.PathSessions
 )
 
 const challengeParam = "lk_challenge"
@@ -137,7 +137,7 @@ func (h *Browser) Mount(r *mux.Router) {
 	}).Methods(http.MethodGet, http.MethodHead)
 }
 
-const sessionCookie = "lk_session"
+const sessionCookie = page.SessionCookie
 
 // currentSession returns the signed-in browser session, or nil. It records activity at most once a minute.
 func (h *Browser) currentSession(r *http.Request) (*models.BrowserSession, error) {
