@@ -234,3 +234,55 @@ func TestAccountPage(t *testing.T) {
 		}
 	})
 }
+
+// signInUpstreamAt signs b in through provider "corp" from the sign-in page (returning to the account page) as
+// email upstream, and returns the account page.
+func (f *upstreamFixture) signInUpstreamAt(t *testing.T, b *browserClient, email, password string) page {
+	t.Helper()
+	login := b.get(f.srv.URL + "/login?return_to=%2Faccount")
+	for _, form := range formsOf(t, login.body) {
+		if strings.HasPrefix(form.action, "/login/upstream/corp") {
+			p := f.signInUpstream(t, b, post(b, login, form.action, form.values), email, password)
+			wantAccount(t, p, http.StatusOK, email)
+			return p
+		}
+	}
+	t.Fatalf("no Corp button on the sign-in page:\n%s", login.body)
+	return page{}
+}
+
+// Linked providers: listed, and unlinked only while the user keeps another way to sign in.
+func TestAccountPageProviders(t *testing.T) {
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		f := newUpstreamFixture(t, env)
+		env.cli(t, "pools", "update", "--name", "default", "--signup", "true")
+
+		// Bob was made by the other provider: his password is one nobody knows, so Corp is his only way in.
+		b := newBrowser(t, "http://never.example")
+		p := f.signInUpstreamAt(t, b, "bob@example.com", "bob upstream pw")
+		if !strings.Contains(p.body, "<strong>Corp</strong>") || !strings.Contains(p.body, "Your email address is verified.") {
+			t.Fatalf("bob's account page lacks the linked provider:\n%s", p.body)
+		}
+		wantAccount(t, accountPost(b, p, "/account/providers/unlink", nil), http.StatusConflict, "This provider is your only way to sign in.")
+		wantAccount(t, accountPost(b, p, "/account/providers/unlink", map[string]string{"password": "a guess at it"}),
+			http.StatusUnauthorized, "The current password is not right.")
+		wantAccount(t, accountPost(b, p, "/account/providers/unlink", map[string]string{"subject": "someone-else"}),
+			http.StatusNotFound, "not linked to your account")
+		if n := countRows(t, env, "user_identities"); n != 1 {
+			t.Fatalf("%d links after refused unlinks, want 1", n)
+		}
+
+		// Ada has a password of her own: with it she may unlink Corp, and then signs in with the password alone.
+		a := newBrowser(t, "http://never.example")
+		p = f.signInUpstreamAt(t, a, adaEmail, "ada upstream pw")
+		wantAccount(t, accountPost(a, p, "/account/providers/unlink", nil), http.StatusConflict, "only way to sign in")
+		p = accountPost(a, p, "/account/providers/unlink", map[string]string{"password": adaPassword})
+		wantAccount(t, p, http.StatusOK, "Provider unlinked.")
+		if !strings.Contains(p.body, "No other provider is linked") {
+			t.Fatalf("Corp still listed:\n%s", p.body)
+		}
+		if n := countRows(t, env, "user_identities"); n != 1 {
+			t.Fatalf("%d links after ada's unlink, want bob's 1", n)
+		}
+	})
+}
