@@ -286,3 +286,71 @@ func TestAccountPageProviders(t *testing.T) {
 		}
 	})
 }
+
+// wantOutage asserts a request of b's answered our fault page with 503 and Retry-After, never a 4xx or a 500.
+func wantOutage(t *testing.T, b *browserClient, method, u string, form url.Values) {
+	t.Helper()
+	resp, body := fetch(t, noRedirects(b), method, u, form)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "Temporarily unavailable") {
+		t.Fatalf("%s %s in an outage: %d Retry-After=%q\n%s", method, u, resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+}
+
+// An outage is never the visitor's fault: the page and its forms answer 503 with Retry-After, and work again once
+// the database is back.
+func TestAccountPageOutage(t *testing.T) {
+	t.Parallel()
+	setUp := func(t *testing.T, env testEnv) (*browserClient, page, string) {
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		srv := env.startServer(t)
+		b := newBrowser(t, "http://never.example")
+		p := signInAt(b, srv.URL, "default", adaEmail, adaPassword)
+		wantAccount(t, p, http.StatusOK, adaEmail)
+		return b, p, srv.URL
+	}
+	t.Run("sqlite locked past its busy timeout", func(t *testing.T) {
+		t.Parallel()
+		env := newTestEnv(t, databases()[0].url(t))
+		b, p, base := setUp(t, env)
+		form := accountForm(t, p, "/account/profile", map[string]string{"name": "Ada Locked"})
+		db, _ := rawDB(t, env)
+		ctx := t.Context()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+			t.Fatal(err)
+		}
+		wantOutage(t, b, http.MethodPost, base+"/account/profile", form)
+		if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close()
+		if got := post(b, p, "/account/profile", form); got.status != http.StatusOK || !strings.Contains(got.body, `value="Ada Locked"`) {
+			t.Fatalf("after the lock: %d\n%s", got.status, got.body)
+		}
+	})
+	t.Run("postgres down", func(t *testing.T) {
+		t.Parallel()
+		pg := startPrivatePostgres(t)
+		pg.createDatabase("latchkey")
+		b, p, base := setUp(t, newTestEnv(t, pg.URL("latchkey")))
+		form := accountForm(t, p, "/account/profile", map[string]string{"name": "Ada Down"})
+		pg.kill()
+		wantOutage(t, b, http.MethodGet, base+"/account", nil)
+		wantOutage(t, b, http.MethodPost, base+"/account/profile", form)
+		pg.start()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got := post(b, p, "/account/profile", form)
+			if got.status == http.StatusOK && strings.Contains(got.body, `value="Ada Down"`) {
+				break
+			}
+			if got.status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("after the database came back: %d\n%s", got.status, got.body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
