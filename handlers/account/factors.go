@@ -161,7 +161,8 @@ func (h *Pages) removeSubmit(w http.ResponseWriter, r *http.Request, v *signedIn
 	if !ok {
 		return
 	}
-	if err := h.Store.DeleteFactor(ctx, v.user.ID, id); errors.Is(err, models.ErrNotFound) {
+	// Text no stored id can hold (models.ErrInvalid) names no factor either.
+	if err := h.Store.DeleteFactor(ctx, v.user.ID, id); errors.Is(err, models.ErrNotFound) || errors.Is(err, models.ErrInvalid) {
 		h.refuse(w, r, v, http.StatusNotFound, secFactors, "That factor does not exist or was removed already.")
 		return
 	} else if err != nil {

@@ -47,7 +47,7 @@ func (h *Pages) resendSubmit(w http.ResponseWriter, r *http.Request, v *signedIn
 	u := v.user
 	switch {
 	case h.Mail == nil:
-		h.refuse(w, r, v, http.StatusNotImplemented, secEmail, "This server sends no mail.")
+		h.refuse(w, r, v, http.StatusNotFound, secEmail, "This server sends no mail, so it cannot send a verification mail.")
 		return
 	case u.EmailVerified:
 		h.done(w, r, v, "Your email address is already verified.")
@@ -186,7 +186,7 @@ func (h *Pages) unlinkSubmit(w http.ResponseWriter, r *http.Request, v *signedIn
 		h.refuse(w, r, v, http.StatusConflict, secProviders,
 			"This provider is your only way to sign in. Enter your current password to show you have one (set one with “Forgot password?”), or link another provider first.")
 		return
-	case errors.Is(err, models.ErrNotFound):
+	case errors.Is(err, models.ErrNotFound), errors.Is(err, models.ErrInvalid): // text no stored link can hold
 		h.refuse(w, r, v, http.StatusNotFound, secProviders, "That provider is not linked to your account.")
 		return
 	case err != nil:
