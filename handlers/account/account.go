@@ -1,7 +1,7 @@
-// Package account is the signed-in user's own account page, for a user of any pool: the profile, whether the email
-// is verified (and a new verification mail), the password, second factors of every kind (an authenticator app
-// set up here; passkeys on their own page), the other providers linked to the account, and a link to the sessions
-// page. Pages only, without JavaScript: every change is a form posted with the CSRF token (package page), and
+// Package account is the signed-in user's own pages, for a user of any pool. The account page: the profile, whether
+// the email is verified (and a new verification mail), the password, second factors of every kind (an
+// authenticator app set up here; passkeys on their own page), the other providers linked to the account. The
+// sessions page: the user's sessions, each of which can be ended. Pages only, without JavaScript: every change is a form posted with the CSRF token (package page), and
 // answered with the page again, saying what happened or why nothing did. The rules are the owners' the token API
 // uses too: the password policy, models.Store.ChangeOwnPassword, grant.SignedInRecently, the throttles, and the
 // durable mail request of the outbox.
@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -45,11 +44,16 @@ type Store interface {
 	RecoveryCodesLeft(ctx context.Context, userID string) (int, error)
 	ReplaceRecoveryCodes(ctx context.Context, userID string, recoveryHashes []string) error
 
+	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
+	BrowserSessionByID(ctx context.Context, id string) (*models.BrowserSession, error)
+	EndBrowserSession(ctx context.Context, id string, now time.Time) error
+	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
+
 	LinkedIdentities(ctx context.Context, userID string) ([]models.LinkedIdentity, error)
 	UnlinkIdentity(ctx context.Context, userID, providerID, subject string, passwordChecked bool) error
 }
 
-// Pages serves the account page.
+// Pages serves the account and sessions pages.
 type Pages struct {
 	Store    Store
 	Policy   *passwords.Policy // what a new password must meet
@@ -98,8 +102,10 @@ func (h *Pages) Mount(r *mux.Router) {
 		PathEnrol: h.enrolSubmit, PathConfirm: h.confirmSubmit, PathRemove: h.removeSubmit,
 		PathRecovery: h.recoverySubmit, PathUnlink: h.unlinkSubmit,
 	} {
-		r.HandleFunc(path, h.form(fn)).Methods(http.MethodPost)
+		r.HandleFunc(path, h.form(page.PathAccount, fn)).Methods(http.MethodPost)
 	}
+	r.HandleFunc(page.PathSessions, h.sessionsPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(page.PathSessions, h.form(page.PathSessions, h.sessionsSubmit)).Methods(http.MethodPost)
 }
 
 func (h *Pages) page() *page.Kit {
@@ -113,22 +119,14 @@ type signedIn struct {
 	user    *models.User
 }
 
-// accountPath is the account page of pool's users ("" or the default pool: no pool named).
-func accountPath(pool string) string {
-	if pool == "" || pool == models.DefaultPool {
-		return page.PathAccount
-	}
-	return page.PathAccount + "?" + url.Values{"pool": {pool}}.Encode()
-}
-
-// visitor is the signed-in user of the page, as the sessions page finds it: the browser session's. Without one (or
-// with one of another pool than the page's pool=) the browser is sent to sign in to the page's pool and come back
-// here; a store that cannot answer gets the fault page. When ok is false the browser has been answered.
-func (h *Pages) visitor(w http.ResponseWriter, r *http.Request) (*signedIn, bool) {
+// visitor is the signed-in user of a page: the browser session's, of any pool. Without one (or with one of another
+// pool than the page's pool=) the browser is sent to sign in to the page's pool, then to the page back of that
+// pool; a store that cannot answer gets the fault page. When ok is false the browser has been answered.
+func (h *Pages) visitor(w http.ResponseWriter, r *http.Request, back string) (*signedIn, bool) {
 	ctx, now := r.Context(), h.Now()
 	pool := r.URL.Query().Get("pool")
 	signIn := func() {
-		http.Redirect(w, r, page.LoginURL(pool, accountPath(pool)), http.StatusSeeOther)
+		http.Redirect(w, r, page.LoginURL(pool, page.PoolPath(back, pool)), http.StatusSeeOther)
 	}
 	c, err := r.Cookie(h.page().CookieName(page.SessionCookie))
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
@@ -164,22 +162,22 @@ func (h *Pages) visitor(w http.ResponseWriter, r *http.Request) (*signedIn, bool
 }
 
 func (h *Pages) accountPage(w http.ResponseWriter, r *http.Request) {
-	v, ok := h.visitor(w, r)
+	v, ok := h.visitor(w, r, page.PathAccount)
 	if !ok {
 		return
 	}
 	h.show(w, r, v, http.StatusOK, templates.AccountPage{})
 }
 
-// form is a POSTed form of the page: CSRF-checked first, then its signed-in visitor.
-func (h *Pages) form(fn func(http.ResponseWriter, *http.Request, *signedIn)) http.HandlerFunc {
+// form is a POSTed form of the page back: CSRF-checked first, then its signed-in visitor.
+func (h *Pages) form(back string, fn func(http.ResponseWriter, *http.Request, *signedIn)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !h.page().ParsePost(w, r) {
 			return
 		}
 		// A change made must not be lost to a client that went away (a code or recovery code spent, a mail asked).
 		r = request.Detached(r)
-		v, ok := h.visitor(w, r)
+		v, ok := h.visitor(w, r, back)
 		if !ok {
 			return
 		}

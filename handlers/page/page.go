@@ -207,6 +207,15 @@ const (
 	PathSessions = "/account/sessions"
 )
 
+// PoolPath is path for the users of pool ("" or the default pool: no pool named), as the signed-in user's pages
+// take it: a visitor signed out, or signed in to another pool, signs in to that pool first.
+func PoolPath(path, pool string) string {
+	if pool == "" || pool == models.DefaultPool {
+		return path
+	}
+	return path + "?" + url.Values{"pool": {pool}}.Encode()
+}
+
 // SessionCookie is the name (before any __Host- prefix) of the browser session's cookie: handlers/browser sets it
 // at sign-in, and every page of the signed-in user reads it.
 const SessionCookie = "lk_session"
