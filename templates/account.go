@@ -24,6 +24,9 @@ type AccountPage struct {
 	ResendAction   string
 	ProfileAction  string
 	PasswordAction string
+	// ForgotURL sets a password by mail, for a user who signs in through another provider and has none of their
+	// own; "" when the server sends no mail.
+	ForgotURL string
 
 	// Factors lists every second factor, whatever its kind; RemoveAction removes one (factor_id).
 	Factors      []FactorRow

@@ -218,6 +218,7 @@ func (h *Pages) show(w http.ResponseWriter, r *http.Request, v *signedIn, status
 	if h.Mail != nil && !u.EmailVerified {
 		p.ResendAction = PathResend
 	}
+	p.ForgotURL = page.ForgotURL(h.Mail != nil, u.Pool)
 	p.NeedPassword = !grant.SignedInRecently(v.session.AuthTime, h.Now())
 	hasTOTP, active := false, false
 	for _, f := range factors {
