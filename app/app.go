@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchkey/latchkey/handlers"
+	"github.com/latchkey/latchkey/handlers/account"
 	"github.com/latchkey/latchkey/handlers/accountmail"
 	"github.com/latchkey/latchkey/handlers/admin"
 	"github.com/latchkey/latchkey/handlers/browser"
@@ -265,6 +266,11 @@ func (a *app) handler() http.Handler {
 		&accountmail.Pages{
 			Store: a.store, Mail: a.composeMail(), Policy: a.policy, Throttle: signIns, Pages: a.pages,
 			Issuer: a.cfg.Issuer, Secret: keys.Derive(a.secret, "csrf"), Now: a.clock,
+		},
+		&account.Pages{
+			Store: a.store, Policy: a.policy, Throttle: signIns, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer),
+			Mail: a.composeMail(), Pages: a.pages, Issuer: a.cfg.Issuer, Secret: keys.Derive(a.secret, "csrf"), Now: a.clock,
+			SessionIdle: a.cfg.SessionIdleTTL,
 		},
 		&admin.API{
 			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,

@@ -138,7 +138,7 @@ func checkBrowserResponse(t *testing.T, what string, rec *httptest.ResponseRecor
 	if status >= 500 {
 		t.Fatalf("%s answered %d: %.500s", what, status, body)
 	}
-	if !slices.Contains([]int{200, 302, 303, 400, 401, 403, 404, 405, 413, 429}, status) {
+	if !slices.Contains([]int{200, 302, 303, 400, 401, 403, 404, 405, 409, 413, 429}, status) {
 		t.Fatalf("%s answered %d: %.500s", what, status, body)
 	}
 	if loc := rec.Header().Get("Location"); loc != "" || status == 302 || status == 303 {
@@ -276,10 +276,18 @@ var fuzzForms = []struct{ path, page string }{
 		"&prompt=consent&state=state-0123456789"},
 	{"/oauth2/logout", "/oauth2/logout?client_id=fuzz-spa&post_logout_redirect_uri=" + url.QueryEscape(fuzzLogoutTarget) + "&state=s"},
 	{"/account/sessions", "/account/sessions"},
+	{"/account/profile", "/account"},
+	{"/account/password", "/account"},
+	{"/account/factors/totp", "/account"},
+	{"/account/factors/totp/confirm", "/account"},
+	{"/account/factors/remove", "/account"},
+	{"/account/providers/unlink", "/account"},
+	{"/account/factors/recovery-codes", "/account"},
+	{"/account/email/resend", "/account"},
 }
 
-// FuzzHTMLForms posts arbitrary form bodies and query strings to the sign-in, consent, logout confirmation and
-// sessions forms, with and without a valid CSRF token and a signed-in browser. Never a 5xx or a panic; errors
+// FuzzHTMLForms posts arbitrary form bodies and query strings to the sign-in, consent, logout confirmation,
+// sessions and account page forms, with and without a valid CSRF token and a signed-in browser. Never a 5xx or a panic; errors
 // are pages that say so; redirects stay on this server or go to a registered URI.
 func FuzzHTMLForms(f *testing.F) {
 	for _, seed := range []struct {
@@ -317,6 +325,24 @@ func FuzzHTMLForms(f *testing.F) {
 		{3, "", "session_id=%00", true, true},
 		{3, "", "session_id=%ff", true, true},
 		{3, "", "session_id=ses_nobody", false, true},
+		{4, "", "name=Ada", true, true},
+		{4, "", "name=" + strings.Repeat("n", 300), true, true},
+		{4, "", "name=%ff%00", true, true},
+		{4, "", "name=a&name=b", true, true},
+		{5, "", "current_password=wrong&new_password=quiet-harbor-lamp-81", true, true},
+		{5, "", "current_password=%00&new_password=%ff", true, true},
+		{5, "", "current_password=" + strings.Repeat("p", 1100) + "&new_password=x", true, true},
+		{6, "", "password=wrong", true, true},
+		{6, "", "", true, false},
+		{7, "", "code=000000", true, true},
+		{7, "", "code=" + strings.Repeat("9", 100), true, true},
+		{8, "", "factor_id=fac_nobody&password=wrong", true, true},
+		{8, "", "factor_id=%00", true, true},
+		{9, "", "provider_id=corp&subject=x&password=wrong", true, true},
+		{9, "", "provider_id=" + strings.Repeat("p", 100) + "&subject=%ff", true, true},
+		{10, "", "password=", true, true},
+		{11, "", "", true, true},
+		{11, "", "", false, true},
 	} {
 		f.Add(seed.form, seed.query, seed.body, seed.csrf, seed.session)
 	}

@@ -31,7 +31,7 @@ var stylesheet []byte
 
 // Renderer renders Latchkey's pages. It is safe for concurrent use.
 type Renderer struct {
-	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail, mfa *template.Template
+	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail, mfa, account *template.Template
 }
 
 // LoginPage is the username/password form.
@@ -169,7 +169,8 @@ type formPostData struct {
 }
 
 var funcs = template.FuncMap{
-	"cssPath": func() string { return CSSPath },
+	"cssPath":    func() string { return CSSPath },
+	"pngDataURL": pngDataURL,
 	"datetime": func(t time.Time) string {
 		return t.UTC().Format(time.RFC3339)
 	},
@@ -209,6 +210,7 @@ func New() (*Renderer, error) {
 		{"formpost.html", &r.formPost, formPostData{Parameters: url.Values{"code": {""}}}},
 		{"accountmail.html", &r.accountMail, AccountMailPage{}},
 		{"mfa.html", &r.mfa, MFAPage{}},
+		{"account.html", &r.account, AccountPage{Factors: []FactorRow{{}}, Enrolment: &TOTPEnrolment{}, RecoveryCodes: []string{""}, Providers: []ProviderRow{{}}}},
 	}
 	for _, p := range pages {
 		set, err := base.Clone()

@@ -1,7 +1,8 @@
 // Package browser serves the pages a person sees: the authorization endpoint (whose decision, see
 // decideAuthorize, is a pure function of the request, the browser session and the consent on record), sign-in,
-// consent, RP-initiated logout and the account sessions page. Its errors are pages, never JSON; an error for a
-// client goes through fosite's authorize error writer, and only to a redirect URI fosite has validated.
+// consent and RP-initiated logout; the signed-in user's own pages are handlers/account's. Its errors are pages,
+// never JSON; an error for a client goes through fosite's authorize error writer, and only to a redirect URI
+// fosite has validated.
 package browser
 
 import (
@@ -37,12 +38,9 @@ type browserStore interface {
 
 	CreateBrowserSessionAuth(ctx context.Context, u *models.User, method, ip, userAgent string, now time.Time, idle, absolute time.Duration) (*models.BrowserSession, string, error)
 	BrowserSessionByToken(ctx context.Context, token string, now time.Time) (*models.BrowserSession, error)
-	BrowserSessionByID(ctx context.Context, id string) (*models.BrowserSession, error)
 	TouchBrowserSession(ctx context.Context, id, ip string, now time.Time, idle time.Duration) error
 	SetBrowserSessionAuth(ctx context.Context, id string, at time.Time, method string) error
-	ListBrowserSessions(ctx context.Context, userID string, now time.Time) ([]models.BrowserSession, error)
 	EndBrowserSession(ctx context.Context, id string, now time.Time) error
-	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
 	FrontchannelLogouts(ctx context.Context, sid string) ([]models.FrontchannelLogout, error)
 
 	ConsentedScopes(ctx context.Context, userID, clientID string) ([]string, error)
@@ -59,7 +57,7 @@ type idTokenHints interface {
 	DecodeIDTokenHint(ctx context.Context, token string) (provider.IDTokenHint, error)
 }
 
-// Browser serves the interactive flows: authorization, sign-in, consent, logout and the account sessions page.
+// Browser serves the interactive flows: authorization, sign-in, consent and logout.
 type Browser struct {
 	OAuth fosite.OAuth2Provider
 	Store browserStore
@@ -94,9 +92,8 @@ type Browser struct {
 
 // Paths of the interactive pages.
 const (
-	PathLogin    = page.PathLogin
-	PathConsent  = "/consent"
-	PathSessions = "/account/sessions"
+	PathLogin   = page.PathLogin
+	PathConsent = "/consent"
 )
 
 const challengeParam = "lk_challenge"
@@ -123,8 +120,6 @@ func (h *Browser) Mount(r *mux.Router) {
 	h.mountUpstream(r)
 	r.HandleFunc(PathConsent, h.consentSubmit).Methods(http.MethodPost)
 	r.HandleFunc(provider.PathEndSession, h.endSession).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc(PathSessions, h.sessionsPage).Methods(http.MethodGet, http.MethodHead)
-	r.HandleFunc(PathSessions, h.sessionsSubmit).Methods(http.MethodPost)
 	if h.Devices != nil {
 		r.HandleFunc(provider.PathDevice, h.devicePage).Methods(http.MethodGet, http.MethodHead)
 		r.HandleFunc(provider.PathDevice, h.deviceSubmit).Methods(http.MethodPost)
@@ -137,7 +132,7 @@ func (h *Browser) Mount(r *mux.Router) {
 	}).Methods(http.MethodGet, http.MethodHead)
 }
 
-const sessionCookie = "lk_session"
+const sessionCookie = page.SessionCookie
 
 // currentSession returns the signed-in browser session, or nil. It records activity at most once a minute.
 func (h *Browser) currentSession(r *http.Request) (*models.BrowserSession, error) {

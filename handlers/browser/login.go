@@ -218,7 +218,7 @@ func (h *Browser) afterSignIn(w http.ResponseWriter, r *http.Request, bs *models
 		return
 	}
 	if returnTo == "" {
-		returnTo = sessionsPath(pool)
+		returnTo = page.PoolPath(page.PathSessions, pool)
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }

@@ -64,6 +64,17 @@ func SecondFactor(ctx context.Context, store FactorStore, u *models.User) (MFADe
 	return MFANone, nil
 }
 
+// FreshSignIn is how recent a sign-in must be to change second factors without typing the password again.
+const FreshSignIn = 5 * time.Minute
+
+// SignedInRecently is the one rule for changing a user's second factors (enrolling one, removing one) on the
+// strength of a sign-in alone: it happened at authTime, less than FreshSignIn before now. Otherwise the change
+// needs the current password: a stolen session or access token alone must not add a factor (locking the owner
+// out behind the thief's authenticator) nor remove one.
+func SignedInRecently(authTime, now time.Time) bool {
+	return !authTime.IsZero() && now.Sub(authTime) <= FreshSignIn
+}
+
 // ErrWrongCode: the code is not the user's (wrong, replayed, or of a step already used), or the recovery code is
 // unknown or spent.
 var ErrWrongCode = errors.New("wrong second-factor code")

@@ -200,6 +200,26 @@ func (k *Kit) DirectPool(w http.ResponseWriter, r *http.Request, pools PoolLooku
 // PathLogin is the sign-in page (handlers/browser).
 const PathLogin = "/login"
 
+// Paths of the signed-in user's own pages: the account page (handlers/account) and its sessions list
+// (handlers/browser).
+const (
+	PathAccount  = "/account"
+	PathSessions = "/account/sessions"
+)
+
+// PoolPath is path for the users of pool ("" or the default pool: no pool named), as the signed-in user's pages
+// take it: a visitor signed out, or signed in to another pool, signs in to that pool first.
+func PoolPath(path, pool string) string {
+	if pool == "" || pool == models.DefaultPool {
+		return path
+	}
+	return path + "?" + url.Values{"pool": {pool}}.Encode()
+}
+
+// SessionCookie is the name (before any __Host- prefix) of the browser session's cookie: handlers/browser sets it
+// at sign-in, and every page of the signed-in user reads it.
+const SessionCookie = "lk_session"
+
 // LoginURL is the sign-in page for pool ("" or the default pool: none named), returning to returnTo after.
 func LoginURL(pool, returnTo string) string {
 	q := url.Values{}

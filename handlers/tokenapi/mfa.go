@@ -220,8 +220,8 @@ type enroller struct {
 }
 
 // With an access token, enrolment (not its confirmation, which needs the new factor's code) also needs the
-// current password, or a sign-in less than freshSignIn old (a user who signs in through another provider has no
-// password here): a stolen access token alone must not add a factor, which would lock the owner out behind the
+// current password, or a recent sign-in (grant.SignedInRecently; a user who signs in through another provider has
+// no password here): a stolen access token alone must not add a factor, which would lock the owner out behind the
 // thief's authenticator.
 func (h *API) enroller(r *http.Request, mfaToken string, password *string) (*enroller, error) {
 	if mfaToken == "" {
@@ -235,7 +235,7 @@ func (h *API) enroller(r *http.Request, mfaToken string, password *string) (*enr
 			if _, _, err := h.checkOwnPassword(r, b, *password); err != nil {
 				return nil, err
 			}
-		case b.session.AuthTime.IsZero() || h.Now().Sub(b.session.AuthTime) > freshSignIn:
+		case !grant.SignedInRecently(b.session.AuthTime, h.Now()):
 			return nil, jsonapi.BadRequest("Adding a second factor needs password (the current one), or a sign-in less than 5 minutes old.")
 		}
 		return &enroller{user: b.user}, nil
@@ -458,6 +458,3 @@ func (h *API) removeFactor(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-// freshSignIn is how recent a sign-in must be to add a second factor without the password.
-const freshSignIn = 5 * time.Minute

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		outboxCases(),
 		mfaCases(),
 		mailTokenCases(),
+		accountCases(),
 	} {
 		for _, tc := range group {
 			if seen[tc.name] {
