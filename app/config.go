@@ -69,8 +69,10 @@ type Config struct {
 	// link-local addresses; OutboxPoll is how often each node looks for due messages; OutboxRetryBase is the
 	// first retry's wait (doubling to an hour; 12 attempts or 24 hours, then dead).
 	BackchannelLogoutAllowPrivate bool
-	OutboxPoll                    time.Duration
-	OutboxRetryBase               time.Duration
+	// WebhookAllowPrivate lets webhook deliveries go to loopback, private and link-local addresses.
+	WebhookAllowPrivate bool
+	OutboxPoll          time.Duration
+	OutboxRetryBase     time.Duration
 
 	// Mail (email verification, password reset): SMTPURL is smtp://user:pass@host:587 (STARTTLS), smtps://...
 	// (implicit TLS) or smtp://host:25 (no auth); empty: no mail, and the mail features answer
@@ -180,6 +182,12 @@ var settings = []setting{
 		func(c *Config, v string) error {
 			b, err := strconv.ParseBool(v)
 			c.BackchannelLogoutAllowPrivate = b
+			return err
+		}},
+	{"webhook-allow-private", "LATCHKEY_WEBHOOK_ALLOW_PRIVATE", "false", "deliver webhooks to loopback, private and link-local addresses too (receivers inside your network); off, an admin API caller cannot aim deliveries inside",
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.WebhookAllowPrivate = b
 			return err
 		}},
 	{"outbox-poll", "LATCHKEY_OUTBOX_POLL", "1s", "how often each node looks for outbox messages due (back-channel logout)",

@@ -160,7 +160,7 @@ func (s *Store) newUpstreamUser(tx *gorm.DB, pool, email string, a UpstreamAccou
 	} else if err != nil {
 		return userRow{}, mapErr(err)
 	}
-	return row, nil
+	return row, fanOutWebhooks(tx, userEvent(EventUserCreated, id), now)
 }
 
 // CreateUpstreamSession starts a browser session for userID, who just signed in through another provider
