@@ -73,6 +73,8 @@ type Config struct {
 	WebhookAllowPrivate bool
 	OutboxPoll          time.Duration
 	OutboxRetryBase     time.Duration
+	// OutboxMaxAttempts is how many attempts a message gets before it is dead (visible, redeliverable).
+	OutboxMaxAttempts int
 
 	// Mail (email verification, password reset): SMTPURL is smtp://user:pass@host:587 (STARTTLS), smtps://...
 	// (implicit TLS) or smtp://host:25 (no auth); empty: no mail, and the mail features answer
@@ -194,6 +196,8 @@ var settings = []setting{
 		durationSetter(func(c *Config) *time.Duration { return &c.OutboxPoll })},
 	{"outbox-retry-base", "LATCHKEY_OUTBOX_RETRY_BASE", "30s", "wait before the first retry of a failed outbox delivery; it doubles each time, to at most an hour",
 		durationSetter(func(c *Config) *time.Duration { return &c.OutboxRetryBase })},
+	{"outbox-max-attempts", "LATCHKEY_OUTBOX_MAX_ATTEMPTS", "12", "attempts an outbox delivery gets before it is dead (counted in latchkey_outbox_dead_messages; a dead webhook delivery can be redelivered)",
+		intSetter(func(c *Config) *int { return &c.OutboxMaxAttempts })},
 	{"smtp-url", "LATCHKEY_SMTP_URL", "", "SMTP server for account mail: smtp://user:pass@host:587 (STARTTLS, required with credentials), smtps://user:pass@host:465, or smtp://host:25; empty: no mail (verification and password reset are off)",
 		func(c *Config, v string) error { c.SMTPURL = v; return nil }},
 	{"smtp-from", "LATCHKEY_SMTP_FROM", "", "From address of account mail, e.g. 'Acme <no-reply@acme.example>' (required with LATCHKEY_SMTP_URL)",
@@ -340,8 +344,8 @@ func (c *Config) validate() []string {
 			add("LATCHKEY_SMTP_FROM", "is required with LATCHKEY_SMTP_URL")
 		}
 	}
-	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 {
-		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE", "must be positive")
+	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 || c.OutboxMaxAttempts <= 0 {
+		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE/LATCHKEY_OUTBOX_MAX_ATTEMPTS", "must be positive")
 	}
 	if c.KeyRotation < 0 || c.CleanupInterval < 0 {
 		add("LATCHKEY_KEY_ROTATION/LATCHKEY_CLEANUP_INTERVAL", "must not be negative")

@@ -35,7 +35,7 @@ func (a *app) outboxWorker() *outbox.Worker {
 		}
 	}
 	return outbox.New(a.store, senders, outbox.Options{
-		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, Now: a.clock,
+		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, MaxAttempts: a.cfg.OutboxMaxAttempts, Now: a.clock,
 		Logger: a.logger.With("component", "outbox"),
 	})
 }
