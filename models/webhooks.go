@@ -181,8 +181,12 @@ func (s *Store) WebhookByID(ctx context.Context, id string) (*Webhook, error) {
 // ListWebhooks returns the webhooks of pools (nil: every webhook, also those of all pools), oldest first.
 func (s *Store) ListWebhooks(ctx context.Context, pools []string) ([]Webhook, error) {
 	q := s.conn(ctx).Order("created_at, id")
-	if pools != nil {
-		q = q.Where("pool IN ?", append([]string{"\x00"}, pools...)) // never an empty IN list
+	switch {
+	case pools == nil:
+	case len(pools) == 0:
+		return []Webhook{}, nil
+	default:
+		q = q.Where("pool IN ?", pools)
 	}
 	var rows []webhookRow
 	if err := q.Find(&rows).Error; err != nil {
