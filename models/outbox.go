@@ -99,6 +99,20 @@ func (s *Store) EnqueueOutbox(ctx context.Context, kind, target string, payload 
 	return id, nil
 }
 
+// EnqueueOutboxOrdered is EnqueueOutbox for a message that is delivered only after every message enqueued
+// before it with the same orderKey is delivered or dead (one at a time, in order).
+func (s *Store) EnqueueOutboxOrdered(ctx context.Context, kind, target, orderKey string, payload any, now time.Time) (string, error) {
+	var id string
+	err := s.inTx(ctx, func(tx *gorm.DB) (err error) {
+		id, err = enqueueOutboxOrdered(tx, kind, target, orderKey, payload, now)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("enqueue outbox: %w", err)
+	}
+	return id, nil
+}
+
 func enqueueOutbox(tx *gorm.DB, kind, target string, payload any, now time.Time) (string, error) {
 	return enqueueOutboxOrdered(tx, kind, target, "", payload, now)
 }
