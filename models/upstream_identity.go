@@ -280,5 +280,5 @@ func claimUnprovedAccount(tx *gorm.DB, u *userRow, now time.Time) error {
 		return ErrConflict // verified meanwhile: the retry links it as a verified account
 	}
 	u.PasswordHash, u.EmailVerified, u.UpdatedAt = hash, true, now
-	return nil
+	return fanOutWebhooks(tx, userEvent(EventUserEmailVerified, u.ID), now)
 }
