@@ -231,3 +231,43 @@ func TestWebhooksCLI(t *testing.T) {
 		}
 	})
 }
+
+// Without LATCHKEY_WEBHOOK_ALLOW_PRIVATE a webhook aimed at a loopback address is never dialled: its delivery
+// dies saying why, and the receiver sees nothing.
+func TestWebhooksRefusePrivateTargets(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env["LATCHKEY_OUTBOX_POLL"] = "50ms"
+		env["LATCHKEY_OUTBOX_MAX_ATTEMPTS"] = "1"
+		rcv := newWebhookReceiver(t, 0)
+		id, secret := createWebhookCLI(t, env, "--url", rcv.URL, "--events", "user.created")
+		rcv.setSecret(secret)
+		srv, clientID := noCodeFixture(t, env)
+		signUp(t, srv, clientID, "mallory@example.com")
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var log struct {
+				Deliveries []struct {
+					LastError string     `json:"last_error"`
+					DeadAt    *time.Time `json:"dead_at"`
+				} `json:"deliveries"`
+			}
+			if err := json.Unmarshal([]byte(env.cli(t, "webhooks", "deliveries", id, "--json")), &log); err != nil {
+				t.Fatal(err)
+			}
+			if len(log.Deliveries) == 1 && log.Deliveries[0].DeadAt != nil {
+				if !strings.Contains(log.Deliveries[0].LastError, "not a public address") {
+					t.Errorf("last error %q", log.Deliveries[0].LastError)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery log %+v", log)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n := len(rcv.accepted()) + int(rcv.refused.Load()); n != 0 {
+			t.Errorf("the private receiver was reached %d times", n)
+		}
+	})
+}
