@@ -207,7 +207,7 @@ func (s *Store) startSession(ctx context.Context, userID, mintedBy, authMethod, 
 		if err := tx.Create(&row).Error; err != nil {
 			return mapErr(err)
 		}
-		if err := fanOutWebhooks(tx, sessionEvent(EventSessionStarted, id, userID, now), now); err != nil {
+		if err := fanOutWebhooks(tx, sessionEvent(WebhookSessionStarted, id, userID, now), now); err != nil {
 			return err
 		}
 		var surplus []string
@@ -430,7 +430,7 @@ func endSessions(tx *gorm.DB, ids []string, now time.Time) (int, error) {
 	ended := make([]string, len(endedRows))
 	for i, r := range endedRows {
 		ended[i] = r.ID
-		if err := fanOutWebhooks(tx, sessionEvent(EventSessionEnded, r.ID, r.UserID, now), now); err != nil {
+		if err := fanOutWebhooks(tx, sessionEvent(WebhookSessionEnded, r.ID, r.UserID, now), now); err != nil {
 			return 0, err
 		}
 	}

@@ -246,7 +246,7 @@ func (s *Store) VerifyEmail(ctx context.Context, ref MailTokenRef, now time.Time
 		if err := updateUser(tx, row.UserID, map[string]any{"email_verified": true}, now); err != nil {
 			return err
 		}
-		if err := fanOutWebhooks(tx, userEvent(EventUserEmailVerified, row.UserID), now); err != nil {
+		if err := fanOutWebhooks(tx, userEvent(WebhookUserEmailVerified, row.UserID), now); err != nil {
 			return err
 		}
 		var ur userRow
@@ -296,7 +296,7 @@ func (s *Store) SignInWithMailToken(ctx context.Context, ref MailTokenRef, now t
 			if err := updateUser(tx, row.UserID, map[string]any{"email_verified": true}, now); err != nil {
 				return err
 			}
-			if err := fanOutWebhooks(tx, userEvent(EventUserEmailVerified, row.UserID), now); err != nil {
+			if err := fanOutWebhooks(tx, userEvent(WebhookUserEmailVerified, row.UserID), now); err != nil {
 				return err
 			}
 			u.EmailVerified = true
@@ -340,7 +340,7 @@ func (s *Store) ResetPassword(ctx context.Context, ref MailTokenRef, password st
 		if err := updateUser(tx, row.UserID, map[string]any{"password_hash": hash, "email_verified": true}, now); err != nil {
 			return err
 		}
-		if err := fanOutWebhooks(tx, userEvent(EventUserPasswordChanged, row.UserID), now); err != nil {
+		if err := fanOutWebhooks(tx, userEvent(WebhookUserPasswordChanged, row.UserID), now); err != nil {
 			return err
 		}
 		n, err = endUserSessions(tx, row.UserID, "", now)

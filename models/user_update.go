@@ -54,7 +54,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 			}
 		}
 		if len(cols) > 0 || p.Disabled != nil {
-			if err := fanOutWebhooks(tx, userEvent(EventUserUpdated, id), now); err != nil {
+			if err := fanOutWebhooks(tx, userEvent(WebhookUserUpdated, id), now); err != nil {
 				return err
 			}
 		}

@@ -261,7 +261,7 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 			}
 			return mapErr(err)
 		}
-		if err := fanOutWebhooks(tx, userEvent(EventUserCreated, id), now); err != nil {
+		if err := fanOutWebhooks(tx, userEvent(WebhookUserCreated, id), now); err != nil {
 			return err
 		}
 		if u.VerifyMail != nil {
@@ -382,7 +382,7 @@ func (s *Store) changePassword(ctx context.Context, userID string, checked *User
 		if err := updateUser(tx, userID, map[string]any{"password_hash": hash}, now); err != nil {
 			return err
 		}
-		if err := fanOutWebhooks(tx, userEvent(EventUserPasswordChanged, userID), now); err != nil {
+		if err := fanOutWebhooks(tx, userEvent(WebhookUserPasswordChanged, userID), now); err != nil {
 			return err
 		}
 		n, err = endUserSessions(tx, userID, keepSessionID, now)
@@ -401,7 +401,7 @@ func (s *Store) updateUserEvent(ctx context.Context, userID string, cols map[str
 		if err := updateUser(tx, userID, cols, now); err != nil {
 			return err
 		}
-		return fanOutWebhooks(tx, userEvent(EventUserUpdated, userID), now)
+		return fanOutWebhooks(tx, userEvent(WebhookUserUpdated, userID), now)
 	})
 }
 
@@ -447,7 +447,7 @@ func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, n
 		if err := setDisabled(tx, userID, disabled, now); err != nil {
 			return err
 		}
-		return fanOutWebhooks(tx, userEvent(EventUserUpdated, userID), now)
+		return fanOutWebhooks(tx, userEvent(WebhookUserUpdated, userID), now)
 	})
 	if err != nil {
 		return fmt.Errorf("set user disabled: %w", err)
@@ -542,7 +542,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 			return mapErr(err)
 		}
 		// The user row goes last: the sessions' end events above still read its pool.
-		deleted := userEvent(EventUserDeleted, id)
+		deleted := userEvent(WebhookUserDeleted, id)
 		deleted.Data = func(*gorm.DB) (string, any, error) {
 			u, err := gone.webhookUser()
 			return gone.Pool, u, err

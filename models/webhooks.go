@@ -29,24 +29,24 @@ const OutboxWebhook = "webhook"
 // The event types a webhook may subscribe to. WebhookEventTypes lists them with what they mean (the README
 // and the admin API's documentation say the same).
 const (
-	EventUserCreated         = "user.created"
-	EventUserUpdated         = "user.updated"
-	EventUserDeleted         = "user.deleted"
-	EventUserEmailVerified   = "user.email_verified"
-	EventUserPasswordChanged = "user.password_changed"
-	EventSessionStarted      = "session.started"
-	EventSessionEnded        = "session.ended"
+	WebhookUserCreated         = "user.created"
+	WebhookUserUpdated         = "user.updated"
+	WebhookUserDeleted         = "user.deleted"
+	WebhookUserEmailVerified   = "user.email_verified"
+	WebhookUserPasswordChanged = "user.password_changed"
+	WebhookSessionStarted      = "session.started"
+	WebhookSessionEnded        = "session.ended"
 )
 
 // WebhookEventTypes is the catalog of event types: type -> when it is sent.
 var WebhookEventTypes = map[string]string{
-	EventUserCreated:         "a user was created (sign-up, the CLI, the admin API, a first sign-in through another provider)",
-	EventUserUpdated:         "a user's name, roles, claims or disabled flag changed",
-	EventUserDeleted:         "a user was deleted (data: the user as it was)",
-	EventUserEmailVerified:   "a user verified their email address",
-	EventUserPasswordChanged: "a user's password was changed or reset",
-	EventSessionStarted:      "a browser session started (a sign-in, or tokens minted through the admin API)",
-	EventSessionEnded:        "a browser session ended (sign-out, revocation, password change, disable, the session cap)",
+	WebhookUserCreated:         "a user was created (sign-up, the CLI, the admin API, a first sign-in through another provider)",
+	WebhookUserUpdated:         "a user's name, roles, claims or disabled flag changed",
+	WebhookUserDeleted:         "a user was deleted (data: the user as it was)",
+	WebhookUserEmailVerified:   "a user verified their email address",
+	WebhookUserPasswordChanged: "a user's password was changed or reset",
+	WebhookSessionStarted:      "a browser session started (a sign-in, or tokens minted through the admin API)",
+	WebhookSessionEnded:        "a browser session ended (sign-out, revocation, password change, disable, the session cap)",
 }
 
 // maxWebhookURL bounds a webhook's URL.

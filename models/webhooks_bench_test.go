@@ -18,7 +18,7 @@ func BenchmarkWebhookEnqueue(b *testing.B) {
 				ctx := context.Background()
 				for i := range hooks {
 					w := &models.Webhook{ID: fmt.Sprintf("whk_bench%d", i), URL: "https://backend.example/hook",
-						Events: []string{models.EventUserUpdated}, SealedSecret: "sealed", Enabled: true}
+						Events: []string{models.WebhookUserUpdated}, SealedSecret: "sealed", Enabled: true}
 					if err := s.CreateWebhook(ctx, w); err != nil {
 						b.Fatal(err)
 					}
