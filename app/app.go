@@ -30,6 +30,7 @@ import (
 	"github.com/latchkey/latchkey/mailer"
 	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/outbox"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/telemetry"
@@ -275,6 +276,7 @@ func (a *app) handler() http.Handler {
 		&admin.API{
 			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,
 			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+			Webhooks: &admin.Webhooks{Store: a.store, Secrets: outbox.NewWebhookSecrets(a.secret)},
 		},
 		&registration.API{
 			Mode: a.cfg.Registration, Issuer: a.cfg.Issuer, Store: a.store, Secrets: a.prov.Hasher, Sealer: a.prov.Sealer,

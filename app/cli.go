@@ -36,6 +36,7 @@ func commands() []command {
 		{"sessions", "list and end users' sessions", runSessions},
 		{"pools", "manage user pools: create, list, update", runPools},
 		{"providers", "manage the other providers users may sign in with: create, list, update, delete", runProviders},
+		{"webhooks", "manage webhooks: create, list, update, rotate-secret, delete, deliveries, redeliver", runWebhooks},
 		{"keys", "manage signing keys: list, rotate", runKeys},
 		{"backup", "copy a SQLite database while the server runs: backup --to FILE", runBackup},
 		{"version", "print the version", runVersion},

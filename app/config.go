@@ -69,8 +69,12 @@ type Config struct {
 	// link-local addresses; OutboxPoll is how often each node looks for due messages; OutboxRetryBase is the
 	// first retry's wait (doubling to an hour; 12 attempts or 24 hours, then dead).
 	BackchannelLogoutAllowPrivate bool
-	OutboxPoll                    time.Duration
-	OutboxRetryBase               time.Duration
+	// WebhookAllowPrivate lets webhook deliveries go to loopback, private and link-local addresses.
+	WebhookAllowPrivate bool
+	OutboxPoll          time.Duration
+	OutboxRetryBase     time.Duration
+	// OutboxMaxAttempts is how many attempts a message gets before it is dead (visible, redeliverable).
+	OutboxMaxAttempts int
 
 	// Mail (email verification, password reset): SMTPURL is smtp://user:pass@host:587 (STARTTLS), smtps://...
 	// (implicit TLS) or smtp://host:25 (no auth); empty: no mail, and the mail features answer
@@ -182,10 +186,18 @@ var settings = []setting{
 			c.BackchannelLogoutAllowPrivate = b
 			return err
 		}},
+	{"webhook-allow-private", "LATCHKEY_WEBHOOK_ALLOW_PRIVATE", "false", "deliver webhooks to loopback, private and link-local addresses too (receivers inside your network); off, an admin API caller cannot aim deliveries inside",
+		func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			c.WebhookAllowPrivate = b
+			return err
+		}},
 	{"outbox-poll", "LATCHKEY_OUTBOX_POLL", "1s", "how often each node looks for outbox messages due (back-channel logout)",
 		durationSetter(func(c *Config) *time.Duration { return &c.OutboxPoll })},
 	{"outbox-retry-base", "LATCHKEY_OUTBOX_RETRY_BASE", "30s", "wait before the first retry of a failed outbox delivery; it doubles each time, to at most an hour",
 		durationSetter(func(c *Config) *time.Duration { return &c.OutboxRetryBase })},
+	{"outbox-max-attempts", "LATCHKEY_OUTBOX_MAX_ATTEMPTS", "12", "attempts an outbox delivery gets before it is dead (counted in latchkey_outbox_dead_messages; a dead webhook delivery can be redelivered)",
+		intSetter(func(c *Config) *int { return &c.OutboxMaxAttempts })},
 	{"smtp-url", "LATCHKEY_SMTP_URL", "", "SMTP server for account mail: smtp://user:pass@host:587 (STARTTLS, required with credentials), smtps://user:pass@host:465, or smtp://host:25; empty: no mail (verification and password reset are off)",
 		func(c *Config, v string) error { c.SMTPURL = v; return nil }},
 	{"smtp-from", "LATCHKEY_SMTP_FROM", "", "From address of account mail, e.g. 'Acme <no-reply@acme.example>' (required with LATCHKEY_SMTP_URL)",
@@ -332,8 +344,8 @@ func (c *Config) validate() []string {
 			add("LATCHKEY_SMTP_FROM", "is required with LATCHKEY_SMTP_URL")
 		}
 	}
-	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 {
-		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE", "must be positive")
+	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 || c.OutboxMaxAttempts <= 0 {
+		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE/LATCHKEY_OUTBOX_MAX_ATTEMPTS", "must be positive")
 	}
 	if c.KeyRotation < 0 || c.CleanupInterval < 0 {
 		add("LATCHKEY_KEY_ROTATION/LATCHKEY_CLEANUP_INTERVAL", "must not be negative")

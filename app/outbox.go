@@ -11,7 +11,7 @@ import (
 )
 
 // outboxWorker is this node's deliverer of the outbox: back-channel logout tokens, signed with the provider's
-// key at each attempt, and, with LATCHKEY_SMTP_URL, account mail. Its node name (host and a random suffix) tells its leases from other nodes'.
+// key at each attempt, webhook events, signed with each webhook's secret, and, with LATCHKEY_SMTP_URL, account mail. Its node name (host and a random suffix) tells its leases from other nodes'.
 func (a *app) outboxWorker() *outbox.Worker {
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -23,6 +23,10 @@ func (a *app) outboxWorker() *outbox.Worker {
 			Client: outbox.NewHTTPClient(outbox.DefaultTimeout, a.cfg.BackchannelLogoutAllowPrivate),
 			Now:    a.clock,
 		},
+		models.OutboxWebhook: &outbox.Webhook{
+			Store: a.store, Secrets: outbox.NewWebhookSecrets(a.secret),
+			Client: outbox.NewHTTPClient(outbox.DefaultTimeout, a.cfg.WebhookAllowPrivate), Now: a.clock,
+		},
 	}
 	if a.smtp != nil {
 		senders[models.OutboxMail] = &mailer.Sender{SMTP: a.smtp}
@@ -31,7 +35,7 @@ func (a *app) outboxWorker() *outbox.Worker {
 		}
 	}
 	return outbox.New(a.store, senders, outbox.Options{
-		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, Now: a.clock,
+		Node: node, Poll: a.cfg.OutboxPoll, RetryBase: a.cfg.OutboxRetryBase, MaxAttempts: a.cfg.OutboxMaxAttempts, Now: a.clock,
 		Logger: a.logger.With("component", "outbox"),
 	})
 }

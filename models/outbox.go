@@ -11,11 +11,14 @@ import (
 	"gorm.io/gorm"
 )
 
-// The outbox is the one durable queue of messages to other parties (back-channel logout now; mail and webhooks
-// later): a message is enqueued in the transaction that causes it, so it exists exactly when its cause
-// committed, and workers on any node deliver it (package outbox). A worker claims due rows with a lease: the
-// claim is one statement, so two nodes never hold the same row at once; a node that dies mid-delivery leaves a
-// lease that runs out, and the row is claimed again.
+// The outbox is the one durable queue of messages to other parties (back-channel logout, mail, webhooks): a
+// message is enqueued in the transaction that causes it, so it exists exactly when its cause committed, and
+// workers on any node deliver it (package outbox). A worker claims due rows with a lease: the claim is one
+// statement, so two nodes never hold the same row at once; a node that dies mid-delivery leaves a lease that
+// runs out, and the row is claimed again. Messages with the same order key (a webhook's deliveries about one
+// user) go one at a time, in the order they were enqueued: a message is not claimed while an earlier one with
+// its key is neither delivered nor dead. A dead message stops blocking its successors (it stays visible, and
+// RequeueOutbox sends it again, after them).
 
 // Outbox message kinds.
 const (
@@ -41,6 +44,8 @@ type OutboxMessage struct {
 	LeaseUntil    *time.Time      `json:"lease_until,omitempty"`
 	LeasedBy      string          `json:"leased_by,omitempty"`
 	LastError     string          `json:"last_error,omitempty"`
+	OrderKey      string          `json:"order_key,omitempty"` // "" for none
+	Seq           int64           `json:"seq"`                 // enqueue order (PostgreSQL: seq; SQLite: rowid)
 	CreatedAt     time.Time       `json:"created_at"`
 	DeliveredAt   *time.Time      `json:"delivered_at,omitempty"`
 	DeadAt        *time.Time      `json:"dead_at,omitempty"`
@@ -63,6 +68,8 @@ type outboxRow struct {
 	LeaseUntil    *time.Time `gorm:"column:lease_until"`
 	LeasedBy      string     `gorm:"column:leased_by"`
 	LastError     string     `gorm:"column:last_error"`
+	OrderKey      string     `gorm:"column:order_key"`
+	Seq           int64      `gorm:"column:seq;->"` // never written: the database numbers rows
 	CreatedAt     time.Time  `gorm:"column:created_at"`
 	DeliveredAt   *time.Time `gorm:"column:delivered_at"`
 	DeadAt        *time.Time `gorm:"column:dead_at"`
@@ -74,7 +81,7 @@ func (r *outboxRow) message() OutboxMessage {
 	return OutboxMessage{
 		ID: r.ID, Kind: r.Kind, Target: r.Target, Payload: json.RawMessage(r.Payload), Attempts: r.Attempts,
 		NextAttemptAt: r.NextAttemptAt.UTC(), LeaseUntil: utcPtr(r.LeaseUntil), LeasedBy: r.LeasedBy,
-		LastError: r.LastError, CreatedAt: r.CreatedAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), DeadAt: utcPtr(r.DeadAt),
+		LastError: r.LastError, OrderKey: r.OrderKey, Seq: r.Seq, CreatedAt: r.CreatedAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt), DeadAt: utcPtr(r.DeadAt),
 	}
 }
 
@@ -92,7 +99,27 @@ func (s *Store) EnqueueOutbox(ctx context.Context, kind, target string, payload 
 	return id, nil
 }
 
+// EnqueueOutboxOrdered is EnqueueOutbox for a message that is delivered only after every message enqueued
+// before it with the same orderKey is delivered or dead (one at a time, in order).
+func (s *Store) EnqueueOutboxOrdered(ctx context.Context, kind, target, orderKey string, payload any, now time.Time) (string, error) {
+	var id string
+	err := s.inTx(ctx, func(tx *gorm.DB) (err error) {
+		id, err = enqueueOutboxOrdered(tx, kind, target, orderKey, payload, now)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("enqueue outbox: %w", err)
+	}
+	return id, nil
+}
+
 func enqueueOutbox(tx *gorm.DB, kind, target string, payload any, now time.Time) (string, error) {
+	return enqueueOutboxOrdered(tx, kind, target, "", payload, now)
+}
+
+// enqueueOutboxOrdered is enqueueOutbox for a message delivered only after every earlier message with the same
+// orderKey ("" for none) is delivered or dead.
+func enqueueOutboxOrdered(tx *gorm.DB, kind, target, orderKey string, payload any, now time.Time) (string, error) {
 	if kind == "" {
 		return "", fmt.Errorf("%w: no kind", ErrInvalid)
 	}
@@ -105,7 +132,7 @@ func enqueueOutbox(tx *gorm.DB, kind, target string, payload any, now time.Time)
 		return "", err
 	}
 	t := dbTime(now)
-	row := outboxRow{ID: id, Kind: kind, Target: target, Payload: string(body), NextAttemptAt: t, CreatedAt: t}
+	row := outboxRow{ID: id, Kind: kind, Target: target, OrderKey: orderKey, Payload: string(body), NextAttemptAt: t, CreatedAt: t}
 	if err := tx.Create(&row).Error; err != nil {
 		return "", mapErr(err)
 	}
@@ -118,7 +145,9 @@ const outboxDue = "delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at 
 // ClaimOutbox leases up to limit due messages to node until now+lease, counting an attempt on each, oldest due
 // first, and returns them. One statement does it: on PostgreSQL rows another node is claiming are skipped
 // (SKIP LOCKED), on SQLite the single writer orders claims; either way no message is held by two nodes at once.
-// The lease must outlast a delivery, or the message may be claimed again while it is being sent.
+// The lease must outlast a delivery, or the message may be claimed again while it is being sent. A message with
+// an order key is claimed only when no earlier one with its key is pending (leased, due or waiting to retry):
+// at most one message per key is in flight, on all nodes together.
 func (s *Store) ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error) {
 	if node == "" || lease <= 0 || limit <= 0 {
 		return nil, fmt.Errorf("claim outbox: %w: node, lease and limit are required", ErrInvalid)
@@ -128,9 +157,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, node string, now time.Time, lea
 	if s.dialect == dialectPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	q := "UPDATE outbox SET lease_until = ?, leased_by = ?, attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE " +
-		outboxDue + " ORDER BY next_attempt_at LIMIT ?" + lock + ") RETURNING id, kind, target, payload, attempts, " +
-		"next_attempt_at, lease_until, leased_by, last_error, created_at"
+	seq := s.outboxSeq()
+	q := "UPDATE outbox SET lease_until = ?, leased_by = ?, attempts = attempts + 1 WHERE id IN (SELECT o.id FROM outbox o WHERE " +
+		outboxDue + " AND (o.order_key = '' OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key" +
+		" AND p.delivered_at IS NULL AND p.dead_at IS NULL AND p." + seq + " < o." + seq + "))" +
+		" ORDER BY o.next_attempt_at LIMIT ?" + lock + ") RETURNING id, kind, target, payload, attempts, " +
+		"next_attempt_at, lease_until, leased_by, last_error, created_at, order_key, " + seq
 	rows, err := s.pool(ctx).QueryContext(ctx, s.bind(q), dbTime(now.Add(lease)), node, t, t, limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", mapErr(s.translate(err)))
@@ -141,7 +173,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, node string, now time.Time, lea
 		var r outboxRow
 		var leaseUntil sql.NullTime
 		if err := rows.Scan(&r.ID, &r.Kind, &r.Target, &r.Payload, &r.Attempts, &r.NextAttemptAt, &leaseUntil,
-			&r.LeasedBy, &r.LastError, &r.CreatedAt); err != nil {
+			&r.LeasedBy, &r.LastError, &r.CreatedAt, &r.OrderKey, &r.Seq); err != nil {
 			return nil, fmt.Errorf("claim outbox: %w", err)
 		}
 		if leaseUntil.Valid {
@@ -200,10 +232,55 @@ func (s *Store) finishOutbox(ctx context.Context, id, node string, cols map[stri
 	return nil
 }
 
+// outboxSeq is the column that numbers outbox rows in enqueue order: PostgreSQL's seq (a sequence), SQLite's
+// rowid (its one writer inserts in commit order).
+func (s *Store) outboxSeq() string {
+	if s.dialect == dialectPostgres {
+		return "seq"
+	}
+	return "rowid"
+}
+
+// outboxRows is a query of outbox rows that reads seq on both databases.
+func (s *Store) outboxRows(ctx context.Context) *gorm.DB {
+	q := s.conn(ctx).Model(&outboxRow{})
+	if s.dialect != dialectPostgres {
+		q = q.Select("*, rowid AS seq")
+	}
+	return q
+}
+
+// RequeueOutbox sends a finished (delivered or dead) message of kind again: a copy, due at once, enqueued now,
+// so it goes after the messages of its order key already waiting (the original stays as the record of what
+// happened). It returns the copy's id. ErrNotFound if there is no such message of that kind; ErrConflict if
+// it is still pending (it will be sent anyway), or if its payload was dropped on delivery (a delivered mail).
+func (s *Store) RequeueOutbox(ctx context.Context, kind, id string, now time.Time) (string, error) {
+	var newID string
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		var r outboxRow
+		if err := tx.Where("id = ? AND kind = ?", id, kind).Take(&r).Error; err != nil {
+			return mapErr(err)
+		}
+		if r.DeliveredAt == nil && r.DeadAt == nil {
+			return fmt.Errorf("%w: message %s is still pending", ErrConflict, id)
+		}
+		if r.DeliveredAt != nil && (kind == OutboxMail || kind == OutboxMailRequest) {
+			return fmt.Errorf("%w: a delivered mail keeps no payload to send again", ErrConflict)
+		}
+		var err error
+		newID, err = enqueueOutboxOrdered(tx, r.Kind, r.Target, r.OrderKey, json.RawMessage(r.Payload), now)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("requeue outbox: %w", err)
+	}
+	return newID, nil
+}
+
 // OutboxMessages returns the messages of kind ("" for every kind), oldest first, at most limit: for operators
 // and tests.
 func (s *Store) OutboxMessages(ctx context.Context, kind string, limit int) ([]OutboxMessage, error) {
-	q := s.conn(ctx).Order("created_at, id").Limit(limit)
+	q := s.outboxRows(ctx).Order("created_at, id").Limit(limit)
 	if kind != "" {
 		q = q.Where("kind = ?", kind)
 	}

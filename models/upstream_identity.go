@@ -160,7 +160,7 @@ func (s *Store) newUpstreamUser(tx *gorm.DB, pool, email string, a UpstreamAccou
 	} else if err != nil {
 		return userRow{}, mapErr(err)
 	}
-	return row, nil
+	return row, fanOutWebhooks(tx, userEvent(WebhookUserCreated, id), now)
 }
 
 // CreateUpstreamSession starts a browser session for userID, who just signed in through another provider
@@ -280,5 +280,5 @@ func claimUnprovedAccount(tx *gorm.DB, u *userRow, now time.Time) error {
 		return ErrConflict // verified meanwhile: the retry links it as a verified account
 	}
 	u.PasswordHash, u.EmailVerified, u.UpdatedAt = hash, true, now
-	return nil
+	return fanOutWebhooks(tx, userEvent(WebhookUserEmailVerified, u.ID), now)
 }

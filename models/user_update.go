@@ -48,8 +48,13 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 			}
 		}
 		if p.Disabled != nil {
-			// SetDisabled owns what disabling ends (sessions, tokens); it runs in a savepoint of this transaction.
-			if err := s.SetDisabled(context.WithValue(ctx, txKey{s}, tx), id, *p.Disabled, now); err != nil {
+			// setDisabled owns what disabling ends (sessions, tokens).
+			if err := setDisabled(tx, id, *p.Disabled, now); err != nil {
+				return err
+			}
+		}
+		if len(cols) > 0 || p.Disabled != nil {
+			if err := fanOutWebhooks(tx, userEvent(WebhookUserUpdated, id), now); err != nil {
 				return err
 			}
 		}

@@ -261,6 +261,9 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 			}
 			return mapErr(err)
 		}
+		if err := fanOutWebhooks(tx, userEvent(WebhookUserCreated, id), now); err != nil {
+			return err
+		}
 		if u.VerifyMail != nil {
 			return issueMailToken(tx, id, email, MailVerifyEmail, now, u.VerifyMail)
 		}
@@ -379,6 +382,9 @@ func (s *Store) changePassword(ctx context.Context, userID string, checked *User
 		if err := updateUser(tx, userID, map[string]any{"password_hash": hash}, now); err != nil {
 			return err
 		}
+		if err := fanOutWebhooks(tx, userEvent(WebhookUserPasswordChanged, userID), now); err != nil {
+			return err
+		}
 		n, err = endUserSessions(tx, userID, keepSessionID, now)
 		return err
 	})
@@ -388,9 +394,20 @@ func (s *Store) changePassword(ctx context.Context, userID string, checked *User
 	return n, nil
 }
 
+// updateUserEvent is updateUser and its user.updated event, in one transaction.
+func (s *Store) updateUserEvent(ctx context.Context, userID string, cols map[string]any) error {
+	now := s.now()
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := updateUser(tx, userID, cols, now); err != nil {
+			return err
+		}
+		return fanOutWebhooks(tx, userEvent(WebhookUserUpdated, userID), now)
+	})
+}
+
 // SetRoles replaces a user's roles; ErrNotFound if there is no such user.
 func (s *Store) SetRoles(ctx context.Context, userID string, roles []string) error {
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"roles": encodeList(roles)}, s.now()); err != nil {
+	if err := s.updateUserEvent(ctx, userID, map[string]any{"roles": encodeList(roles)}); err != nil {
 		return fmt.Errorf("set roles: %w", err)
 	}
 	return nil
@@ -403,7 +420,7 @@ func (s *Store) SetExtras(ctx context.Context, userID string, extras map[string]
 	if err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"extras": enc}, s.now()); err != nil {
+	if err := s.updateUserEvent(ctx, userID, map[string]any{"extras": enc}); err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
 	return nil
@@ -416,7 +433,7 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 	if err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"name": name}, s.now()); err != nil {
+	if err := s.updateUserEvent(ctx, userID, map[string]any{"name": name}); err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
 	return nil
@@ -427,21 +444,29 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 // become inactive, access tokens are deleted, unused authorization codes become used.
 func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, now time.Time) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
+		if err := setDisabled(tx, userID, disabled, now); err != nil {
 			return err
 		}
-		if !disabled {
-			return nil
-		}
-		if _, err := endUserSessions(tx, userID, "", now); err != nil {
-			return err
-		}
-		return revokeTokensWhere(tx, "subject = ?", userID)
+		return fanOutWebhooks(tx, userEvent(WebhookUserUpdated, userID), now)
 	})
 	if err != nil {
 		return fmt.Errorf("set user disabled: %w", err)
 	}
 	return nil
+}
+
+// setDisabled is SetDisabled inside tx, without its event (UpdateUser sends one for the whole change).
+func setDisabled(tx *gorm.DB, userID string, disabled bool, now time.Time) error {
+	if err := updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
+		return err
+	}
+	if !disabled {
+		return nil
+	}
+	if _, err := endUserSessions(tx, userID, "", now); err != nil {
+		return err
+	}
+	return revokeTokensWhere(tx, "subject = ?", userID)
 }
 
 // Authenticate returns the user of pool ("" = DefaultPool) with this email (ignoring case) and password. An
@@ -494,13 +519,11 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 // consents, and every token, code and request whose subject is that user, in one transaction; ErrNotFound if
 // there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	now := s.now()
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ?", id).Delete(&userRow{})
-		if res.Error != nil {
-			return mapErr(res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return ErrNotFound
+		var gone userRow
+		if err := tx.Where("id = ?", id).Take(&gone).Error; err != nil {
+			return mapErr(err)
 		}
 		for _, table := range tokenTables {
 			if err := tx.Table(table).Where("subject = ?", id).Delete(&tokenRow{}).Error; err != nil {
@@ -509,13 +532,32 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		}
 		// Ended first, as every session ends (endSessions), so the apps that took part are told (back-channel
 		// logout, queued in this transaction) before the rows that say which apps those were go.
-		if _, err := endUserSessions(tx, id, "", s.now()); err != nil {
+		if _, err := endUserSessions(tx, id, "", now); err != nil {
 			return err
 		}
 		if err := tx.Where("user_id = ?", id).Delete(&browserSessionRow{}).Error; err != nil {
 			return mapErr(err)
 		}
-		return mapErr(tx.Where("user_id = ?", id).Delete(&consentRow{}).Error)
+		if err := tx.Where("user_id = ?", id).Delete(&consentRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		// The user row goes last: the sessions' end events above still read its pool.
+		deleted := userEvent(WebhookUserDeleted, id)
+		deleted.Data = func(*gorm.DB) (string, any, error) {
+			u, err := gone.webhookUser()
+			return gone.Pool, u, err
+		}
+		if err := fanOutWebhooks(tx, deleted, now); err != nil {
+			return err
+		}
+		res := tx.Where("id = ?", id).Delete(&userRow{})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound // deleted meanwhile
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("delete user %q: %w", id, err)

@@ -67,7 +67,7 @@ func (b *Backchannel) Send(ctx context.Context, m models.OutboxMessage) error {
 }
 
 // NewHTTPClient is the client deliveries go out through: timeout bounds the connection and the whole exchange;
-// no redirects (a logout token goes where it was registered to go, nowhere else), no proxy; and, unless
+// no redirects (a logout token or an event goes where it was registered to go, nowhere else), no proxy; and, unless
 // allowPrivate, the address dialled must be public (jwksfetch.PublicAddr, the rule the JWKS fetcher follows),
 // checked after DNS so a name cannot resolve its way inside.
 func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
@@ -82,7 +82,7 @@ func NewHTTPClient(timeout time.Duration, allowPrivate bool) *http.Client {
 		if allowPrivate || jwksfetch.PublicAddr(ap.Addr()) {
 			return nil
 		}
-		return fmt.Errorf("dial %s: not a public address (LATCHKEY_BACKCHANNEL_LOGOUT_ALLOW_PRIVATE allows it)", ap.Addr())
+		return fmt.Errorf("dial %s: not a public address (LATCHKEY_BACKCHANNEL_LOGOUT_ALLOW_PRIVATE, LATCHKEY_WEBHOOK_ALLOW_PRIVATE allow it)", ap.Addr())
 	}}
 	return &http.Client{
 		Timeout: timeout,

@@ -1,7 +1,8 @@
 // Package outbox delivers the messages of the durable outbox (models: OutboxMessage): a Worker on every node
 // claims due messages with a lease, hands each to the Sender of its kind, and records the outcome: delivered,
 // due again after an exponential backoff with jitter, or, past the attempt or age limit, dead (logged at WARN).
-// Whoever enqueues never waits for delivery.
+// Whoever enqueues never waits for delivery. Kinds: back-channel logout (Backchannel), mail (mailer.Sender),
+// mail requests (MailRequests), webhooks (Webhook).
 package outbox
 
 import (

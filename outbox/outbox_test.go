@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,5 +66,88 @@ func TestWorkerRetriesWithBackoffThenGivesUp(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=WARN msg=\"outbox message dead") || strings.Contains(logs.String(), "secret=x") {
 		t.Errorf("log:\n%s", logs.String())
+	}
+}
+
+// recording delivers what it is told to and fails the rest.
+type recording struct {
+	mu   sync.Mutex      // a batch is delivered concurrently
+	fail map[string]bool // by target
+	sent []string
+}
+
+func (r *recording) Send(_ context.Context, m models.OutboxMessage) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail[m.Target] {
+		return errors.New("HTTP 503")
+	}
+	r.sent = append(r.sent, m.Target)
+	return nil
+}
+
+// Messages with one order key go one at a time in enqueue order: a failed one holds the later ones back until
+// it is delivered, or dead; a requeued dead one goes after those waiting. Unkeyed messages and other keys pass.
+func TestOrderedMessagesWaitForEarlierOnes(t *testing.T) {
+	for _, db := range testStores(t) {
+		t.Run(db.name, func(t *testing.T) {
+			ctx := context.Background()
+			s := db.store
+			now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+			snd := &recording{fail: map[string]bool{"k1": true}}
+			w := outbox.New(s, map[string]outbox.Sender{"test": snd}, outbox.Options{
+				Node: "n", RetryBase: time.Second, RetryMax: time.Second, MaxAttempts: 2, Now: func() time.Time { return now },
+			})
+			for _, m := range []struct{ target, key string }{{"k1", "a"}, {"k2", "a"}, {"other", "b"}, {"free", ""}, {"k3", "a"}} {
+				if _, err := s.EnqueueOutboxOrdered(ctx, "test", m.target, m.key, nil, now); err != nil {
+					t.Fatal(err)
+				}
+			}
+			step := func(want ...string) {
+				t.Helper()
+				snd.sent = nil
+				if _, err := w.RunOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+				slices.Sort(snd.sent)
+				if !slices.Equal(snd.sent, want) {
+					t.Errorf("delivered %v, want %v", snd.sent, want)
+				}
+				now = now.Add(2 * time.Second) // past the backoff
+			}
+			step("free", "other") // k1 failed; k2 and k3 wait behind it
+			step()                // k1 failed again: dead after 2 attempts
+			step("k2")            // the dead one no longer holds the key
+			step("k3")
+			msgs, _ := s.OutboxMessages(ctx, "test", 10)
+			var dead models.OutboxMessage
+			for _, m := range msgs {
+				if m.DeadAt != nil {
+					dead = m
+				}
+			}
+			if dead.Target != "k1" || dead.Attempts != 2 {
+				t.Fatalf("dead message %+v", dead)
+			}
+			if _, err := s.RequeueOutbox(ctx, "test", "obx_none", now); !errors.Is(err, models.ErrNotFound) {
+				t.Errorf("requeue of nothing: %v", err)
+			}
+			k4, err := s.EnqueueOutboxOrdered(ctx, "test", "k4", "a", nil, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.RequeueOutbox(ctx, "test", k4, now); !errors.Is(err, models.ErrConflict) {
+				t.Errorf("requeue of a pending message: %v", err)
+			}
+			if _, err := s.RequeueOutbox(ctx, "test", dead.ID, now); err != nil {
+				t.Fatal(err)
+			}
+			delete(snd.fail, "k1")
+			step("k4") // the requeued k1 waits behind k4, enqueued before it
+			step("k1")
+			if pending, deadN, _ := s.OutboxCounts(ctx); pending != 0 || deadN != 1 {
+				t.Errorf("pending %d, dead %d; want 0 and the one dead record", pending, deadN)
+			}
+		})
 	}
 }

@@ -55,6 +55,8 @@ type API struct {
 	Now             func() time.Time
 	// Issued counts minted grants as the token API counts sign-ins; nil: none.
 	Issued interface{ TokenIssued(grantType string) }
+	// Webhooks serves /webhooks (webhooks.go); nil: not mounted.
+	Webhooks *Webhooks
 }
 
 func (h *API) Mount(r *mux.Router) {
@@ -69,6 +71,7 @@ func (h *API) Mount(r *mux.Router) {
 	s.Handle("/users/{id}/sessions", handler(h.sessions)).Methods(http.MethodGet)
 	s.Handle("/users/{id}/sessions/{sid}", handler(h.endSession)).Methods(http.MethodDelete)
 	s.Handle("/users/{id}/mfa", handler(h.resetMFA)).Methods(http.MethodDelete)
+	h.mountWebhooks(s)
 }
 
 // handler serves fn, answering the error it returns through jsonapi.Write.
