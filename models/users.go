@@ -494,8 +494,17 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 // consents, and every token, code and request whose subject is that user, in one transaction; ErrNotFound if
 // there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.deleteUser(ctx, id, nil)
+}
+
+// deleteUser is DeleteUser of a row that also matches where (nil: any); a row it excludes is ErrNotFound.
+func (s *Store) deleteUser(ctx context.Context, id string, where map[string]any) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ?", id).Delete(&userRow{})
+		q := tx.Where("id = ?", id)
+		if where != nil {
+			q = q.Where(where)
+		}
+		res := q.Delete(&userRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
