@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-
 	"github.com/latchkey/latchkey/jwe"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
