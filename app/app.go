@@ -268,7 +268,7 @@ func (a *app) handler() http.Handler {
 		},
 		&admin.API{
 			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,
-			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Secrets: a.prov, Keys: a.keys,
 		},
 		&registration.API{
 			Mode: a.cfg.Registration, Issuer: a.cfg.Issuer, Store: a.store, Secrets: a.prov.Hasher, Sealer: a.prov.Sealer,
