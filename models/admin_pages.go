@@ -31,7 +31,7 @@ type Cursor struct {
 func keyset(q *gorm.DB, after *Cursor, limit int) *gorm.DB {
 	if after != nil {
 		t := dbTime(after.CreatedAt)
-		q = q.Where("(created_at > ? OR (created_at = ? AND id > ?))", t, t, after.ID)
+		q = q.Where("(created_at, id) > (?, ?)", t, after.ID) // a row value: both databases walk the (created_at, id) index
 	}
 	if limit <= 0 || limit > MaxPageSize+1 {
 		limit = MaxPageSize + 1
