@@ -9,16 +9,16 @@ import (
 // What a new or changed client gets without asking, the same from every entry point (the CLI's clients
 // commands, the admin API): Validate then checks the result.
 
-// ApplyDefaults fills in what a new client left out: a random UUID as its id, the id as its name, the admin
-// scope for an admin client, grant types by its kind (public or first party with redirect URIs: the
-// authorization code and refresh grants; a first-party app without them, signing users in through the token
-// API: refresh only; else client_credentials), and the code response type with the authorization code grant.
+// ApplyDefaults fills in what a new client left out: its chosen id as its name, else a random UUID as its id (and
+// no name); the admin scope for an admin client; grant types by its kind (public, or first party with redirect
+// URIs: the authorization code and refresh grants; a first-party app without them, signing users in through the
+// token API: refresh only; else client_credentials); and the code response type with the authorization code grant.
 func (c *Client) ApplyDefaults() {
+	if c.Name == "" {
+		c.Name = c.ID // a chosen id only: a generated one makes no name, and ValidateRegistration asks for one
+	}
 	if c.ID == "" {
 		c.ID = uuid.NewString()
-	}
-	if c.Name == "" {
-		c.Name = c.ID
 	}
 	if c.Admin && !slices.Contains(c.Scopes, AdminScope) {
 		c.Scopes = append(c.Scopes, AdminScope)
