@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -128,5 +129,39 @@ func TestAdminAPIDocumentedRoutesAreServed(t *testing.T) {
 	}
 	if n < 20 {
 		t.Errorf("only %d operations tried", n)
+	}
+}
+
+// A storage failure is ours: 503 temporarily_unavailable with Retry-After (documented on every operation), never a
+// 4xx blaming the caller; once storage is back the same call works. SQLite locked past its busy timeout by another
+// process is the outage here (as in TestClientSecretJWTOutageIsUnavailable).
+func TestAdminAPIStorageOutageIs503(t *testing.T) {
+	t.Parallel()
+	env := newTestEnv(t, databases()[0].url(t))
+	ops := env.createClient(t, "--name", "ops", "--admin")
+	srv := env.startServer(t)
+	api := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, ops))
+	_, _, u := api.call(t, "POST", "/users", nil, "", map[string]any{"email": "dee@example.com", "password": "violet-tractor-47"}, nil)
+	id := u["id"].(string)
+
+	db, _ := rawDB(t, env)
+	ctx := context.Background()
+	lock, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	code, hdr, b := api.call(t, "PATCH", "/users/{id}", []string{id}, "", map[string]any{"name": "Dee"}, nil)
+	if _, err := lock.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	if code != 503 || hdr.Get("Retry-After") == "" || b["error"] != "temporarily_unavailable" {
+		t.Errorf("PATCH while the database is locked: %d %v Retry-After=%q", code, b, hdr.Get("Retry-After"))
+	}
+	if code, _, p := api.call(t, "PATCH", "/users/{id}", []string{id}, "", map[string]any{"name": "Dee"}, nil); code != 200 || p["name"] != "Dee" {
+		t.Errorf("once the database is back: %d %v", code, p)
 	}
 }
