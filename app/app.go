@@ -232,6 +232,12 @@ func (a *app) Close() error { return a.store.Close() }
 
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
+	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
+		a.families()...)
+}
+
+// families are the endpoint families handler mounts, in one list.
+func (a *app) families() []handlers.Routes {
 	cors := &request.CORS{Origins: a.store, Unavailable: jsonapi.WriteUnavailable}
 	throttleNow := a.clock
 	if a.throttleNow != nil {
@@ -240,7 +246,7 @@ func (a *app) handler() http.Handler {
 	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
 		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow, Rejections: a.metrics}
 	mfaSealer := mfa.NewSealer(a.secret)
-	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
+	return []handlers.Routes{
 		&handlers.Health{DB: a.store},
 		&oauth.Discovery{Metadata: a.metadata()},
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
@@ -280,7 +286,7 @@ func (a *app) handler() http.Handler {
 			Now: a.clock, Issued: a.metrics,
 			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer), Mail: a.composeMail(),
 		},
-	)
+	}
 }
 
 // mfaIssuer labels Latchkey's factors in authenticator apps: the issuer's host.
