@@ -179,6 +179,11 @@ func (h *API) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return storeError("admin api: list users", err)
 	}
+	if len(rows) == 0 && pool != "" {
+		if err := h.poolExists(r, pool); err != nil {
+			return err
+		}
+	}
 	rows, cursor := next(rows, pg.limit, func(u *models.User) (time.Time, string) { return u.CreatedAt, u.ID })
 	out := make([]adminUser, 0, len(rows))
 	for i := range rows {

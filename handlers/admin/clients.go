@@ -208,6 +208,11 @@ func (h *API) listClients(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("admin api: list clients: %w", err)
 	}
+	if pool := r.URL.Query().Get("pool"); len(rows) == 0 && pool != "" {
+		if err := h.poolExists(r, pool); err != nil {
+			return err
+		}
+	}
 	rows, cursor := next(rows, pg.limit, func(c *models.Client) (time.Time, string) { return c.CreatedAt, c.ID })
 	out := make([]clientView, 0, len(rows))
 	for i := range rows {

@@ -80,6 +80,14 @@ func (h *API) pool(r *http.Request, admin *models.Client) (*models.Pool, error) 
 	return p, nil
 }
 
+// poolExists answers an empty list of a pool that is not there as 404, not as an empty page.
+func (h *API) poolExists(r *http.Request, name string) error {
+	if _, err := h.Store.GetPool(r.Context(), name); err != nil {
+		return writeError("admin api: look up pool", err, "No such pool.")
+	}
+	return nil
+}
+
 func (h *API) getPool(w http.ResponseWriter, r *http.Request) error {
 	admin, err := h.authorize(r)
 	if err != nil {
