@@ -1,6 +1,8 @@
-// Package admin serves the admin API for backends (Xano-style): read users and set their roles, custom claims
-// ("extras"), name and disabled flag; mint tokens for a user; list and end a user's sessions. Every error goes
-// through jsonapi.Write.
+// Package admin serves the admin API (/api/v1/admin) for backends and operators: users (list, create, read,
+// patch, delete, password, factors, MFA reset, minted tokens), their sessions, clients (with secrets shown once),
+// pools and signing keys (page.go: cursors and ETags; routes.go: the routes beyond the first users routes and the
+// OpenAPI document, openapi.json, held to them by openapi_test.go). Every error goes through jsonapi.Write; every
+// rule is the models' (the CLI's too).
 package admin
 
 import (
