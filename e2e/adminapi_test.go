@@ -41,9 +41,13 @@ func TestAdminAPIClientsRoundTrip(t *testing.T) {
 			t.Errorf("unknown field: %d %v", code, b)
 		}
 
-		// Get: never the secret; a strong ETag.
+		createdTag := hdr.Get("ETag")
+		// Get: never the secret; a strong ETag, the one create answered.
 		code, hdr, got := api.call(t, "GET", "/clients/{id}", []string{"billing"}, "", nil, nil)
 		etag := hdr.Get("ETag")
+		if etag != createdTag {
+			t.Errorf("GET's ETag %s differs from create's %s", etag, createdTag)
+		}
 		if _, leaked := got["client_secret"]; code != 200 || leaked || !strings.HasPrefix(etag, `"`) || strings.HasPrefix(etag, "W/") {
 			t.Fatalf("get client: %d %v etag %q", code, got, etag)
 		}
@@ -122,6 +126,9 @@ func TestAdminAPIUsersRoundTrip(t *testing.T) {
 			t.Fatalf("create user: %d %v", code, u)
 		}
 		id := u["id"].(string)
+		if _, h, _ := api.call(t, "GET", "/users/{id}", []string{id}, "", nil, nil); h.Get("ETag") != hdr.Get("ETag") {
+			t.Errorf("GET's ETag %s differs from create's %s", h.Get("ETag"), hdr.Get("ETag"))
+		}
 		if code, _, b := api.call(t, "POST", "/users", nil, "", map[string]any{"email": "DEE@example.com", "password": "another-password-1", "pool": "customers"}, nil); code != 409 || b["error"] != "email_taken" {
 			t.Errorf("duplicate email: %d %v", code, b)
 		}
@@ -199,7 +206,7 @@ func TestAdminAPIPoolsAndKeys(t *testing.T) {
 		api := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, ops))
 		limited := api.as(adminToken(t, srv.URL, xano))
 
-		code, _, p := api.call(t, "POST", "/pools", nil, "", map[string]any{"name": "staff", "default_roles": []string{"employee"}, "mfa": "required"}, nil)
+		code, hdr, p := api.call(t, "POST", "/pools", nil, "", map[string]any{"name": "staff", "default_roles": []string{"employee"}, "mfa": "required"}, nil)
 		if code != 201 || p["mfa"] != "required" || p["signup_enabled"] != false {
 			t.Fatalf("create pool: %d %v", code, p)
 		}
@@ -209,8 +216,12 @@ func TestAdminAPIPoolsAndKeys(t *testing.T) {
 		if code, _, b := api.call(t, "POST", "/pools", nil, "", map[string]any{"name": "staff"}, nil); code != 409 {
 			t.Errorf("duplicate pool: %d %v", code, b)
 		}
-		_, hdr, _ := api.call(t, "GET", "/pools/{name}", []string{"staff"}, "", nil, nil)
+		createdTag := hdr.Get("ETag")
+		_, hdr, _ = api.call(t, "GET", "/pools/{name}", []string{"staff"}, "", nil, nil)
 		tag := hdr.Get("ETag")
+		if tag != createdTag {
+			t.Errorf("GET's ETag %s differs from create's %s", tag, createdTag)
+		}
 		if code, _, p := api.call(t, "PATCH", "/pools/{name}", []string{"staff"}, "", map[string]any{"signup_enabled": true}, map[string]string{"If-Match": tag}); code != 200 || p["signup_enabled"] != true || p["mfa"] != "required" {
 			t.Errorf("patch pool: %d %v", code, p)
 		}
