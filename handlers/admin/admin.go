@@ -157,17 +157,17 @@ func (h *API) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pg, err := readPage(r)
+	pg, err := jsonapi.ReadPage(r)
 	if err != nil {
 		return err
 	}
-	disabled, err := boolParam(r, "disabled")
+	disabled, err := jsonapi.BoolParam(r, "disabled")
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
 	pool, email := q.Get("pool"), q.Get("email")
-	uq := models.UserQuery{Email: email, Disabled: disabled, After: pg.after, Limit: pg.limit + 1}
+	uq := models.UserQuery{Email: email, Disabled: disabled, After: pg.After, Limit: pg.Limit + 1}
 	switch {
 	case pool != "" || email != "":
 		if !c.AdministersPool(pool) {
@@ -186,7 +186,7 @@ func (h *API) list(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	rows, cursor := next(rows, pg.limit, func(u *models.User) (time.Time, string) { return u.CreatedAt, u.ID })
+	rows, cursor := jsonapi.NextPage(rows, pg.Limit, func(u *models.User) (time.Time, string) { return u.CreatedAt, u.ID })
 	out := make([]adminUser, 0, len(rows))
 	for i := range rows {
 		out = append(out, userView(&rows[i]))
@@ -224,7 +224,7 @@ func (h *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	respondTagged(w, http.StatusOK, userView(u))
+	jsonapi.RespondTagged(w, http.StatusOK, userView(u))
 	return nil
 }
 
@@ -249,7 +249,7 @@ func (h *API) patch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	patch := models.UserPatch{Name: body.Name, Roles: body.Roles, Extras: body.Extras, Disabled: body.Disabled}
-	if conditional, err := ifMatch(r, etagOf(userView(cur))); err != nil {
+	if conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(userView(cur))); err != nil {
 		return err
 	} else if conditional {
 		patch.Unmodified = &cur.UpdatedAt // decided by the update itself: of two PATCHes with one ETag, one wins
@@ -257,12 +257,12 @@ func (h *API) patch(w http.ResponseWriter, r *http.Request) error {
 	// One change, one transaction: a field the store refuses leaves the others unsaved too.
 	u, err := h.Store.UpdateUser(ctx, id, patch, h.Now())
 	if errors.Is(err, models.ErrPreconditionFailed) {
-		return preconditionFailed()
+		return jsonapi.ErrPreconditionFailed()
 	} else if err != nil {
 		return storeError("admin api: update user", err)
 	}
 	request.Logger(ctx).Info("admin updated user", "user", id, "client", c.ID)
-	respondTagged(w, http.StatusOK, userView(u))
+	jsonapi.RespondTagged(w, http.StatusOK, userView(u))
 	return nil
 }
 

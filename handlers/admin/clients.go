@@ -183,15 +183,15 @@ func (h *API) listClients(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pg, err := readPage(r)
+	pg, err := jsonapi.ReadPage(r)
 	if err != nil {
 		return err
 	}
-	isAdmin, err := boolParam(r, "admin")
+	isAdmin, err := jsonapi.BoolParam(r, "admin")
 	if err != nil {
 		return err
 	}
-	q := models.ClientQuery{Admin: isAdmin, After: pg.after, Limit: pg.limit + 1}
+	q := models.ClientQuery{Admin: isAdmin, After: pg.After, Limit: pg.Limit + 1}
 	if pool := r.URL.Query().Get("pool"); pool != "" {
 		if !admin.AdministersPool(pool) {
 			return notYourPool(pool)
@@ -213,7 +213,7 @@ func (h *API) listClients(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	rows, cursor := next(rows, pg.limit, func(c *models.Client) (time.Time, string) { return c.CreatedAt, c.ID })
+	rows, cursor := jsonapi.NextPage(rows, pg.Limit, func(c *models.Client) (time.Time, string) { return c.CreatedAt, c.ID })
 	out := make([]clientView, 0, len(rows))
 	for i := range rows {
 		out = append(out, viewOf(&rows[i]))
@@ -283,7 +283,7 @@ func (h *API) createClient(w http.ResponseWriter, r *http.Request) error {
 	}
 	request.Logger(r.Context()).Info("admin created client", "client_id", cl.ID, "client", admin.ID)
 	w.Header().Set("Location", Prefix+"/clients/"+cl.ID)
-	w.Header().Set("ETag", etagOf(viewOf(cl)))
+	w.Header().Set("ETag", jsonapi.ETag(viewOf(cl)))
 	jsonapi.Respond(w, http.StatusCreated, withSecret{clientView: viewOf(cl), ClientSecret: plain})
 	return nil
 }
@@ -297,7 +297,7 @@ func (h *API) getClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	respondTagged(w, http.StatusOK, viewOf(cl))
+	jsonapi.RespondTagged(w, http.StatusOK, viewOf(cl))
 	return nil
 }
 
@@ -314,7 +314,7 @@ func (h *API) patchClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	view := viewOf(cur)
-	conditional, err := ifMatch(r, etagOf(view))
+	conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(view))
 	if err != nil {
 		return err
 	}
@@ -353,7 +353,7 @@ func (h *API) patchClient(w http.ResponseWriter, r *http.Request) error {
 		return writeError("admin api: update client", err, "No such client.")
 	}
 	request.Logger(ctx).Info("admin updated client", "client_id", next.ID, "client", admin.ID)
-	w.Header().Set("ETag", etagOf(viewOf(&next)))
+	w.Header().Set("ETag", jsonapi.ETag(viewOf(&next)))
 	jsonapi.Respond(w, http.StatusOK, withSecret{clientView: viewOf(&next), ClientSecret: plain})
 	return nil
 }
@@ -368,7 +368,7 @@ func (h *API) deleteClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	conditional, err := ifMatch(r, etagOf(viewOf(cl)))
+	conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(viewOf(cl)))
 	if err != nil {
 		return err
 	}
@@ -381,7 +381,7 @@ func (h *API) deleteClient(w http.ResponseWriter, r *http.Request) error {
 		return writeError("admin api: delete client", err, "No such client.")
 	}
 	request.Logger(ctx).Info("admin deleted client", "client_id", cl.ID, "client", admin.ID)
-	noContent(w)
+	jsonapi.NoContent(w)
 	return nil
 }
 

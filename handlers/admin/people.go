@@ -57,7 +57,7 @@ func (h *API) createUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	request.Logger(ctx).Info("admin created user", "user", u.ID, "client", admin.ID)
 	w.Header().Set("Location", Prefix+"/users/"+u.ID)
-	respondTagged(w, http.StatusCreated, userView(u))
+	jsonapi.RespondTagged(w, http.StatusCreated, userView(u))
 	return nil
 }
 
@@ -71,7 +71,7 @@ func (h *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	conditional, err := ifMatch(r, etagOf(userView(u)))
+	conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(userView(u)))
 	if err != nil {
 		return err
 	}
@@ -84,7 +84,7 @@ func (h *API) deleteUser(w http.ResponseWriter, r *http.Request) error {
 		return writeError("admin api: delete user", err, "No such user.")
 	}
 	request.Logger(ctx).Info("admin deleted user", "user", u.ID, "client", admin.ID)
-	noContent(w)
+	jsonapi.NoContent(w)
 	return nil
 }
 

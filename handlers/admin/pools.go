@@ -97,7 +97,7 @@ func (h *API) getPool(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	respondTagged(w, http.StatusOK, poolView(p))
+	jsonapi.RespondTagged(w, http.StatusOK, poolView(p))
 	return nil
 }
 
@@ -121,7 +121,7 @@ func (h *API) createPool(w http.ResponseWriter, r *http.Request) error {
 	err = h.Store.CreatePool(ctx, models.Pool{Name: body.Name, SignupEnabled: f.SignupEnabled, DefaultRoles: f.DefaultRoles,
 		MFA: f.MFA, RequireEmailVerification: f.RequireEmailVerification, PasswordlessCodes: f.PasswordlessCodes})
 	if errors.Is(err, models.ErrConflict) {
-		return jsonapi.New(http.StatusConflict, Conflict, "A pool with this name already exists.")
+		return jsonapi.New(http.StatusConflict, jsonapi.Conflict, "A pool with this name already exists.")
 	} else if err != nil {
 		return storeError("admin api: create pool", err)
 	}
@@ -131,7 +131,7 @@ func (h *API) createPool(w http.ResponseWriter, r *http.Request) error {
 	}
 	request.Logger(ctx).Info("admin created pool", "pool", p.Name, "client", admin.ID)
 	w.Header().Set("Location", Prefix+"/pools/"+p.Name)
-	respondTagged(w, http.StatusCreated, poolView(p))
+	jsonapi.RespondTagged(w, http.StatusCreated, poolView(p))
 	return nil
 }
 
@@ -145,7 +145,7 @@ func (h *API) patchPool(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	conditional, err := ifMatch(r, etagOf(poolView(cur)))
+	conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(poolView(cur)))
 	if err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func (h *API) patchPool(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("admin api: read the pool back: %w", err)
 	}
 	request.Logger(ctx).Info("admin updated pool", "pool", p.Name, "client", admin.ID)
-	respondTagged(w, http.StatusOK, poolView(p))
+	jsonapi.RespondTagged(w, http.StatusOK, poolView(p))
 	return nil
 }
 
@@ -203,7 +203,7 @@ func (h *API) rotateKeys(w http.ResponseWriter, r *http.Request) error {
 	r = request.Detached(r)
 	scheduled, err := h.Keys.Rotate(r.Context())
 	if errors.Is(err, keys.ErrRotationConflict) {
-		return jsonapi.New(http.StatusConflict, Conflict, "Another rotation was made meanwhile; list the keys.")
+		return jsonapi.New(http.StatusConflict, jsonapi.Conflict, "Another rotation was made meanwhile; list the keys.")
 	} else if err != nil {
 		return fmt.Errorf("admin api: rotate signing keys: %w", err)
 	}
