@@ -1,7 +1,8 @@
 // Package jsonapi is what every JSON endpoint of ours shares that fosite does not own: the error codes, the
 // Error handlers return, the one writer (Write) that maps an error to a status and an OAuth-shaped body and
 // logs every failure on our side, the mapping of infrastructure faults to 503 with Retry-After (also used in
-// front of fosite's own writers, see NoteOAuthError), strict JSON body decoding, and the user object.
+// front of fosite's own writers, see NoteOAuthError), strict JSON body decoding, the user object, and list pages
+// with opaque keyset cursors and strong ETags checked by If-Match (page.go).
 package jsonapi
 
 import (
