@@ -434,7 +434,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	cl, err := clientFromFlags(clientFlags{
 		id: *id, name: cmp.Or(*name, *id), grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
-		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
+		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: models.SignupAllowed(*firstParty, allowSignup), enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
 		exchange: exchange, dpopBound: dpopBound, logout: logout, magicLink: magicLink,
 	})

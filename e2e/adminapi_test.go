@@ -392,3 +392,45 @@ func TestAdminAPIConcurrentIfMatchOneWins(t *testing.T) {
 		}
 	})
 }
+
+// One owner for a client's defaults and rules: the same request through the CLI and through the admin API makes
+// the same client.
+func TestAdminAPIClientsMatchTheCLI(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env.cli(t, "pools", "create", "customers")
+		ops := env.createClient(t, "--name", "ops", "--admin")
+		cases := []struct {
+			args []string
+			body map[string]any
+		}{
+			{[]string{"--public", "--redirect-uris", "https://spa.example/cb", "--scopes", "openid profile"},
+				map[string]any{"public": true, "redirect_uris": []string{"https://spa.example/cb"}, "scope": "openid profile"}},
+			{[]string{"--first-party", "--pool", "customers", "--scopes", "openid offline_access"},
+				map[string]any{"first_party": true, "pool": "customers", "scope": "openid offline_access"}},
+			{[]string{"--admin", "--admin-pools", "customers", "--scopes", "read"},
+				map[string]any{"admin": true, "admin_pools": []string{"customers"}, "scope": "read"}},
+		}
+		for i, c := range cases {
+			env.createClient(t, append([]string{"--id", fmt.Sprintf("cli-%d", i)}, c.args...)...)
+		}
+		srv := env.startServer(t)
+		api := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, ops))
+		for i, c := range cases {
+			c.body["client_id"] = fmt.Sprintf("api-%d", i)
+			if code, _, b := api.call(t, "POST", "/clients", nil, "", c.body, nil); code != 201 {
+				t.Fatalf("create %v: %d %v", c.body, code, b)
+			}
+			_, _, viaCLI := api.call(t, "GET", "/clients/{id}", []string{fmt.Sprintf("cli-%d", i)}, "", nil, nil)
+			_, _, viaAPI := api.call(t, "GET", "/clients/{id}", []string{fmt.Sprintf("api-%d", i)}, "", nil, nil)
+			for _, m := range []map[string]any{viaCLI, viaAPI} {
+				for _, k := range []string{"client_id", "client_name", "created_at", "updated_at"} {
+					delete(m, k)
+				}
+			}
+			if a, b := fmt.Sprint(viaCLI), fmt.Sprint(viaAPI); a != b {
+				t.Errorf("case %d: the CLI made\n%s\nthe API made\n%s", i, a, b)
+			}
+		}
+	})
+}

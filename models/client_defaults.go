@@ -65,3 +65,9 @@ func (c *Client) SetAuthMethod(method string) {
 func (c *Client) NeedsSealedSecret(before string) bool {
 	return c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT && before != AuthMethodClientSecretJWT && !c.Public
 }
+
+// SignupAllowed is whether a new client lets users sign themselves up through it (if its pool allows sign-up
+// too): a first-party app does unless asked (nil: not said) not to; no other client can.
+func SignupAllowed(firstParty bool, asked *bool) bool {
+	return firstParty && (asked == nil || *asked)
+}

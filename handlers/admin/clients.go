@@ -260,12 +260,14 @@ func (h *API) createClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var body struct {
-		ClientID string `json:"client_id"`
+		ClientID    string `json:"client_id"`
+		AllowSignup *bool  `json:"allow_signup"` // shadows clientFields': not said is not false
 		clientFields
 	}
 	if err := jsonapi.Decode(r, &body); err != nil {
 		return err
 	}
+	body.clientFields.AllowSignup = models.SignupAllowed(body.FirstParty, body.AllowSignup)
 	cl := &models.Client{ID: body.ClientID}
 	body.apply(cl)
 	cl.ApplyDefaults()
