@@ -234,6 +234,12 @@ func (a *app) Close() error { return a.store.Close() }
 
 // handler is the whole HTTP surface.
 func (a *app) handler() http.Handler {
+	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
+		a.families()...)
+}
+
+// families are the endpoint families handler mounts, in one list.
+func (a *app) families() []handlers.Routes {
 	cors := &request.CORS{Origins: a.store, Unavailable: jsonapi.WriteUnavailable}
 	throttleNow := a.clock
 	if a.throttleNow != nil {
@@ -242,7 +248,7 @@ func (a *app) handler() http.Handler {
 	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
 		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow, Rejections: a.metrics}
 	mfaSealer := mfa.NewSealer(a.secret)
-	return handlers.NewRouter(handlers.RouterOptions{Logger: a.logger, MaxBodyBytes: a.cfg.MaxBodyBytes, TrustedProxies: a.cfg.TrustedProxies, Metrics: a.metrics},
+	return []handlers.Routes{
 		&handlers.Health{DB: a.store},
 		&oauth.Discovery{Metadata: a.metadata()},
 		&oauth.JWKS{Keys: a.keys, MaxAge: a.cfg.JWKSMaxAge},
@@ -275,7 +281,7 @@ func (a *app) handler() http.Handler {
 		},
 		&admin.API{
 			OAuth: a.prov.OAuth2, Store: a.store, Issuer: a.prov, Now: a.clock, Issued: a.metrics, DPoP: a.prov,
-			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Secrets: a.prov, Keys: a.keys,
 			Webhooks: &admin.Webhooks{Store: a.store, Secrets: outbox.NewWebhookSecrets(a.secret)},
 		},
 		&registration.API{
@@ -288,7 +294,7 @@ func (a *app) handler() http.Handler {
 			Now: a.clock, Issued: a.metrics,
 			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer), Mail: a.composeMail(),
 		},
-	)
+	}
 }
 
 // mfaIssuer labels Latchkey's factors in authenticator apps: the issuer's host.

@@ -14,8 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/latchkey/latchkey/jwe"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/provider"
@@ -351,28 +349,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 		Pool: f.pool, AllowSignup: f.allowSignup,
 		Admin: f.admin, AdminPools: splitList(f.adminPools),
 	}
-	if cl.Admin && !slices.Contains(cl.Scopes, models.AdminScope) {
-		cl.Scopes = append(cl.Scopes, models.AdminScope)
-	}
-	if cl.ID == "" {
-		cl.ID = uuid.NewString()
-	}
-	if len(cl.GrantTypes) == 0 {
-		switch {
-		case f.public:
-			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
-		case f.firstParty && len(cl.RedirectURIs) > 0:
-			cl.GrantTypes = []string{"authorization_code", "refresh_token"}
-		case f.firstParty:
-			// A first-party app signing users in through the token API needs only to refresh what it gets.
-			cl.GrantTypes = []string{"refresh_token"}
-		default:
-			cl.GrantTypes = []string{"client_credentials"}
-		}
-	}
-	if len(cl.ResponseTypes) == 0 && slices.Contains(cl.GrantTypes, "authorization_code") {
-		cl.ResponseTypes = []string{"code"}
-	}
+	cl.ApplyDefaults()
 	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
 	p = append(p, f.keys.apply(cl)...)
 	f.requestObjects.apply(cl)
@@ -457,7 +434,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	cl, err := clientFromFlags(clientFlags{
 		id: *id, name: cmp.Or(*name, *id), grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
-		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: *allowSignup && *firstParty, enc: enc,
+		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: models.SignupAllowed(*firstParty, allowSignup), enc: enc,
 		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
 		exchange: exchange, dpopBound: dpopBound, logout: logout, magicLink: magicLink,
 	})
@@ -556,13 +533,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	}
 	defer a.Close()
 	if admin.set {
-		cl.Admin = admin.value
-		cl.Scopes = slices.DeleteFunc(cl.Scopes, func(s string) bool { return s == models.AdminScope })
-		if cl.Admin {
-			cl.Scopes = append(cl.Scopes, models.AdminScope)
-		} else {
-			cl.AdminPools = nil
-		}
+		cl.SetAdmin(admin.value)
 	}
 	switch *adminPools {
 	case "":
@@ -571,14 +542,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	default:
 		cl.AdminPools = splitList(*adminPools)
 	}
-	wasSecretJWT := cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT
+	before := cl.TokenEndpointAuthMethod
 	if *authMethod != "" {
-		// An HMAC alg goes with client_secret_jwt only: a switch across that line resets the alg to the new
-		// method's default, unless --token-endpoint-auth-signing-alg gives one.
-		if slices.Contains(models.ClientSecretJWTSigningAlgs, cl.TokenEndpointAuthSigningAlg) != (*authMethod == models.AuthMethodClientSecretJWT) {
-			cl.TokenEndpointAuthSigningAlg = ""
-		}
-		cl.TokenEndpointAuthMethod = *authMethod
+		cl.SetAuthMethod(*authMethod) // --token-endpoint-auth-signing-alg, applied below, may name the alg
 	}
 	if p := append(refresh.apply(cl), keys.apply(cl)...); len(p) > 0 {
 		return errors.New(strings.Join(p, "; "))
@@ -593,7 +559,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient
-	if cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT && !wasSecretJWT && !cl.Public {
+	if cl.NeedsSealedSecret(before) {
 		plain = provider.GenerateClientSecretJWT()
 		if cl.SecretHash, cl.SealedSecret, err = a.prov.StoredSecret(cl.ID, plain, true); err != nil {
 			return err

@@ -5,8 +5,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
+	"github.com/gorilla/mux"
+
+	"github.com/latchkey/latchkey/handlers"
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/telemetry"
@@ -37,6 +41,27 @@ func Open(ctx context.Context, args []string, getenv func(string) string, logOut
 
 // Handler is the whole HTTP surface, every middleware included.
 func (s *Server) Handler() http.Handler { return s.a.handler() }
+
+// Routes lists every route the server mounts as "METHOD /path/template", sorted: what a test holds documentation
+// (the admin API's OpenAPI document) to.
+func (s *Server) Routes() []string {
+	r := mux.NewRouter()
+	handlers.Mount(r, s.a.families()...)
+	var out []string
+	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, errT := route.GetPathTemplate()
+		methods, errM := route.GetMethods()
+		if errT != nil || errM != nil {
+			return nil // a subrouter's prefix, or a route for every method: nothing to document per method
+		}
+		for _, m := range methods {
+			out = append(out, m+" "+tpl)
+		}
+		return nil
+	})
+	slices.Sort(out)
+	return out
+}
 
 // Serve serves on ln, with the key reloads and cleanup `latchkey serve` runs, until ctx ends; then it shuts down
 // gracefully.

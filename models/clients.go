@@ -482,6 +482,7 @@ func (s *Store) updateClientRow(ctx context.Context, c *Client, withSecret bool,
 		cols["client_secret_sealed"] = ""
 	}
 	maps.Copy(cols, extra)
+	now = cols["updated_at"].(time.Time) // extra may set its own (a conditional write's stamp)
 	err = s.inTx(ctx, func(tx *gorm.DB) error {
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err

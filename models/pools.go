@@ -155,11 +155,20 @@ func (s *Store) ListPools(ctx context.Context) ([]Pool, error) {
 // PasswordlessCodes (its name
 // and creation time never change); ErrNotFound if there is no such pool.
 func (s *Store) UpdatePool(ctx context.Context, p Pool) error {
+	return s.updatePool(ctx, p, nil)
+}
+
+// updatePool is UpdatePool of a row that also matches where (nil: any); a row it excludes is ErrNotFound.
+func (s *Store) updatePool(ctx context.Context, p Pool, where map[string]any) error {
 	mfaPolicy, err := validateMFAPolicy(p.MFA)
 	if err != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, err)
 	}
-	res := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name).UpdateColumns(map[string]any{
+	q := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name)
+	if where != nil {
+		q = q.Where(where)
+	}
+	res := q.UpdateColumns(map[string]any{
 		"signup_enabled":             p.SignupEnabled,
 		"default_roles":              encodeList(p.DefaultRoles),
 		"mfa_policy":                 mfaPolicy,

@@ -14,6 +14,9 @@ type UserPatch struct {
 	Roles    *[]string
 	Extras   *map[string]any // nil map: {}
 	Disabled *bool
+	// Unmodified, when set, applies the change only while the user's updated_at is still this (as the caller
+	// read it), decided in the first statement of the change; otherwise ErrPreconditionFailed and nothing changes.
+	Unmodified *time.Time
 }
 
 // UpdateUser applies p to user id as one change and returns the user as it now is. Every field is checked
@@ -42,7 +45,19 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 	}
 	var row userRow
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if len(cols) > 0 {
+		if p.Unmodified != nil {
+			cols["updated_at"] = stamp(now, *p.Unmodified)
+			res := tx.Model(&userRow{}).Where("id = ? AND updated_at = ?", id, dbTime(*p.Unmodified)).UpdateColumns(cols)
+			if res.Error != nil {
+				return mapErr(res.Error)
+			}
+			if res.RowsAffected == 0 {
+				return unlessGone(tx, &userRow{}, "id = ?", id)
+			}
+			if now.Before(cols["updated_at"].(time.Time)) {
+				now = cols["updated_at"].(time.Time) // disabling below stamps no earlier than this
+			}
+		} else if len(cols) > 0 {
 			if err := updateUser(tx, id, cols, now); err != nil {
 				return err
 			}

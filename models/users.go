@@ -519,10 +519,24 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 // consents, and every token, code and request whose subject is that user, in one transaction; ErrNotFound if
 // there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	return s.deleteUser(ctx, id, nil)
+}
+
+// deleteUser is DeleteUser of a row that also matches where (nil: any); a row it excludes is ErrNotFound. The
+// row is read first (the events need its pool) and deleted last under the same condition, so a change between
+// the two rolls the whole deletion back.
+func (s *Store) deleteUser(ctx context.Context, id string, where map[string]any) error {
 	now := s.now()
+	match := func(tx *gorm.DB) *gorm.DB {
+		q := tx.Where("id = ?", id)
+		if where != nil {
+			q = q.Where(where)
+		}
+		return q
+	}
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		var gone userRow
-		if err := tx.Where("id = ?", id).Take(&gone).Error; err != nil {
+		if err := match(tx).Take(&gone).Error; err != nil {
 			return mapErr(err)
 		}
 		for _, table := range tokenTables {
@@ -550,12 +564,12 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 		if err := fanOutWebhooks(tx, deleted, now); err != nil {
 			return err
 		}
-		res := tx.Where("id = ?", id).Delete(&userRow{})
+		res := match(tx).Delete(&userRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return ErrNotFound // deleted meanwhile
+			return ErrNotFound // deleted or changed meanwhile
 		}
 		return nil
 	})

@@ -1,6 +1,8 @@
-// Package admin serves the admin API for backends (Xano-style): read users and set their roles, custom claims
-// ("extras"), name and disabled flag; mint tokens for a user; list and end a user's sessions. Every error goes
-// through jsonapi.Write.
+// Package admin serves the admin API (/api/v1/admin) for backends and operators: users (list, create, read,
+// patch, delete, password, factors, MFA reset, minted tokens), their sessions, clients (with secrets shown once),
+// pools and signing keys (page.go: cursors and ETags; routes.go: the routes beyond the first users routes and the
+// OpenAPI document, openapi.json, held to them by openapi_test.go). Every error goes through jsonapi.Write; every
+// rule is the models' (the CLI's too).
 package admin
 
 import (
@@ -9,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,10 +34,34 @@ type store interface {
 	ClientByID(ctx context.Context, id string) (*models.Client, error)
 	UserByID(ctx context.Context, id string) (*models.User, error)
 	UserByEmail(ctx context.Context, pool, email string) (*models.User, error)
-	ListUsers(ctx context.Context, pool string) ([]models.User, error)
+	ListUsersPage(ctx context.Context, q models.UserQuery) ([]models.User, error)
 	UpdateUser(ctx context.Context, id string, p models.UserPatch, now time.Time) (*models.User, error)
 	ResetMFA(ctx context.Context, userID string) (int, error)
 	sessionStore
+	moreStore
+}
+
+// moreStore is what the clients, pools and the rest of the users routes read and write.
+type moreStore interface {
+	ListClientsPage(ctx context.Context, q models.ClientQuery) ([]models.Client, error)
+	RegisterClient(ctx context.Context, c *models.Client) error
+	UpdateClient(ctx context.Context, c *models.Client) error
+	UpdateClientAndSecret(ctx context.Context, c *models.Client) error
+	UpdateClientIf(ctx context.Context, c *models.Client, unmodified time.Time, withSecret bool) error
+	UpdateClientSecret(ctx context.Context, id, secretHash, sealed string) error
+	DeleteClient(ctx context.Context, id string) error
+	DeleteClientIf(ctx context.Context, id string, unmodified time.Time) error
+	CreateUserWith(ctx context.Context, u models.NewUser) (*models.User, error)
+	DeleteUser(ctx context.Context, id string) error
+	DeleteUserIf(ctx context.Context, id string, unmodified time.Time) error
+	ChangePassword(ctx context.Context, userID, password, keepSessionID string, now time.Time) (int, error)
+	Factors(ctx context.Context, userID string) ([]models.Factor, error)
+	EndUserBrowserSessions(ctx context.Context, userID, exceptID string, now time.Time) (int, error)
+	ListPools(ctx context.Context) ([]models.Pool, error)
+	GetPool(ctx context.Context, name string) (*models.Pool, error)
+	CreatePool(ctx context.Context, p models.Pool) error
+	UpdatePool(ctx context.Context, p models.Pool) error
+	UpdatePoolIf(ctx context.Context, p models.Pool, was models.Pool) error
 }
 
 // API is the admin surface. Callers authenticate with an access token carrying the latchkey.admin scope,
@@ -55,6 +80,9 @@ type API struct {
 	Now             func() time.Time
 	// Issued counts minted grants as the token API counts sign-ins; nil: none.
 	Issued interface{ TokenIssued(grantType string) }
+	// Secrets stores the secrets of clients made or rotated here; Keys are the signing keys.
+	Secrets secrets
+	Keys    keyRing
 	// Webhooks serves /webhooks (webhooks.go); nil: not mounted.
 	Webhooks *Webhooks
 }
@@ -71,6 +99,7 @@ func (h *API) Mount(r *mux.Router) {
 	s.Handle("/users/{id}/sessions", handler(h.sessions)).Methods(http.MethodGet)
 	s.Handle("/users/{id}/sessions/{sid}", handler(h.endSession)).Methods(http.MethodDelete)
 	s.Handle("/users/{id}/mfa", handler(h.resetMFA)).Methods(http.MethodDelete)
+	h.mountMore(s)
 	h.mountWebhooks(s)
 }
 
@@ -123,55 +152,49 @@ func (h *API) authorize(r *http.Request) (*models.Client, error) {
 	return c, nil
 }
 
-// list answers GET /users: ?pool=P lists one pool (which the client must administer); without it, every pool the
-// client administers. ?email=E looks the address up in ?pool= (default: the default pool).
+// list answers GET /users, a page at a time (?limit=, ?cursor=): ?pool=P lists one pool (which the client must
+// administer); without it, every pool the client administers. ?email=E looks the address up in ?pool= (default:
+// the default pool); ?disabled=true|false filters.
 func (h *API) list(w http.ResponseWriter, r *http.Request) error {
 	c, err := h.authorize(r)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
+	pg, err := jsonapi.ReadPage(r)
+	if err != nil {
+		return err
+	}
+	disabled, err := jsonapi.BoolParam(r, "disabled")
+	if err != nil {
+		return err
+	}
 	q := r.URL.Query()
-	pool := q.Get("pool")
-	if email := q.Get("email"); email != "" {
+	pool, email := q.Get("pool"), q.Get("email")
+	uq := models.UserQuery{Email: email, Disabled: disabled, After: pg.After, Limit: pg.Limit + 1}
+	switch {
+	case pool != "" || email != "":
 		if !c.AdministersPool(pool) {
 			return notYourPool(pool)
 		}
-		u, err := h.Store.UserByEmail(ctx, pool, email)
-		if errors.Is(err, models.ErrNotFound) {
-			jsonapi.Respond(w, http.StatusOK, map[string]any{"users": []jsonapi.User{}})
-			return nil
-		} else if err != nil {
-			return storeError("admin api: look up user by email", err)
+		uq.Pools = []string{cmp.Or(pool, models.DefaultPool)}
+	case len(c.AdminPools) > 0:
+		uq.Pools = c.AdminPools
+	}
+	rows, err := h.Store.ListUsersPage(r.Context(), uq)
+	if err != nil {
+		return storeError("admin api: list users", err)
+	}
+	if len(rows) == 0 && pool != "" {
+		if err := h.poolExists(r, pool); err != nil {
+			return err
 		}
-		jsonapi.Respond(w, http.StatusOK, map[string]any{"users": []jsonapi.User{jsonapi.UserOf(u)}})
-		return nil
 	}
-	pools := []string{pool} // "" lists every pool
-	switch {
-	case pool != "" && !c.AdministersPool(pool):
-		return notYourPool(pool)
-	case pool == "" && len(c.AdminPools) > 0:
-		pools = c.AdminPools
+	rows, cursor := jsonapi.NextPage(rows, pg.Limit, func(u *models.User) (time.Time, string) { return u.CreatedAt, u.ID })
+	out := make([]adminUser, 0, len(rows))
+	for i := range rows {
+		out = append(out, userView(&rows[i]))
 	}
-	var list []models.User
-	for _, p := range pools {
-		users, err := h.Store.ListUsers(ctx, p)
-		if err != nil {
-			return storeError("admin api: list users", err)
-		}
-		list = append(list, users...)
-	}
-	if len(pools) > 1 {
-		slices.SortStableFunc(list, func(a, b models.User) int {
-			return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-		})
-	}
-	out := make([]jsonapi.User, 0, len(list))
-	for i := range list {
-		out = append(out, jsonapi.UserOf(&list[i]))
-	}
-	jsonapi.Respond(w, http.StatusOK, map[string]any{"users": out})
+	jsonapi.Respond(w, http.StatusOK, map[string]any{"users": out, "next_cursor": cursor})
 	return nil
 }
 
@@ -204,7 +227,7 @@ func (h *API) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	jsonapi.Respond(w, http.StatusOK, jsonapi.UserOf(u))
+	jsonapi.RespondTagged(w, http.StatusOK, userView(u))
 	return nil
 }
 
@@ -224,16 +247,25 @@ func (h *API) patch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := mux.Vars(r)["id"]
-	if _, err := h.user(r, c, id); err != nil {
+	cur, err := h.user(r, c, id)
+	if err != nil {
 		return err
 	}
+	patch := models.UserPatch{Name: body.Name, Roles: body.Roles, Extras: body.Extras, Disabled: body.Disabled}
+	if conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(userView(cur))); err != nil {
+		return err
+	} else if conditional {
+		patch.Unmodified = &cur.UpdatedAt // decided by the update itself: of two PATCHes with one ETag, one wins
+	}
 	// One change, one transaction: a field the store refuses leaves the others unsaved too.
-	u, err := h.Store.UpdateUser(ctx, id, models.UserPatch{Name: body.Name, Roles: body.Roles, Extras: body.Extras, Disabled: body.Disabled}, h.Now())
-	if err != nil {
+	u, err := h.Store.UpdateUser(ctx, id, patch, h.Now())
+	if errors.Is(err, models.ErrPreconditionFailed) {
+		return jsonapi.ErrPreconditionFailed()
+	} else if err != nil {
 		return storeError("admin api: update user", err)
 	}
 	request.Logger(ctx).Info("admin updated user", "user", id, "client", c.ID)
-	jsonapi.Respond(w, http.StatusOK, jsonapi.UserOf(u))
+	jsonapi.RespondTagged(w, http.StatusOK, userView(u))
 	return nil
 }
 
@@ -248,6 +280,14 @@ func storeError(what string, err error) error {
 		msg := err.Error()
 		if _, reason, ok := strings.Cut(msg, models.ErrInvalid.Error()+": "); ok {
 			msg = reason
+		}
+		// The store's reasons start with the field they are about ("name is ...", "extras may not ...").
+		field, _, _ := strings.Cut(msg, " ")
+		switch field {
+		case "unknown": // "unknown pool ..."
+			return jsonapi.Invalid("pool", msg)
+		case "name", "email", "password", "extras", "roles", "pool", "mfa":
+			return jsonapi.Invalid(field, msg)
 		}
 		return jsonapi.BadRequest(msg)
 	default:

@@ -1,7 +1,8 @@
 // Package jsonapi is what every JSON endpoint of ours shares that fosite does not own: the error codes, the
 // Error handlers return, the one writer (Write) that maps an error to a status and an OAuth-shaped body and
 // logs every failure on our side, the mapping of infrastructure faults to 503 with Retry-After (also used in
-// front of fosite's own writers, see NoteOAuthError), strict JSON body decoding, and the user object.
+// front of fosite's own writers, see NoteOAuthError), strict JSON body decoding, the user object, and list pages
+// with opaque keyset cursors and strong ETags checked by If-Match (page.go).
 package jsonapi
 
 import (
@@ -50,13 +51,22 @@ type Error struct {
 	Status      int
 	Code        Code
 	Description string
-	header      http.Header
-	cause       error
+	// Field names the request field at fault in a validation error, sent as "field"; "" for none.
+	Field  string
+	header http.Header
+	cause  error
 }
 
 // New returns an error answered with status, code and description.
 func New(status int, code Code, description string) *Error {
 	return &Error{Status: status, Code: code, Description: description}
+}
+
+// Invalid is a 400 invalid_request about one field of the request.
+func Invalid(field, description string) *Error {
+	e := BadRequest(description)
+	e.Field = field
+	return e
 }
 
 // BadRequest is the common 400 invalid_request.
@@ -97,7 +107,11 @@ func (e *Error) Send(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": string(e.Code), "error_description": e.Description})
+	body := map[string]string{"error": string(e.Code), "error_description": e.Description}
+	if e.Field != "" {
+		body["field"] = e.Field
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // The generic answers to a failure on our side: the client learns nothing of the cause.
