@@ -20,8 +20,8 @@ func TestWebhooksAdminAPI(t *testing.T) {
 		env["LATCHKEY_OUTBOX_RETRY_BASE"] = "50ms"
 		srv, clientID := noCodeFixture(t, env)
 		env.cli(t, "pools", "create", "staff", "--signup=false")
-		all := adminToken(t, srv, env.createClient(t, "--name", "ops", "--admin"))
-		limited := adminToken(t, srv, env.createClient(t, "--name", "xano", "--admin", "--admin-pools", "customers"))
+		all := adminHeader(t, srv, env.createClient(t, "--name", "ops", "--admin"))
+		limited := adminHeader(t, srv, env.createClient(t, "--name", "xano", "--admin", "--admin-pools", "customers"))
 		hooks := srv.URL + "/api/v1/admin/webhooks"
 		everywhere, ours := newWebhookReceiver(t, 0), newWebhookReceiver(t, 0)
 
@@ -168,14 +168,6 @@ func TestWebhooksAdminAPI(t *testing.T) {
 			t.Errorf("deliveries of a deleted webhook: %d", code)
 		}
 	})
-}
-
-func toStrings(v any) []string {
-	var out []string
-	for _, s := range v.([]any) {
-		out = append(out, s.(string))
-	}
-	return out
 }
 
 // The CLI manages webhooks as the admin API does, with the same rules, one line per error.

@@ -11,7 +11,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -207,14 +206,10 @@ func webhookEnv(env testEnv) {
 	env["LATCHKEY_OUTBOX_RETRY_BASE"] = "100ms"
 }
 
-// adminToken is an admin client's client_credentials token for the admin API, as a header.
-func adminToken(t *testing.T, srv *server, c createdClient) map[string]string {
+// adminHeader is an admin client's client_credentials token for the admin API, as a header.
+func adminHeader(t *testing.T, srv *server, c createdClient) map[string]string {
 	t.Helper()
-	code, _, b := postForm(t, srv.URL+"/oauth2/token", url.Values{"grant_type": {"client_credentials"}, "scope": {"latchkey.admin"}}, c.ClientID, c.ClientSecret)
-	if code != 200 {
-		t.Fatalf("client_credentials for %s: %d %v", c.ClientID, code, b)
-	}
-	return bearerHeader(b["access_token"].(string))
+	return bearerHeader(adminToken(t, srv.URL, c))
 }
 
 // signUp creates a user of the fixture's pool through the token API and returns its id.

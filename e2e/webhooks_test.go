@@ -21,7 +21,7 @@ func TestWebhooksRetriedInOrderPerUser(t *testing.T) {
 		rcv.setSecret(secret)
 		rcv.down.Store(true)
 		srv, clientID := noCodeFixture(t, env)
-		admin := adminToken(t, srv, env.createClient(t, "--name", "backend", "--admin"))
+		admin := adminHeader(t, srv, env.createClient(t, "--name", "backend", "--admin"))
 
 		const users, rounds = 3, 4
 		want := map[string][]string{}
@@ -125,7 +125,7 @@ func TestWebhooksTwoNodesDeliverInOrder(t *testing.T) {
 			rcv.refuseEvery.Store(4) // a refusal now and then: retries interleave with new events
 			a, clientID := noCodeFixture(t, env)
 			b := env.startServer(t)
-			admins := []map[string]string{adminToken(t, a, env.createClient(t, "--name", "backend", "--admin"))}
+			admins := []map[string]string{adminHeader(t, a, env.createClient(t, "--name", "backend", "--admin"))}
 			admins = append(admins, admins[0])
 			nodes := []*server{a, b}
 
