@@ -34,7 +34,7 @@ func (in secretInput) read(ctx context.Context, c *cli, flagValue string, fromSt
 	if flagValue != "" {
 		return "", fmt.Errorf("give --%[1]s or --%[1]s-stdin, not both", in.flag)
 	}
-	if fd, ok := terminalFD(c); ok {
+	if fd, ok := terminal(c.stdin); ok {
 		return in.prompted(ctx, c, fd)
 	}
 	line, err := bufio.NewReader(c.stdin).ReadString('\n')
@@ -44,9 +44,9 @@ func (in secretInput) read(ctx context.Context, c *cli, flagValue string, fromSt
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// terminalFD is standard input's descriptor when it is a terminal.
-func terminalFD(c *cli) (int, bool) {
-	f, ok := c.stdin.(interface{ Fd() uintptr })
+// terminal is the descriptor of stream (stdin, stderr) when it is a terminal.
+func terminal(stream any) (int, bool) {
+	f, ok := stream.(interface{ Fd() uintptr })
 	if !ok {
 		return 0, false
 	}
