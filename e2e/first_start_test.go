@@ -125,8 +125,17 @@ type binaryRun struct {
 
 func startBinary(t *testing.T, bin, dir string, settings map[string]string, args ...string) *binaryRun {
 	t.Helper()
+	return startBinaryAs(t, bin, dir, settings, nil, args...)
+}
+
+// startBinaryAs is startBinary with adjust (nil: none) applied to the command before it starts.
+func startBinaryAs(t *testing.T, bin, dir string, settings map[string]string, adjust func(*exec.Cmd), args ...string) *binaryRun {
+	t.Helper()
 	r := &binaryRun{cmd: exec.Command(bin, args...), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan int, 1)}
 	r.cmd.Dir, r.cmd.Env = dir, processEnv(settings)
+	if adjust != nil {
+		adjust(r.cmd)
+	}
 	r.cmd.Stdout, r.cmd.Stderr = r.stdout, r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
