@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"golang.org/x/term"
@@ -54,9 +55,21 @@ func terminal(stream any) (int, bool) {
 	return fd, term.IsTerminal(fd)
 }
 
-// prompted asks on stderr and reads what is typed without echo, twice when confirming.
+// prompted asks on stderr and reads what is typed without echo, twice when confirming. The terminal is in raw
+// mode (no echo, no signals) from before the first prompt appears until the answer is read: Ctrl-C and Ctrl-D
+// arrive as keys and end the command, and a signal that cancels ctx (SIGTERM) leaves the terminal as it was.
 func (in secretInput) prompted(ctx context.Context, c *cli, fd int) (string, error) {
-	first, err := readNoEcho(ctx, c, fd, in.prompt+": ")
+	state, err := term.MakeRaw(fd)
+	if err != nil {
+		return "", fmt.Errorf("read from the terminal: %w", err)
+	}
+	defer term.Restore(fd, state)
+	// One Terminal for both answers: what it read ahead of the first Enter belongs to the second.
+	t := term.NewTerminal(struct {
+		io.Reader
+		io.Writer
+	}{c.stdin, c.stderr}, "")
+	first, err := readNoEcho(ctx, c, t, in.prompt+": ")
 	if err != nil {
 		return "", err
 	}
@@ -66,7 +79,7 @@ func (in secretInput) prompted(ctx context.Context, c *cli, fd int) (string, err
 	if !in.confirm {
 		return first, nil
 	}
-	again, err := readNoEcho(ctx, c, fd, in.prompt+" (again): ")
+	again, err := readNoEcho(ctx, c, t, in.prompt+" (again): ")
 	if err != nil {
 		return "", err
 	}
@@ -76,33 +89,29 @@ func (in secretInput) prompted(ctx context.Context, c *cli, fd int) (string, err
 	return first, nil
 }
 
-// readNoEcho reads one line from the terminal with echo off. Ctrl-C cancels ctx (the command's signal context)
-// while the read blocks: the terminal gets its echo back before the command ends, not left silent.
-func readNoEcho(ctx context.Context, c *cli, fd int, prompt string) (string, error) {
-	state, err := term.GetState(fd)
-	if err != nil {
-		return "", fmt.Errorf("read from the terminal: %w", err)
-	}
-	fmt.Fprint(c.stderr, prompt)
+// readNoEcho shows prompt and reads one line without echo; the read goes on in the background so that ctx (the
+// command's signal context) can end the wait.
+func readNoEcho(ctx context.Context, c *cli, t *term.Terminal, prompt string) (string, error) {
 	type line struct {
-		b   []byte
+		s   string
 		err error
 	}
 	got := make(chan line, 1)
 	go func() {
-		b, err := term.ReadPassword(fd)
-		got <- line{b, err}
+		s, err := t.ReadPassword(prompt)
+		got <- line{s, err}
 	}()
 	select {
 	case l := <-got:
-		fmt.Fprintln(c.stderr) // the Enter that was not echoed
-		if l.err != nil {
+		if errors.Is(l.err, io.EOF) { // Ctrl-C or Ctrl-D
+			fmt.Fprint(c.stderr, "\r\n")
+			return "", errors.New("interrupted")
+		} else if l.err != nil {
 			return "", fmt.Errorf("read from the terminal: %w", l.err)
 		}
-		return strings.TrimRight(string(l.b), "\r"), nil
+		return l.s, nil
 	case <-ctx.Done():
-		_ = term.Restore(fd, state)
-		fmt.Fprintln(c.stderr)
+		fmt.Fprint(c.stderr, "\r\n")
 		return "", errors.New("interrupted")
 	}
 }
