@@ -39,6 +39,7 @@ func commands() []command {
 		{"webhooks", "manage webhooks: create, list, update, rotate-secret, delete, deliveries, redeliver", runWebhooks},
 		{"keys", "manage signing keys: list, rotate", runKeys},
 		{"backup", "copy a SQLite database while the server runs: backup --to FILE", runBackup},
+		{"healthcheck", "exit 0 when a running server answers on /healthz (the container's health check)", runHealthcheck},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -77,7 +78,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func (c *cli) usage() {
 	fmt.Fprintln(c.stderr, "usage: latchkey <command> [flags]\n\ncommands:")
 	for _, cmd := range commands() {
-		fmt.Fprintf(c.stderr, "  %-8s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(c.stderr, "  %-11s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprintln(c.stderr, "\nEvery command accepts the configuration flags (see `latchkey serve -h`); LATCHKEY_* variables set their defaults.")
 }

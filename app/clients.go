@@ -153,15 +153,47 @@ func jwksJSON(src string) json.RawMessage {
 type clientFlags struct {
 	id, name, grants, responses, redirects, scopes, audience, authMethod, format string
 	postLogout, origins, pool, adminPools                                        string
-	keys                                                                         keyAuthFlags
-	requestObjects                                                               requestObjectFlags
-	dpopBound                                                                    optionalBool
-	logout                                                                       logoutFlags
-	magicLink                                                                    magicLinkFlag
-	refresh                                                                      refreshPolicyFlags
 	public, firstParty, allowSignup, admin                                       bool
 	enc                                                                          encryptionFlags
-	exchange                                                                     tokenExchangeFlags
+	policy                                                                       clientPolicyFlags
+}
+
+// clientPolicyFlags are the flag groups clients create and clients update share, defined once so the two
+// commands cannot drift apart. A flag not given leaves the setting alone: the registration's default on create,
+// the client's current value on update. Whether the result is usable is the client's rule (models.Client.Validate).
+type clientPolicyFlags struct {
+	refresh        refreshPolicyFlags
+	keys           keyAuthFlags
+	requestObjects requestObjectFlags
+	exchange       tokenExchangeFlags
+	dpopBound      optionalBool
+	logout         logoutFlags
+	magicLink      magicLinkFlag
+}
+
+// register adds the groups to fs; create words the help for a new client, otherwise for a change ("-": remove).
+func (p *clientPolicyFlags) register(fs *flag.FlagSet, create bool) {
+	p.refresh.register(fs, create)
+	p.keys.register(fs, create)
+	p.requestObjects.register(fs, create)
+	p.exchange.register(fs)
+	fs.Var(&p.dpopBound, "dpop-bound-access-tokens", "every token request of the client must carry a DPoP proof (RFC 9449), so all its access tokens are bound to its key")
+	p.logout.register(fs, create)
+	p.magicLink.register(fs)
+}
+
+// apply copies the given settings onto the client; it returns the files it could not read and the values that
+// do not parse, each named as its flag.
+func (p clientPolicyFlags) apply(cl *models.Client) []string {
+	problems := append(p.refresh.apply(cl), p.keys.apply(cl)...)
+	p.requestObjects.apply(cl)
+	p.exchange.apply(cl)
+	if p.dpopBound.set {
+		cl.DPoPBoundAccessTokens = p.dpopBound.value
+	}
+	p.logout.apply(cl)
+	p.magicLink.apply(cl)
+	return problems
 }
 
 // encryptionFlags are a client's OpenID Connect §10.2 encryption settings, JWKs given as JSON or @file.
@@ -350,13 +382,7 @@ func clientFromFlags(f clientFlags) (*models.Client, error) {
 		Admin: f.admin, AdminPools: splitList(f.adminPools),
 	}
 	cl.ApplyDefaults()
-	p := append(f.enc.apply(cl), f.refresh.apply(cl)...)
-	p = append(p, f.keys.apply(cl)...)
-	f.requestObjects.apply(cl)
-	f.exchange.apply(cl)
-	cl.DPoPBoundAccessTokens = f.dpopBound.value
-	f.logout.apply(cl)
-	f.magicLink.apply(cl)
+	p := append(f.enc.apply(cl), f.policy.apply(cl)...)
 	var ve models.ValidationError
 	if err := cl.ValidateRegistration(); errors.As(err, &ve) {
 		p = append(p, flagProblems(ve)...)
@@ -413,20 +439,8 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 	adminPools := fs.String("admin-pools", "", "with --admin: the pools whose users it may manage (default: every pool)")
 	var enc encryptionFlags
 	enc.register(fs)
-	var refresh refreshPolicyFlags
-	refresh.register(fs, true)
-	var keys keyAuthFlags
-	keys.register(fs, true)
-	var requestObjects requestObjectFlags
-	requestObjects.register(fs, true)
-	var exchange tokenExchangeFlags
-	exchange.register(fs)
-	var dpopBound optionalBool
-	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
-	var logout logoutFlags
-	logout.register(fs, true)
-	var magicLink magicLinkFlag
-	magicLink.register(fs)
+	var policy clientPolicyFlags
+	policy.register(fs, true)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -435,8 +449,7 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 		id: *id, name: cmp.Or(*name, *id), grants: *grants, responses: *responses, redirects: *redirects, scopes: *scopes,
 		audience: *audience, authMethod: *authMethod, format: *format, postLogout: *postLogout, origins: *origins,
 		public: *public, firstParty: *firstParty, pool: *pool, allowSignup: models.SignupAllowed(*firstParty, allowSignup), enc: enc,
-		admin: *admin, adminPools: *adminPools, refresh: refresh, keys: keys, requestObjects: requestObjects,
-		exchange: exchange, dpopBound: dpopBound, logout: logout, magicLink: magicLink,
+		admin: *admin, adminPools: *adminPools, policy: policy,
 	})
 	if err != nil {
 		return err
@@ -487,8 +500,6 @@ func clientsCreate(ctx context.Context, c *cli, args []string) error {
 // optionalBool is a boolean flag that remembers whether it was given: --admin, --admin=false, or absent.
 type optionalBool struct{ set, value bool }
 
-const dpopBoundHelp = "every token request of the client must carry a DPoP proof (RFC 9449), so all its access tokens are bound to its key"
-
 func (b *optionalBool) String() string   { return strconv.FormatBool(b.value) }
 func (b *optionalBool) IsBoolFlag() bool { return true }
 func (b *optionalBool) Set(s string) error {
@@ -508,21 +519,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	var admin optionalBool
 	fs.Var(&admin, "admin", "make it an admin client (adds the "+models.AdminScope+" scope); --admin=false takes that away")
 	adminPools := fs.String("admin-pools", "", "the pools whose users the admin client may manage, comma separated (\"-\": every pool)")
-	var refresh refreshPolicyFlags
-	refresh.register(fs, false)
 	authMethod := fs.String("token-endpoint-auth-method", "", "client_secret_basic, client_secret_post, client_secret_jwt (issues a new secret, shown once) or private_key_jwt (with a JWK Set); a confidential client's only")
-	var keys keyAuthFlags
-	keys.register(fs, false)
-	var requestObjects requestObjectFlags
-	requestObjects.register(fs, false)
-	var exchange tokenExchangeFlags
-	exchange.register(fs)
-	var dpopBound optionalBool
-	fs.Var(&dpopBound, "dpop-bound-access-tokens", dpopBoundHelp)
-	var logout logoutFlags
-	logout.register(fs, false)
-	var magicLink magicLinkFlag
-	magicLink.register(fs)
+	var policy clientPolicyFlags
+	policy.register(fs, false)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseArgs(fs, args); err != nil {
 		return errUsage
@@ -546,16 +545,9 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	if *authMethod != "" {
 		cl.SetAuthMethod(*authMethod) // --token-endpoint-auth-signing-alg, applied below, may name the alg
 	}
-	if p := append(refresh.apply(cl), keys.apply(cl)...); len(p) > 0 {
+	if p := policy.apply(cl); len(p) > 0 {
 		return errors.New(strings.Join(p, "; "))
 	}
-	requestObjects.apply(cl)
-	exchange.apply(cl)
-	if dpopBound.set {
-		cl.DPoPBoundAccessTokens = dpopBound.value
-	}
-	logout.apply(cl)
-	magicLink.apply(cl)
 	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
 	// new secret, stored with the rest in one transaction.
 	plain, update := "", a.store.UpdateClient

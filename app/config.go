@@ -433,17 +433,22 @@ func isLoopbackHost(h string) bool {
 
 var logLevels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}
 
+// secretFile is where the system secret is kept when LATCHKEY_SECRET is not set: beside the SQLite database.
+func (c *Config) secretFile() string {
+	path := strings.TrimPrefix(c.DatabaseURL, "sqlite://")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	return path + ".secret"
+}
+
 // systemSecret returns the configured secret, or for SQLite without one, the secret kept in a 0600 file beside
 // the database, generated on first use. PostgreSQL deployments must configure it (validate enforces that).
 func (c *Config) systemSecret(logger *slog.Logger) ([]byte, error) {
 	if c.Secret != "" {
 		return []byte(c.Secret), nil
 	}
-	path := strings.TrimPrefix(c.DatabaseURL, "sqlite://")
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path = path[:i]
-	}
-	path += ".secret"
+	path := c.secretFile()
 	if b, err := os.ReadFile(path); err == nil {
 		s := strings.TrimSpace(string(b))
 		if len(s) < 32 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/latchkey/latchkey/handlers/browser"
@@ -45,7 +44,7 @@ func newProviderFlags(fs *flag.FlagSet) *providerFlags {
 		issuer:         fs.String("issuer-url", "", "oidc: the issuer URL (its discovery document is read from it)"),
 		clientID:       fs.String("client-id", "", "our client id at the provider"),
 		secret:         fs.String("client-secret", "", "our client secret at the provider (prefer --client-secret-stdin)"),
-		secretStdin:    fs.Bool("client-secret-stdin", false, "read the client secret from the first line of standard input"),
+		secretStdin:    fs.Bool("client-secret-stdin", false, "read the client secret from standard input: typed without echo on a terminal; else its first line"),
 		scopes:         fs.String("scopes", "", "scopes to ask for (default oidc: openid email profile; github: read:user user:email)"),
 		claimEmail:     fs.String("claim-email", "", "oidc: the ID token claim holding the email (default: email)"),
 		claimName:      fs.String("claim-name", "", "oidc: the claim holding the name (default: name; \"-\": none)"),
@@ -58,7 +57,7 @@ func newProviderFlags(fs *flag.FlagSet) *providerFlags {
 }
 
 // apply sets on p the flags given (all of them on create), and the client secret sealed.
-func (f *providerFlags) apply(c *cli, a *app, p *models.UpstreamProvider) error {
+func (f *providerFlags) apply(ctx context.Context, c *cli, a *app, p *models.UpstreamProvider) error {
 	given := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	set := func(name string, dst *string, v string) {
@@ -83,9 +82,9 @@ func (f *providerFlags) apply(c *cli, a *app, p *models.UpstreamProvider) error 
 		p.Scopes = splitList(*f.scopes)
 	}
 	if given["client-secret"] || *f.secretStdin {
-		secret, err := readPassword(c, *f.secret, *f.secretStdin)
+		secret, err := clientSecretInput.read(ctx, c, *f.secret, *f.secretStdin)
 		if err != nil {
-			return errors.New(strings.ReplaceAll(err.Error(), "password", "client-secret"))
+			return err
 		}
 		if p.SealedSecret, err = upstream.NewSecretSealer(a.secret).Seal(p.ID, secret); err != nil {
 			return err
@@ -129,7 +128,7 @@ func providersCreate(ctx context.Context, c *cli, args []string) error {
 	}
 	defer a.Close()
 	p := &models.UpstreamProvider{ID: *f.id, Pool: *f.pool}
-	if err := f.apply(c, a, p); err != nil {
+	if err := f.apply(ctx, c, a, p); err != nil {
 		return err
 	}
 	given := map[string]bool{}
@@ -163,7 +162,7 @@ func providersUpdate(ctx context.Context, c *cli, args []string) error {
 	} else if err != nil {
 		return err
 	}
-	if err := f.apply(c, a, p); err != nil {
+	if err := f.apply(ctx, c, a, p); err != nil {
 		return err
 	}
 	if err := a.store.UpdateUpstreamProvider(ctx, p); errors.Is(err, models.ErrInvalid) {

@@ -118,6 +118,8 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	percent, limit := gcSettings(c.env, models.PasswordHashingBytes(), containerMemoryBytes())
 	applyGCSettings(a.logger, percent, limit)
+	_, onTerminal := terminal(c.stderr)
+	a.firstStartHint(ctx, out, onTerminal)
 	return a.serve(ctx, ln)
 }
 

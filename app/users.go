@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -161,11 +160,13 @@ func userCommand(name string, extra func(fs *flag.FlagSet) func(ctx context.Cont
 
 var usersGet = userCommand("get", func(*flag.FlagSet) func(context.Context, *cli, *app, *models.User) error { return nil })
 
+const passwordStdinHelp = "read the password from standard input: typed without echo, twice, on a terminal; else its first line"
+
 var usersSetPassword = userCommand("set-password", func(fs *flag.FlagSet) func(context.Context, *cli, *app, *models.User) error {
 	password := fs.String("password", "", "new password (prefer --password-stdin)")
-	stdin := fs.Bool("password-stdin", false, "read the new password from standard input")
+	stdin := fs.Bool("password-stdin", false, passwordStdinHelp)
 	return func(ctx context.Context, c *cli, a *app, u *models.User) error {
-		pw, err := readPassword(c, *password, *stdin)
+		pw, err := newPasswordInput.read(ctx, c, *password, *stdin)
 		if err != nil {
 			return err
 		}
@@ -242,29 +243,11 @@ var usersResetMFA = userCommand("reset-mfa", func(*flag.FlagSet) func(context.Co
 	}
 })
 
-// readPassword takes a password from the flag or the first line of standard input.
-func readPassword(c *cli, flagValue string, fromStdin bool) (string, error) {
-	if fromStdin {
-		if flagValue != "" {
-			return "", errors.New("give --password or --password-stdin, not both")
-		}
-		line, err := bufio.NewReader(c.stdin).ReadString('\n')
-		if err != nil && line == "" {
-			return "", errors.New("--password-stdin: no password on standard input")
-		}
-		return strings.TrimRight(line, "\r\n"), nil
-	}
-	if flagValue == "" {
-		return "", errors.New("a password is required (--password or --password-stdin)")
-	}
-	return flagValue, nil
-}
-
 func usersCreate(ctx context.Context, c *cli, args []string) error {
 	fs, cf := c.newFlagSet("users create")
 	email := fs.String("email", "", "email address (unique, case-insensitive)")
 	password := fs.String("password", "", "password (prefer --password-stdin: flags show up in process lists)")
-	passwordStdin := fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	passwordStdin := fs.Bool("password-stdin", false, passwordStdinHelp)
 	roles := fs.String("roles", "", "roles, comma separated")
 	name := fs.String("name", "", "display name")
 	verified := fs.Bool("email-verified", false, "mark the email address as verified")
@@ -278,7 +261,7 @@ func usersCreate(ctx context.Context, c *cli, args []string) error {
 	if *email == "" || (*password == "" && !*passwordStdin) {
 		return errors.New("--email and a password (--password or --password-stdin) are required")
 	}
-	pw, err := readPassword(c, *password, *passwordStdin)
+	pw, err := newPasswordInput.read(ctx, c, *password, *passwordStdin)
 	if err != nil {
 		return err
 	}

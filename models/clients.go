@@ -560,6 +560,15 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 	return out, nil
 }
 
+// HasClients reports whether any client is registered: a server without one has just been set up.
+func (s *Store) HasClients(ctx context.Context) (bool, error) {
+	var ids []string
+	if err := s.conn(ctx).Model(&clientRow{}).Limit(1).Pluck("id", &ids).Error; err != nil {
+		return false, fmt.Errorf("look for clients: %w", mapErr(err))
+	}
+	return len(ids) > 0, nil
+}
+
 // DeleteClient deletes a client, its origins, the consents given to it and every token, code and request
 // issued to it, in one transaction; ErrNotFound if there is no such client.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
