@@ -84,8 +84,9 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{
 		Now:          a.clock,
 		Logger:       logger,
-		MaxOpenConns: cfg.DBMaxConns,
-		NewSession:   func() fosite.Session { return provider.NewSession() },
+		MaxOpenConns:   cfg.DBMaxConns,
+		NewSession:     func() fosite.Session { return provider.NewSession() },
+		AuditRetention: cfg.AuditRetention,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

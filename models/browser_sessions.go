@@ -207,6 +207,14 @@ func (s *Store) startSession(ctx context.Context, userID, mintedBy, authMethod, 
 		if err := tx.Create(&row).Error; err != nil {
 			return mapErr(err)
 		}
+		started := []Event{{Type: EventSessionStarted, UserID: userID, ClientID: mintedBy,
+			Details: map[string]any{"session_id": id, "auth_method": authMethod}}}
+		if mintedBy == "" {
+			started = append(started, Event{Type: EventSignedIn, UserID: userID, Details: map[string]any{"session_id": id, "auth_method": authMethod}})
+		}
+		if err := recordEvents(ctx, tx, started); err != nil {
+			return err
+		}
 		var surplus []string
 		err := tx.Model(&browserSessionRow{}).Where("user_id = ? AND id <> ? AND "+activeSession, userID, id, now, now).
 			Order("created_at DESC, id DESC").Offset(MaxActiveSessions-1).Pluck("id", &surplus).Error
@@ -418,11 +426,19 @@ func endSessions(tx *gorm.DB, ids []string, now time.Time) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	var ended []string
-	err := tx.Raw("UPDATE browser_sessions SET ended_at = ? WHERE id IN ? AND ended_at IS NULL RETURNING id", dbTime(now), ids).
-		Scan(&ended).Error
+	var endedRows []struct{ ID, UserID string }
+	err := tx.Raw("UPDATE browser_sessions SET ended_at = ? WHERE id IN ? AND ended_at IS NULL RETURNING id, user_id", dbTime(now), ids).
+		Scan(&endedRows).Error
 	if err != nil {
 		return 0, mapErr(err)
+	}
+	ended := make([]string, len(endedRows))
+	for i, r := range endedRows {
+		ended[i] = r.ID
+		ev := Event{Type: EventSessionEnded, UserID: r.UserID, Details: map[string]any{"session_id": r.ID}}
+		if err := recordEvent(txContext(tx), tx, ev); err != nil {
+			return 0, err
+		}
 	}
 	if len(ended) > 0 {
 		if err := enqueueBackchannelLogouts(tx, ended, now); err != nil {

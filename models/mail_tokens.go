@@ -331,7 +331,7 @@ func (s *Store) ResetPassword(ctx context.Context, ref MailTokenRef, password st
 		if err := useMailToken(tx, row.ID, now); err != nil {
 			return err
 		}
-		if err := updateUser(tx, row.UserID, map[string]any{"password_hash": hash, "email_verified": true}, now); err != nil {
+		if err := updateUserEvent(tx, row.UserID, map[string]any{"password_hash": hash, "email_verified": true}, now, EventPasswordReset); err != nil {
 			return err
 		}
 		n, err = endUserSessions(tx, row.UserID, "", now)

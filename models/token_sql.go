@@ -48,7 +48,11 @@ func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosit
 	for _, k := range sortedKeys(extra) {
 		cols, args = append(cols, k), append(args, extra[k])
 	}
-	if err := s.insertRow(ctx, table, cols, args); err != nil {
+	var ev *Event
+	if table == tableAccess {
+		ev = tokenEvent(req)
+	}
+	if err := s.insertRowEvent(ctx, table, cols, args, ev); err != nil {
 		return err
 	}
 	if table == tableCode || table == tableAccess {
@@ -61,6 +65,21 @@ func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosit
 
 // insertRow inserts one row, conditionally on the cached client as insertToken describes.
 func (s *Store) insertRow(ctx context.Context, table string, cols []string, args []any) error {
+	return s.insertRowEvent(ctx, table, cols, args, nil)
+}
+
+// insertRowEvent is insertRow that also records ev (nil: none) if, and only if, the row is inserted. On
+// PostgreSQL both are one statement (the row's INSERT in a WITH, the event inserted from what it returned): a
+// client_credentials token has no transaction, and opening one would cost two round trips per token. On SQLite
+// the event follows in the same transaction, opened here if the caller has none (in process, it costs little).
+func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string, args []any, ev *Event) error {
+	if ev != nil && s.dialect != dialectPostgres {
+		if _, ok := ctx.Value(txKey{s}).(*gorm.DB); !ok {
+			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				return s.insertRowEvent(context.WithValue(ctx, txKey{s}, tx), table, cols, args, ev)
+			})
+		}
+	}
 	check := s.unsettledCheck(ctx)
 	if check != nil && check.stale {
 		return ErrStaleClient
@@ -83,8 +102,15 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 		q.WriteString(" WHERE" + clientStillSame)
 		args = append(args, check.stillSameArgs()...)
 	}
+	stmt := q.String()
+	if ev != nil && s.dialect == dialectPostgres {
+		evArgs, poolSQL, poolArgs := auditArgs(ctx, *ev, s.now())
+		stmt = "WITH t AS (" + stmt + " RETURNING 1) INSERT INTO " + tableAudit + " (" + auditColumns +
+			") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + poolSQL + " FROM t"
+		args = append(append(args, evArgs...), poolArgs...)
+	}
 
-	res, err := s.pool(ctx).ExecContext(ctx, s.bind(q.String()), args...)
+	res, err := s.pool(ctx).ExecContext(ctx, s.bind(stmt), args...)
 	if err != nil {
 		err = s.translate(err)
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
@@ -92,14 +118,42 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 		}
 		return mapErr(err)
 	}
+	inserted := true
 	if check != nil {
 		n, err := res.RowsAffected()
 		if err != nil {
 			return fmt.Errorf("insert token: %w", err)
 		}
-		return check.settle(n == 1)
+		inserted = n == 1
+		if err := check.settle(inserted); err != nil {
+			return err
+		}
+	}
+	if ev != nil && inserted && s.dialect != dialectPostgres {
+		return recordEvent(ctx, s.conn(ctx), *ev)
 	}
 	return nil
+}
+
+// tokenEvent is the event of storing an access token: token.refreshed for the refresh grant, else
+// token.issued, with the grant type and client, never the token. A client_credentials token has no user.
+func tokenEvent(req fosite.Requester) *Event {
+	grant := req.GetRequestForm().Get("grant_type")
+	ev := &Event{Type: EventTokenIssued, ClientID: req.GetClient().GetID()}
+	if c, ok := req.GetClient().(*Client); ok {
+		ev.Pool = poolOrDefault(c.Pool)
+	}
+	switch grant {
+	case "":
+		grant = "implicit" // issued by the authorization endpoint
+	case "refresh_token":
+		ev.Type = EventTokenRefreshed
+	}
+	if grant != "client_credentials" && req.GetSession() != nil {
+		ev.UserID = req.GetSession().GetSubject()
+	}
+	ev.Details = map[string]any{"grant_type": grant}
+	return ev
 }
 
 // findToken reads one token row by its raw key. If the request authenticated its client from the cache, the
@@ -162,8 +216,11 @@ var boundSQL sync.Map // string → string
 
 // bind rewrites ? placeholders to PostgreSQL's $1, $2, ...; SQLite takes ? as written. None of the hand-written
 // statements has a ? inside a string literal.
-func (s *Store) bind(q string) string {
-	if s.dialect != dialectPostgres {
+func (s *Store) bind(q string) string { return bindSQL(s.dialect, q) }
+
+// bindSQL is bind for a dialect by name (gorm's Dialector.Name, which is ours).
+func bindSQL(dialect, q string) string {
+	if dialect != dialectPostgres {
 		return q
 	}
 	if b, ok := boundSQL.Load(q); ok {

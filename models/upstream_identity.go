@@ -160,7 +160,8 @@ func (s *Store) newUpstreamUser(tx *gorm.DB, pool, email string, a UpstreamAccou
 	} else if err != nil {
 		return userRow{}, mapErr(err)
 	}
-	return row, nil
+	ev := Event{Type: EventUserCreated, UserID: id, Pool: pool, Details: map[string]any{"email": email, "upstream": a.ProviderID}}
+	return row, recordEvent(txContext(tx), tx, ev)
 }
 
 // CreateUpstreamSession starts a browser session for userID, who just signed in through another provider

@@ -2,7 +2,9 @@ package models
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"gorm.io/gorm"
@@ -59,4 +61,61 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 		return nil, fmt.Errorf("update user: %w", err)
 	}
 	return row.user()
+}
+
+// updateUser sets columns (and updated_at) of user id and records the change; ErrNotFound if there is no such
+// user.
+func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
+	return updateUserEvent(db, id, cols, now, "")
+}
+
+// updateUserEvent is updateUser recording an event of type evType; "" derives it from the columns: a new
+// password hash is user.password_changed, email_verified alone user.email_verified, anything else
+// user.updated, with the changed fields before and after (never the hash).
+func updateUserEvent(db *gorm.DB, id string, cols map[string]any, now time.Time, evType string) error {
+	var before userRow
+	if err := db.Where("id = ?", id).Take(&before).Error; err != nil {
+		return mapErr(err)
+	}
+	cols["updated_at"] = dbTime(now)
+	res := db.Model(&userRow{}).Where("id = ?", id).UpdateColumns(cols)
+	if res.Error != nil {
+		return mapErr(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	var after userRow
+	if err := db.Where("id = ?", id).Take(&after).Error; err != nil {
+		return mapErr(err)
+	}
+	ev := Event{Type: evType, UserID: id, Pool: after.Pool}
+	if _, ok := cols["password_hash"]; ok && evType == "" {
+		ev.Type = EventPasswordChanged
+	}
+	if ev.Type == "" {
+		ev.Type = EventUserUpdated
+		if _, ok := cols["email_verified"]; ok && len(cols) == 2 {
+			ev.Type = EventEmailVerified
+		}
+		b, a := before.auditView(), after.auditView()
+		for k, v := range a {
+			if reflect.DeepEqual(b[k], v) {
+				delete(a, k)
+				delete(b, k)
+			}
+		}
+		ev.Details = map[string]any{"before": b, "after": a}
+	}
+	return recordEvent(txContext(db), db, ev)
+}
+
+// auditView is what a user.updated event shows of a user: the fields an operator may change, never the
+// password hash.
+func (r *userRow) auditView() map[string]any {
+	var roles, extras any
+	_ = json.Unmarshal([]byte(r.Roles), &roles)
+	_ = json.Unmarshal([]byte(r.Extras), &extras)
+	return map[string]any{"email": r.Email, "name": r.Name, "roles": roles, "extras": extras,
+		"email_verified": r.EmailVerified, "disabled": r.Disabled}
 }

@@ -261,6 +261,9 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 			}
 			return mapErr(err)
 		}
+		if err := recordEvent(ctx, tx, Event{Type: EventUserCreated, UserID: id, Pool: pool, Details: map[string]any{"email": email}}); err != nil {
+			return err
+		}
 		if u.VerifyMail != nil {
 			return issueMailToken(tx, id, email, MailVerifyEmail, now, u.VerifyMail)
 		}
@@ -324,19 +327,6 @@ func (s *Store) ListUsers(ctx context.Context, pool string) ([]User, error) {
 	return out, nil
 }
 
-// updateUser sets columns (and updated_at) of user id; ErrNotFound if there is no such user.
-func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
-	cols["updated_at"] = dbTime(now)
-	res := db.Model(&userRow{}).Where("id = ?", id).UpdateColumns(cols)
-	if res.Error != nil {
-		return mapErr(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
 // ChangePassword replaces a user's password (argon2id-hashed) and ends every other browser session of the
 // user, revoking their tokens as EndUserBrowserSessions does, in one transaction that first locks the user's
 // row: a sign-in that checked the old password either created its session before (and it is ended here) or
@@ -390,7 +380,9 @@ func (s *Store) changePassword(ctx context.Context, userID string, checked *User
 
 // SetRoles replaces a user's roles; ErrNotFound if there is no such user.
 func (s *Store) SetRoles(ctx context.Context, userID string, roles []string) error {
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"roles": encodeList(roles)}, s.now()); err != nil {
+	if err := s.inTx(ctx, func(tx *gorm.DB) error {
+		return updateUser(tx, userID, map[string]any{"roles": encodeList(roles)}, s.now())
+	}); err != nil {
 		return fmt.Errorf("set roles: %w", err)
 	}
 	return nil
@@ -403,7 +395,7 @@ func (s *Store) SetExtras(ctx context.Context, userID string, extras map[string]
 	if err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"extras": enc}, s.now()); err != nil {
+	if err := s.inTx(ctx, func(tx *gorm.DB) error { return updateUser(tx, userID, map[string]any{"extras": enc}, s.now()) }); err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
 	return nil
@@ -416,7 +408,7 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 	if err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
-	if err := updateUser(s.conn(ctx), userID, map[string]any{"name": name}, s.now()); err != nil {
+	if err := s.inTx(ctx, func(tx *gorm.DB) error { return updateUser(tx, userID, map[string]any{"name": name}, s.now()) }); err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
 	return nil
@@ -452,7 +444,7 @@ func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, n
 // can refuse it once the password has changed.
 func (s *Store) Authenticate(ctx context.Context, pool, email, password string) (*User, error) {
 	if password == "" || len(password) > passwords.MaxLength {
-		return nil, ErrInvalidCredentials
+		return nil, s.signInFailed(ctx, pool, email, "", ReasonWrongPassword, ErrInvalidCredentials)
 	}
 	var row userRow
 	err := s.conn(ctx).Where("pool = ? AND email_normalized = ?", poolOrDefault(pool), normalizeEmail(email)).Take(&row).Error
@@ -461,14 +453,14 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	}
 	if err != nil {
 		_, _ = VerifyPassword(dummyPasswordHash, password)
-		return nil, ErrInvalidCredentials
+		return nil, s.signInFailed(ctx, pool, email, "", ReasonUnknownUser, ErrInvalidCredentials)
 	}
 	ok, err := VerifyPassword(row.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate user %q: %w", row.ID, err)
 	}
 	if !ok {
-		return nil, ErrInvalidCredentials
+		return nil, s.signInFailed(ctx, pool, email, row.ID, ReasonWrongPassword, ErrInvalidCredentials)
 	}
 	u, err := row.user()
 	if err != nil {
@@ -476,6 +468,9 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	}
 	u.credential = row.PasswordHash
 	if u.Disabled {
+		if err := s.signInFailed(ctx, pool, email, u.ID, ReasonDisabled, ErrUserDisabled); !errors.Is(err, ErrUserDisabled) {
+			return nil, err
+		}
 		return u, ErrUserDisabled
 	}
 	if !u.EmailVerified {
@@ -484,6 +479,9 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 			return nil, fmt.Errorf("authenticate: %w", mapErr(err))
 		}
 		if p.RequireEmailVerification {
+			if err := s.signInFailed(ctx, pool, email, u.ID, ReasonEmailNotVerified, ErrEmailNotVerified); !errors.Is(err, ErrEmailNotVerified) {
+				return nil, err
+			}
 			return u, ErrEmailNotVerified
 		}
 	}
@@ -495,12 +493,16 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 // there is no such user.
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ?", id).Delete(&userRow{})
-		if res.Error != nil {
-			return mapErr(res.Error)
+		var gone []userRow
+		if err := tx.Raw("DELETE FROM users WHERE id = ? RETURNING id, pool, email", id).Scan(&gone).Error; err != nil {
+			return mapErr(err)
 		}
-		if res.RowsAffected == 0 {
+		if len(gone) == 0 {
 			return ErrNotFound
+		}
+		err := recordEvent(ctx, tx, Event{Type: EventUserDeleted, UserID: id, Pool: gone[0].Pool, Details: map[string]any{"email": gone[0].Email}})
+		if err != nil {
+			return err
 		}
 		for _, table := range tokenTables {
 			if err := tx.Table(table).Where("subject = ?", id).Delete(&tokenRow{}).Error; err != nil {

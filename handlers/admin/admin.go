@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/reqmeta"
 )
 
 // Scope is the scope an admin client's client_credentials token carries for the admin API.
@@ -37,6 +38,7 @@ type store interface {
 	UpdateUser(ctx context.Context, id string, p models.UserPatch, now time.Time) (*models.User, error)
 	ResetMFA(ctx context.Context, userID string) (int, error)
 	sessionStore
+	auditStore
 }
 
 // API is the admin surface. Callers authenticate with an access token carrying the latchkey.admin scope,
@@ -69,6 +71,7 @@ func (h *API) Mount(r *mux.Router) {
 	s.Handle("/users/{id}/sessions", handler(h.sessions)).Methods(http.MethodGet)
 	s.Handle("/users/{id}/sessions/{sid}", handler(h.endSession)).Methods(http.MethodDelete)
 	s.Handle("/users/{id}/mfa", handler(h.resetMFA)).Methods(http.MethodDelete)
+	h.mountAudit(s)
 }
 
 // handler serves fn, answering the error it returns through jsonapi.Write.
@@ -117,6 +120,7 @@ func (h *API) authorize(r *http.Request) (*models.Client, error) {
 	case !ar.GetGrantedScopes().Has(Scope):
 		return nil, grant.InsufficientScope(Scope, "The access token lacks the "+Scope+" scope.")
 	}
+	reqmeta.SetActor(ctx, "client:"+c.ID) // what this request changes, the audit log credits to this admin client
 	return c, nil
 }
 
