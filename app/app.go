@@ -82,8 +82,8 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	a := &app{cfg: cfg, logger: logger, secret: secret, now: time.Now}
 	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{
-		Now:          a.clock,
-		Logger:       logger,
+		Now:            a.clock,
+		Logger:         logger,
 		MaxOpenConns:   cfg.DBMaxConns,
 		NewSession:     func() fosite.Session { return provider.NewSession() },
 		AuditRetention: cfg.AuditRetention,

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -207,10 +208,11 @@ func (s *Store) startSession(ctx context.Context, userID, mintedBy, authMethod, 
 		if err := tx.Create(&row).Error; err != nil {
 			return mapErr(err)
 		}
+		method := cmp.Or(authMethod, "password")
 		started := []Event{{Type: EventSessionStarted, UserID: userID, ClientID: mintedBy,
-			Details: map[string]any{"session_id": id, "auth_method": authMethod}}}
+			Details: map[string]any{"session_id": id, "auth_method": method}}}
 		if mintedBy == "" {
-			started = append(started, Event{Type: EventSignedIn, UserID: userID, Details: map[string]any{"session_id": id, "auth_method": authMethod}})
+			started = append(started, Event{Type: EventSignedIn, UserID: userID, Details: map[string]any{"session_id": id, "auth_method": method}})
 		}
 		if err := recordEvents(ctx, tx, started); err != nil {
 			return err

@@ -73,6 +73,9 @@ func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) erro
 // password hash is user.password_changed, email_verified alone user.email_verified, anything else
 // user.updated, with the changed fields before and after (never the hash).
 func updateUserEvent(db *gorm.DB, id string, cols map[string]any, now time.Time, evType string) error {
+	if !storableText(id) {
+		return errUnstorableText // a write, as the update would answer; the read first would call it not found
+	}
 	var before userRow
 	if err := db.Where("id = ?", id).Take(&before).Error; err != nil {
 		return mapErr(err)
