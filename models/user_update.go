@@ -42,16 +42,19 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 		}
 		cols["extras"] = extras
 	}
+	if p.Disabled != nil {
+		cols["disabled"] = *p.Disabled
+	}
 	var row userRow
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		// One update, so one user.updated event shows the whole change.
 		if len(cols) > 0 {
 			if err := updateUser(tx, id, cols, now); err != nil {
 				return err
 			}
 		}
-		if p.Disabled != nil {
-			// SetDisabled owns what disabling ends (sessions, tokens); it runs in a savepoint of this transaction.
-			if err := s.SetDisabled(context.WithValue(ctx, txKey{s}, tx), id, *p.Disabled, now); err != nil {
+		if p.Disabled != nil && *p.Disabled {
+			if err := disabledUserEffects(tx, id, now); err != nil {
 				return err
 			}
 		}

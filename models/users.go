@@ -425,10 +425,7 @@ func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, n
 		if !disabled {
 			return nil
 		}
-		if _, err := endUserSessions(tx, userID, "", now); err != nil {
-			return err
-		}
-		return revokeTokensWhere(tx, "subject = ?", userID)
+		return disabledUserEffects(tx, userID, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set user disabled: %w", err)
@@ -486,6 +483,14 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 		}
 	}
 	return u, nil
+}
+
+// disabledUserEffects is what disabling user userID ends, in tx: every browser session, and the user's tokens.
+func disabledUserEffects(tx *gorm.DB, userID string, now time.Time) error {
+	if _, err := endUserSessions(tx, userID, "", now); err != nil {
+		return err
+	}
+	return revokeTokensWhere(tx, "subject = ?", userID)
 }
 
 // DeleteUser deletes a user, their browser sessions (ended first: their apps get a back-channel logout) and
