@@ -68,6 +68,8 @@ type Event struct {
 	ClientID string
 	Reason   string
 	Details  map[string]any
+	// detailsJSON is Details already encoded (the token path's, from a cache), used instead when set.
+	detailsJSON string
 }
 
 // AuditEvent is one stored audit row.
@@ -92,29 +94,37 @@ const tableAudit = "audit_events"
 // subquery).
 const auditColumns = "occurred_at, type, user_id, client_id, actor, ip, user_agent, request_id, reason, details, pool"
 
-// auditArgs are the values of ev's row but the pool, and the SQL and arguments of its pool: the given one, or the
-// user's (else the client's) as stored.
-func auditArgs(ctx context.Context, ev Event, now time.Time) (args []any, poolSQL string, poolArgs []any) {
+// auditArgs are the values of ev's row, in auditColumns's order, and the SQL of its pool: a placeholder for the
+// given pool, or the user's (else the client's) as stored.
+func auditArgs(ctx context.Context, ev Event, now time.Time) (args []any, poolSQL string) {
 	m := reqmeta.From(ctx)
 	if m == (reqmeta.Meta{}) {
 		m.Actor = "system" // no request, no command: a background job (key rotation, say)
 	}
-	details := "{}"
-	if len(ev.Details) > 0 {
-		if b, err := json.Marshal(ev.Details); err == nil {
-			details = string(b)
+	details := ev.detailsJSON
+	if details == "" {
+		details = "{}"
+		if len(ev.Details) > 0 {
+			if b, err := json.Marshal(ev.Details); err == nil {
+				details = string(b)
+			}
 		}
 	}
 	args = []any{dbTime(now), ev.Type, ev.UserID, ev.ClientID, auditText(m.Actor, 200), auditText(m.IP, maxIPBytes),
 		auditText(m.UserAgent, maxUserAgentBytes), auditText(m.RequestID, 100), ev.Reason, auditText(details, 64<<10)}
 	switch {
 	case ev.Pool != "" || (ev.UserID == "" && ev.ClientID == ""):
-		return args, "?", []any{ev.Pool}
+		return append(args, ev.Pool), "?"
 	case ev.UserID != "":
-		return args, "COALESCE((SELECT pool FROM users WHERE id = ?), '')", []any{ev.UserID}
+		return append(args, ev.UserID), "COALESCE((SELECT pool FROM users WHERE id = ?), '')"
 	default:
-		return args, "COALESCE((SELECT pool FROM clients WHERE id = ?), '')", []any{ev.ClientID}
+		return append(args, ev.ClientID), "COALESCE((SELECT pool FROM clients WHERE id = ?), '')"
 	}
+}
+
+// auditInsertSQL is the statement recordEvent writes an event with.
+func auditInsertSQL(poolSQL string) string {
+	return "INSERT INTO " + tableAudit + " (" + auditColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + poolSQL + ")"
 }
 
 // auditText makes request-supplied text storable (a user agent is whatever the client sent): valid UTF-8
@@ -127,12 +137,12 @@ func auditText(s string, max int) string {
 }
 
 // recordEvent writes ev in tx, the transaction that makes the change it records, so the event and its change
-// commit or roll back together. It is the one way an event is written (the token path, insertTokenWithEvent,
-// builds the same row with auditArgs). An event without a change (a failed sign-in) passes the pool as tx.
+// commit or roll back together. It is the one way an event is written, but for access tokens: insertRowEvent
+// writes their event, built by the same auditArgs, in the token's own statement (PostgreSQL) or transaction
+// (SQLite), to keep a token one round trip. An event without a change (a failed sign-in) passes the pool as tx.
 func recordEvent(ctx context.Context, tx *gorm.DB, ev Event) error {
-	args, poolSQL, poolArgs := auditArgs(ctx, ev, tx.Config.NowFunc())
-	q := "INSERT INTO " + tableAudit + " (" + auditColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + poolSQL + ")"
-	if _, err := tx.Statement.ConnPool.ExecContext(ctx, bindSQL(tx.Dialector.Name(), q), append(args, poolArgs...)...); err != nil {
+	args, poolSQL := auditArgs(ctx, ev, tx.Config.NowFunc())
+	if _, err := tx.Statement.ConnPool.ExecContext(ctx, bindSQL(tx.Dialector.Name(), auditInsertSQL(poolSQL)), args...); err != nil {
 		return fmt.Errorf("record %s event: %w", ev.Type, mapErr(err))
 	}
 	return nil

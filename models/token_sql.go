@@ -71,15 +71,8 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 // insertRowEvent is insertRow that also records ev (nil: none) if, and only if, the row is inserted. On
 // PostgreSQL both are one statement (the row's INSERT in a WITH, the event inserted from what it returned): a
 // client_credentials token has no transaction, and opening one would cost two round trips per token. On SQLite
-// the event follows in the same transaction, opened here if the caller has none (in process, it costs little).
+// the event follows in the same transaction (insertWithEventSQLite opens one if the caller has none).
 func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string, args []any, ev *Event) error {
-	if ev != nil && s.dialect != dialectPostgres {
-		if _, ok := ctx.Value(txKey{s}).(*gorm.DB); !ok {
-			return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-				return s.insertRowEvent(context.WithValue(ctx, txKey{s}, tx), table, cols, args, ev)
-			})
-		}
-	}
 	check := s.unsettledCheck(ctx)
 	if check != nil && check.stale {
 		return ErrStaleClient
@@ -103,29 +96,25 @@ func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string,
 		args = append(args, check.stillSameArgs()...)
 	}
 	stmt := q.String()
+	if ev != nil && s.dialect != dialectPostgres {
+		if _, inTx := ctx.Value(txKey{s}).(*gorm.DB); !inTx {
+			return s.insertWithEventSQLite(ctx, stmt, args, check, ev)
+		}
+	}
 	if ev != nil && s.dialect == dialectPostgres {
-		evArgs, poolSQL, poolArgs := auditArgs(ctx, *ev, s.now())
+		evArgs, poolSQL := auditArgs(ctx, *ev, s.now())
 		stmt = "WITH t AS (" + stmt + " RETURNING 1) INSERT INTO " + tableAudit + " (" + auditColumns +
 			") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + poolSQL + " FROM t"
-		args = append(append(args, evArgs...), poolArgs...)
+		args = append(args, evArgs...)
 	}
 
 	res, err := s.pool(ctx).ExecContext(ctx, s.bind(stmt), args...)
 	if err != nil {
-		err = s.translate(err)
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("%w: %w", ErrConflict, err)
-		}
-		return mapErr(err)
+		return insertError(s.translate(err))
 	}
 	inserted := true
 	if check != nil {
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("insert token: %w", err)
-		}
-		inserted = n == 1
-		if err := check.settle(inserted); err != nil {
+		if inserted, err = settleInsert(check, res); err != nil {
 			return err
 		}
 	}
@@ -135,25 +124,21 @@ func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string,
 	return nil
 }
 
-// tokenEvent is the event of storing an access token: token.refreshed for the refresh grant, else
-// token.issued, with the grant type and client, never the token. A client_credentials token has no user.
-func tokenEvent(req fosite.Requester) *Event {
-	grant := req.GetRequestForm().Get("grant_type")
-	ev := &Event{Type: EventTokenIssued, ClientID: req.GetClient().GetID()}
-	if c, ok := req.GetClient().(*Client); ok {
-		ev.Pool = poolOrDefault(c.Pool)
+// insertError is what a failed token insert answers: ErrConflict for a duplicate key.
+func insertError(err error) error {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
 	}
-	switch grant {
-	case "":
-		grant = "implicit" // issued by the authorization endpoint
-	case "refresh_token":
-		ev.Type = EventTokenRefreshed
+	return mapErr(err)
+}
+
+// settleInsert settles a cached client's check by whether the conditional insert wrote its row.
+func settleInsert(check *ClientCheck, res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("insert token: %w", err)
 	}
-	if grant != "client_credentials" && req.GetSession() != nil {
-		ev.UserID = req.GetSession().GetSubject()
-	}
-	ev.Details = map[string]any{"grant_type": grant}
-	return ev
+	return n == 1, check.settle(n == 1)
 }
 
 // findToken reads one token row by its raw key. If the request authenticated its client from the cache, the

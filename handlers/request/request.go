@@ -1,6 +1,7 @@
 // Package request is what every handler knows about the request it serves: its id and the logger carrying it
 // (one access line each), the client's address behind trusted proxies, the device it comes from, and whether its
-// web origin may call us (CORS). It writes no response bodies of its own and imports nothing of ours but faults and reqmeta.
+// web origin may call us (CORS). It hands the id, address and user agent on to the audit log (package reqmeta).
+// It writes no response bodies of its own and imports nothing of ours but faults and reqmeta.
 package request
 
 import (
