@@ -253,3 +253,59 @@ func TestAuditLogBrowserSignIn(t *testing.T) {
 		}
 	})
 }
+
+// The mailed steps: an email verified by its link, a sign-in the pool refuses until then (email_not_verified),
+// and a password reset by its link.
+func TestAuditLogMailEvents(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		ms, srv, clientID := mailFixture(t, env, true)
+		api := srv.URL + "/api/v1/auth"
+		ua := map[string]string{"User-Agent": auditUA}
+		code, _, b := apiCall(t, "POST", api+"/signup", map[string]any{"client_id": clientID, "email": "ada@example.com", "password": "violet-tractor-47"}, ua)
+		if code != 201 {
+			t.Fatalf("signup: %d %v", code, b)
+		}
+		verify := ms.next(t)
+		code, h, b := apiCall(t, "POST", api+"/login", map[string]any{"client_id": clientID, "email": "ada@example.com", "password": "violet-tractor-47"}, ua)
+		if code != 403 {
+			t.Fatalf("unverified sign-in: %d %v", code, b)
+		}
+		refused := h.Get("X-Request-Id")
+		code, h, b = apiCall(t, "POST", api+"/email/verify", map[string]any{"token": verify.Token}, ua)
+		if code != 200 {
+			t.Fatalf("verify: %d %v", code, b)
+		}
+		verified := h.Get("X-Request-Id")
+		if code, _, b := apiCall(t, "POST", api+"/password/forgot", map[string]any{"client_id": clientID, "email": "ada@example.com"}, ua); code != 202 {
+			t.Fatalf("forgot: %d %v", code, b)
+		}
+		reset := ms.next(t)
+		code, h, b = apiCall(t, "POST", api+"/password/reset", map[string]any{"token": reset.Token, "new_password": "quiet-harbor-lamp-81"}, ua)
+		if code != 200 {
+			t.Fatalf("reset: %d %v", code, b)
+		}
+		resetID := h.Get("X-Request-Id")
+		events := auditList(t, env)
+		ada := ""
+		for _, e := range events {
+			if e.Type == "user.created" {
+				ada = e.UserID
+			}
+		}
+		for _, w := range []auditWant{
+			{name: "unverified sign-in", typ: "user.sign_in_failed", user: ada, requestID: refused, reason: "email_not_verified"},
+			{name: "email verified", typ: "user.email_verified", user: ada, requestID: verified},
+			{name: "password reset", typ: "user.password_reset", user: ada, requestID: resetID},
+		} {
+			e := findAudit(events, w)
+			if e == nil {
+				t.Errorf("%s: no %s event in %+v", w.name, w.typ, events)
+				continue
+			}
+			if e.IP != "127.0.0.1" || e.UserAgent != auditUA || e.Pool != "members" {
+				t.Errorf("%s: %+v", w.name, e)
+			}
+		}
+	})
+}
