@@ -84,10 +84,11 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	}
 	a := &app{cfg: cfg, logger: logger, secret: secret, now: time.Now}
 	store, err := models.Open(ctx, cfg.DatabaseURL, models.Options{
-		Now:          a.clock,
-		Logger:       logger,
-		MaxOpenConns: cfg.DBMaxConns,
-		NewSession:   func() fosite.Session { return provider.NewSession() },
+		Now:            a.clock,
+		Logger:         logger,
+		MaxOpenConns:   cfg.DBMaxConns,
+		NewSession:     func() fosite.Session { return provider.NewSession() },
+		AuditRetention: cfg.AuditRetention,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)

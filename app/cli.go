@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/latchkey/latchkey/reqmeta"
 )
 
 // version is set at build time with -ldflags "-X github.com/latchkey/latchkey/app.version=...".
@@ -38,6 +40,7 @@ func commands() []command {
 		{"providers", "manage the other providers users may sign in with: create, list, update, delete", runProviders},
 		{"webhooks", "manage webhooks: create, list, update, rotate-secret, delete, deliveries, redeliver", runWebhooks},
 		{"keys", "manage signing keys: list, rotate", runKeys},
+		{"audit", "read the audit log: list", runAudit},
 		{"backup", "copy a SQLite database while the server runs: backup --to FILE", runBackup},
 		{"healthcheck", "exit 0 when a running server answers on /healthz (the container's health check)", runHealthcheck},
 		{"version", "print the version", runVersion},
@@ -58,6 +61,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	for _, cmd := range commands() {
 		if cmd.name == args[0] {
+			if cmd.name != "serve" {
+				ctx = reqmeta.With(ctx, reqmeta.Meta{Actor: "cli"}) // what a command changes, the audit log credits to "cli"
+			}
 			err := cmd.run(ctx, c, args[1:])
 			switch {
 			case err == nil:

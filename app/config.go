@@ -44,6 +44,7 @@ type Config struct {
 	AutoMigrate       bool
 	CleanupInterval   time.Duration
 	CleanupBatch      int
+	AuditRetention    time.Duration
 	DBMaxConns        int
 	LogLevel          string
 	LogFormat         string
@@ -131,6 +132,8 @@ var settings = []setting{
 		durationSetter(func(c *Config) *time.Duration { return &c.CleanupInterval })},
 	{"cleanup-batch", "LATCHKEY_CLEANUP_BATCH", "0", "rows deleted per table per cleanup statement (0 = 5000 for PostgreSQL, 1000 for SQLite)",
 		intSetter(func(c *Config) *int { return &c.CleanupBatch })},
+	{"audit-retention", "LATCHKEY_AUDIT_RETENTION", "2160h", "how long audit events are kept (2160h = 90 days; 0 = forever); older ones go in the cleanup",
+		durationSetter(func(c *Config) *time.Duration { return &c.AuditRetention })},
 	{"db-max-conns", "LATCHKEY_DB_MAX_CONNS", "0", "database connection pool size (0 = 1 for SQLite, 20 for PostgreSQL)",
 		intSetter(func(c *Config) *int { return &c.DBMaxConns })},
 	{"log-level", "LATCHKEY_LOG_LEVEL", "info", "debug, info, warn or error",
@@ -346,6 +349,9 @@ func (c *Config) validate() []string {
 	}
 	if c.OutboxPoll <= 0 || c.OutboxRetryBase <= 0 || c.OutboxMaxAttempts <= 0 {
 		add("LATCHKEY_OUTBOX_POLL/LATCHKEY_OUTBOX_RETRY_BASE/LATCHKEY_OUTBOX_MAX_ATTEMPTS", "must be positive")
+	}
+	if c.AuditRetention < 0 {
+		add("LATCHKEY_AUDIT_RETENTION", "must not be negative (0 keeps audit events forever)")
 	}
 	if c.KeyRotation < 0 || c.CleanupInterval < 0 {
 		add("LATCHKEY_KEY_ROTATION/LATCHKEY_CLEANUP_INTERVAL", "must not be negative")

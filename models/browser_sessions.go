@@ -1,6 +1,7 @@
 package models
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
@@ -207,7 +208,13 @@ func (s *Store) startSession(ctx context.Context, userID, mintedBy, authMethod, 
 		if err := tx.Create(&row).Error; err != nil {
 			return mapErr(err)
 		}
-		if err := fanOutWebhooks(tx, sessionEvent(WebhookSessionStarted, id, userID, now), now); err != nil {
+		method := cmp.Or(authMethod, "password")
+		started := []Event{{Type: EventSessionStarted, UserID: userID, ClientID: mintedBy,
+			Details: map[string]any{"session_id": id, "auth_method": method}}}
+		if mintedBy == "" {
+			started = append(started, Event{Type: EventSignedIn, UserID: userID, Details: map[string]any{"session_id": id, "auth_method": method}})
+		}
+		if err := recordEvents(ctx, tx, started); err != nil {
 			return err
 		}
 		var surplus []string
@@ -430,7 +437,8 @@ func endSessions(tx *gorm.DB, ids []string, now time.Time) (int, error) {
 	ended := make([]string, len(endedRows))
 	for i, r := range endedRows {
 		ended[i] = r.ID
-		if err := fanOutWebhooks(tx, sessionEvent(WebhookSessionEnded, r.ID, r.UserID, now), now); err != nil {
+		ev := Event{Type: EventSessionEnded, UserID: r.UserID, Details: map[string]any{"session_id": r.ID}}
+		if err := recordEvent(txContext(tx), tx, ev); err != nil {
 			return 0, err
 		}
 	}

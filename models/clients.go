@@ -421,7 +421,10 @@ func (s *Store) createClient(ctx context.Context, c *Client, extra map[string]an
 			}
 			return mapErr(err)
 		}
-		return insertClientOrigins(tx, c.ID, clientOrigins(c.RedirectURIs, allowed))
+		if err := insertClientOrigins(tx, c.ID, clientOrigins(c.RedirectURIs, allowed)); err != nil {
+			return err
+		}
+		return recordClientChange(ctx, tx, EventClientCreated, c.ID, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, err)
@@ -487,6 +490,7 @@ func (s *Store) updateClientRow(ctx context.Context, c *Client, withSecret bool,
 		if err := requirePools(tx, pool, c.AdminPools); err != nil {
 			return err
 		}
+		before := storedClient(tx, c.ID)
 		q := tx.Model(&clientRow{}).Where("id = ?", c.ID)
 		if secretJWT && !withSecret {
 			q = q.Where("client_secret_sealed <> ''") // in the statement: a concurrent change cannot slip between
@@ -510,7 +514,10 @@ func (s *Store) updateClientRow(ctx context.Context, c *Client, withSecret bool,
 		if err := tx.Where("client_id = ?", c.ID).Delete(&clientOriginRow{}).Error; err != nil {
 			return mapErr(err)
 		}
-		return insertClientOrigins(tx, c.ID, clientOrigins(c.RedirectURIs, allowed))
+		if err := insertClientOrigins(tx, c.ID, clientOrigins(c.RedirectURIs, allowed)); err != nil {
+			return err
+		}
+		return recordClientChange(ctx, tx, EventClientUpdated, c.ID, before)
 	})
 	if err != nil {
 		return fmt.Errorf("update client %q: %w", c.ID, err)
@@ -579,6 +586,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 func (s *Store) deleteClient(ctx context.Context, id string, where map[string]any) error {
 	defer s.clients.forget(id)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		before := storedClient(tx, id)
 		q := tx.Where("id = ?", id)
 		if where != nil {
 			q = q.Where(where)
@@ -589,6 +597,9 @@ func (s *Store) deleteClient(ctx context.Context, id string, where map[string]an
 		}
 		if res.RowsAffected == 0 {
 			return ErrNotFound
+		}
+		if err := recordClientChange(ctx, tx, EventClientDeleted, id, before); err != nil {
+			return err
 		}
 		for _, table := range tokenTables {
 			if err := tx.Table(table).Where("client_id = ?", id).Delete(&tokenRow{}).Error; err != nil {
@@ -616,21 +627,27 @@ func (s *Store) deleteClient(ctx context.Context, id string, where map[string]an
 // does not go with the client's method as stored (it changed since the caller read it).
 func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash, sealed string) error {
 	defer s.clients.forget(id)
-	q := s.conn(ctx).Model(&clientRow{}).Where("id = ?", id)
-	if sealed != "" {
-		q = q.Where("token_endpoint_auth_method = ?", AuthMethodClientSecretJWT)
-	} else {
-		q = q.Where("token_endpoint_auth_method <> ?", AuthMethodClientSecretJWT)
-	}
-	res := q.UpdateColumns(map[string]any{"secret_hash": secretHash, "client_secret_sealed": sealed, "updated_at": dbTime(s.now())})
-	if res.Error != nil {
-		return fmt.Errorf("update client secret: %w", mapErr(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		err := missingOrUnsealed(s.conn(ctx), id, false)
-		if err == nil {
-			err = ValidationError{{Field: "token_endpoint_auth_method", Problem: "changed while the secret was being replaced; try again"}}
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		q := tx.Model(&clientRow{}).Where("id = ?", id)
+		if sealed != "" {
+			q = q.Where("token_endpoint_auth_method = ?", AuthMethodClientSecretJWT)
+		} else {
+			q = q.Where("token_endpoint_auth_method <> ?", AuthMethodClientSecretJWT)
 		}
+		res := q.UpdateColumns(map[string]any{"secret_hash": secretHash, "client_secret_sealed": sealed, "updated_at": dbTime(s.now())})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			err := missingOrUnsealed(tx, id, false)
+			if err == nil {
+				err = ValidationError{{Field: "token_endpoint_auth_method", Problem: "changed while the secret was being replaced; try again"}}
+			}
+			return err
+		}
+		return recordClientChange(ctx, tx, EventSecretRotated, id, nil)
+	})
+	if err != nil {
 		return fmt.Errorf("update client secret: %w", err)
 	}
 	return nil

@@ -64,8 +64,13 @@ func (s *Store) SaveConsent(ctx context.Context, userID, clientID string, scopes
 		if err != nil {
 			return err
 		}
-		return mapErr(tx.Model(&consentRow{}).Where("user_id = ? AND client_id = ?", userID, clientID).
-			UpdateColumns(map[string]any{"scopes": encodeList(unionScopes(have, scopes)), "updated_at": t}).Error)
+		err = tx.Model(&consentRow{}).Where("user_id = ? AND client_id = ?", userID, clientID).
+			UpdateColumns(map[string]any{"scopes": encodeList(unionScopes(have, scopes)), "updated_at": t}).Error
+		if err != nil {
+			return mapErr(err)
+		}
+		return recordEvent(ctx, tx, Event{Type: EventConsentGranted, UserID: userID, ClientID: clientID,
+			Details: map[string]any{"scopes": scopes}})
 	})
 	if err != nil {
 		return fmt.Errorf("save consent: %w", err)

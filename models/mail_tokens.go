@@ -246,9 +246,6 @@ func (s *Store) VerifyEmail(ctx context.Context, ref MailTokenRef, now time.Time
 		if err := updateUser(tx, row.UserID, map[string]any{"email_verified": true}, now); err != nil {
 			return err
 		}
-		if err := fanOutWebhooks(tx, userEvent(WebhookUserEmailVerified, row.UserID), now); err != nil {
-			return err
-		}
 		var ur userRow
 		if err := tx.Where("id = ?", row.UserID).Take(&ur).Error; err != nil {
 			return mapErr(err)
@@ -296,9 +293,6 @@ func (s *Store) SignInWithMailToken(ctx context.Context, ref MailTokenRef, now t
 			if err := updateUser(tx, row.UserID, map[string]any{"email_verified": true}, now); err != nil {
 				return err
 			}
-			if err := fanOutWebhooks(tx, userEvent(WebhookUserEmailVerified, row.UserID), now); err != nil {
-				return err
-			}
 			u.EmailVerified = true
 		}
 		return nil
@@ -337,10 +331,7 @@ func (s *Store) ResetPassword(ctx context.Context, ref MailTokenRef, password st
 		if err := useMailToken(tx, row.ID, now); err != nil {
 			return err
 		}
-		if err := updateUser(tx, row.UserID, map[string]any{"password_hash": hash, "email_verified": true}, now); err != nil {
-			return err
-		}
-		if err := fanOutWebhooks(tx, userEvent(WebhookUserPasswordChanged, row.UserID), now); err != nil {
+		if err := updateUserEvent(tx, row.UserID, map[string]any{"password_hash": hash, "email_verified": true}, now, EventPasswordReset); err != nil {
 			return err
 		}
 		n, err = endUserSessions(tx, row.UserID, "", now)

@@ -54,7 +54,8 @@ func (s *Store) DefaultCleanupBatch() int {
 // DeleteExpiredRound is one round of cleanup: it deletes at most batch rows from each of the named tables (nil:
 // every table it sweeps) whose expiry is before `before` (rows without an expiry never expire; signing keys go
 // when their not_after has passed; browser sessions go 7 days after they ended or expired; sign-in throttle rows
-// go 24 hours after their last failure, once their block has passed). Each delete is one bounded statement, so
+// go 24 hours after their last failure, once their block has passed; audit events go once older than
+// Options.AuditRetention). Each delete is one bounded statement, so
 // it holds locks briefly. It runs on the store's maintenance connection, never in the caller's transaction.
 // It returns the total deleted and the tables a full batch was deleted from, the only ones that may still hold
 // rows expired before `before`: a caller draining a backlog passes those to the next round, so a backlog in one
@@ -88,6 +89,16 @@ func (s *Store) DeleteExpiredRound(ctx context.Context, before time.Time, batch 
 		deleted += n
 		if n >= int64(batch) {
 			more = append(more, t.table)
+		}
+	}
+	if s.auditRetention > 0 && (tables == nil || slices.Contains(tables, tableAudit)) {
+		n, err := s.deleteOldAuditEvents(ctx, before.Add(-s.auditRetention), batch)
+		if err != nil {
+			return deleted, more, err
+		}
+		deleted += n
+		if n >= int64(batch) {
+			more = append(more, tableAudit)
 		}
 	}
 	return deleted, more, nil

@@ -181,6 +181,9 @@ WHERE id = ? AND user_id = ? AND confirmed_at IS NULL`, now, now, step, id, user
 		if res.RowsAffected != 1 {
 			return ErrNotFound
 		}
+		if err := recordEvent(ctx, tx, Event{Type: EventMFAEnrolled, UserID: userID, Details: map[string]any{"factor_id": id}}); err != nil {
+			return err
+		}
 		return replaceRecoveryCodes(tx, userID, recoveryHashes, now)
 	})
 	if err != nil {
@@ -244,6 +247,9 @@ func (s *Store) DeleteFactor(ctx context.Context, userID, id string) error {
 		if res.RowsAffected != 1 {
 			return ErrNotFound
 		}
+		if err := recordEvent(ctx, tx, Event{Type: EventMFARemoved, UserID: userID, Details: map[string]any{"factor_id": id}}); err != nil {
+			return err
+		}
 		var n int64
 		if err := tx.Model(&factorRow{}).Where("user_id = ? AND confirmed_at IS NOT NULL", userID).Count(&n).Error; err != nil {
 			return mapErr(err)
@@ -273,6 +279,9 @@ func (s *Store) ResetMFA(ctx context.Context, userID string) (int, error) {
 			return mapErr(res.Error)
 		}
 		n = res.RowsAffected
+		if err := recordEvent(ctx, tx, Event{Type: EventMFAReset, UserID: userID, Pool: u.Pool, Details: map[string]any{"factors_removed": n}}); err != nil {
+			return err
+		}
 		if err := tx.Where("user_id = ?", userID).Delete(&recoveryCodeRow{}).Error; err != nil {
 			return mapErr(err)
 		}

@@ -116,11 +116,16 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) error {
 		RequireEmailVerification: p.RequireEmailVerification, PasswordlessCodes: p.PasswordlessCodes,
 		CreatedAt: dbTime(s.now()),
 	}
-	if err := s.conn(ctx).Create(&row).Error; err != nil {
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("create pool %q: %w", p.Name, ErrConflict)
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return mapErr(err)
 		}
-		return fmt.Errorf("create pool %q: %w", p.Name, mapErr(err))
+		return recordPoolChange(ctx, tx, EventPoolCreated, p.Name, nil)
+	})
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return fmt.Errorf("create pool %q: %w", p.Name, ErrConflict)
+	} else if err != nil {
+		return fmt.Errorf("create pool %q: %w", p.Name, err)
 	}
 	return nil
 }
@@ -164,22 +169,29 @@ func (s *Store) updatePool(ctx context.Context, p Pool, where map[string]any) er
 	if err != nil {
 		return fmt.Errorf("update pool %q: %w", p.Name, err)
 	}
-	q := s.conn(ctx).Model(&poolRow{}).Where("name = ?", p.Name)
-	if where != nil {
-		q = q.Where(where)
-	}
-	res := q.UpdateColumns(map[string]any{
-		"signup_enabled":             p.SignupEnabled,
-		"default_roles":              encodeList(p.DefaultRoles),
-		"mfa_policy":                 mfaPolicy,
-		"require_email_verification": p.RequireEmailVerification,
-		"passwordless_codes":         p.PasswordlessCodes,
+	err = s.inTx(ctx, func(tx *gorm.DB) error {
+		before := storedPool(tx, p.Name)
+		q := tx.Model(&poolRow{}).Where("name = ?", p.Name)
+		if where != nil {
+			q = q.Where(where)
+		}
+		res := q.UpdateColumns(map[string]any{
+			"signup_enabled":             p.SignupEnabled,
+			"default_roles":              encodeList(p.DefaultRoles),
+			"mfa_policy":                 mfaPolicy,
+			"require_email_verification": p.RequireEmailVerification,
+			"passwordless_codes":         p.PasswordlessCodes,
+		})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return recordPoolChange(ctx, tx, EventPoolUpdated, p.Name, before)
 	})
-	if res.Error != nil {
-		return fmt.Errorf("update pool %q: %w", p.Name, mapErr(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("update pool %q: %w", p.Name, ErrNotFound)
+	if err != nil {
+		return fmt.Errorf("update pool %q: %w", p.Name, err)
 	}
 	return nil
 }

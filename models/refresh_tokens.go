@@ -84,7 +84,13 @@ func (s *Store) RevokeRefreshToken(ctx context.Context, requestID string) error 
 		if err := s.lockRefreshFamily(tx, "?", requestID); err != nil {
 			return err
 		}
-		return tx.Table(tableRefresh).Where("request_id = ?", requestID).Updates(revokedRefresh).Error
+		var gone []revokedToken
+		err := tx.Raw("UPDATE "+tableRefresh+" SET active = ?, rotated_at = NULL, successor = NULL WHERE request_id = ? AND (active = ? OR rotated_at IS NOT NULL) RETURNING client_id, subject, form",
+			false, requestID, true).Scan(&gone).Error
+		if err != nil {
+			return err
+		}
+		return recordRevocation(ctx, tx, gone, "refresh_token")
 	})
 	if err != nil {
 		return fmt.Errorf("revoke refresh tokens: %w", mapErr(err))

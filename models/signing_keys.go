@@ -104,8 +104,11 @@ func (s *Store) ReplaceActiveKey(ctx context.Context, currentKID string, next ke
 		}).Error
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return keys.ErrRotationConflict
+		} else if err != nil {
+			return mapErr(err)
 		}
-		return mapErr(err)
+		return recordEvent(ctx, tx, Event{Type: EventKeyRotated, Details: map[string]any{"kid": next.KID, "alg": next.Alg,
+			"replaces": currentKID, "activates_at": activatesAt}})
 	})
 	if err != nil {
 		return fmt.Errorf("replace signing key: %w", err)

@@ -75,6 +75,8 @@ type Options struct {
 	// Now is the store's clock: the time it stamps rows with and expires them by. nil: time.Now. The app passes
 	// the one clock it gives the provider and the handlers too (their Now fields), so a test moves them together.
 	Now func() time.Time
+	// AuditRetention is how long audit events are kept: DeleteExpiredRound deletes older ones. 0: forever.
+	AuditRetention time.Duration
 }
 
 // Store is the database. It is safe for concurrent use.
@@ -94,6 +96,8 @@ type Store struct {
 	newSession func() fosite.Session
 	now        func() time.Time
 	clients    clientCache
+	// auditRetention is Options.AuditRetention.
+	auditRetention time.Duration
 }
 
 // Open connects to url: "sqlite://PATH" (relative or absolute) or "postgres://..." / "postgresql://...".
@@ -157,7 +161,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	// Every gorm statement, and the hand-written token SQL run on s.pool, goes through the text check.
 	guard := &guardedPool{db: sqlDB}
 	db.ConnPool, db.Statement.ConnPool = guard, guard
-	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: now}
+	s := &Store{db: db, sqlDB: sqlDB, readDB: sqlDB, maintDB: sqlDB, dialect: dialect, newSession: opts.NewSession, now: now,
+		auditRetention: opts.AuditRetention}
 	if dialect == dialectPostgres {
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 		// sql.Open only parses the URL; the connection is made on first use, so an idle node holds none.

@@ -48,7 +48,11 @@ func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosit
 	for _, k := range sortedKeys(extra) {
 		cols, args = append(cols, k), append(args, extra[k])
 	}
-	if err := s.insertRow(ctx, table, cols, args); err != nil {
+	var ev *Event
+	if table == tableAccess {
+		ev = tokenEvent(req)
+	}
+	if err := s.insertRowEvent(ctx, table, cols, args, ev); err != nil {
 		return err
 	}
 	if table == tableCode || table == tableAccess {
@@ -61,6 +65,14 @@ func (s *Store) insertToken(ctx context.Context, table, rawKey string, req fosit
 
 // insertRow inserts one row, conditionally on the cached client as insertToken describes.
 func (s *Store) insertRow(ctx context.Context, table string, cols []string, args []any) error {
+	return s.insertRowEvent(ctx, table, cols, args, nil)
+}
+
+// insertRowEvent is insertRow that also records ev (nil: none) if, and only if, the row is inserted. On
+// PostgreSQL both are one statement (the row's INSERT in a WITH, the event inserted from what it returned): a
+// client_credentials token has no transaction, and opening one would cost two round trips per token. On SQLite
+// the event follows in the same transaction (insertWithEventSQLite opens one if the caller has none).
+func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string, args []any, ev *Event) error {
 	check := s.unsettledCheck(ctx)
 	if check != nil && check.stale {
 		return ErrStaleClient
@@ -83,23 +95,50 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 		q.WriteString(" WHERE" + clientStillSame)
 		args = append(args, check.stillSameArgs()...)
 	}
-
-	res, err := s.pool(ctx).ExecContext(ctx, s.bind(q.String()), args...)
-	if err != nil {
-		err = s.translate(err)
-		if errors.Is(err, gorm.ErrDuplicatedKey) {
-			return fmt.Errorf("%w: %w", ErrConflict, err)
+	stmt := q.String()
+	if ev != nil && s.dialect != dialectPostgres {
+		if _, inTx := ctx.Value(txKey{s}).(*gorm.DB); !inTx {
+			return s.insertWithEventSQLite(ctx, stmt, args, check, ev)
 		}
-		return mapErr(err)
 	}
+	if ev != nil && s.dialect == dialectPostgres {
+		evArgs, poolSQL := auditArgs(ctx, *ev, s.now())
+		stmt = "WITH t AS (" + stmt + " RETURNING 1) INSERT INTO " + tableAudit + " (" + auditColumns +
+			") SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + poolSQL + " FROM t"
+		args = append(args, evArgs...)
+	}
+
+	res, err := s.pool(ctx).ExecContext(ctx, s.bind(stmt), args...)
+	if err != nil {
+		return insertError(s.translate(err))
+	}
+	inserted := true
 	if check != nil {
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("insert token: %w", err)
+		if inserted, err = settleInsert(check, res); err != nil {
+			return err
 		}
-		return check.settle(n == 1)
+	}
+	if ev != nil && inserted && s.dialect != dialectPostgres {
+		return recordEvent(ctx, s.conn(ctx), *ev)
 	}
 	return nil
+}
+
+// insertError is what a failed token insert answers: ErrConflict for a duplicate key.
+func insertError(err error) error {
+	if errors.Is(err, gorm.ErrDuplicatedKey) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return mapErr(err)
+}
+
+// settleInsert settles a cached client's check by whether the conditional insert wrote its row.
+func settleInsert(check *ClientCheck, res sql.Result) (bool, error) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("insert token: %w", err)
+	}
+	return n == 1, check.settle(n == 1)
 }
 
 // findToken reads one token row by its raw key. If the request authenticated its client from the cache, the
@@ -162,8 +201,11 @@ var boundSQL sync.Map // string → string
 
 // bind rewrites ? placeholders to PostgreSQL's $1, $2, ...; SQLite takes ? as written. None of the hand-written
 // statements has a ? inside a string literal.
-func (s *Store) bind(q string) string {
-	if s.dialect != dialectPostgres {
+func (s *Store) bind(q string) string { return bindSQL(s.dialect, q) }
+
+// bindSQL is bind for a dialect by name (gorm's Dialector.Name, which is ours).
+func bindSQL(dialect, q string) string {
+	if dialect != dialectPostgres {
 		return q
 	}
 	if b, ok := boundSQL.Load(q); ok {

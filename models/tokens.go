@@ -276,10 +276,40 @@ func (s *Store) DeleteAccessTokenSession(ctx context.Context, signature string) 
 
 // RevokeAccessToken deletes every access token of the grant requestID.
 func (s *Store) RevokeAccessToken(ctx context.Context, requestID string) error {
-	if err := s.conn(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&tokenRow{}).Error; err != nil {
-		return fmt.Errorf("revoke access tokens: %w", mapErr(err))
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		var gone []revokedToken
+		if err := tx.Raw("DELETE FROM "+tableAccess+" WHERE request_id = ? RETURNING client_id, subject, form", requestID).Scan(&gone).Error; err != nil {
+			return mapErr(err)
+		}
+		return recordRevocation(ctx, tx, gone, "access_token")
+	})
+	if err != nil {
+		return fmt.Errorf("revoke access tokens: %w", err)
 	}
 	return nil
+}
+
+// revokedToken is what a revocation reads back of the tokens it revoked, for the event.
+type revokedToken struct {
+	ClientID string `gorm:"column:client_id"`
+	Subject  string `gorm:"column:subject"`
+	Form     string `gorm:"column:form"`
+}
+
+// recordRevocation records token.revoked for one grant's tokens of kind that a revocation took (none: nothing
+// to record).
+func recordRevocation(ctx context.Context, tx *gorm.DB, gone []revokedToken, kind string) error {
+	if len(gone) == 0 {
+		return nil
+	}
+	t := gone[0]
+	form, _ := url.ParseQuery(t.Form)
+	grant := form.Get("grant_type")
+	ev := Event{Type: EventTokenRevoked, ClientID: t.ClientID, Details: map[string]any{"token_type": kind, "grant_type": grant}}
+	if grant != "client_credentials" {
+		ev.UserID = t.Subject
+	}
+	return recordEvent(ctx, tx, ev)
 }
 
 // PKCE.

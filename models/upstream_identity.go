@@ -160,7 +160,8 @@ func (s *Store) newUpstreamUser(tx *gorm.DB, pool, email string, a UpstreamAccou
 	} else if err != nil {
 		return userRow{}, mapErr(err)
 	}
-	return row, fanOutWebhooks(tx, userEvent(WebhookUserCreated, id), now)
+	ev := Event{Type: EventUserCreated, UserID: id, Pool: pool, Details: map[string]any{"email": email, "upstream": a.ProviderID}}
+	return row, recordEvent(txContext(tx), tx, ev)
 }
 
 // CreateUpstreamSession starts a browser session for userID, who just signed in through another provider
@@ -280,5 +281,7 @@ func claimUnprovedAccount(tx *gorm.DB, u *userRow, now time.Time) error {
 		return ErrConflict // verified meanwhile: the retry links it as a verified account
 	}
 	u.PasswordHash, u.EmailVerified, u.UpdatedAt = hash, true, now
-	return fanOutWebhooks(tx, userEvent(WebhookUserEmailVerified, u.ID), now)
+	// The upstream proved the address: the account is now its owner's, verified (and its old password gone).
+	return recordEvent(txContext(tx), tx, Event{Type: EventEmailVerified, UserID: u.ID, Pool: u.Pool,
+		Details: map[string]any{"claimed_through": "upstream"}})
 }

@@ -2,7 +2,9 @@ package models
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"gorm.io/gorm"
@@ -43,33 +45,20 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 		}
 		cols["extras"] = extras
 	}
+	if p.Disabled != nil {
+		cols["disabled"] = *p.Disabled
+	}
 	var row userRow
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if p.Unmodified != nil {
-			cols["updated_at"] = stamp(now, *p.Unmodified)
-			res := tx.Model(&userRow{}).Where("id = ? AND updated_at = ?", id, dbTime(*p.Unmodified)).UpdateColumns(cols)
-			if res.Error != nil {
-				return mapErr(res.Error)
-			}
-			if res.RowsAffected == 0 {
-				return unlessGone(tx, &userRow{}, "id = ?", id)
-			}
-			if now.Before(cols["updated_at"].(time.Time)) {
-				now = cols["updated_at"].(time.Time) // disabling below stamps no earlier than this
-			}
-		} else if len(cols) > 0 {
-			if err := updateUser(tx, id, cols, now); err != nil {
+		// One update, so one user.updated event shows the whole change; with Unmodified (If-Match) it applies
+		// only while the row is as the caller read it.
+		if len(cols) > 0 || p.Unmodified != nil {
+			if err := updateUserIf(tx, id, cols, now, "", p.Unmodified); err != nil {
 				return err
 			}
 		}
-		if p.Disabled != nil {
-			// setDisabled owns what disabling ends (sessions, tokens).
-			if err := setDisabled(tx, id, *p.Disabled, now); err != nil {
-				return err
-			}
-		}
-		if len(cols) > 0 || p.Disabled != nil {
-			if err := fanOutWebhooks(tx, userEvent(WebhookUserUpdated, id), now); err != nil {
+		if p.Disabled != nil && *p.Disabled {
+			if err := disabledUserEffects(tx, id, now); err != nil {
 				return err
 			}
 		}
@@ -79,4 +68,78 @@ func (s *Store) UpdateUser(ctx context.Context, id string, p UserPatch, now time
 		return nil, fmt.Errorf("update user: %w", err)
 	}
 	return row.user()
+}
+
+// updateUser sets columns (and updated_at) of user id and records the change; ErrNotFound if there is no such
+// user.
+func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
+	return updateUserEvent(db, id, cols, now, "")
+}
+
+// updateUserEvent is updateUser recording an event of type evType; "" derives it from the columns: a new
+// password hash is user.password_changed, email_verified alone user.email_verified, anything else
+// user.updated, with the changed fields before and after (never the hash).
+func updateUserEvent(db *gorm.DB, id string, cols map[string]any, now time.Time, evType string) error {
+	return updateUserIf(db, id, cols, now, evType, nil)
+}
+
+// updateUserIf is updateUserEvent applied only while the user's updated_at is still unmodified (nil: always);
+// ErrPreconditionFailed when it changed, ErrNotFound when the user went. The condition is in the UPDATE itself.
+func updateUserIf(db *gorm.DB, id string, cols map[string]any, now time.Time, evType string, unmodified *time.Time) error {
+	if !storableText(id) {
+		return errUnstorableText // a write, as the update would answer; the read first would call it not found
+	}
+	var before userRow
+	if err := db.Where("id = ?", id).Take(&before).Error; err != nil {
+		return mapErr(err)
+	}
+	q := db.Model(&userRow{}).Where("id = ?", id)
+	cols["updated_at"] = dbTime(now)
+	if unmodified != nil {
+		cols["updated_at"] = stamp(now, *unmodified) // a new ETag even within the clock's resolution
+		q = q.Where("updated_at = ?", dbTime(*unmodified))
+	}
+	res := q.UpdateColumns(cols)
+	if res.Error != nil {
+		return mapErr(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		if unmodified != nil {
+			return unlessGone(db, &userRow{}, "id = ?", id)
+		}
+		return ErrNotFound
+	}
+	var after userRow
+	if err := db.Where("id = ?", id).Take(&after).Error; err != nil {
+		return mapErr(err)
+	}
+	ev := Event{Type: evType, UserID: id, Pool: after.Pool}
+	if _, ok := cols["password_hash"]; ok && evType == "" {
+		ev.Type = EventPasswordChanged
+	}
+	if ev.Type == "" {
+		ev.Type = EventUserUpdated
+		if _, ok := cols["email_verified"]; ok && len(cols) == 2 {
+			ev.Type = EventEmailVerified
+		}
+		b, a := before.auditView(), after.auditView()
+		for k, v := range a {
+			if reflect.DeepEqual(b[k], v) {
+				delete(a, k)
+				delete(b, k)
+			}
+		}
+		ev.Details = map[string]any{"before": b, "after": a}
+	}
+	return recordEvent(txContext(db), db, ev)
+}
+
+// auditView is what a user.updated event shows of a user: the fields an operator may change, never the
+// password hash.
+func (r *userRow) auditView() map[string]any {
+	var roles, extras any
+	_ = json.Unmarshal([]byte(r.Roles), &roles)
+	_ = json.Unmarshal([]byte(r.Extras), &extras)
+	return map[string]any{"email": r.Email, "name": r.Name, "roles": roles, "extras": extras,
+		"email_verified": r.EmailVerified, "disabled": r.Disabled}
 }

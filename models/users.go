@@ -261,7 +261,7 @@ func (s *Store) CreateUserWith(ctx context.Context, u NewUser) (*User, error) {
 			}
 			return mapErr(err)
 		}
-		if err := fanOutWebhooks(tx, userEvent(WebhookUserCreated, id), now); err != nil {
+		if err := recordEvent(ctx, tx, Event{Type: EventUserCreated, UserID: id, Pool: pool, Details: map[string]any{"email": email}}); err != nil {
 			return err
 		}
 		if u.VerifyMail != nil {
@@ -327,19 +327,6 @@ func (s *Store) ListUsers(ctx context.Context, pool string) ([]User, error) {
 	return out, nil
 }
 
-// updateUser sets columns (and updated_at) of user id; ErrNotFound if there is no such user.
-func updateUser(db *gorm.DB, id string, cols map[string]any, now time.Time) error {
-	cols["updated_at"] = dbTime(now)
-	res := db.Model(&userRow{}).Where("id = ?", id).UpdateColumns(cols)
-	if res.Error != nil {
-		return mapErr(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
 // ChangePassword replaces a user's password (argon2id-hashed) and ends every other browser session of the
 // user, revoking their tokens as EndUserBrowserSessions does, in one transaction that first locks the user's
 // row: a sign-in that checked the old password either created its session before (and it is ended here) or
@@ -382,9 +369,6 @@ func (s *Store) changePassword(ctx context.Context, userID string, checked *User
 		if err := updateUser(tx, userID, map[string]any{"password_hash": hash}, now); err != nil {
 			return err
 		}
-		if err := fanOutWebhooks(tx, userEvent(WebhookUserPasswordChanged, userID), now); err != nil {
-			return err
-		}
 		n, err = endUserSessions(tx, userID, keepSessionID, now)
 		return err
 	})
@@ -394,20 +378,11 @@ func (s *Store) changePassword(ctx context.Context, userID string, checked *User
 	return n, nil
 }
 
-// updateUserEvent is updateUser and its user.updated event, in one transaction.
-func (s *Store) updateUserEvent(ctx context.Context, userID string, cols map[string]any) error {
-	now := s.now()
-	return s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := updateUser(tx, userID, cols, now); err != nil {
-			return err
-		}
-		return fanOutWebhooks(tx, userEvent(WebhookUserUpdated, userID), now)
-	})
-}
-
 // SetRoles replaces a user's roles; ErrNotFound if there is no such user.
 func (s *Store) SetRoles(ctx context.Context, userID string, roles []string) error {
-	if err := s.updateUserEvent(ctx, userID, map[string]any{"roles": encodeList(roles)}); err != nil {
+	if err := s.inTx(ctx, func(tx *gorm.DB) error {
+		return updateUser(tx, userID, map[string]any{"roles": encodeList(roles)}, s.now())
+	}); err != nil {
 		return fmt.Errorf("set roles: %w", err)
 	}
 	return nil
@@ -420,7 +395,7 @@ func (s *Store) SetExtras(ctx context.Context, userID string, extras map[string]
 	if err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
-	if err := s.updateUserEvent(ctx, userID, map[string]any{"extras": enc}); err != nil {
+	if err := s.inTx(ctx, func(tx *gorm.DB) error { return updateUser(tx, userID, map[string]any{"extras": enc}, s.now()) }); err != nil {
 		return fmt.Errorf("set extras: %w", err)
 	}
 	return nil
@@ -433,7 +408,7 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 	if err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
-	if err := s.updateUserEvent(ctx, userID, map[string]any{"name": name}); err != nil {
+	if err := s.inTx(ctx, func(tx *gorm.DB) error { return updateUser(tx, userID, map[string]any{"name": name}, s.now()) }); err != nil {
 		return fmt.Errorf("set name: %w", err)
 	}
 	return nil
@@ -444,29 +419,18 @@ func (s *Store) SetName(ctx context.Context, userID, name string) error {
 // become inactive, access tokens are deleted, unused authorization codes become used.
 func (s *Store) SetDisabled(ctx context.Context, userID string, disabled bool, now time.Time) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		if err := setDisabled(tx, userID, disabled, now); err != nil {
+		if err := updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
 			return err
 		}
-		return fanOutWebhooks(tx, userEvent(WebhookUserUpdated, userID), now)
+		if !disabled {
+			return nil
+		}
+		return disabledUserEffects(tx, userID, now)
 	})
 	if err != nil {
 		return fmt.Errorf("set user disabled: %w", err)
 	}
 	return nil
-}
-
-// setDisabled is SetDisabled inside tx, without its event (UpdateUser sends one for the whole change).
-func setDisabled(tx *gorm.DB, userID string, disabled bool, now time.Time) error {
-	if err := updateUser(tx, userID, map[string]any{"disabled": disabled}, now); err != nil {
-		return err
-	}
-	if !disabled {
-		return nil
-	}
-	if _, err := endUserSessions(tx, userID, "", now); err != nil {
-		return err
-	}
-	return revokeTokensWhere(tx, "subject = ?", userID)
 }
 
 // Authenticate returns the user of pool ("" = DefaultPool) with this email (ignoring case) and password. An
@@ -477,7 +441,7 @@ func setDisabled(tx *gorm.DB, userID string, disabled bool, now time.Time) error
 // can refuse it once the password has changed.
 func (s *Store) Authenticate(ctx context.Context, pool, email, password string) (*User, error) {
 	if password == "" || len(password) > passwords.MaxLength {
-		return nil, ErrInvalidCredentials
+		return nil, s.signInFailed(ctx, pool, email, "", ReasonWrongPassword, ErrInvalidCredentials)
 	}
 	var row userRow
 	err := s.conn(ctx).Where("pool = ? AND email_normalized = ?", poolOrDefault(pool), normalizeEmail(email)).Take(&row).Error
@@ -486,14 +450,14 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	}
 	if err != nil {
 		_, _ = VerifyPassword(dummyPasswordHash, password)
-		return nil, ErrInvalidCredentials
+		return nil, s.signInFailed(ctx, pool, email, "", ReasonUnknownUser, ErrInvalidCredentials)
 	}
 	ok, err := VerifyPassword(row.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("authenticate user %q: %w", row.ID, err)
 	}
 	if !ok {
-		return nil, ErrInvalidCredentials
+		return nil, s.signInFailed(ctx, pool, email, row.ID, ReasonWrongPassword, ErrInvalidCredentials)
 	}
 	u, err := row.user()
 	if err != nil {
@@ -501,6 +465,9 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 	}
 	u.credential = row.PasswordHash
 	if u.Disabled {
+		if err := s.signInFailed(ctx, pool, email, u.ID, ReasonDisabled, ErrUserDisabled); !errors.Is(err, ErrUserDisabled) {
+			return nil, err
+		}
 		return u, ErrUserDisabled
 	}
 	if !u.EmailVerified {
@@ -509,10 +476,21 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 			return nil, fmt.Errorf("authenticate: %w", mapErr(err))
 		}
 		if p.RequireEmailVerification {
+			if err := s.signInFailed(ctx, pool, email, u.ID, ReasonEmailNotVerified, ErrEmailNotVerified); !errors.Is(err, ErrEmailNotVerified) {
+				return nil, err
+			}
 			return u, ErrEmailNotVerified
 		}
 	}
 	return u, nil
+}
+
+// disabledUserEffects is what disabling user userID ends, in tx: every browser session, and the user's tokens.
+func disabledUserEffects(tx *gorm.DB, userID string, now time.Time) error {
+	if _, err := endUserSessions(tx, userID, "", now); err != nil {
+		return err
+	}
+	return revokeTokensWhere(tx, "subject = ?", userID)
 }
 
 // DeleteUser deletes a user, their browser sessions (ended first: their apps get a back-channel logout) and
@@ -555,13 +533,9 @@ func (s *Store) deleteUser(ctx context.Context, id string, where map[string]any)
 		if err := tx.Where("user_id = ?", id).Delete(&consentRow{}).Error; err != nil {
 			return mapErr(err)
 		}
-		// The user row goes last: the sessions' end events above still read its pool.
-		deleted := userEvent(WebhookUserDeleted, id)
-		deleted.Data = func(*gorm.DB) (string, any, error) {
-			u, err := gone.webhookUser()
-			return gone.Pool, u, err
-		}
-		if err := fanOutWebhooks(tx, deleted, now); err != nil {
+		// The user row goes last: the events above and this one still read its pool (and the webhook's user).
+		ev := Event{Type: EventUserDeleted, UserID: id, Pool: gone.Pool, Details: map[string]any{"email": gone.Email}}
+		if err := recordEvent(ctx, tx, ev); err != nil {
 			return err
 		}
 		res := match(tx).Delete(&userRow{})

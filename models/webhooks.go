@@ -26,17 +26,33 @@ import (
 // event exactly as it is POSTed (a WebhookPayload).
 const OutboxWebhook = "webhook"
 
-// The event types a webhook may subscribe to. WebhookEventTypes lists them with what they mean (the README
-// and the admin API's documentation say the same).
+// The event types a webhook may subscribe to: audit events (audit.go), which recordEvent fans out
+// (webhookFor). WebhookEventTypes lists them with what they mean (the README and the admin API's documentation
+// say the same).
 const (
-	WebhookUserCreated         = "user.created"
-	WebhookUserUpdated         = "user.updated"
-	WebhookUserDeleted         = "user.deleted"
-	WebhookUserEmailVerified   = "user.email_verified"
-	WebhookUserPasswordChanged = "user.password_changed"
-	WebhookSessionStarted      = "session.started"
-	WebhookSessionEnded        = "session.ended"
+	WebhookUserCreated         = EventUserCreated
+	WebhookUserUpdated         = EventUserUpdated
+	WebhookUserDeleted         = EventUserDeleted
+	WebhookUserEmailVerified   = EventEmailVerified
+	WebhookUserPasswordChanged = EventPasswordChanged
+	WebhookSessionStarted      = EventSessionStarted
+	WebhookSessionEnded        = EventSessionEnded
 )
+
+// webhookFor is the webhook event an audit event also is, if any. recordEvent calls it for every event it
+// writes, so a delivery is enqueued exactly when its audit row is, in the same transaction.
+func webhookFor(ev Event, now time.Time) (WebhookEvent, bool) {
+	switch ev.Type {
+	case EventUserCreated, EventUserUpdated, EventUserDeleted, EventEmailVerified, EventPasswordChanged:
+		return userEvent(ev.Type, ev.UserID), true
+	case EventPasswordReset:
+		return userEvent(WebhookUserPasswordChanged, ev.UserID), true
+	case EventSessionStarted, EventSessionEnded:
+		sid, _ := ev.Details["session_id"].(string)
+		return sessionEvent(ev.Type, sid, ev.UserID, now), true
+	}
+	return WebhookEvent{}, false
+}
 
 // WebhookEventTypes is the catalog of event types: type -> when it is sent.
 var WebhookEventTypes = map[string]string{

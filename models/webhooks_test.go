@@ -70,7 +70,7 @@ func TestWebhookEventsAtEveryChange(t *testing.T) {
 					_, err := s.CreateMintedSession(ctx, u.ID, "backend", "", "", now, time.Hour, time.Hour)
 					return err
 				}},
-				{[]string{"session.ended", "user.updated"}, func() error {
+				{[]string{"user.updated", "session.ended"}, func() error { // the change, then what it ends
 					disabled := true
 					_, err := s.UpdateUser(ctx, u.ID, models.UserPatch{Disabled: &disabled}, now)
 					return err

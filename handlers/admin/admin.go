@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/reqmeta"
 )
 
 // Scope is the scope an admin client's client_credentials token carries for the admin API.
@@ -39,6 +40,7 @@ type store interface {
 	ResetMFA(ctx context.Context, userID string) (int, error)
 	sessionStore
 	moreStore
+	auditStore
 }
 
 // moreStore is what the clients, pools and the rest of the users routes read and write.
@@ -101,6 +103,7 @@ func (h *API) Mount(r *mux.Router) {
 	s.Handle("/users/{id}/mfa", handler(h.resetMFA)).Methods(http.MethodDelete)
 	h.mountMore(s)
 	h.mountWebhooks(s)
+	h.mountAudit(s)
 }
 
 // handler serves fn, answering the error it returns through jsonapi.Write.
@@ -149,6 +152,7 @@ func (h *API) authorize(r *http.Request) (*models.Client, error) {
 	case !ar.GetGrantedScopes().Has(Scope):
 		return nil, grant.InsufficientScope(Scope, "The access token lacks the "+Scope+" scope.")
 	}
+	reqmeta.SetActor(ctx, "client:"+c.ID) // what this request changes, the audit log credits to this admin client
 	return c, nil
 }
 

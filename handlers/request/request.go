@@ -1,6 +1,7 @@
 // Package request is what every handler knows about the request it serves: its id and the logger carrying it
 // (one access line each), the client's address behind trusted proxies, the device it comes from, and whether its
-// web origin may call us (CORS). It writes no response bodies of its own and imports nothing of ours but faults.
+// web origin may call us (CORS). It hands the id, address and user agent on to the audit log (package reqmeta).
+// It writes no response bodies of its own and imports nothing of ours but faults and reqmeta.
 package request
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/latchkey/latchkey/faults"
+	"github.com/latchkey/latchkey/reqmeta"
 )
 
 type ctxKey int
@@ -28,6 +30,12 @@ type requestInfo struct {
 	logger   *slog.Logger
 	proxies  TrustedProxies
 	clientIP string // resolved on first use by ClientIP
+	req      *http.Request
+}
+
+// RequestMeta is what the request's audit events record (package reqmeta), resolved on first use.
+func (info *requestInfo) RequestMeta() reqmeta.Meta {
+	return reqmeta.Meta{RequestID: info.id, IP: info.client(info.req), UserAgent: info.req.UserAgent()}
 }
 
 // Logger returns the request-scoped logger (carrying the request id), or the default logger.
@@ -72,10 +80,10 @@ func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter 
 func Track(base *slog.Logger, proxies TrustedProxies, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		info := &requestInfo{id: newRequestID(), base: base, proxies: proxies}
+		info := &requestInfo{id: newRequestID(), base: base, proxies: proxies, req: r}
 		w.Header()["X-Request-Id"] = []string{info.id}
 		rec := &statusRecorder{ResponseWriter: w}
-		ctx := faults.WithRecorder(context.WithValue(r.Context(), requestKey, info))
+		ctx := reqmeta.Attach(faults.WithRecorder(context.WithValue(r.Context(), requestKey, info)), info)
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		if rec.status == 0 {
 			rec.status = http.StatusOK

@@ -24,6 +24,7 @@ type throttleStore interface {
 	ThrottleRefund(ctx context.Context, k models.ThrottleKey) error
 	ThrottleReset(ctx context.Context, key string) error
 	CredentialStamp(ctx context.Context, pool, email string) (string, error)
+	RecordSignInRefused(ctx context.Context, pool, email, reason string) error
 }
 
 // Throttle slows password guessing per account and per client IP, and sign-ups per IP, with exponential
@@ -130,6 +131,12 @@ func (t *Throttle) reserveKeys(r *http.Request, pool, email, device string, sign
 	wait, by, err := t.Store.ThrottleReserve(a.ctx, t.now(), keys...)
 	if wait > 0 && by >= 0 {
 		t.rejected(kinds[by])
+		// A refused sign-in is in the audit log too (reason throttled): one row per refusal, which retention bounds.
+		if !signup {
+			if err := t.Store.RecordSignInRefused(a.ctx, pool, email, models.ReasonThrottled); err != nil {
+				request.Logger(a.ctx).Error("record throttled sign-in", "error", err)
+			}
+		}
 	}
 	return a, wait, err
 }
