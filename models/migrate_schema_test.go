@@ -213,6 +213,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0018_upstream_providers.sql":                            "f42fbf0a57cc093522bb378c3bbe26fb672610b2b390da98b95bc2bb7dca0672",
 	"postgres/0019_mail_accounts.sql":                                 "d74c8973d0c29902b586355f53507f9ecb0b768a2d7254dadfb521a7ed6fab2f",
 	"postgres/0020_passwordless.sql":                                  "ab0a17dad8f75e303fffbff788eb9113cb1fd698f0cf8a98d466e44bf2ecc290",
+	"postgres/0021_passkeys.sql":                                      "b1f86f5bc923a02300cec8dcfd0e29a1f72c891de5e2134ae05ed13ffd88e827",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
@@ -233,6 +234,7 @@ var releasedMigrations = map[string]string{
 	"sqlite/0018_upstream_providers.sql":                              "7d6acb51d6880940810bea37ef6dba60927f4756d3525f4a10a5e4d1c47b4ba6",
 	"sqlite/0019_mail_accounts.sql":                                   "6e204252f34196cda7b38df07f33441b98914d324f6d32f9f3fc53751201de1d",
 	"sqlite/0020_passwordless.sql":                                    "47a29039a926ad610a7b523b29fc99849fa079f81215279558210e170cb01bc9",
+	"sqlite/0021_passkeys.sql":                                        "dec62a01e768a7fdd4dc0790594a9a8935ab0f563cc281e4b045003f28f15ad3",
 }
 
 func TestReleasedMigrationsAreFrozen(t *testing.T) {
