@@ -11,13 +11,16 @@ package passkey
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -370,4 +373,11 @@ func (rp *RP) finish(ctx context.Context, kind, userID, bind string, body []byte
 		return nil, err
 	}
 	return u, nil
+}
+
+// Bind is the binding of a ceremony to what it answers (e.g. "api-mfa" and an MFA challenge token): a hash, so no
+// secret is stored with the ceremony.
+func Bind(parts ...string) string {
+	sum := sha256.Sum256([]byte("latchkey/passkey-bind\x00" + strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:])
 }

@@ -31,7 +31,22 @@ var (
 	AMRTOTP     = []string{"pwd", "otp", "mfa"}
 	// A recovery code is a second factor but no OTP device: RFC 8176 has no value for it beyond mfa.
 	AMRRecovery = []string{"pwd", "mfa"}
+	// A passkey after the password: proof of a hardware-secured key (hwk), the second factor.
+	AMRPasskeyMFA = []string{"pwd", "hwk", "mfa"}
+	// A passkey alone, with user verification (a PIN or biometric unlocked the key): possession and the user's
+	// own check on the device, so it counts as multi-factor and satisfies a pool that requires MFA.
+	AMRPasskey = []string{"hwk", "user", "mfa"}
 )
+
+// FreshSignIn is how recent a sign-in must be to change the factors of an account without the password (adding
+// an authenticator app or a passkey, removing a passkey): a stolen token or an unattended browser alone must
+// not add a factor, which would lock the owner out behind the thief's authenticator.
+const FreshSignIn = 5 * time.Minute
+
+// RecentSignIn says whether a sign-in at authTime is fresh enough at now (FreshSignIn).
+func RecentSignIn(authTime, now time.Time) bool {
+	return !authTime.IsZero() && now.Sub(authTime) <= FreshSignIn
+}
 
 // FactorStore is what the second-factor rule and check read and write.
 type FactorStore interface {

@@ -75,7 +75,7 @@ type mfaChallengeResponse struct {
 // otp says the first factor was a mailed code rather than the password.
 func (h *API) challengeLogin(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scopes []string, demand grant.MFADemand, otp bool) error {
 	data, _ := json.Marshal(challengeData{Scopes: scopes, Stamp: u.CredentialStamp(), OTP: otp})
-	purpose, code, factors, desc := purposeLogin, codeMFARequired, []string{models.FactorTOTP, "recovery_code"},
+	purpose, code, factors, desc := purposeLogin, codeMFARequired, h.factorKinds(r, u.ID),
 		"A second factor is required: send a code with the mfa_token to /api/v1/auth/mfa/verify."
 	if demand == grant.MFAEnroll {
 		purpose, code, factors, desc = purposeEnroll, codeMFAEnrollmentRequired, []string{models.FactorTOTP},
@@ -103,6 +103,9 @@ type verifyBody struct {
 	MFAToken     string `json:"mfa_token"`
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	// Credential is a passkey's assertion (navigator.credentials.get's PublicKeyCredential as JSON), in place of
+	// a code; its options come from /mfa/passkey/begin.
+	Credential json.RawMessage `json:"credential"`
 }
 
 // oneCode checks a body names exactly one of a code and a recovery code.
@@ -134,7 +137,11 @@ func (h *API) verify(w http.ResponseWriter, r *http.Request) error {
 	if body.MFAToken == "" {
 		return jsonapi.BadRequest("mfa_token is required.")
 	}
-	if err := oneCode(body.Code, body.RecoveryCode); err != nil {
+	if len(body.Credential) > 0 {
+		if body.Code != "" || body.RecoveryCode != "" {
+			return jsonapi.BadRequest("Send one of code, recovery_code and credential.")
+		}
+	} else if err := oneCode(body.Code, body.RecoveryCode); err != nil {
 		return err
 	}
 	r, tokenType, err := h.withDPoP(w, r)
@@ -164,14 +171,27 @@ func (h *API) verify(w http.ResponseWriter, r *http.Request) error {
 		attempt.Void()
 		return fmt.Errorf("reserve mfa challenge: %w", err)
 	}
-	amr, err := grant.CheckCode(ctx, h.Factors, h.Sealer, ch.UserID, body.Code, body.RecoveryCode, h.Now())
+	var amr []string
+	if len(body.Credential) > 0 {
+		amr, err = h.checkPasskey(r.WithContext(ctx), ch.UserID, body.MFAToken, body.Credential)
+	} else {
+		amr, err = grant.CheckCode(ctx, h.Factors, h.Sealer, ch.UserID, body.Code, body.RecoveryCode, h.Now())
+	}
 	if err != nil {
 		if relErr := h.Factors.ReleaseMFAChallenge(ctx, body.MFAToken); relErr != nil {
 			request.Logger(ctx).Error("release mfa challenge", "error", relErr)
 		}
 		if errors.Is(err, grant.ErrWrongCode) {
 			request.Logger(ctx).Info("api second factor failed", "user", ch.UserID, "client", c.ID)
+			if len(body.Credential) > 0 {
+				return errPasskey(err)
+			}
 			return errWrongCode()
+		}
+		var je *jsonapi.Error
+		if errors.As(err, &je) {
+			attempt.Void()
+			return err
 		}
 		attempt.Void()
 		return fmt.Errorf("check code: %w", err)
@@ -220,7 +240,7 @@ type enroller struct {
 }
 
 // With an access token, enrolment (not its confirmation, which needs the new factor's code) also needs the
-// current password, or a sign-in less than freshSignIn old (a user who signs in through another provider has no
+// current password, or a sign-in less than grant.FreshSignIn old (a user who signs in through another provider has no
 // password here): a stolen access token alone must not add a factor, which would lock the owner out behind the
 // thief's authenticator.
 func (h *API) enroller(r *http.Request, mfaToken string, password *string) (*enroller, error) {
@@ -235,7 +255,7 @@ func (h *API) enroller(r *http.Request, mfaToken string, password *string) (*enr
 			if _, _, err := h.checkOwnPassword(r, b, *password); err != nil {
 				return nil, err
 			}
-		case b.session.AuthTime.IsZero() || h.Now().Sub(b.session.AuthTime) > freshSignIn:
+		case !grant.RecentSignIn(b.session.AuthTime, h.Now()):
 			return nil, jsonapi.BadRequest("Adding a second factor needs password (the current one), or a sign-in less than 5 minutes old.")
 		}
 		return &enroller{user: b.user}, nil
@@ -458,6 +478,3 @@ func (h *API) removeFactor(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
-
-// freshSignIn is how recent a sign-in must be to add a second factor without the password.
-const freshSignIn = 5 * time.Minute
