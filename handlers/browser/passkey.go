@@ -9,16 +9,14 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// For the passkey pages (handlers/passkey), which check the passkey: the session starts here, as after a password.
-
-// SignInPool is the pool the sign-in form posted in r signs in to: the client's of the authorization request it
-// carries (field challenge), else the ?pool= one. false: the browser has been answered (expired, unknown pool).
+// For handlers/passkeys, which checks a passkey; the session starts here, as after a password. SignInPool is the
+// pool the sign-in form posted in r signs in to: the client's of the authorization request it carries (field
+// challenge), else the ?pool= one. false: the browser has been answered (expired, unknown pool).
 func (h *Browser) SignInPool(w http.ResponseWriter, r *http.Request) (string, bool) {
-	challenge := r.PostForm.Get("challenge")
-	if challenge == "" {
+	if r.PostForm.Get("challenge") == "" {
 		return h.directPool(w, r)
 	}
-	p, err := h.openPending(challenge, h.Now())
+	p, err := h.openPending(r.PostForm.Get("challenge"), h.Now())
 	if err != nil {
 		h.expiredPage(w, r)
 		return "", false
@@ -48,6 +46,4 @@ func (h *Browser) SignedInWith(w http.ResponseWriter, r *http.Request, u *models
 }
 
 // SignedIn is the browser's signed-in session, or nil.
-func (h *Browser) SignedIn(r *http.Request) (*models.BrowserSession, error) {
-	return h.currentSession(r)
-}
+func (h *Browser) SignedIn(r *http.Request) (*models.BrowserSession, error) { return h.currentSession(r) }
