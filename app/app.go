@@ -132,12 +132,13 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		store.Close()
 		return nil, fmt.Errorf("parse templates: %w", err)
 	}
-	if a.passkeys, err = passkey.New(passkey.Config{Issuer: cfg.Issuer}, store); err != nil {
-		store.Close()
-		return nil, err
+	// WebAuthn needs a domain: an issuer on an IP address (a test, a LAN) serves everything else, without passkeys.
+	if rp, perr := passkey.New(passkey.Config{Issuer: cfg.Issuer}, store); perr != nil {
+		logger.Warn("passkeys are off", "reason", perr.Error())
+	} else {
+		rp.Log, a.passkeys = request.Logger, rp
+		a.pages.OfferPasskeySignIn(passkeys.PathSignIn)
 	}
-	a.passkeys.Log = request.Logger
-	a.pages.OfferPasskeySignIn(passkeys.PathSignIn)
 	if cfg.SMTPURL != "" {
 		if a.smtp, err = mailer.ParseSMTPURL(cfg.SMTPURL); err == nil {
 			a.mail, err = mailer.NewComposer(cfg.SMTPFrom, cfg.Issuer, cfg.MailTemplatesDir, a.clock)

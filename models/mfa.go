@@ -59,7 +59,15 @@ type factorRow struct {
 	ConfirmedAt  *time.Time `gorm:"column:confirmed_at"`
 	LastUsedAt   *time.Time `gorm:"column:last_used_at"`
 	LastUsedStep *int64     `gorm:"column:last_used_step"`
-	passkeyColumns
+	// A passkey's credential (passkeys.go, migration 21).
+	CredentialID    *string `gorm:"column:credential_id"`
+	PublicKey       string  `gorm:"column:public_key"`
+	SignCount       int64   `gorm:"column:sign_count"`
+	AAGUID          string  `gorm:"column:aaguid"`
+	Transports      string  `gorm:"column:transports"`
+	BackupEligible  bool    `gorm:"column:backup_eligible"`
+	BackupState     bool    `gorm:"column:backup_state"`
+	AttestationType string  `gorm:"column:attestation_type"`
 }
 
 func (factorRow) TableName() string { return "user_factors" }

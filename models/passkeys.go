@@ -30,19 +30,7 @@ type Passkey struct {
 	AttestationType string   `json:"-"`
 }
 
-// passkeyColumns are factorRow's columns of migration 21.
-type passkeyColumns struct {
-	CredentialID    *string `gorm:"column:credential_id"`
-	PublicKey       string  `gorm:"column:public_key"`
-	SignCount       int64   `gorm:"column:sign_count"`
-	AAGUID          string  `gorm:"column:aaguid"`
-	Transports      string  `gorm:"column:transports"`
-	BackupEligible  bool    `gorm:"column:backup_eligible"`
-	BackupState     bool    `gorm:"column:backup_state"`
-	AttestationType string  `gorm:"column:attestation_type"`
-}
-
-func (c passkeyColumns) passkey() *Passkey {
+func (c factorRow) passkey() *Passkey {
 	if c.CredentialID == nil {
 		return nil
 	}
@@ -80,8 +68,8 @@ func (s *Store) AddPasskey(ctx context.Context, f Factor) error {
 		}
 		cred := pk.CredentialID
 		row := factorRow{ID: f.ID, UserID: f.UserID, Kind: FactorWebAuthn, Name: f.Name, CreatedAt: now, ConfirmedAt: &now,
-			passkeyColumns: passkeyColumns{CredentialID: &cred, PublicKey: pk.PublicKey, SignCount: int64(pk.SignCount), AAGUID: pk.AAGUID,
-				Transports: strings.Join(pk.Transports, " "), BackupEligible: pk.BackupEligible, BackupState: pk.BackupState, AttestationType: pk.AttestationType}}
+			CredentialID: &cred, PublicKey: pk.PublicKey, SignCount: int64(pk.SignCount), AAGUID: pk.AAGUID,
+			Transports: strings.Join(pk.Transports, " "), BackupEligible: pk.BackupEligible, BackupState: pk.BackupState, AttestationType: pk.AttestationType}
 		err := tx.Create(&row).Error
 		if errors.Is(err, gorm.ErrDuplicatedKey) {
 			return ErrConflict

@@ -252,7 +252,7 @@ func (rp *RP) FinishRegistration(ctx context.Context, u *models.User, name strin
 	}
 	pk := &models.Passkey{CredentialID: b64.EncodeToString(cred.ID), PublicKey: b64.EncodeToString(cred.PublicKey), SignCount: cred.Authenticator.SignCount,
 		BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState, AttestationType: cred.AttestationType}
-	if a, err := uuid.FromBytes(cred.Authenticator.AAGUID); err == nil {
+	if a, err := uuid.FromBytes(cred.Authenticator.AAGUID); err == nil && a != uuid.Nil {
 		pk.AAGUID = a.String()
 	}
 	for _, t := range cred.Transport {
@@ -262,7 +262,7 @@ func (rp *RP) FinishRegistration(ctx context.Context, u *models.User, name strin
 	if err := rp.store.AddPasskey(ctx, f); err != nil {
 		return nil, err
 	}
-	return &f, nil
+	return rp.store.PasskeyByCredentialID(ctx, pk.CredentialID)
 }
 
 // rejected logs why a response did not verify (the library's detail is for the log, not the client).

@@ -9,9 +9,8 @@ import (
 	"github.com/latchkey/latchkey/models"
 )
 
-// For handlers/passkeys, which checks a passkey; the session starts here, as after a password. SignInPool is the
-// pool the sign-in form posted in r signs in to: the client's of the authorization request it carries (field
-// challenge), else the ?pool= one. false: the browser has been answered (expired, unknown pool).
+// For handlers/passkeys (it checks the passkey, the session starts here). SignInPool: the pool the form posted in r
+// signs in to (of the request in field challenge, else ?pool=); false: the browser has been answered.
 func (h *Browser) SignInPool(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if r.PostForm.Get("challenge") == "" {
 		return h.directPool(w, r)
@@ -29,8 +28,7 @@ func (h *Browser) SignInPool(w http.ResponseWriter, r *http.Request) (string, bo
 	return c.Pool, true
 }
 
-// SignedInWith starts (or refreshes) the browser session of u, just authenticated by method (models.AuthMethodOf
-// its amr), and sends the browser on as after a password: to the request in field challenge, or ?return_to=.
+// SignedInWith starts (or refreshes) the session of u, just authenticated by method, and goes on as after a password.
 func (h *Browser) SignedInWith(w http.ResponseWriter, r *http.Request, u *models.User, method string) {
 	bs, err := h.signIn(w, r, u, h.Now(), method)
 	if errors.Is(err, errSignInRefused) {
@@ -46,4 +44,6 @@ func (h *Browser) SignedInWith(w http.ResponseWriter, r *http.Request, u *models
 }
 
 // SignedIn is the browser's signed-in session, or nil.
-func (h *Browser) SignedIn(r *http.Request) (*models.BrowserSession, error) { return h.currentSession(r) }
+func (h *Browser) SignedIn(r *http.Request) (*models.BrowserSession, error) {
+	return h.currentSession(r)
+}

@@ -85,7 +85,11 @@ func (h *Passkeys) page() *page.Kit {
 // handler is a JSON endpoint: what it returns, jsonapi.Write answers.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
+// Mount mounts the family; with no relying party (passkeys are off) nothing.
 func (h *Passkeys) Mount(r *mux.Router) {
+	if h.RP == nil {
+		return
+	}
 	if h.Now == nil {
 		h.Now = time.Now
 	}
