@@ -133,6 +133,9 @@ type MFAPage struct {
 	Token             string
 	Error             string
 	Enrol             bool
+	// FormActionExtra lists further sources for the CSP form-action directive: the client's redirect URI, where
+	// a right code's redirects end (see ConsentPage).
+	FormActionExtra []string
 	// Passkey is the JSON of the passkey assertion options (PasskeyScriptPath's script asks the authenticator and
 	// posts field credential); "" offers no passkey.
 	Passkey string
@@ -335,7 +338,7 @@ func (r *Renderer) AccountMail(w http.ResponseWriter, status int, p AccountMailP
 
 // MFA renders the second step of a sign-in.
 func (r *Renderer) MFA(w http.ResponseWriter, status int, p MFAPage) error {
-	return r.render(w, status, r.mfa, p, formActions(p.Action, nil))
+	return r.render(w, status, r.mfa, p, formActions(p.Action, p.FormActionExtra))
 }
 
 // Passkeys renders the account's passkeys page.

@@ -56,6 +56,8 @@ type Resume struct {
 	Pending   string `json:"p,omitempty"` // the sealed authorization request being signed in to
 	ReturnTo  string `json:"r,omitempty"` // a direct sign-in's local return path
 	Browser   string `json:"b"`           // hash of the browser's binding cookie
+	// Redirect is the client's redirect URI: the page's form ends in a redirect there, which its CSP must allow.
+	Redirect string `json:"u,omitempty"`
 }
 
 // Passed is a second step whose code was right: its challenge is used up.
@@ -102,7 +104,7 @@ func (s *Step) Begin(w http.ResponseWriter, r *http.Request, userID, clientID st
 	}
 	s.Kit.SetCookie(w, cookie, secret, grant.MFATTL)
 	request.Logger(r.Context()).Info("sign-in needs a second factor", "user", userID, "federated", res.Federated)
-	s.render(w, r, http.StatusOK, userID, token, "")
+	s.render(w, r, http.StatusOK, userID, res.Redirect, token, "")
 	return nil
 }
 
@@ -113,8 +115,11 @@ func (s *Step) EnrolFirst(w http.ResponseWriter, r *http.Request, userID string)
 	page.LogRender(r, s.Kit.Pages.MFA(w, http.StatusForbidden, templates.MFAPage{Enrol: true}))
 }
 
-func (s *Step) render(w http.ResponseWriter, r *http.Request, status int, userID, token, msg string) {
+func (s *Step) render(w http.ResponseWriter, r *http.Request, status int, userID, redirect, token, msg string) {
 	p := templates.MFAPage{Action: Path, CSRFToken: s.Kit.CSRFToken(w, r), Token: token, Error: msg}
+	if redirect != "" {
+		p.FormActionExtra = []string{redirect}
+	}
 	if s.Passkeys != nil {
 		// Each page its own ceremony: an assertion answers once, and a page shown again offers a fresh one.
 		begun, err := s.Passkeys.BeginSecondFactor(r.Context(), userID, passkey.Bind(Purpose, token))
@@ -162,7 +167,7 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 	}
 	if credential != "" && (code != "" || recovery != "" || s.Passkeys == nil) ||
 		credential == "" && ((code == "") == (recovery == "") || len(code) > 64 || len(recovery) > 64) {
-		s.render(w, r, http.StatusBadRequest, ch.UserID, token, "Enter the 6-digit code from your authenticator app, or a recovery code.")
+		s.render(w, r, http.StatusBadRequest, ch.UserID, res.Redirect, token, "Enter the 6-digit code from your authenticator app, or a recovery code.")
 		return nil, false
 	}
 	attempt, wait, err := s.Throttle.ReserveCode(r, ch.UserID, token)
@@ -170,12 +175,12 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 	case err != nil:
 		request.Logger(ctx).Error("second-factor throttle unavailable", "error", err)
 		w.Header().Set("Retry-After", "5")
-		s.render(w, r, http.StatusServiceUnavailable, ch.UserID, token, "Sign-in is temporarily unavailable. Please try again in a moment.")
+		s.render(w, r, http.StatusServiceUnavailable, ch.UserID, res.Redirect, token, "Sign-in is temporarily unavailable. Please try again in a moment.")
 		return nil, false
 	case wait > 0:
 		request.Logger(ctx).Info("second step throttled", "retry_after", throttle.Seconds(wait))
 		w.Header().Set("Retry-After", throttle.Seconds(wait))
-		s.render(w, r, http.StatusTooManyRequests, ch.UserID, token, "Too many attempts. Try again in "+throttle.Seconds(wait)+" seconds.")
+		s.render(w, r, http.StatusTooManyRequests, ch.UserID, res.Redirect, token, "Too many attempts. Try again in "+throttle.Seconds(wait)+" seconds.")
 		return nil, false
 	}
 	ctx = attempt.Context()
@@ -204,7 +209,7 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 			if credential != "" {
 				msg = "That passkey was not accepted. Try again, or enter a code."
 			}
-			s.render(w, r, http.StatusUnauthorized, ch.UserID, token, msg)
+			s.render(w, r, http.StatusUnauthorized, ch.UserID, res.Redirect, token, msg)
 			return nil, false
 		}
 		attempt.Void()
