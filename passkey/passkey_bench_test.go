@@ -42,7 +42,7 @@ func (k *benchKey) respond(b *testing.B, begun *Begun, origin string) []byte {
 	raw, _ := json.Marshal(begun.Options)
 	var o struct {
 		PublicKey struct {
-			Challenge string `json:"challenge"`
+			Challenge string              `json:"challenge"`
 			RP        struct{ ID string } `json:"rp"`
 			RPID      string              `json:"rpId"`
 			User      struct{ ID string } `json:"user"`
