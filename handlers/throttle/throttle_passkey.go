@@ -10,8 +10,8 @@ import (
 )
 
 // PasskeyBeginPolicy limits the passwordless passkey sign-ins an address may begin (each stores a ceremony row
-// for its challenge): generous for people, a ceiling for a script.
-var PasskeyBeginPolicy = models.ThrottlePolicy{Free: 60, Base: time.Second, Max: 5 * time.Minute, Window: 10 * time.Minute}
+// for 5 minutes), as DefaultPARPolicy limits pushes: 60 at once, then one a second; a quiet minute starts afresh.
+var PasskeyBeginPolicy = models.ThrottlePolicy{Free: 60, Base: time.Second, Max: time.Second, Window: time.Minute}
 
 // ReservePasskey counts one try at a passwordless passkey sign-in before its assertion is checked, per IP (the
 // user is unknown until the assertion names one): a try that does not verify stays counted, as a wrong password.
