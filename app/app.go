@@ -133,7 +133,7 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 		return nil, fmt.Errorf("parse templates: %w", err)
 	}
 	// WebAuthn needs a domain: an issuer on an IP address (a test, a LAN) serves everything else, without passkeys.
-	if rp, perr := passkey.New(passkey.Config{Issuer: cfg.Issuer}, store); perr != nil {
+	if rp, perr := passkey.New(passkey.Config{Issuer: cfg.Issuer, RPID: cfg.WebAuthnRPID, Origins: cfg.WebAuthnOrigins}, store); perr != nil {
 		logger.Warn("passkeys are off", "reason", perr.Error())
 	} else {
 		rp.Log, a.passkeys = request.Logger, rp

@@ -53,6 +53,7 @@ func TestPasskeysTokenAPI(t *testing.T) {
 		env.cli(t, "pools", "create", "customers", "--default-roles", "customer", "--mfa", "required")
 		app := env.createClient(t, "--name", "app", "--first-party", "--pool", "customers", "--scopes", "openid profile email offline_access")
 		env["test.hostname"] = "localhost"
+		env["LATCHKEY_WEBAUTHN_ORIGINS"] = "http://localhost:3000" // an app beside the issuer, using the token API
 		srv := env.startServer(t)
 		api, origin := srv.URL+"/api/v1/auth", srv.URL
 
@@ -98,6 +99,10 @@ func TestPasskeysTokenAPI(t *testing.T) {
 		}
 		if code, _, me := apiCall(t, "GET", api+"/me", nil, bearerHeader(tk["access_token"].(string))); code != 200 {
 			t.Fatalf("me with the passkey's token: %d %v", code, me)
+		}
+		// From the configured app origin too.
+		if code, tk, _ := passkeySignIn(t, api, app.ClientID, "http://localhost:3000", ada); code != 200 || tk["access_token"] == nil {
+			t.Fatalf("passkey sign-in from the app's origin: %d %v", code, tk)
 		}
 		// The same assertion again: its challenge is spent.
 		code, _, b = apiCall(t, "POST", api+"/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "credential": cred}, nil)

@@ -5,8 +5,8 @@
 // row in one statement (TakeCeremony) before it verifies anything, so any node finishes what another began, and
 // a challenge answers once: a replayed assertion, or a second finish racing the first, finds nothing.
 //
-// The relying party id is the issuer's host and the only origin the issuer's (Config can widen both, for apps
-// served from a sibling origin that use the token API).
+// The relying party id is the issuer's host and the only origin the issuer's, unless configured (Config): a parent
+// domain and more origins, for apps on a sibling host that use the token API.
 package passkey
 
 import (
@@ -65,7 +65,7 @@ type Config struct {
 	Issuer      string
 	DisplayName string   // shown by the authenticator; default "Latchkey"
 	RPID        string   // default: the issuer's host
-	Origins     []string // default: the issuer's origin
+	Origins     []string // accepted besides the issuer's origin (apps on hosts within RPID)
 }
 
 // RP is the relying party.
@@ -85,9 +85,7 @@ func New(cfg Config, store Store) (*RP, error) {
 	if cfg.RPID == "" {
 		cfg.RPID = u.Hostname()
 	}
-	if len(cfg.Origins) == 0 {
-		cfg.Origins = []string{u.Scheme + "://" + u.Host}
-	}
+	cfg.Origins = append([]string{u.Scheme + "://" + u.Host}, cfg.Origins...)
 	if cfg.DisplayName == "" {
 		cfg.DisplayName = "Latchkey"
 	}
