@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -256,4 +257,73 @@ func decodeOTPAuthSecret(t *testing.T, uri string) []byte {
 		t.Fatal(err)
 	}
 	return secret
+}
+
+// The passkey pages take hostile forms as any page does: an error page or a JSON error, never a 500.
+func TestPasskeyPagesBadInput(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env.cli(t, "users", "create", "--email", "ada@example.com", "--password", "correct horse battery")
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		b := newBrowser(t, "http://app.invalid")
+		p := b.get(srv.URL + "/login")
+		csp := ""
+		if resp, _ := fetch(t, b.c, "GET", srv.URL+"/login", nil); resp != nil {
+			csp = resp.Header.Get("Content-Security-Policy")
+		}
+		if p.status != 200 || !strings.Contains(p.body, "Sign in with a passkey") || !strings.Contains(csp, "script-src 'self'") {
+			t.Fatalf("sign-in page: %d, CSP %q:\n%s", p.status, csp, p.body)
+		}
+		if code, h, body := get(t, srv.URL+"/assets/passkey.js"); code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/javascript") || !strings.Contains(string(body), "navigator.credentials") {
+			t.Fatalf("script: %d %v", code, h)
+		}
+		f := formWith(t, p.body, "credential", "")
+		for _, tc := range []struct {
+			name   string
+			values url.Values
+			want   int
+		}{
+			{"garbage credential", url.Values{"csrf_token": f.values["csrf_token"], "credential": {"garbage"}}, 401},
+			{"empty credential", url.Values{"csrf_token": f.values["csrf_token"]}, 401},
+			{"assertion-shaped nonsense", url.Values{"csrf_token": f.values["csrf_token"], "credential": {`{"id":"x","rawId":"eA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"","signature":""}}`}}, 401},
+			{"no csrf", url.Values{"credential": {"garbage"}}, 403},
+			{"expired authorization request", url.Values{"csrf_token": f.values["csrf_token"], "challenge": {"nonsense"}, "credential": {"x"}}, 400},
+		} {
+			if got := post(b, p, f.action, tc.values); got.status != tc.want || !strings.Contains(got.body, "Latchkey") {
+				t.Fatalf("%s: %d (want %d):\n%s", tc.name, got.status, tc.want, got.body)
+			}
+		}
+		if code, _, o := postForm(t, srv.URL+"/login/passkey/options", url.Values{"csrf_token": {"forged"}}, "", ""); code != 403 || o["error"] == nil {
+			t.Fatalf("options without the page's csrf: %d %v", code, o)
+		}
+		// The account page: signed out, it sends the browser to sign in and back; then hostile forms.
+		p = b.get(srv.URL + "/account/passkeys")
+		if !strings.Contains(p.body, `name="password"`) {
+			t.Fatalf("account page signed out: %d %s", p.status, p.body)
+		}
+		p = b.submit(p, map[string]string{"email": "ada@example.com", "password": "correct horse battery"})
+		if p.status != 200 || p.url.Path != "/account/passkeys" || !strings.Contains(p.body, "You have no passkeys yet") || !strings.Contains(p.body, "Add a passkey") {
+			t.Fatalf("account page: %d %v\n%s", p.status, p.url, p.body)
+		}
+		add := formWith(t, p.body, "op", "add")
+		for _, tc := range []struct {
+			name   string
+			values url.Values
+			want   int
+		}{
+			{"garbage credential", url.Values{"op": {"add"}, "credential": {"garbage"}, "name": {"x\x00y"}}, 400},
+			{"registration for no ceremony", url.Values{"op": {"add"}, "credential": {`{"id":"eA","rawId":"eA","type":"public-key","response":{"clientDataJSON":"e30","attestationObject":"oA"}}`}}, 400},
+			{"remove someone else's or no passkey", url.Values{"op": {"remove"}, "factor_id": {"fac_nonexistent"}}, 404},
+			{"unknown op", url.Values{"op": {"rename"}}, 400},
+		} {
+			tc.values.Set("csrf_token", add.values.Get("csrf_token"))
+			if got := post(b, p, add.action, tc.values); got.status != tc.want || !strings.Contains(got.body, "Latchkey") {
+				t.Fatalf("%s: %d (want %d):\n%s", tc.name, got.status, tc.want, got.body)
+			}
+		}
+		if code, _, o := postForm(t, srv.URL+"/account/passkeys/options", url.Values{"csrf_token": {"forged"}}, "", ""); code != 403 || o["error"] == nil {
+			t.Fatalf("registration options without the page's csrf: %d %v", code, o)
+		}
+	})
 }
