@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/browser"
 	"github.com/latchkey/latchkey/handlers/jsonapi"
 	"github.com/latchkey/latchkey/handlers/oauth"
+	"github.com/latchkey/latchkey/handlers/passkeys"
 	"github.com/latchkey/latchkey/handlers/registration"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -31,6 +32,7 @@ import (
 	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
 	"github.com/latchkey/latchkey/outbox"
+	"github.com/latchkey/latchkey/passkey"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/telemetry"
@@ -62,6 +64,8 @@ type app struct {
 	// trace export is configured (nil: off).
 	metrics *telemetry.Metrics
 	tracing *telemetry.Tracing
+	// passkeys is the WebAuthn relying party (the issuer's host and origin).
+	passkeys *passkey.RP
 }
 
 // clock is the app's current time.
@@ -130,6 +134,13 @@ func openApp(ctx context.Context, cfg Config, logger *slog.Logger) (*app, error)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	// WebAuthn needs a domain: an issuer on an IP address (a test, a LAN) serves everything else, without passkeys.
+	if rp, perr := passkey.New(passkey.Config{Issuer: cfg.Issuer, RPID: cfg.WebAuthnRPID, Origins: cfg.WebAuthnOrigins}, store); perr != nil {
+		logger.Warn("passkeys are off", "reason", perr.Error())
+	} else {
+		rp.Log, a.passkeys = request.Logger, rp
+		a.pages.OfferPasskeySignIn(passkeys.PathSignIn)
 	}
 	if cfg.SMTPURL != "" {
 		if a.smtp, err = mailer.ParseSMTPURL(cfg.SMTPURL); err == nil {
@@ -249,6 +260,23 @@ func (a *app) families() []handlers.Routes {
 	signIns := &throttle.Throttle{Store: a.store, Account: throttle.DefaultAccountPolicy, IP: throttle.DefaultIPPolicy,
 		DeviceKey: keys.Derive(a.secret, "device-token"), Now: throttleNow, Rejections: a.metrics}
 	mfaSealer := mfa.NewSealer(a.secret)
+	pages := &browser.Browser{
+		OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
+		Devices:     a.store,
+		Upstream:    &browser.Upstream{Client: upstream.New(a.secret, a.cfg.Issuer+browser.PathUpstreamCallback, upstreamTimeout), Store: a.store},
+		Mail:        a.composeMail(),
+		MFASealer:   mfaSealer,
+		Passkeys:    a.passkeys,
+		Secret:      keys.Derive(a.secret, "csrf"),
+		SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
+	}
+	api := &tokenapi.API{
+		OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
+		TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
+		Now: a.clock, Issued: a.metrics,
+		Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer), Mail: a.composeMail(),
+		Passkeys: a.passkeys,
+	}
 	return []handlers.Routes{
 		&handlers.Health{DB: a.store},
 		&oauth.Discovery{Metadata: a.metadata()},
@@ -262,14 +290,11 @@ func (a *app) families() []handlers.Routes {
 		&oauth.Revoke{OAuth: a.prov.OAuth2, CORS: cors, Clients: a.store},
 		&oauth.PAR{OAuth: a.prov.OAuth2, Throttle: signIns},
 		&oauth.UserInfo{OAuth: a.prov.OAuth2, Users: a.store, CORS: cors, DPoP: a.prov},
-		&browser.Browser{
-			OAuth: a.prov.OAuth2, Store: a.store, Hints: a.prov, Pages: a.pages, Issuer: a.cfg.Issuer, Throttle: signIns,
-			Devices:     a.store,
-			Upstream:    &browser.Upstream{Client: upstream.New(a.secret, a.cfg.Issuer+browser.PathUpstreamCallback, upstreamTimeout), Store: a.store},
-			Mail:        a.composeMail(),
-			MFASealer:   mfaSealer,
-			Secret:      keys.Derive(a.secret, "csrf"),
-			SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL, Now: a.clock,
+		pages,
+		// Before the token API, whose /api/v1/auth subrouter would otherwise see /api/v1/auth/passkeys first.
+		&passkeys.Passkeys{
+			RP: a.passkeys, Store: a.store, API: api, Browser: pages, Pages: a.pages, Issuer: a.cfg.Issuer,
+			Secret: keys.Derive(a.secret, "csrf"), Throttle: signIns, CORS: cors, Now: a.clock,
 		},
 		&accountmail.Pages{
 			Store: a.store, Mail: a.composeMail(), Policy: a.policy, Throttle: signIns, Pages: a.pages,
@@ -289,12 +314,7 @@ func (a *app) families() []handlers.Routes {
 			Mode: a.cfg.Registration, Issuer: a.cfg.Issuer, Store: a.store, Secrets: a.prov.Hasher, Sealer: a.prov.Sealer,
 			Tokens: provider.NewRegistrationTokenHasher(a.secret), Policy: registrationPolicy, Throttle: signIns, Now: a.clock,
 		},
-		&tokenapi.API{
-			OAuth: a.prov.OAuth2, Issuer: a.prov, Store: a.store, Policy: a.policy, Throttle: signIns, CORS: cors, DPoP: a.prov,
-			TokenHeader: a.cfg.APITokenHeader, SessionIdle: a.cfg.SessionIdleTTL, SessionAbsolute: a.cfg.SessionTTL,
-			Now: a.clock, Issued: a.metrics,
-			Factors: a.store, Sealer: mfaSealer, MFAIssuer: mfaIssuer(a.cfg.Issuer), Mail: a.composeMail(),
-		},
+		api,
 	}
 }
 

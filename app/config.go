@@ -83,6 +83,11 @@ type Config struct {
 	SMTPURL          string
 	SMTPFrom         string
 	MailTemplatesDir string
+
+	// Passkeys (WebAuthn): WebAuthnRPID is the relying party id ("": the issuer's host), WebAuthnOrigins the
+	// origins besides the issuer's whose pages may use passkeys through the token API (apps on a sibling host).
+	WebAuthnRPID    string
+	WebAuthnOrigins []string
 }
 
 // setting describes one configuration value: its flag, its variable, its default and how to parse it.
@@ -207,6 +212,18 @@ var settings = []setting{
 		func(c *Config, v string) error { c.SMTPFrom = v; return nil }},
 	{"mail-templates-dir", "LATCHKEY_MAIL_TEMPLATES_DIR", "", "directory whose verify_email.{txt,html}.tmpl and reset_password.{txt,html}.tmpl replace the embedded mail templates",
 		func(c *Config, v string) error { c.MailTemplatesDir = v; return nil }},
+	{"webauthn-rp-id", "LATCHKEY_WEBAUTHN_RP_ID", "", "passkeys' relying party id: the issuer's host (default) or a parent domain of it, e.g. example.com for apps on app.example.com",
+		func(c *Config, v string) error { c.WebAuthnRPID = strings.ToLower(v); return nil }},
+	{"webauthn-origins", "LATCHKEY_WEBAUTHN_ORIGINS", "", "comma-separated origins besides the issuer's whose pages may use passkeys through the token API (each within the relying party id)",
+		func(c *Config, v string) error {
+			c.WebAuthnOrigins = nil
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.WebAuthnOrigins = append(c.WebAuthnOrigins, strings.ToLower(o))
+				}
+			}
+			return nil
+		}},
 	{"shutdown-timeout", "LATCHKEY_SHUTDOWN_TIMEOUT", "15s", "how long in-flight requests get on SIGTERM",
 		durationSetter(func(c *Config) *time.Duration { return &c.ShutdownTimeout })},
 }
@@ -327,6 +344,7 @@ func (c *Config) validate() []string {
 			add("LATCHKEY_PASSWORD_BLOCKLIST", "cannot read %q", c.PasswordBlocklist)
 		}
 	}
+	c.validateWebAuthn(add)
 	if c.APITokenHeader != "" && (strings.ContainsAny(c.APITokenHeader, " :\t\r\n") || strings.EqualFold(c.APITokenHeader, "Cookie")) {
 		add("LATCHKEY_API_TOKEN_HEADER", "must be a plain header name such as X-Auth-Token")
 	}
@@ -488,4 +506,33 @@ func (c *Config) systemSecret(logger *slog.Logger) ([]byte, error) {
 	}
 	logger.Warn("LATCHKEY_SECRET is not set: generated a system secret into a file beside the SQLite database; back it up with the database, and set LATCHKEY_SECRET in production", "file", path)
 	return []byte(s), nil
+}
+
+// validateWebAuthn checks the passkey settings against the issuer: the relying party id must be the issuer's host or
+// a parent domain of it (the sign-in pages are on the issuer's origin), and every extra origin an https origin (or
+// http on localhost) whose host is within the relying party id, as browsers require.
+func (c Config) validateWebAuthn(add func(setting, format string, args ...any)) {
+	within := func(host, rpID string) bool { return host == rpID || strings.HasSuffix(host, "."+rpID) }
+	iss, err := url.Parse(c.Issuer)
+	if err != nil || iss.Host == "" {
+		return // the issuer's own problem, reported with it
+	}
+	rpID := c.WebAuthnRPID
+	if rpID == "" {
+		rpID = iss.Hostname()
+	} else if !within(iss.Hostname(), rpID) || !strings.Contains(strings.Trim(rpID, "."), ".") && rpID != "localhost" || net.ParseIP(rpID) != nil {
+		add("LATCHKEY_WEBAUTHN_RP_ID", "must be the issuer's host %q or a parent domain of it (not a top-level domain), got %q", iss.Hostname(), rpID)
+		return
+	}
+	for _, o := range c.WebAuthnOrigins {
+		u, err := url.Parse(o)
+		switch {
+		case err != nil || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			add("LATCHKEY_WEBAUTHN_ORIGINS", "%q is not an origin (scheme://host[:port])", o)
+		case u.Scheme != "https" && !(u.Scheme == "http" && u.Hostname() == "localhost"):
+			add("LATCHKEY_WEBAUTHN_ORIGINS", "%q must be https (http only on localhost)", o)
+		case !within(u.Hostname(), rpID):
+			add("LATCHKEY_WEBAUTHN_ORIGINS", "%q is not within the relying party id %q", o, rpID)
+		}
+	}
 }

@@ -143,6 +143,9 @@ func (e testEnv) startServerWith(t *testing.T, w io.Writer, adjust func(*app.Ser
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String()
+	if h := e["test.hostname"]; h != "" { // e.g. "localhost": WebAuthn wants a domain, not an IP address
+		base = "http://" + net.JoinHostPort(h, fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+	}
 	env := testEnv{}
 	for k, v := range e {
 		env[k] = v

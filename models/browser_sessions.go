@@ -139,8 +139,11 @@ func (s *Store) CreateBrowserSessionAuth(ctx context.Context, u *User, method, i
 	if u.byMailCode && method == AuthMethodPassword {
 		method = AuthMethodOTP
 	}
+	if u.byPasskey && method == AuthMethodPassword {
+		method = AuthMethodPasskey
+	}
 	bs, token, err := s.startSession(ctx, u.ID, "", method, ip, userAgent, now, idle, absolute, func(cur userRow) error {
-		if (u.credential == "" && !u.byMailCode) || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
+		if (u.credential == "" && !u.byMailCode && !u.byPasskey) || subtle.ConstantTimeCompare([]byte(u.credential), []byte(cur.PasswordHash)) != 1 {
 			return ErrInvalidCredentials
 		}
 		return nil

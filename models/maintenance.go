@@ -29,6 +29,7 @@ var expiringTables = []struct {
 	{"registration_initial_tokens", "expires_at < ?", 0, nil},
 	{"device_authorizations", "expires_at < ?", 0, nil},
 	{"mfa_challenges", "expires_at < ?", 0, nil},
+	{"webauthn_ceremonies", "expires_at < ?", 0, nil},
 	{"upstream_logins", "expires_at < ?", 0, nil},
 	{"mail_tokens", "expires_at < ?", 0, nil},
 	// A session expires when idle_expires_at passes (it never exceeds expires_at).

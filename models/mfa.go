@@ -19,7 +19,7 @@ import (
 // Factor kinds.
 const (
 	FactorTOTP     = "totp"
-	FactorWebAuthn = "webauthn" // not yet served; the table is ready for it
+	FactorWebAuthn = "webauthn" // a passkey (passkeys.go)
 )
 
 // MFA policies of a pool.
@@ -42,6 +42,8 @@ type Factor struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	ConfirmedAt  *time.Time `json:"confirmed_at,omitempty"`
 	LastUsedAt   *time.Time `json:"last_used_at,omitempty"`
+	// Passkey is the credential of a factor of kind FactorWebAuthn; nil for other kinds.
+	Passkey *Passkey `json:"passkey,omitempty"`
 }
 
 // Active says whether the factor has been confirmed and so guards sign-in.
@@ -57,13 +59,22 @@ type factorRow struct {
 	ConfirmedAt  *time.Time `gorm:"column:confirmed_at"`
 	LastUsedAt   *time.Time `gorm:"column:last_used_at"`
 	LastUsedStep *int64     `gorm:"column:last_used_step"`
+	// A passkey's credential (passkeys.go, migration 21).
+	CredentialID    *string `gorm:"column:credential_id"`
+	PublicKey       string  `gorm:"column:public_key"`
+	SignCount       int64   `gorm:"column:sign_count"`
+	AAGUID          string  `gorm:"column:aaguid"`
+	Transports      string  `gorm:"column:transports"`
+	BackupEligible  bool    `gorm:"column:backup_eligible"`
+	BackupState     bool    `gorm:"column:backup_state"`
+	AttestationType string  `gorm:"column:attestation_type"`
 }
 
 func (factorRow) TableName() string { return "user_factors" }
 
 func (r factorRow) factor() Factor {
 	return Factor{ID: r.ID, UserID: r.UserID, Kind: r.Kind, Name: r.Name, SealedSecret: r.SecretSealed,
-		CreatedAt: r.CreatedAt.UTC(), ConfirmedAt: utcPtr(r.ConfirmedAt), LastUsedAt: utcPtr(r.LastUsedAt)}
+		CreatedAt: r.CreatedAt.UTC(), ConfirmedAt: utcPtr(r.ConfirmedAt), LastUsedAt: utcPtr(r.LastUsedAt), Passkey: r.passkey()}
 }
 
 // NewFactorID returns the id of a factor about to be created (the caller seals its secret bound to it).
@@ -265,7 +276,7 @@ func (s *Store) DeleteFactor(ctx context.Context, userID, id string) error {
 	return nil
 }
 
-// ResetMFA removes every factor, recovery code and open challenge of user userID (an operator's reset, for a
+// ResetMFA removes every factor (passkeys too), recovery code and open challenge (WebAuthn ceremonies too) of user userID (an operator's reset, for a
 // user who lost their device) and returns how many factors went; ErrNotFound if there is no such user.
 func (s *Store) ResetMFA(ctx context.Context, userID string) (int, error) {
 	var n int64
@@ -283,6 +294,9 @@ func (s *Store) ResetMFA(ctx context.Context, userID string) (int, error) {
 			return err
 		}
 		if err := tx.Where("user_id = ?", userID).Delete(&recoveryCodeRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		if err := tx.Where("user_id = ?", userID).Delete(&ceremonyRow{}).Error; err != nil {
 			return mapErr(err)
 		}
 		return mapErr(tx.Where("user_id = ?", userID).Delete(&mfaChallengeRow{}).Error)

@@ -215,6 +215,7 @@ var releasedMigrations = map[string]string{
 	"postgres/0020_passwordless.sql":                                  "ab0a17dad8f75e303fffbff788eb9113cb1fd698f0cf8a98d466e44bf2ecc290",
 	"postgres/0021_webhooks.sql":                                      "dd05748458bd2fdd4caf767edee99e64955dd04ea28c443987b41a2c59747505",
 	"postgres/0022_audit_events.sql":                                  "828ef5ccfac57ed53f1655cfd887aa0b5765361813a81d5dfdf0cde8cc17126a",
+	"postgres/0023_passkeys.sql":                                      "b1f86f5bc923a02300cec8dcfd0e29a1f72c891de5e2134ae05ed13ffd88e827",
 	"sqlite/0001_initial_schema.sql":                                  "66960f2a7f60b300ed169ee0d4087a9169ba211d98a2981373fadff66283124c",
 	"sqlite/0002_profiles_origins_sessions_consents_challenges.sql":   "87259c6234414d891ad5231ad9282046db3edcd8784d013ac3bd8cac7edfe5f0",
 	"sqlite/0003_pools_client_settings_throttle.sql":                  "fa83c8bd55e7995bb4e0785183ac33997f75f5c48d8a97e3cf18bc0e5dbebb80",
@@ -237,6 +238,7 @@ var releasedMigrations = map[string]string{
 	"sqlite/0020_passwordless.sql":                                    "47a29039a926ad610a7b523b29fc99849fa079f81215279558210e170cb01bc9",
 	"sqlite/0021_webhooks.sql":                                        "65980fe3d283faaa26a81c7bb4e02597b4eaa516e07a725c7ffe79707a3466d3",
 	"sqlite/0022_audit_events.sql":                                    "810f404bee1698a0b5cc162a179e05c913bd15495262294f13cf18c969f35ddf",
+	"sqlite/0023_passkeys.sql":                                        "dec62a01e768a7fdd4dc0790594a9a8935ab0f563cc281e4b045003f28f15ad3",
 }
 
 func TestReleasedMigrationsAreFrozen(t *testing.T) {

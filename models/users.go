@@ -44,6 +44,9 @@ type User struct {
 	// byMailCode: the user proved the mailbox with a sign-in code (SignInWithMailToken) rather than the
 	// password; credential is then the password hash as it was then ("" for none), which must still hold.
 	byMailCode bool
+	// byPasskey: the user proved one of their passkeys (UsePasskey); credential is the password hash as it
+	// was then ("" for none), which must still hold.
+	byPasskey bool
 }
 
 type userRow struct {

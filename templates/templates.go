@@ -1,8 +1,10 @@
 // Package templates holds Latchkey's HTML pages and stylesheet, embedded in the binary and parsed once.
 //
 // Pages are rendered through typed methods on Renderer; template names never leave this package. Every page
-// is plain HTML that works without JavaScript. The one exception is FormPostTemplate, which fosite executes
-// itself for response_mode=form_post: it auto-submits when scripts run and shows a Continue button otherwise.
+// is plain HTML that works without JavaScript. The exceptions are FormPostTemplate, which fosite executes
+// itself for response_mode=form_post: it auto-submits when scripts run and shows a Continue button otherwise,
+// and passkeys (WebAuthn has no form of its own): pages that offer them load PasskeyScript from this origin,
+// and without it say that passkeys need JavaScript.
 package templates
 
 import (
@@ -29,10 +31,25 @@ var pageFS embed.FS
 //go:embed static/latchkey.css
 var stylesheet []byte
 
+// PasskeyScriptPath is where the caller serves PasskeyScript(); pages offering passkeys load it.
+const PasskeyScriptPath = "/assets/passkey.js"
+
+//go:embed static/passkey.js
+var passkeyScript []byte
+
+// PasskeyScript returns the passkey script, to be served at PasskeyScriptPath (text/javascript).
+func (r *Renderer) PasskeyScript() []byte { return passkeyScript }
+
 // Renderer renders Latchkey's pages. It is safe for concurrent use.
 type Renderer struct {
-	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail, mfa, account *template.Template
+	login, consent, device, errorPage, logout, loggedOut, sessions, formPost, accountMail, mfa, account, passkeys *template.Template
+	// passkeySignIn is where the sign-in page's passkey form posts ("" offers none): see OfferPasskeySignIn.
+	passkeySignIn string
 }
+
+// OfferPasskeySignIn puts a "Sign in with a passkey" form on every sign-in page, posting to path (with the sign-in
+// page's query) and asking path+"/options" for its options. Call it before serving.
+func (r *Renderer) OfferPasskeySignIn(path string) { r.passkeySignIn = path }
 
 // LoginPage is the username/password form.
 type LoginPage struct {
@@ -45,6 +62,8 @@ type LoginPage struct {
 	// Providers are "Sign in with ..." buttons, each its own form posting CSRFToken and Challenge to Action.
 	Providers []ProviderButton
 	ForgotURL string // the "Forgot password?" link; omitted if "" (the server sends no mail)
+	// PasskeyAction and PasskeyOptionsURL are the passkey form's (see OfferPasskeySignIn); set by Login.
+	PasskeyAction, PasskeyOptionsURL string
 
 	// FormActionExtra lists further sources for the CSP form-action directive (see ConsentPage).
 	FormActionExtra []string
@@ -114,6 +133,31 @@ type MFAPage struct {
 	Token             string
 	Error             string
 	Enrol             bool
+	// FormActionExtra lists further sources for the CSP form-action directive: the client's redirect URI, where
+	// a right code's redirects end (see ConsentPage).
+	FormActionExtra []string
+	// Passkey is the JSON of the passkey assertion options (PasskeyScriptPath's script asks the authenticator and
+	// posts field credential); "" offers no passkey.
+	Passkey string
+}
+
+// PasskeyRow is one of the user's passkeys.
+type PasskeyRow struct {
+	ID, Name            string
+	CreatedAt, LastUsed time.Time
+	Synced              bool // backed up: a passkey the platform syncs between devices
+}
+
+// PasskeysPage lists the user's passkeys, each with a remove form (csrf_token, op=remove, factor_id), and the add
+// form (csrf_token, op=add, name, credential: filled by PasskeyScript with options POSTed for to OptionsURL), all
+// posting to Action. Without CanChange (no recent sign-in) it links to ReauthURL instead of the forms.
+type PasskeysPage struct {
+	UserEmail, CSRFToken string
+	Action, OptionsURL   string
+	Flash, Error         string
+	Passkeys             []PasskeyRow
+	CanChange            bool
+	ReauthURL            string
 }
 
 // ErrorPage is a human-readable error. RequestID is shown as a small "Reference" if set.
@@ -169,8 +213,9 @@ type formPostData struct {
 }
 
 var funcs = template.FuncMap{
-	"cssPath":    func() string { return CSSPath },
-	"pngDataURL": pngDataURL,
+	"cssPath":       func() string { return CSSPath },
+	"pngDataURL":    pngDataURL,
+	"passkeyScript": func() string { return PasskeyScriptPath },
 	"datetime": func(t time.Time) string {
 		return t.UTC().Format(time.RFC3339)
 	},
@@ -211,6 +256,7 @@ func New() (*Renderer, error) {
 		{"accountmail.html", &r.accountMail, AccountMailPage{}},
 		{"mfa.html", &r.mfa, MFAPage{}},
 		{"account.html", &r.account, AccountPage{Factors: []FactorRow{{}}, Enrolment: &TOTPEnrolment{}, RecoveryCodes: []string{""}, Providers: []ProviderRow{{}}}},
+		{"passkeys.html", &r.passkeys, PasskeysPage{Passkeys: []PasskeyRow{{}}, CanChange: true}},
 	}
 	for _, p := range pages {
 		set, err := base.Clone()
@@ -243,6 +289,13 @@ func (r *Renderer) FormPostTemplate() *template.Template { return r.formPost }
 
 // Login renders the sign-in form.
 func (r *Renderer) Login(w http.ResponseWriter, status int, p LoginPage) error {
+	if r.passkeySignIn != "" && p.PasskeyAction == "" {
+		_, query, _ := strings.Cut(p.Action, "?")
+		if query != "" {
+			query = "?" + query
+		}
+		p.PasskeyAction, p.PasskeyOptionsURL = r.passkeySignIn+query, r.passkeySignIn+"/options"
+	}
 	extra := slices.Clone(p.FormActionExtra)
 	for _, b := range p.Providers {
 		extra = append(extra, b.Upstream)
@@ -287,8 +340,20 @@ func (r *Renderer) AccountMail(w http.ResponseWriter, status int, p AccountMailP
 
 // MFA renders the second step of a sign-in.
 func (r *Renderer) MFA(w http.ResponseWriter, status int, p MFAPage) error {
-	return r.render(w, status, r.mfa, p, formActions(p.Action, nil))
+	return r.render(w, status, r.mfa, p, formActions(p.Action, p.FormActionExtra))
 }
+
+// Passkeys renders the account's passkeys page.
+func (r *Renderer) Passkeys(w http.ResponseWriter, status int, p PasskeysPage) error {
+	return r.render(w, status, r.passkeys, p, formActions(p.Action, nil))
+}
+
+// scripted is a page that loads PasskeyScriptPath: its CSP allows scripts and fetches from this origin only.
+type scripted interface{ script() bool }
+
+func (p LoginPage) script() bool    { return p.PasskeyAction != "" }
+func (p MFAPage) script() bool      { return p.Passkey != "" }
+func (p PasskeysPage) script() bool { return p.CanChange }
 
 // ErrWrite marks a page that rendered but could not be sent: the client went away, which is not a server fault.
 // Any other error from a render method is: the page could not be rendered and the client got a bare 500.
@@ -311,7 +376,11 @@ func (r *Renderer) renderFraming(w http.ResponseWriter, status int, t *template.
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", csp(formAction, frameSrc))
+	policy := csp(formAction, frameSrc)
+	if s, ok := data.(scripted); ok && s.script() {
+		policy += "; script-src 'self'; connect-src 'self'"
+	}
+	h.Set("Content-Security-Policy", policy)
 	if err != nil {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusInternalServerError)

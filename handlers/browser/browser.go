@@ -23,6 +23,7 @@ import (
 	"github.com/latchkey/latchkey/keys"
 	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passkey"
 	"github.com/latchkey/latchkey/provider"
 	"github.com/latchkey/latchkey/templates"
 )
@@ -74,6 +75,7 @@ type Browser struct {
 	Mail models.ComposeMail
 	// MFASealer opens second factors' secrets: a user with one is asked for its code after the first factor.
 	MFASealer *mfa.Sealer
+	Passkeys  *passkey.RP // a passkey answers the second step too; nil: codes only
 	Issuer    string
 	Secret    []byte // keys the CSRF tokens and, through a key derived from it, the sealed pending requests
 	Now       func() time.Time
@@ -112,7 +114,7 @@ func (h *Browser) Mount(r *mux.Router) {
 		h.ChallengeTTL = 15 * time.Minute
 	}
 	h.pending = newPendingSealer(h.Secret)
-	h.mfa = &secondfactor.Step{Store: h.Store, Sealer: h.MFASealer, Throttle: h.Throttle, Kit: h.page(), Now: h.Now}
+	h.mfa = &secondfactor.Step{Store: h.Store, Sealer: h.MFASealer, Passkeys: h.Passkeys, Throttle: h.Throttle, Kit: h.page(), Now: h.Now}
 	r.HandleFunc(provider.PathAuthorize, h.authorize)
 	r.HandleFunc(PathLogin, h.loginPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(PathLogin, h.loginSubmit).Methods(http.MethodPost)

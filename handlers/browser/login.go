@@ -173,7 +173,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if pending != nil {
 		clientID = pending.ClientID
 	}
-	if asked, err := h.secondStep(w, r, user, clientID, secondfactor.Resume{Stamp: user.CredentialStamp(), Pending: challengeID, ReturnTo: returnTo}); err != nil {
+	if asked, err := h.secondStep(w, r, user, clientID, secondfactor.Resume{Stamp: user.CredentialStamp(), Pending: challengeID, ReturnTo: returnTo, Redirect: redirect}); err != nil {
 		attempt.Void()
 		fault("second factor", err)
 		return

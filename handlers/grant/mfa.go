@@ -31,6 +31,11 @@ var (
 	AMRTOTP     = []string{"pwd", "otp", "mfa"}
 	// A recovery code is a second factor but no OTP device: RFC 8176 has no value for it beyond mfa.
 	AMRRecovery = []string{"pwd", "mfa"}
+	// A passkey after the password: proof of a hardware-secured key (hwk), the second factor.
+	AMRPasskeyMFA = []string{"pwd", "hwk", "mfa"}
+	// A passkey alone, with user verification (a PIN or biometric unlocked the key): possession and the user's
+	// own check on the device, so it counts as multi-factor and satisfies a pool that requires MFA.
+	AMRPasskey = []string{"hwk", "user", "mfa"}
 )
 
 // FactorStore is what the second-factor rule and check read and write.
@@ -64,7 +69,8 @@ func SecondFactor(ctx context.Context, store FactorStore, u *models.User) (MFADe
 	return MFANone, nil
 }
 
-// FreshSignIn is how recent a sign-in must be to change second factors without typing the password again.
+// FreshSignIn is how recent a sign-in must be to change second factors (an authenticator app, a passkey)
+// without typing the password again.
 const FreshSignIn = 5 * time.Minute
 
 // SignedInRecently is the one rule for changing a user's second factors (enrolling one, removing one) on the

@@ -3,7 +3,9 @@
 // What the sign-in needs to go on is kept in a single-use MFA challenge (models.Store.CreateMFAChallenge, 5
 // minutes), never in the form: the form carries the challenge's token, and the challenge is bound to the browser
 // that passed the first step by the hash of a cookie of that browser, so a token copied elsewhere opens nothing.
-// The code is checked by grant.CheckCode behind throttle.ReserveCode, as the token API checks it.
+// The code is checked by grant.CheckCode behind throttle.ReserveCode, as the token API checks it. A user with a
+// passkey may answer with it instead: the page carries the assertion options (a ceremony bound to the challenge),
+// and its script posts the assertion in field credential.
 package secondfactor
 
 import (
@@ -25,6 +27,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passkey"
 	"github.com/latchkey/latchkey/templates"
 )
 
@@ -53,19 +56,22 @@ type Resume struct {
 	Pending   string `json:"p,omitempty"` // the sealed authorization request being signed in to
 	ReturnTo  string `json:"r,omitempty"` // a direct sign-in's local return path
 	Browser   string `json:"b"`           // hash of the browser's binding cookie
+	// Redirect is the client's redirect URI: the page's form ends in a redirect there, which its CSP must allow.
+	Redirect string `json:"u,omitempty"`
 }
 
 // Passed is a second step whose code was right: its challenge is used up.
 type Passed struct {
 	UserID, ClientID string
 	Resume           Resume
-	AMR              []string // RFC 8176 values: the first factor's ("pwd" or "fed"), then "otp" and "mfa" or "mfa" alone
+	AMR              []string // RFC 8176 values: the first factor's ("pwd" or "fed"), then "otp" and "mfa", "hwk" and "mfa", or "mfa" alone
 }
 
 // Step serves the code page.
 type Step struct {
 	Store    Store
 	Sealer   *mfa.Sealer
+	Passkeys *passkey.RP        // nil: codes only
 	Throttle *throttle.Throttle // nil: unthrottled (tests only)
 	Kit      *page.Kit
 	Now      func() time.Time
@@ -98,7 +104,7 @@ func (s *Step) Begin(w http.ResponseWriter, r *http.Request, userID, clientID st
 	}
 	s.Kit.SetCookie(w, cookie, secret, grant.MFATTL)
 	request.Logger(r.Context()).Info("sign-in needs a second factor", "user", userID, "federated", res.Federated)
-	s.render(w, r, http.StatusOK, token, "")
+	s.render(w, r, http.StatusOK, userID, res.Redirect, token, "")
 	return nil
 }
 
@@ -109,8 +115,22 @@ func (s *Step) EnrolFirst(w http.ResponseWriter, r *http.Request, userID string)
 	page.LogRender(r, s.Kit.Pages.MFA(w, http.StatusForbidden, templates.MFAPage{Enrol: true}))
 }
 
-func (s *Step) render(w http.ResponseWriter, r *http.Request, status int, token, msg string) {
-	page.LogRender(r, s.Kit.Pages.MFA(w, status, templates.MFAPage{Action: Path, CSRFToken: s.Kit.CSRFToken(w, r), Token: token, Error: msg}))
+func (s *Step) render(w http.ResponseWriter, r *http.Request, status int, userID, redirect, token, msg string) {
+	p := templates.MFAPage{Action: Path, CSRFToken: s.Kit.CSRFToken(w, r), Token: token, Error: msg}
+	if redirect != "" {
+		p.FormActionExtra = []string{redirect}
+	}
+	if s.Passkeys != nil {
+		// Each page its own ceremony: an assertion answers once, and a page shown again offers a fresh one.
+		begun, err := s.Passkeys.BeginSecondFactor(r.Context(), userID, passkey.Bind(Purpose, token))
+		if err == nil {
+			opts, _ := json.Marshal(begun.Options)
+			p.Passkey = string(opts)
+		} else if !errors.Is(err, passkey.ErrNoPasskey) {
+			request.Logger(r.Context()).Warn("offer a passkey on the second step", "error", err)
+		}
+	}
+	page.LogRender(r, s.Kit.Pages.MFA(w, status, p))
 }
 
 func (s *Step) expired(w http.ResponseWriter, r *http.Request) {
@@ -127,7 +147,7 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 	r = request.Detached(r) // a code spent must not be lost to a client that went away
 	ctx := r.Context()
 	token := r.PostForm.Get("mfa_token")
-	code, recovery := mfa.NormalizeCode(r.PostForm.Get("code")), r.PostForm.Get("recovery_code")
+	code, recovery, credential := mfa.NormalizeCode(r.PostForm.Get("code")), r.PostForm.Get("recovery_code"), r.PostForm.Get("credential")
 	ch, err := s.Store.PeekMFAChallenge(ctx, token, Purpose)
 	if errors.Is(err, models.ErrNotFound) {
 		request.Logger(ctx).Info("second step refused", "reason", "unknown, used or expired challenge")
@@ -145,8 +165,9 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 		s.expired(w, r)
 		return nil, false
 	}
-	if (code == "") == (recovery == "") || len(code) > 64 || len(recovery) > 64 {
-		s.render(w, r, http.StatusBadRequest, token, "Enter the 6-digit code from your authenticator app, or a recovery code.")
+	if credential != "" && (code != "" || recovery != "" || s.Passkeys == nil) ||
+		credential == "" && ((code == "") == (recovery == "") || len(code) > 64 || len(recovery) > 64) {
+		s.render(w, r, http.StatusBadRequest, ch.UserID, res.Redirect, token, "Enter the 6-digit code from your authenticator app, or a recovery code.")
 		return nil, false
 	}
 	attempt, wait, err := s.Throttle.ReserveCode(r, ch.UserID, token)
@@ -154,12 +175,12 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 	case err != nil:
 		request.Logger(ctx).Error("second-factor throttle unavailable", "error", err)
 		w.Header().Set("Retry-After", "5")
-		s.render(w, r, http.StatusServiceUnavailable, token, "Sign-in is temporarily unavailable. Please try again in a moment.")
+		s.render(w, r, http.StatusServiceUnavailable, ch.UserID, res.Redirect, token, "Sign-in is temporarily unavailable. Please try again in a moment.")
 		return nil, false
 	case wait > 0:
 		request.Logger(ctx).Info("second step throttled", "retry_after", throttle.Seconds(wait))
 		w.Header().Set("Retry-After", throttle.Seconds(wait))
-		s.render(w, r, http.StatusTooManyRequests, token, "Too many attempts. Try again in "+throttle.Seconds(wait)+" seconds.")
+		s.render(w, r, http.StatusTooManyRequests, ch.UserID, res.Redirect, token, "Too many attempts. Try again in "+throttle.Seconds(wait)+" seconds.")
 		return nil, false
 	}
 	ctx = attempt.Context()
@@ -172,14 +193,23 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 		s.Kit.Fault(w, r, "reserve mfa challenge", err)
 		return nil, false
 	}
-	amr, err := grant.CheckCode(ctx, s.Store, s.Sealer, ch.UserID, code, recovery, s.Now())
+	var amr []string
+	if credential != "" {
+		amr, err = s.checkPasskey(ctx, ch.UserID, token, credential)
+	} else {
+		amr, err = grant.CheckCode(ctx, s.Store, s.Sealer, ch.UserID, code, recovery, s.Now())
+	}
 	if err != nil {
 		if relErr := s.Store.ReleaseMFAChallenge(ctx, token); relErr != nil {
 			request.Logger(ctx).Error("release mfa challenge", "error", relErr)
 		}
 		if errors.Is(err, grant.ErrWrongCode) {
 			request.Logger(ctx).Info("second factor failed", "user", ch.UserID)
-			s.render(w, r, http.StatusUnauthorized, token, "That code is not right. Check your authenticator app and try again.")
+			msg := "That code is not right. Check your authenticator app and try again."
+			if credential != "" {
+				msg = "That passkey was not accepted. Try again, or enter a code."
+			}
+			s.render(w, r, http.StatusUnauthorized, ch.UserID, res.Redirect, token, msg)
 			return nil, false
 		}
 		attempt.Void()
@@ -192,4 +222,17 @@ func (s *Step) Check(w http.ResponseWriter, r *http.Request) (*Passed, bool) {
 		amr = append([]string{models.AuthMethodUpstream}, slices.DeleteFunc(slices.Clone(amr), func(v string) bool { return v == "pwd" })...)
 	}
 	return &Passed{UserID: ch.UserID, ClientID: ch.ClientID, Resume: res, AMR: amr}, true
+}
+
+// checkPasskey checks credential, a passkey assertion, as user userID's second factor on challenge token: an
+// assertion that does not verify is grant.ErrWrongCode.
+func (s *Step) checkPasskey(ctx context.Context, userID, token, credential string) ([]string, error) {
+	_, err := s.Passkeys.FinishSecondFactor(ctx, userID, passkey.Bind(Purpose, token), []byte(credential))
+	switch {
+	case errors.Is(err, passkey.ErrMalformed), errors.Is(err, passkey.ErrCeremony), errors.Is(err, passkey.ErrRejected):
+		return nil, fmt.Errorf("%w: %w", grant.ErrWrongCode, err)
+	case err != nil:
+		return nil, err
+	}
+	return grant.AMRPasskeyMFA, nil
 }

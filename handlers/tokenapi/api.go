@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey/latchkey/handlers/throttle"
 	"github.com/latchkey/latchkey/mfa"
 	"github.com/latchkey/latchkey/models"
+	"github.com/latchkey/latchkey/passkey"
 	"github.com/latchkey/latchkey/passwords"
 	"github.com/latchkey/latchkey/provider"
 )
@@ -81,6 +82,8 @@ type API struct {
 	// Mail renders account mails (verification, password reset); nil: the server sends no mail, and those
 	// endpoints answer mail_not_configured.
 	Mail models.ComposeMail
+	// Passkeys answers a login's second factor with a passkey (passkeys.go); nil: codes only.
+	Passkeys *passkey.RP
 }
 
 func (h *API) issued(grantType string) {
@@ -129,6 +132,7 @@ func (h *API) Mount(r *mux.Router) {
 	route("/sessions", h.sessions, http.MethodGet, http.MethodDelete)
 	route("/sessions/{id}", h.endSession, http.MethodDelete)
 	route("/mfa/verify", h.verify, http.MethodPost)
+	route("/mfa/passkey/begin", h.passkeyBegin, http.MethodPost)
 	route("/mfa/totp/enroll", h.enroll, http.MethodPost)
 	route("/mfa/totp/confirm", h.confirm, http.MethodPost)
 	route("/mfa/factors", h.factors, http.MethodGet)

@@ -75,7 +75,7 @@ type mfaChallengeResponse struct {
 // otp says the first factor was a mailed code rather than the password.
 func (h *API) challengeLogin(w http.ResponseWriter, r *http.Request, c *models.Client, u *models.User, scopes []string, demand grant.MFADemand, otp bool) error {
 	data, _ := json.Marshal(challengeData{Scopes: scopes, Stamp: u.CredentialStamp(), OTP: otp})
-	purpose, code, factors, desc := purposeLogin, codeMFARequired, []string{models.FactorTOTP, "recovery_code"},
+	purpose, code, factors, desc := purposeLogin, codeMFARequired, h.factorKinds(r, u.ID),
 		"A second factor is required: send a code with the mfa_token to /api/v1/auth/mfa/verify."
 	if demand == grant.MFAEnroll {
 		purpose, code, factors, desc = purposeEnroll, codeMFAEnrollmentRequired, []string{models.FactorTOTP},
@@ -103,6 +103,9 @@ type verifyBody struct {
 	MFAToken     string `json:"mfa_token"`
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	// Credential is a passkey's assertion (navigator.credentials.get's PublicKeyCredential as JSON), in place of
+	// a code; its options come from /mfa/passkey/begin.
+	Credential json.RawMessage `json:"credential"`
 }
 
 // oneCode checks a body names exactly one of a code and a recovery code.
@@ -134,7 +137,11 @@ func (h *API) verify(w http.ResponseWriter, r *http.Request) error {
 	if body.MFAToken == "" {
 		return jsonapi.BadRequest("mfa_token is required.")
 	}
-	if err := oneCode(body.Code, body.RecoveryCode); err != nil {
+	if len(body.Credential) > 0 {
+		if body.Code != "" || body.RecoveryCode != "" {
+			return jsonapi.BadRequest("Send one of code, recovery_code and credential.")
+		}
+	} else if err := oneCode(body.Code, body.RecoveryCode); err != nil {
 		return err
 	}
 	r, tokenType, err := h.withDPoP(w, r)
@@ -164,14 +171,27 @@ func (h *API) verify(w http.ResponseWriter, r *http.Request) error {
 		attempt.Void()
 		return fmt.Errorf("reserve mfa challenge: %w", err)
 	}
-	amr, err := grant.CheckCode(ctx, h.Factors, h.Sealer, ch.UserID, body.Code, body.RecoveryCode, h.Now())
+	var amr []string
+	if len(body.Credential) > 0 {
+		amr, err = h.checkPasskey(r.WithContext(ctx), ch.UserID, body.MFAToken, body.Credential)
+	} else {
+		amr, err = grant.CheckCode(ctx, h.Factors, h.Sealer, ch.UserID, body.Code, body.RecoveryCode, h.Now())
+	}
 	if err != nil {
 		if relErr := h.Factors.ReleaseMFAChallenge(ctx, body.MFAToken); relErr != nil {
 			request.Logger(ctx).Error("release mfa challenge", "error", relErr)
 		}
 		if errors.Is(err, grant.ErrWrongCode) {
 			request.Logger(ctx).Info("api second factor failed", "user", ch.UserID, "client", c.ID)
+			if len(body.Credential) > 0 {
+				return errPasskey(err)
+			}
 			return errWrongCode()
+		}
+		var je *jsonapi.Error
+		if errors.As(err, &je) {
+			attempt.Void()
+			return err
 		}
 		attempt.Void()
 		return fmt.Errorf("check code: %w", err)

@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) *models.Store) {
 		signingKeyCases(),
 		outboxCases(),
 		mfaCases(),
+		passkeyCases(),
 		mailTokenCases(),
 		accountCases(),
 	} {
