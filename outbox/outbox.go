@@ -19,7 +19,8 @@ import (
 
 // Store is what the worker needs of the outbox table.
 type Store interface {
-	ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int) ([]models.OutboxMessage, error)
+	// ClaimOutbox claims due messages; kinds, when given, only of those kinds.
+	ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int, kinds ...string) ([]models.OutboxMessage, error)
 	OutboxDelivered(ctx context.Context, id, node string, now time.Time) error
 	OutboxFailed(ctx context.Context, id, node, reason string, next time.Time, dead bool, now time.Time) error
 }
@@ -90,21 +91,55 @@ func New(store Store, senders map[string]Sender, opts Options) *Worker {
 	return &Worker{store: store, senders: senders, opts: opts}
 }
 
-// Run delivers until ctx ends: a full batch is followed at once by the next, otherwise it waits Poll.
+// Run delivers until ctx ends. Each kind is a lane of its own, with up to Batch deliveries in flight: a slot is
+// claimed again as soon as its delivery ends, so a receiver that never answers holds only the slots of its own
+// deliveries, for its sender's timeout, and never the mail or back-channel logouts queued behind them.
 func (w *Worker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for kind := range w.senders {
+		wg.Go(func() { w.lane(ctx, kind) })
+	}
+	wg.Wait()
+}
+
+// lane delivers the messages of one kind until ctx ends.
+func (w *Worker) lane(ctx context.Context, kind string) {
+	slots := make(chan struct{}, w.opts.Batch) // a token per delivery in flight
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		n, err := w.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.opts.Logger.Warn("outbox claim failed", "err", err)
+		free := cap(slots) - len(slots)
+		var msgs []models.OutboxMessage
+		if free > 0 {
+			var err error
+			msgs, err = w.store.ClaimOutbox(ctx, w.opts.Node, w.opts.Now(), w.opts.Lease, free, kind)
+			if err != nil && ctx.Err() == nil {
+				w.opts.Logger.Warn("outbox claim failed", "kind", kind, "err", err)
+			}
 		}
-		wait := w.opts.Poll
-		if n == w.opts.Batch {
-			wait = 0
+		for _, m := range msgs {
+			slots <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				w.deliver(ctx, m)
+			})
+		}
+		if len(msgs) == free {
+			// Every slot is busy: wait for one to free up (or for the poll, whichever comes first).
+			select {
+			case <-ctx.Done():
+				return
+			case slots <- struct{}{}:
+				<-slots
+				continue
+			case <-time.After(w.opts.Poll):
+				continue
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(w.opts.Poll):
 		}
 	}
 }
