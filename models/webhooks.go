@@ -176,13 +176,61 @@ func (s *Store) CreateWebhook(ctx context.Context, w *Webhook) error {
 		} else if err != nil {
 			return mapErr(err)
 		}
-		return nil
+		return recordWebhookChange(ctx, tx, EventWebhookCreated, w.ID, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("create webhook: %w", err)
 	}
 	w.CreatedAt, w.UpdatedAt = now, now
 	return nil
+}
+
+// storedWebhook reads webhook id in tx as it is now, for an event's before or after; nil if there is none.
+func storedWebhook(tx *gorm.DB, id string) *Webhook {
+	var row webhookRow
+	if tx.Where("id = ?", id).Take(&row).Error != nil {
+		return nil
+	}
+	w, err := row.webhook()
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// webhookAuditView is what a webhook event shows of w (nil: none): never its secret, and its URL without the
+// query, which may carry a receiver's token.
+func webhookAuditView(w *Webhook) map[string]any {
+	if w == nil {
+		return nil
+	}
+	u := w.URL
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i] + "?(set)"
+	}
+	return map[string]any{"url": u, "events": w.Events, "pool": w.Pool, "enabled": w.Enabled}
+}
+
+// recordWebhookChange records evType for webhook id in tx, with the webhook as it was (nil for a creation) and
+// as it now is in tx (nil after a deletion); the event is in the webhook's pool ("" for every pool, so only an
+// admin client of every pool sees it).
+func recordWebhookChange(ctx context.Context, tx *gorm.DB, evType, id string, before *Webhook) error {
+	ev := Event{Type: evType, Details: map[string]any{"webhook_id": id}}
+	after := storedWebhook(tx, id)
+	for _, w := range []*Webhook{after, before} {
+		if w != nil {
+			ev.Pool = w.Pool
+		}
+	}
+	if evType != EventWebhookRotated {
+		if b := webhookAuditView(before); b != nil {
+			ev.Details["before"] = b
+		}
+		if a := webhookAuditView(after); a != nil {
+			ev.Details["after"] = a
+		}
+	}
+	return recordEvent(ctx, tx, ev)
 }
 
 // WebhookByID returns a webhook; ErrNotFound if there is none.
@@ -226,13 +274,20 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
 		return fmt.Errorf("update webhook: %w", err)
 	}
 	now := dbTime(s.now())
-	res := s.conn(ctx).Model(&webhookRow{}).Where("id = ?", w.ID).UpdateColumns(map[string]any{
-		"url": w.URL, "events": encodeList(w.Events), "enabled": w.Enabled, "updated_at": now})
-	if res.Error != nil {
-		return fmt.Errorf("update webhook: %w", mapErr(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("update webhook: %w", ErrNotFound)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		before := storedWebhook(tx, w.ID)
+		res := tx.Model(&webhookRow{}).Where("id = ?", w.ID).UpdateColumns(map[string]any{
+			"url": w.URL, "events": encodeList(w.Events), "enabled": w.Enabled, "updated_at": now})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return recordWebhookChange(ctx, tx, EventWebhookUpdated, w.ID, before)
+	})
+	if err != nil {
+		return fmt.Errorf("update webhook: %w", err)
 	}
 	w.UpdatedAt = now
 	return nil
@@ -244,13 +299,19 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id, sealed string) error {
 	if sealed == "" {
 		return fmt.Errorf("set webhook secret: %w: no secret", ErrInvalid)
 	}
-	res := s.conn(ctx).Model(&webhookRow{}).Where("id = ?", id).
-		UpdateColumns(map[string]any{"secret_sealed": sealed, "updated_at": dbTime(s.now())})
-	if res.Error != nil {
-		return fmt.Errorf("set webhook secret: %w", mapErr(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("set webhook secret: %w", ErrNotFound)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&webhookRow{}).Where("id = ?", id).
+			UpdateColumns(map[string]any{"secret_sealed": sealed, "updated_at": dbTime(s.now())})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return recordWebhookChange(ctx, tx, EventWebhookRotated, id, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("set webhook secret: %w", err)
 	}
 	return nil
 }
@@ -259,6 +320,7 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id, sealed string) error {
 // is no such webhook.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		before := storedWebhook(tx, id)
 		res := tx.Where("id = ?", id).Delete(&webhookRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
@@ -266,7 +328,10 @@ func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
 		if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		return mapErr(tx.Where("kind = ? AND target = ?", OutboxWebhook, id).Delete(&outboxRow{}).Error)
+		if err := tx.Where("kind = ? AND target = ?", OutboxWebhook, id).Delete(&outboxRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		return recordWebhookChange(ctx, tx, EventWebhookDeleted, id, before)
 	})
 	if err != nil {
 		return fmt.Errorf("delete webhook: %w", err)
