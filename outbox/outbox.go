@@ -91,58 +91,92 @@ func New(store Store, senders map[string]Sender, opts Options) *Worker {
 	return &Worker{store: store, senders: senders, opts: opts}
 }
 
-// Run delivers until ctx ends. Each kind is a lane of its own, with up to Batch deliveries in flight: a slot is
-// claimed again as soon as its delivery ends, so a receiver that never answers holds only the slots of its own
-// deliveries, for its sender's timeout, and never the mail or back-channel logouts queued behind them.
+// Run delivers until ctx ends. Webhooks are one lane, every other kind another, each with up to Batch deliveries
+// in flight; a claim asks only for the kinds of lanes with a free slot, and no more than the fullest of them has
+// free. So a receiver that never answers holds only its own lane's slots, for its sender's timeout, and never the
+// mail or back-channel logouts queued behind its deliveries. One claim at a time, as one lane would: on SQLite a
+// claim is a write on the one connection, which requests need too.
 func (w *Worker) Run(ctx context.Context) {
-	var wg sync.WaitGroup
+	var hooks, rest lane
 	for kind := range w.senders {
-		wg.Go(func() { w.lane(ctx, kind) })
+		if kind == models.OutboxWebhook {
+			hooks.kinds = append(hooks.kinds, kind)
+		} else {
+			rest.kinds = append(rest.kinds, kind)
+		}
 	}
-	wg.Wait()
-}
-
-// lane delivers the messages of one kind until ctx ends.
-func (w *Worker) lane(ctx context.Context, kind string) {
-	slots := make(chan struct{}, w.opts.Batch) // a token per delivery in flight
+	lanes := []*lane{&hooks, &rest}
+	for _, l := range lanes {
+		l.slots = make(chan struct{}, w.opts.Batch)
+	}
+	freed := make(chan struct{}, 1) // a slot came free
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	failures := 0
 	for {
-		free := cap(slots) - len(slots)
+		var kinds []string
+		limit := w.opts.Batch
+		for _, l := range lanes {
+			if free := cap(l.slots) - len(l.slots); free > 0 && len(l.kinds) > 0 {
+				kinds = append(kinds, l.kinds...)
+				limit = min(limit, free)
+			}
+		}
+		wait := w.opts.Poll
 		var msgs []models.OutboxMessage
-		if free > 0 {
+		if len(kinds) > 0 {
 			var err error
-			msgs, err = w.store.ClaimOutbox(ctx, w.opts.Node, w.opts.Now(), w.opts.Lease, free, kind)
-			if err != nil && ctx.Err() == nil {
-				w.opts.Logger.Warn("outbox claim failed", "kind", kind, "err", err)
+			msgs, err = w.store.ClaimOutbox(ctx, w.opts.Node, w.opts.Now(), w.opts.Lease, limit, kinds...)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				w.opts.Logger.Warn("outbox claim failed", "err", err)
+				failures++ // back off: on SQLite a claim waiting on a lock holds the connection requests need
+				wait = min(w.opts.Poll<<min(failures, 10), max(maxClaimBackoff, w.opts.Poll))
+			case err == nil:
+				failures = 0
 			}
 		}
 		for _, m := range msgs {
-			slots <- struct{}{}
+			l := &rest
+			if m.Kind == models.OutboxWebhook {
+				l = &hooks
+			}
+			l.slots <- struct{}{} // never blocks: the claim took at most what each lane had free
 			wg.Go(func() {
-				defer func() { <-slots }()
+				defer func() {
+					<-l.slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
 				w.deliver(ctx, m)
 			})
 		}
-		if len(msgs) == free {
-			// Every slot is busy: wait for one to free up (or for the poll, whichever comes first).
-			select {
-			case <-ctx.Done():
-				return
-			case slots <- struct{}{}:
-				<-slots
-				continue
-			case <-time.After(w.opts.Poll):
-				continue
-			}
+		if len(kinds) > 0 && len(msgs) == limit {
+			continue // perhaps more are due
+		}
+		var woken <-chan struct{} // every lane full: claim again as soon as a slot frees up
+		if len(kinds) == 0 {
+			woken = freed
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(w.opts.Poll):
+		case <-woken:
+		case <-time.After(wait):
 		}
 	}
 }
+
+// lane is a share of the worker's deliveries: its kinds, and a token per delivery in flight.
+type lane struct {
+	kinds []string
+	slots chan struct{}
+}
+
+// maxClaimBackoff bounds how long the worker waits after failed claims (the database down or locked).
+const maxClaimBackoff = 30 * time.Second
 
 // RunOnce claims one batch of due messages, delivers them concurrently and records each outcome; it returns
 // how many it claimed.
