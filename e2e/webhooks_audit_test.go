@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -58,6 +61,47 @@ func TestAuditRecordsWebhookChanges(t *testing.T) {
 					t.Errorf("%s of a customers webhook in pool %q", e.Type, e.Pool)
 				}
 			}
+		}
+	})
+}
+
+// A webhook is updated as the other resources are: its GET has an ETag, and a PATCH or DELETE with If-Match
+// applies only to the webhook as read: of 40 writers with one ETag exactly one wins, a stale one is 412 and
+// changes nothing (an If-Match ignored would be a lost update the caller asked to prevent).
+func TestWebhooksIfMatch(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		ops := env.createClient(t, "--name", "ops", "--admin")
+		srv := env.startServer(t)
+		api := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, ops))
+		_, hdr, wh := api.call(t, "POST", "/webhooks", nil, "", map[string]any{"url": "https://hooks.example.com/a", "events": []string{"user.created"}}, nil)
+		id := wh["id"].(string)
+		_, got, _ := api.call(t, "GET", "/webhooks/{id}", []string{id}, "", nil, nil)
+		etag := got.Get("ETag")
+		if etag == "" || hdr.Get("ETag") != etag {
+			t.Fatalf("ETag of the created webhook %q, of its GET %q", hdr.Get("ETag"), etag)
+		}
+		const writers = 40
+		codes := make([]int, writers)
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() {
+				codes[i], _, _ = api.call(t, "PATCH", "/webhooks/{id}", []string{id}, "", map[string]any{"url": fmt.Sprintf("https://hooks.example.com/%d", i)}, map[string]string{"If-Match": etag})
+			})
+		}
+		wg.Wait()
+		if won := slices.Index(codes, 200); won < 0 || slices.Index(codes[won+1:], 200) >= 0 || len(slices.DeleteFunc(slices.Clone(codes), func(c int) bool { return c == 200 || c == 412 })) > 0 {
+			t.Errorf("40 PATCHes with one ETag: %v, want one 200 and 412s", codes)
+		}
+		if code, _, b := api.call(t, "DELETE", "/webhooks/{id}", []string{id}, "", nil, map[string]string{"If-Match": etag}); code != 412 {
+			t.Errorf("DELETE with a stale ETag: %d %v", code, b)
+		}
+		_, now, cur := api.call(t, "GET", "/webhooks/{id}", []string{id}, "", nil, nil)
+		if now.Get("ETag") == etag || cur["url"] == "https://hooks.example.com/a" {
+			t.Errorf("after the PATCH: ETag %q (was %q), %v", now.Get("ETag"), etag, cur)
+		}
+		if code, _, _ := api.call(t, "DELETE", "/webhooks/{id}", []string{id}, "", nil, map[string]string{"If-Match": now.Get("ETag")}); code != 204 {
+			t.Errorf("DELETE with the current ETag: %d", code)
 		}
 	})
 }

@@ -270,18 +270,30 @@ func (s *Store) ListWebhooks(ctx context.Context, pools []string) ([]Webhook, er
 // UpdateWebhook replaces the URL, events and enabled flag of webhook w.ID (its pool and secret stay), validated
 // as CreateWebhook; ErrNotFound if there is no such webhook.
 func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
+	return s.UpdateWebhookIf(ctx, w, nil)
+}
+
+// UpdateWebhookIf is UpdateWebhook applied only while the webhook's updated_at is still unmodified (nil: always),
+// decided in the UPDATE itself; ErrPreconditionFailed when it changed.
+func (s *Store) UpdateWebhookIf(ctx context.Context, w *Webhook, unmodified *time.Time) error {
 	if err := w.Validate(); err != nil {
 		return fmt.Errorf("update webhook: %w", err)
 	}
 	now := dbTime(s.now())
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		before := storedWebhook(tx, w.ID)
-		res := tx.Model(&webhookRow{}).Where("id = ?", w.ID).UpdateColumns(map[string]any{
-			"url": w.URL, "events": encodeList(w.Events), "enabled": w.Enabled, "updated_at": now})
+		q := tx.Model(&webhookRow{}).Where("id = ?", w.ID)
+		if unmodified != nil {
+			now = stamp(now, *unmodified) // a new ETag even within the clock's resolution
+			q = q.Where("updated_at = ?", dbTime(*unmodified))
+		}
+		res := q.UpdateColumns(map[string]any{"url": w.URL, "events": encodeList(w.Events), "enabled": w.Enabled, "updated_at": now})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
-		if res.RowsAffected == 0 {
+		if res.RowsAffected == 0 && unmodified != nil {
+			return unlessGone(tx, &webhookRow{}, "id = ?", w.ID)
+		} else if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
 		return recordWebhookChange(ctx, tx, EventWebhookUpdated, w.ID, before)
@@ -319,13 +331,25 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id, sealed string) error {
 // DeleteWebhook deletes a webhook and its deliveries, pending or done, in one transaction; ErrNotFound if there
 // is no such webhook.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	return s.DeleteWebhookIf(ctx, id, nil)
+}
+
+// DeleteWebhookIf is DeleteWebhook applied only while the webhook's updated_at is still unmodified (nil: always);
+// ErrPreconditionFailed when it changed.
+func (s *Store) DeleteWebhookIf(ctx context.Context, id string, unmodified *time.Time) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		before := storedWebhook(tx, id)
-		res := tx.Where("id = ?", id).Delete(&webhookRow{})
+		q := tx.Where("id = ?", id)
+		if unmodified != nil {
+			q = q.Where("updated_at = ?", dbTime(*unmodified))
+		}
+		res := q.Delete(&webhookRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
-		if res.RowsAffected == 0 {
+		if res.RowsAffected == 0 && unmodified != nil {
+			return unlessGone(tx, &webhookRow{}, "id = ?", id)
+		} else if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
 		if err := tx.Where("kind = ? AND target = ?", OutboxWebhook, id).Delete(&outboxRow{}).Error; err != nil {
