@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -130,4 +131,78 @@ func TestAdminAPIWritesDuringOutageAre503(t *testing.T) {
 			t.Errorf("%s %s while the database is locked: %d %v Retry-After=%q", c.method, c.tpl, code, b, hdr.Get("Retry-After"))
 		}
 	}
+}
+
+// Bytes no database column holds (invalid UTF-8, NUL) in ids, filters and cursors are not found or 400, never a
+// 500 from the database refusing the parameter.
+func TestAdminAPIUnstorableBytesAreNeverFaults(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		ops := env.createClient(t, "--name", "ops", "--admin")
+		srv := env.startServer(t)
+		api := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, ops))
+		_, _, wh := api.call(t, "POST", "/webhooks", nil, "", map[string]any{"url": "https://hooks.example.com/a", "events": []string{"user.created"}}, nil)
+		whID := wh["id"].(string)
+		b64 := base64.RawURLEncoding.EncodeToString
+		for _, bad := range []string{"\xff\xfe", "a\x00b"} {
+			for _, c := range []struct {
+				method, tpl string
+				vars        []string
+				query       string
+				body        any
+			}{
+				{"GET", "/users/{id}", []string{bad}, "", nil},
+				{"PATCH", "/users/{id}", []string{bad}, "", map[string]any{"name": "x"}},
+				{"DELETE", "/users/{id}", []string{bad}, "", nil},
+				{"GET", "/users/{id}/sessions", []string{bad}, "", nil},
+				{"DELETE", "/users/{id}/sessions/{sid}", []string{"x", bad}, "", nil},
+				{"GET", "/clients/{id}", []string{bad}, "", nil},
+				{"PATCH", "/clients/{id}", []string{bad}, "", map[string]any{"client_name": "x"}},
+				{"DELETE", "/clients/{id}", []string{bad}, "", nil},
+				{"POST", "/clients/{id}/secret", []string{bad}, "", nil},
+				{"GET", "/pools/{name}", []string{bad}, "", nil},
+				{"GET", "/webhooks/{id}", []string{bad}, "", nil},
+				{"PATCH", "/webhooks/{id}", []string{bad}, "", map[string]any{"enabled": false}},
+				{"DELETE", "/webhooks/{id}", []string{bad}, "", nil},
+				{"GET", "/webhooks/{id}/deliveries", []string{bad}, "", nil},
+				{"POST", "/webhooks/{id}/deliveries/{did}/redeliver", []string{whID, bad}, "", nil},
+				{"GET", "/users", nil, "?pool=" + url.QueryEscape(bad), nil},
+				{"GET", "/users", nil, "?email=" + url.QueryEscape(bad), nil},
+				{"GET", "/users", nil, "?cursor=" + b64([]byte(`{"t":1,"id":"`+bad+`"}`)), nil},
+				{"GET", "/clients", nil, "?pool=" + url.QueryEscape(bad), nil},
+				{"GET", "/clients", nil, "?cursor=" + b64([]byte(`{"t":1,"id":"`+bad+`"}`)), nil},
+				{"GET", "/webhooks", nil, "?pool=" + url.QueryEscape(bad), nil},
+				{"GET", "/audit-events", nil, "?user_id=" + url.QueryEscape(bad), nil},
+				{"GET", "/audit-events", nil, "?client_id=" + url.QueryEscape(bad), nil},
+				{"GET", "/audit-events", nil, "?pool=" + url.QueryEscape(bad), nil},
+				{"POST", "/webhooks", nil, "", map[string]any{"url": "https://hooks.example.com/" + bad, "events": []string{"user.created"}}},
+				{"POST", "/webhooks", nil, "", map[string]any{"url": "https://hooks.example.com/", "events": []string{"user.created"}, "pool": bad}},
+			} {
+				code, _, b := api.call(t, c.method, c.tpl, c.vars, c.query, c.body, nil)
+				if code >= 500 {
+					t.Errorf("%s %s %q %s: %d %v", c.method, c.tpl, c.vars, c.query, code, b)
+				}
+			}
+		}
+	})
+}
+
+// Without trusted proxies, what a caller writes in X-Forwarded-For (or Forwarded, X-Real-IP) is not the address
+// the audit log records for its change: the TCP peer is.
+func TestAuditAddressIsNotTheCallersToChoose(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		ops := env.createClient(t, "--name", "ops", "--admin")
+		srv := env.startServer(t)
+		api := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, ops))
+		code, _, u := api.call(t, "POST", "/users", nil, "", map[string]any{"email": "dee@example.com", "password": "violet-tractor-47"},
+			map[string]string{"X-Forwarded-For": "203.0.113.9", "Forwarded": "for=203.0.113.9", "X-Real-IP": "203.0.113.9"})
+		if code != 201 {
+			t.Fatalf("create user: %d %v", code, u)
+		}
+		events := auditList(t, env, "--type", "user.created", "--user", u["id"].(string))
+		if len(events) != 1 || events[0].IP != "127.0.0.1" || events[0].Actor != "client:"+ops.ClientID {
+			t.Errorf("user.created recorded as %+v, want ip 127.0.0.1 by client:%s", events, ops.ClientID)
+		}
+	})
 }
