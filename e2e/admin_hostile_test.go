@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Hostile input to the admin API's lists: forged cursors at the ends of the int64 range, a flood of ?type=
@@ -203,6 +205,63 @@ func TestAuditAddressIsNotTheCallersToChoose(t *testing.T) {
 		events := auditList(t, env, "--type", "user.created", "--user", u["id"].(string))
 		if len(events) != 1 || events[0].IP != "127.0.0.1" || events[0].Actor != "client:"+ops.ClientID {
 			t.Errorf("user.created recorded as %+v, want ip 127.0.0.1 by client:%s", events, ops.ClientID)
+		}
+	})
+}
+
+// A pool-limited admin client rotating a client's secret while an admin of every pool makes that client an admin
+// client must not come away with the new admin client's secret: what made the client its to manage is checked
+// by the write itself, not only by the read before it (hashing the new secret sits between the two).
+func TestAdminAPILimitedAdminCannotRaceIntoAnAdminClient(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env.cli(t, "pools", "create", "customers")
+		root := env.createClient(t, "--name", "root", "--admin")
+		xano := env.createClient(t, "--id", "xano", "--pool", "customers", "--admin", "--admin-pools", "customers")
+		srv := env.startServer(t)
+		rootAPI := newAdminAPI(t, srv.URL, adminToken(t, srv.URL, root))
+		limited := rootAPI.as(adminToken(t, srv.URL, xano))
+		for round := range 8 {
+			id := fmt.Sprintf("app-%d", round)
+			if code, _, b := rootAPI.call(t, "POST", "/clients", nil, "", map[string]any{"client_id": id, "pool": "customers", "grant_types": []string{"client_credentials"}}, nil); code != 201 {
+				t.Fatalf("create %s: %d %v", id, code, b)
+			}
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					limited.call(t, "POST", "/clients/{id}/secret", []string{id}, "", nil, nil)
+				}
+			})
+			time.Sleep(30 * time.Millisecond)
+			if code, _, b := rootAPI.call(t, "PATCH", "/clients/{id}", []string{id}, "", map[string]any{"admin": true}, nil); code != 200 {
+				t.Fatalf("promote %s: %d %v", id, code, b)
+			}
+			time.Sleep(30 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			// The audit log orders the writes as they committed: no rotation by the limited admin after the
+			// promotion (its secret, answered to it, would be an admin client's).
+			promoted := int64(0)
+			events := auditList(t, env, "--type", "client.updated,client.secret_rotated")
+			slices.Reverse(events) // oldest first
+			for _, e := range events {
+				switch {
+				case e.ClientID != id:
+				case e.Type == "client.updated":
+					promoted = e.ID
+				case promoted != 0 && e.Actor == "client:xano":
+					t.Fatalf("round %d: the limited admin rotated the secret of %s after it became an admin client", round, id)
+				}
+			}
+			if promoted == 0 {
+				t.Fatalf("round %d: no client.updated event of %s", round, id)
+			}
 		}
 	})
 }
