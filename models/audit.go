@@ -38,6 +38,10 @@ const (
 	EventKeyRotated      = "key.rotated"
 	EventPoolCreated     = "pool.created"
 	EventPoolUpdated     = "pool.updated"
+	EventWebhookCreated  = "webhook.created"
+	EventWebhookUpdated  = "webhook.updated"
+	EventWebhookDeleted  = "webhook.deleted"
+	EventWebhookRotated  = "webhook.secret_rotated"
 )
 
 // EventTypes is the whole catalog, in the README's order.
@@ -46,7 +50,7 @@ var EventTypes = []string{
 	EventPasswordReset, EventEmailVerified, EventMFAEnrolled, EventMFARemoved, EventMFAReset, EventTokenIssued,
 	EventTokenRefreshed, EventTokenRevoked, EventSessionStarted, EventSessionEnded, EventConsentGranted,
 	EventClientCreated, EventClientUpdated, EventClientDeleted, EventSecretRotated, EventKeyRotated, EventPoolCreated,
-	EventPoolUpdated,
+	EventPoolUpdated, EventWebhookCreated, EventWebhookUpdated, EventWebhookDeleted, EventWebhookRotated,
 }
 
 // Sign-in failure reasons (Event.Reason of EventSignInFailed).

@@ -626,6 +626,13 @@ func (s *Store) deleteClient(ctx context.Context, id string, where map[string]an
 // the secret sealed (sealed is "" for any other). ErrNotFound if there is no such client; ErrConflict if sealed
 // does not go with the client's method as stored (it changed since the caller read it).
 func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash, sealed string) error {
+	return s.UpdateClientSecretIf(ctx, id, secretHash, sealed, nil)
+}
+
+// UpdateClientSecretIf is UpdateClientSecret applied only while the client's updated_at is still unmodified
+// (nil: always), in the same statement; ErrPreconditionFailed when it changed (say, it became an admin client
+// since the caller read it and decided it may rotate its secret).
+func (s *Store) UpdateClientSecretIf(ctx context.Context, id, secretHash, sealed string, unmodified *time.Time) error {
 	defer s.clients.forget(id)
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		q := tx.Model(&clientRow{}).Where("id = ?", id)
@@ -634,9 +641,17 @@ func (s *Store) UpdateClientSecret(ctx context.Context, id, secretHash, sealed s
 		} else {
 			q = q.Where("token_endpoint_auth_method <> ?", AuthMethodClientSecretJWT)
 		}
-		res := q.UpdateColumns(map[string]any{"secret_hash": secretHash, "client_secret_sealed": sealed, "updated_at": dbTime(s.now())})
+		at := dbTime(s.now())
+		if unmodified != nil {
+			q = q.Where("updated_at = ?", dbTime(*unmodified))
+			at = stamp(at, *unmodified) // a new ETag even within the clock's resolution
+		}
+		res := q.UpdateColumns(map[string]any{"secret_hash": secretHash, "client_secret_sealed": sealed, "updated_at": at})
 		if res.Error != nil {
 			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 && unmodified != nil {
+			return unlessGone(tx, &clientRow{}, "id = ?", id)
 		}
 		if res.RowsAffected == 0 {
 			err := missingOrUnsealed(tx, id, false)

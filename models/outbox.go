@@ -147,8 +147,10 @@ const outboxDue = "delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at 
 // (SKIP LOCKED), on SQLite the single writer orders claims; either way no message is held by two nodes at once.
 // The lease must outlast a delivery, or the message may be claimed again while it is being sent. A message with
 // an order key is claimed only when no earlier one with its key is pending (leased, due or waiting to retry):
-// at most one message per key is in flight, on all nodes together.
-func (s *Store) ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error) {
+// at most one message per key is in flight, on all nodes together. kinds, when given, limits the claim to
+// those kinds: a worker claims each kind apart, so a slow kind (a receiver that never answers) cannot hold up
+// another's messages.
+func (s *Store) ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int, kinds ...string) ([]OutboxMessage, error) {
 	if node == "" || lease <= 0 || limit <= 0 {
 		return nil, fmt.Errorf("claim outbox: %w: node, lease and limit are required", ErrInvalid)
 	}
@@ -157,13 +159,19 @@ func (s *Store) ClaimOutbox(ctx context.Context, node string, now time.Time, lea
 	if s.dialect == dialectPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	args := []any{dbTime(now.Add(lease)), node, t, t}
+	ofKinds := ""
+	if len(kinds) > 0 {
+		ofKinds = " AND o.kind IN (" + placeholders(len(kinds)) + ")"
+		args = append(args, anys(kinds)...)
+	}
 	seq := s.outboxSeq()
 	q := "UPDATE outbox SET lease_until = ?, leased_by = ?, attempts = attempts + 1 WHERE id IN (SELECT o.id FROM outbox o WHERE " +
-		outboxDue + " AND (o.order_key = '' OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key" +
+		outboxDue + ofKinds + " AND (o.order_key = '' OR NOT EXISTS (SELECT 1 FROM outbox p WHERE p.order_key = o.order_key" +
 		" AND p.delivered_at IS NULL AND p.dead_at IS NULL AND p." + seq + " < o." + seq + "))" +
 		" ORDER BY o.next_attempt_at LIMIT ?" + lock + ") RETURNING id, kind, target, payload, attempts, " +
 		"next_attempt_at, lease_until, leased_by, last_error, created_at, order_key, " + seq
-	rows, err := s.pool(ctx).QueryContext(ctx, s.bind(q), dbTime(now.Add(lease)), node, t, t, limit)
+	rows, err := s.pool(ctx).QueryContext(ctx, s.bind(q), append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", mapErr(s.translate(err)))
 	}

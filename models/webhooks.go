@@ -176,13 +176,61 @@ func (s *Store) CreateWebhook(ctx context.Context, w *Webhook) error {
 		} else if err != nil {
 			return mapErr(err)
 		}
-		return nil
+		return recordWebhookChange(ctx, tx, EventWebhookCreated, w.ID, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("create webhook: %w", err)
 	}
 	w.CreatedAt, w.UpdatedAt = now, now
 	return nil
+}
+
+// storedWebhook reads webhook id in tx as it is now, for an event's before or after; nil if there is none.
+func storedWebhook(tx *gorm.DB, id string) *Webhook {
+	var row webhookRow
+	if tx.Where("id = ?", id).Take(&row).Error != nil {
+		return nil
+	}
+	w, err := row.webhook()
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// webhookAuditView is what a webhook event shows of w (nil: none): never its secret, and its URL without the
+// query, which may carry a receiver's token.
+func webhookAuditView(w *Webhook) map[string]any {
+	if w == nil {
+		return nil
+	}
+	u := w.URL
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i] + "?(set)"
+	}
+	return map[string]any{"url": u, "events": w.Events, "pool": w.Pool, "enabled": w.Enabled}
+}
+
+// recordWebhookChange records evType for webhook id in tx, with the webhook as it was (nil for a creation) and
+// as it now is in tx (nil after a deletion); the event is in the webhook's pool ("" for every pool, so only an
+// admin client of every pool sees it).
+func recordWebhookChange(ctx context.Context, tx *gorm.DB, evType, id string, before *Webhook) error {
+	ev := Event{Type: evType, Details: map[string]any{"webhook_id": id}}
+	after := storedWebhook(tx, id)
+	for _, w := range []*Webhook{after, before} {
+		if w != nil {
+			ev.Pool = w.Pool
+		}
+	}
+	if evType != EventWebhookRotated {
+		if b := webhookAuditView(before); b != nil {
+			ev.Details["before"] = b
+		}
+		if a := webhookAuditView(after); a != nil {
+			ev.Details["after"] = a
+		}
+	}
+	return recordEvent(ctx, tx, ev)
 }
 
 // WebhookByID returns a webhook; ErrNotFound if there is none.
@@ -222,17 +270,36 @@ func (s *Store) ListWebhooks(ctx context.Context, pools []string) ([]Webhook, er
 // UpdateWebhook replaces the URL, events and enabled flag of webhook w.ID (its pool and secret stay), validated
 // as CreateWebhook; ErrNotFound if there is no such webhook.
 func (s *Store) UpdateWebhook(ctx context.Context, w *Webhook) error {
+	return s.UpdateWebhookIf(ctx, w, nil)
+}
+
+// UpdateWebhookIf is UpdateWebhook applied only while the webhook's updated_at is still unmodified (nil: always),
+// decided in the UPDATE itself; ErrPreconditionFailed when it changed.
+func (s *Store) UpdateWebhookIf(ctx context.Context, w *Webhook, unmodified *time.Time) error {
 	if err := w.Validate(); err != nil {
 		return fmt.Errorf("update webhook: %w", err)
 	}
 	now := dbTime(s.now())
-	res := s.conn(ctx).Model(&webhookRow{}).Where("id = ?", w.ID).UpdateColumns(map[string]any{
-		"url": w.URL, "events": encodeList(w.Events), "enabled": w.Enabled, "updated_at": now})
-	if res.Error != nil {
-		return fmt.Errorf("update webhook: %w", mapErr(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("update webhook: %w", ErrNotFound)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		before := storedWebhook(tx, w.ID)
+		q := tx.Model(&webhookRow{}).Where("id = ?", w.ID)
+		if unmodified != nil {
+			now = stamp(now, *unmodified) // a new ETag even within the clock's resolution
+			q = q.Where("updated_at = ?", dbTime(*unmodified))
+		}
+		res := q.UpdateColumns(map[string]any{"url": w.URL, "events": encodeList(w.Events), "enabled": w.Enabled, "updated_at": now})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 && unmodified != nil {
+			return unlessGone(tx, &webhookRow{}, "id = ?", w.ID)
+		} else if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return recordWebhookChange(ctx, tx, EventWebhookUpdated, w.ID, before)
+	})
+	if err != nil {
+		return fmt.Errorf("update webhook: %w", err)
 	}
 	w.UpdatedAt = now
 	return nil
@@ -244,13 +311,19 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id, sealed string) error {
 	if sealed == "" {
 		return fmt.Errorf("set webhook secret: %w: no secret", ErrInvalid)
 	}
-	res := s.conn(ctx).Model(&webhookRow{}).Where("id = ?", id).
-		UpdateColumns(map[string]any{"secret_sealed": sealed, "updated_at": dbTime(s.now())})
-	if res.Error != nil {
-		return fmt.Errorf("set webhook secret: %w", mapErr(res.Error))
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("set webhook secret: %w", ErrNotFound)
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Model(&webhookRow{}).Where("id = ?", id).
+			UpdateColumns(map[string]any{"secret_sealed": sealed, "updated_at": dbTime(s.now())})
+		if res.Error != nil {
+			return mapErr(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		return recordWebhookChange(ctx, tx, EventWebhookRotated, id, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("set webhook secret: %w", err)
 	}
 	return nil
 }
@@ -258,15 +331,31 @@ func (s *Store) SetWebhookSecret(ctx context.Context, id, sealed string) error {
 // DeleteWebhook deletes a webhook and its deliveries, pending or done, in one transaction; ErrNotFound if there
 // is no such webhook.
 func (s *Store) DeleteWebhook(ctx context.Context, id string) error {
+	return s.DeleteWebhookIf(ctx, id, nil)
+}
+
+// DeleteWebhookIf is DeleteWebhook applied only while the webhook's updated_at is still unmodified (nil: always);
+// ErrPreconditionFailed when it changed.
+func (s *Store) DeleteWebhookIf(ctx context.Context, id string, unmodified *time.Time) error {
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Where("id = ?", id).Delete(&webhookRow{})
+		before := storedWebhook(tx, id)
+		q := tx.Where("id = ?", id)
+		if unmodified != nil {
+			q = q.Where("updated_at = ?", dbTime(*unmodified))
+		}
+		res := q.Delete(&webhookRow{})
 		if res.Error != nil {
 			return mapErr(res.Error)
 		}
-		if res.RowsAffected == 0 {
+		if res.RowsAffected == 0 && unmodified != nil {
+			return unlessGone(tx, &webhookRow{}, "id = ?", id)
+		} else if res.RowsAffected == 0 {
 			return ErrNotFound
 		}
-		return mapErr(tx.Where("kind = ? AND target = ?", OutboxWebhook, id).Delete(&outboxRow{}).Error)
+		if err := tx.Where("kind = ? AND target = ?", OutboxWebhook, id).Delete(&outboxRow{}).Error; err != nil {
+			return mapErr(err)
+		}
+		return recordWebhookChange(ctx, tx, EventWebhookDeleted, id, before)
 	})
 	if err != nil {
 		return fmt.Errorf("delete webhook: %w", err)

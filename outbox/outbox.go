@@ -19,7 +19,8 @@ import (
 
 // Store is what the worker needs of the outbox table.
 type Store interface {
-	ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int) ([]models.OutboxMessage, error)
+	// ClaimOutbox claims due messages; kinds, when given, only of those kinds.
+	ClaimOutbox(ctx context.Context, node string, now time.Time, lease time.Duration, limit int, kinds ...string) ([]models.OutboxMessage, error)
 	OutboxDelivered(ctx context.Context, id, node string, now time.Time) error
 	OutboxFailed(ctx context.Context, id, node, reason string, next time.Time, dead bool, now time.Time) error
 }
@@ -90,24 +91,92 @@ func New(store Store, senders map[string]Sender, opts Options) *Worker {
 	return &Worker{store: store, senders: senders, opts: opts}
 }
 
-// Run delivers until ctx ends: a full batch is followed at once by the next, otherwise it waits Poll.
+// Run delivers until ctx ends. Webhooks are one lane, every other kind another, each with up to Batch deliveries
+// in flight; a claim asks only for the kinds of lanes with a free slot, and no more than the fullest of them has
+// free. So a receiver that never answers holds only its own lane's slots, for its sender's timeout, and never the
+// mail or back-channel logouts queued behind its deliveries. One claim at a time, as one lane would: on SQLite a
+// claim is a write on the one connection, which requests need too.
 func (w *Worker) Run(ctx context.Context) {
+	var hooks, rest lane
+	for kind := range w.senders {
+		if kind == models.OutboxWebhook {
+			hooks.kinds = append(hooks.kinds, kind)
+		} else {
+			rest.kinds = append(rest.kinds, kind)
+		}
+	}
+	lanes := []*lane{&hooks, &rest}
+	for _, l := range lanes {
+		l.slots = make(chan struct{}, w.opts.Batch)
+	}
+	freed := make(chan struct{}, 1) // a slot came free
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	failures := 0
 	for {
-		n, err := w.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			w.opts.Logger.Warn("outbox claim failed", "err", err)
+		var kinds []string
+		limit := w.opts.Batch
+		for _, l := range lanes {
+			if free := cap(l.slots) - len(l.slots); free > 0 && len(l.kinds) > 0 {
+				kinds = append(kinds, l.kinds...)
+				limit = min(limit, free)
+			}
 		}
 		wait := w.opts.Poll
-		if n == w.opts.Batch {
-			wait = 0
+		var msgs []models.OutboxMessage
+		if len(kinds) > 0 {
+			var err error
+			msgs, err = w.store.ClaimOutbox(ctx, w.opts.Node, w.opts.Now(), w.opts.Lease, limit, kinds...)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				w.opts.Logger.Warn("outbox claim failed", "err", err)
+				failures++ // back off: on SQLite a claim waiting on a lock holds the connection requests need
+				wait = min(w.opts.Poll<<min(failures, 10), max(maxClaimBackoff, w.opts.Poll))
+			case err == nil:
+				failures = 0
+			}
+		}
+		for _, m := range msgs {
+			l := &rest
+			if m.Kind == models.OutboxWebhook {
+				l = &hooks
+			}
+			l.slots <- struct{}{} // never blocks: the claim took at most what each lane had free
+			wg.Go(func() {
+				defer func() {
+					<-l.slots
+					select {
+					case freed <- struct{}{}:
+					default:
+					}
+				}()
+				w.deliver(ctx, m)
+			})
+		}
+		if len(kinds) > 0 && len(msgs) == limit {
+			continue // perhaps more are due
+		}
+		var woken <-chan struct{} // every lane full: claim again as soon as a slot frees up
+		if len(kinds) == 0 {
+			woken = freed
 		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-woken:
 		case <-time.After(wait):
 		}
 	}
 }
+
+// lane is a share of the worker's deliveries: its kinds, and a token per delivery in flight.
+type lane struct {
+	kinds []string
+	slots chan struct{}
+}
+
+// maxClaimBackoff bounds how long the worker waits after failed claims (the database down or locked).
+const maxClaimBackoff = 30 * time.Second
 
 // RunOnce claims one batch of due messages, delivers them concurrently and records each outcome; it returns
 // how many it claimed.

@@ -50,7 +50,7 @@ type moreStore interface {
 	UpdateClient(ctx context.Context, c *models.Client) error
 	UpdateClientAndSecret(ctx context.Context, c *models.Client) error
 	UpdateClientIf(ctx context.Context, c *models.Client, unmodified time.Time, withSecret bool) error
-	UpdateClientSecret(ctx context.Context, id, secretHash, sealed string) error
+	UpdateClientSecretIf(ctx context.Context, id, secretHash, sealed string, unmodified *time.Time) error
 	DeleteClient(ctx context.Context, id string) error
 	DeleteClientIf(ctx context.Context, id string, unmodified time.Time) error
 	CreateUserWith(ctx context.Context, u models.NewUser) (*models.User, error)

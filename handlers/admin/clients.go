@@ -165,6 +165,12 @@ func manages(admin, cl *models.Client) bool {
 	return !limited(admin) || (!cl.Admin && admin.AdministersPool(cl.Pool))
 }
 
+// boundByRead says whether a write of the admin client to a client it read must be conditional on that read
+// (the row's updated_at): for a pool-limited one always, since what made the client its to manage (not an admin
+// client, in its pools) may change between the read and the write, and a secret rotated, a setting reverted or a
+// client deleted after that would reach a client it may not touch.
+func boundByRead(admin *models.Client, ifMatch bool) bool { return ifMatch || limited(admin) }
+
 // mayHold refuses, for a pool-limited admin client, a client it could not manage afterwards.
 func mayHold(admin, cl *models.Client) error {
 	switch {
@@ -344,7 +350,7 @@ func (h *API) patchClient(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	switch {
-	case conditional:
+	case boundByRead(admin, conditional):
 		err = h.Store.UpdateClientIf(ctx, &next, cur.UpdatedAt, newSecret)
 	case newSecret:
 		err = h.Store.UpdateClientAndSecret(ctx, &next)
@@ -374,7 +380,7 @@ func (h *API) deleteClient(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if conditional {
+	if boundByRead(admin, conditional) {
 		err = h.Store.DeleteClientIf(ctx, cl.ID, cl.UpdatedAt)
 	} else {
 		err = h.Store.DeleteClient(ctx, cl.ID)
@@ -405,7 +411,11 @@ func (h *API) rotateSecret(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.Store.UpdateClientSecret(ctx, cl.ID, cl.SecretHash, cl.SealedSecret); err != nil {
+	var unmodified *time.Time
+	if boundByRead(admin, false) {
+		unmodified = &cl.UpdatedAt
+	}
+	if err := h.Store.UpdateClientSecretIf(ctx, cl.ID, cl.SecretHash, cl.SealedSecret, unmodified); err != nil {
 		return writeError("admin api: rotate client secret", err, "No such client.")
 	}
 	request.Logger(ctx).Info("admin rotated a client secret", "client_id", cl.ID, "client", admin.ID)

@@ -32,9 +32,9 @@ type webhookStore interface {
 	CreateWebhook(ctx context.Context, w *models.Webhook) error
 	WebhookByID(ctx context.Context, id string) (*models.Webhook, error)
 	ListWebhooks(ctx context.Context, pools []string) ([]models.Webhook, error)
-	UpdateWebhook(ctx context.Context, w *models.Webhook) error
+	UpdateWebhookIf(ctx context.Context, w *models.Webhook, unmodified *time.Time) error
 	SetWebhookSecret(ctx context.Context, id, sealed string) error
-	DeleteWebhook(ctx context.Context, id string) error
+	DeleteWebhookIf(ctx context.Context, id string, unmodified *time.Time) error
 	WebhookDeliveries(ctx context.Context, id, cursor string, limit int) ([]models.OutboxMessage, string, error)
 	WebhookDelivery(ctx context.Context, deliveryID string) (*models.OutboxMessage, error)
 	RedeliverWebhook(ctx context.Context, deliveryID string, now time.Time) (string, error)
@@ -201,6 +201,7 @@ func (h *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	request.Logger(ctx).Info("admin created webhook", "webhook", id, "client", c.ID)
 	w.Header().Set("Location", Prefix+"/webhooks/"+id)
+	w.Header().Set("ETag", jsonapi.ETag(webhookJSON{Webhook: wh}))
 	jsonapi.Respond(w, http.StatusCreated, webhookJSON{Webhook: wh, Secret: secret})
 	return nil
 }
@@ -214,8 +215,19 @@ func (h *API) getWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	jsonapi.Respond(w, http.StatusOK, webhookJSON{Webhook: wh})
+	jsonapi.RespondTagged(w, http.StatusOK, webhookJSON{Webhook: wh})
 	return nil
+}
+
+// unmodifiedSince is the condition of a write with If-Match on wh as read: nil without the header; 412 when it
+// names another representation.
+func unmodifiedSince(r *http.Request, wh *models.Webhook) (*time.Time, error) {
+	conditional, err := jsonapi.IfMatch(r, jsonapi.ETag(webhookJSON{Webhook: wh}))
+	if err != nil || !conditional {
+		return nil, err
+	}
+	at := wh.UpdatedAt
+	return &at, nil
 }
 
 func (h *API) patchWebhook(w http.ResponseWriter, r *http.Request) error {
@@ -235,6 +247,10 @@ func (h *API) patchWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	unmodified, err := unmodifiedSince(r, wh)
+	if err != nil {
+		return err
+	}
 	if body.URL != nil {
 		wh.URL = *body.URL
 	}
@@ -244,13 +260,15 @@ func (h *API) patchWebhook(w http.ResponseWriter, r *http.Request) error {
 	if body.Enabled != nil {
 		wh.Enabled = *body.Enabled
 	}
-	if err := h.Webhooks.Store.UpdateWebhook(r.Context(), wh); errors.Is(err, models.ErrNotFound) {
+	if err := h.Webhooks.Store.UpdateWebhookIf(r.Context(), wh, unmodified); errors.Is(err, models.ErrPreconditionFailed) {
+		return jsonapi.ErrPreconditionFailed()
+	} else if errors.Is(err, models.ErrNotFound) {
 		return webhookNotFound()
 	} else if err != nil {
 		return webhookInvalid("admin api: update webhook", err)
 	}
 	request.Logger(r.Context()).Info("admin updated webhook", "webhook", wh.ID, "client", c.ID)
-	jsonapi.Respond(w, http.StatusOK, webhookJSON{Webhook: wh})
+	jsonapi.RespondTagged(w, http.StatusOK, webhookJSON{Webhook: wh})
 	return nil
 }
 
@@ -263,7 +281,13 @@ func (h *API) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.Webhooks.Store.DeleteWebhook(r.Context(), wh.ID); errors.Is(err, models.ErrNotFound) {
+	unmodified, err := unmodifiedSince(r, wh)
+	if err != nil {
+		return err
+	}
+	if err := h.Webhooks.Store.DeleteWebhookIf(r.Context(), wh.ID, unmodified); errors.Is(err, models.ErrPreconditionFailed) {
+		return jsonapi.ErrPreconditionFailed()
+	} else if errors.Is(err, models.ErrNotFound) {
 		return webhookNotFound()
 	} else if err != nil {
 		return fmt.Errorf("admin api: delete webhook: %w", err)

@@ -17,6 +17,7 @@ func outboxCases() []testCase {
 	return []testCase{
 		{"outbox enqueue commits and rolls back with its transaction", testOutboxTx},
 		{"outbox concurrent claims are disjoint", testOutboxClaimDisjoint},
+		{"outbox claims one kind apart", testOutboxClaimKinds},
 		{"outbox lease, retry schedule and dead", testOutboxRetry},
 		{"ending a session enqueues a back-channel logout per taking-part client", testOutboxSessionEnd},
 	}
@@ -49,6 +50,26 @@ func testOutboxTx(t *testing.T, s *models.Store) {
 	var p map[string]string
 	if err := json.Unmarshal(got[0].Payload, &p); err != nil || p["k"] != "v" {
 		t.Errorf("payload %s, %v", got[0].Payload, err)
+	}
+}
+
+// A claim for one kind leaves the others' messages due, however much older they are.
+func testOutboxClaimKinds(t *testing.T, s *models.Store) {
+	ctx := ctxT(t)
+	now := baseTime
+	for i, kind := range []string{"slow", "slow", "mail", "slow"} {
+		_, err := s.EnqueueOutbox(ctx, kind, "https://a.example/x", map[string]int{"i": i}, now.Add(time.Duration(i)*time.Second))
+		must(t, "enqueue", err)
+	}
+	got, err := s.ClaimOutbox(ctx, "n1", now.Add(time.Minute), time.Minute, 10, "mail")
+	must(t, "claim mail", err)
+	if len(got) != 1 || got[0].Kind != "mail" {
+		t.Fatalf("claimed %+v for kind mail, want the one mail", got)
+	}
+	got, err = s.ClaimOutbox(ctx, "n1", now.Add(time.Minute), time.Minute, 10)
+	must(t, "claim any", err)
+	if len(got) != 3 {
+		t.Fatalf("claimed %d of any kind, want the 3 slow ones", len(got))
 	}
 }
 
