@@ -1,0 +1,84 @@
+package e2e
+
+import (
+	"testing"
+)
+
+// notAccepted asserts a passkey sign-in was refused as one that does not verify (401), not throttled or failed.
+func notAccepted(t *testing.T, what string, code int, b map[string]any) {
+	t.Helper()
+	if code != 401 || b["error"] != "invalid_grant" || b["access_token"] != nil {
+		t.Fatalf("%s: %d %v, want 401 invalid_grant", what, code, b)
+	}
+}
+
+// Passkeys against an attacker holding a passkey of one pool, an assertion whose user handle names someone else,
+// an authenticator that skipped user verification, a disabled account, and a credential id someone else owns.
+func TestPasskeysRefuseWhatTheyMustNot(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env.cli(t, "pools", "create", "shop")
+		appA := env.createClient(t, "--name", "a", "--first-party", "--scopes", "openid email")
+		appB := env.createClient(t, "--name", "b", "--first-party", "--pool", "shop", "--scopes", "openid email")
+		env.cli(t, "users", "create", "--email", "ada@example.com", "--password", "violet-tractor-47")
+		env.cli(t, "users", "create", "--email", "bob@example.com", "--password", "violet-tractor-47")
+		env.cli(t, "users", "create", "--email", "eve@example.com", "--password", "violet-tractor-47")
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		token := func(email string) string {
+			t.Helper()
+			code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": appA.ClientID, "email": email, "password": "violet-tractor-47"}, nil)
+			if code != 200 {
+				t.Fatalf("login %s: %d %v", email, code, lg)
+			}
+			return lg["access_token"].(string)
+		}
+		ada, bob, eve := newSoftKey(t), newSoftKey(t), newSoftKey(t)
+		registerPasskey(t, api, token("ada@example.com"), origin, "Ada's", ada)
+		registerPasskey(t, api, token("bob@example.com"), origin, "Bob's", bob)
+		if code, tk, _ := passkeySignIn(t, api, appA.ClientID, origin, ada); code != 200 || tk["access_token"] == nil {
+			t.Fatalf("ada's passkey at her own pool's app: %d %v", code, tk)
+		}
+
+		t.Run("a passkey of one pool signs in to no app of another", func(t *testing.T) {
+			code, b, _ := passkeySignIn(t, api, appB.ClientID, origin, ada)
+			notAccepted(t, "ada's passkey at pool shop's app", code, b)
+		})
+		t.Run("a user handle naming another user", func(t *testing.T) {
+			own := ada.userHandle
+			ada.userHandle = bob.userHandle
+			defer func() { ada.userHandle = own }()
+			code, b, _ := passkeySignIn(t, api, appA.ClientID, origin, ada)
+			notAccepted(t, "ada's passkey claiming bob's handle", code, b)
+		})
+		t.Run("passwordless without user verification", func(t *testing.T) {
+			ada.flags = flagUP
+			defer func() { ada.flags = 0 }()
+			code, b, _ := passkeySignIn(t, api, appA.ClientID, origin, ada)
+			notAccepted(t, "an assertion without UV", code, b)
+		})
+		t.Run("a credential id another user owns", func(t *testing.T) {
+			stolen := newSoftKey(t)
+			stolen.credID = bob.credID // eve's own key under bob's credential id
+			tok := token("eve@example.com")
+			code, _, begun := apiCall(t, "POST", api+"/passkeys/register/begin", nil, bearerHeader(tok))
+			if code != 200 {
+				t.Fatalf("begin: %d %v", code, begun)
+			}
+			code, _, b := apiCall(t, "POST", api+"/passkeys/register/finish", map[string]any{"credential": stolen.create(t, begun, origin)}, bearerHeader(tok))
+			if code != 409 {
+				t.Fatalf("eve registering bob's credential id: %d %v, want 409", code, b)
+			}
+			if code, tk, _ := passkeySignIn(t, api, appA.ClientID, origin, bob); code != 200 || tk["access_token"] == nil {
+				t.Fatalf("bob's passkey after eve's try: %d %v", code, tk)
+			}
+			_ = eve
+		})
+		t.Run("a disabled user's passkey", func(t *testing.T) {
+			env.cli(t, "users", "disable", "--email", "bob@example.com")
+			code, b, _ := passkeySignIn(t, api, appA.ClientID, origin, bob)
+			notAccepted(t, "disabled bob's passkey", code, b)
+		})
+	})
+}
