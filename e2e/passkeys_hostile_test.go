@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"encoding/json"
+	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -80,5 +83,51 @@ func TestPasskeysRefuseWhatTheyMustNot(t *testing.T) {
 			code, b, _ := passkeySignIn(t, api, appA.ClientID, origin, bob)
 			notAccepted(t, "disabled bob's passkey", code, b)
 		})
+	})
+}
+
+// A pool that requires verified emails refuses a passkey's sign-in of an unverified user as it refuses her
+// password: the rule has one owner, whatever proved who she is.
+func TestPasskeySignInRequiresAVerifiedEmailWhereThePoolDoes(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env["test.hostname"] = "localhost"
+		_, srv, clientID := mailFixture(t, env, false)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		code, _, su := apiCall(t, "POST", api+"/signup", map[string]any{"client_id": clientID, "email": "ada@example.com", "password": "violet-tractor-47"}, nil)
+		if code != 201 || su["access_token"] == nil {
+			t.Fatalf("signup: %d %v", code, su)
+		}
+		ada := newSoftKey(t)
+		registerPasskey(t, api, su["access_token"].(string), origin, "Laptop", ada)
+		if code, tk, _ := passkeySignIn(t, api, clientID, origin, ada); code != 200 || tk["access_token"] == nil {
+			t.Fatalf("passkey sign-in before the pool required verification: %d %v", code, tk)
+		}
+		env.cli(t, "pools", "update", "--name", "members", "--require-email-verification", "true")
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": clientID, "email": "ada@example.com", "password": "violet-tractor-47"}, nil)
+		if code != 403 || lg["error"] != "email_not_verified" {
+			t.Fatalf("password sign-in of the unverified user: %d %v", code, lg)
+		}
+		code, b, _ := passkeySignIn(t, api, clientID, origin, ada)
+		if code != 403 || b["error"] != "email_not_verified" || b["access_token"] != nil {
+			t.Fatalf("passkey sign-in of the unverified user: %d %v, want 403 email_not_verified", code, b)
+		}
+		// The sign-in page's passkey form likewise.
+		br := newBrowser(t, "http://app.invalid")
+		p := br.get(srv.URL + "/login?pool=members")
+		f := formWith(t, p.body, "credential", "")
+		resp, body := fetch(t, br.c, "POST", srv.URL+"/login/passkey/options", url.Values{"csrf_token": f.values["csrf_token"]})
+		var begun map[string]any
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &begun) != nil {
+			t.Fatalf("sign-in page's passkey options: %d %s", resp.StatusCode, body)
+		}
+		cred, _ := json.Marshal(ada.assert(t, begun, origin))
+		got := post(br, p, f.action, url.Values{"csrf_token": f.values["csrf_token"], "credential": {string(cred)}})
+		if got.status != 403 || !strings.Contains(got.body, "verify your email address") {
+			t.Fatalf("sign-in page's passkey for the unverified user: %d at %v\n%s", got.status, got.url, got.body)
+		}
+		if p := br.get(srv.URL + "/account"); !strings.Contains(p.body, `name="password"`) {
+			t.Fatalf("signed in by the refused passkey:\n%s", p.body)
+		}
 	})
 }

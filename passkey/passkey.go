@@ -308,7 +308,8 @@ func (rp *RP) FinishSecondFactor(ctx context.Context, userID, bind string, body 
 }
 
 // FinishSignIn verifies body as the answer to a passwordless sign-in begun with bind and returns the user whose
-// passkey it is, able to start a session.
+// passkey it is, able to start a session; models.ErrEmailNotVerified for a right passkey of a user whose pool
+// requires the verified email they lack.
 func (rp *RP) FinishSignIn(ctx context.Context, bind string, body []byte) (*models.User, error) {
 	return rp.finish(ctx, models.CeremonySignIn, "", bind, body)
 }
@@ -364,6 +365,12 @@ func (rp *RP) finish(ctx context.Context, kind, userID, bind string, body []byte
 	case errors.Is(err, models.ErrSignCount):
 		rp.log(ctx).Warn("passkey refused: signature counter did not increase (a cloned authenticator, or a concurrent use)", "user", f.UserID, "factor", f.ID, "counter", count)
 		return nil, ErrRejected
+	case errors.Is(err, models.ErrEmailNotVerified) && kind != models.CeremonySignIn:
+		// A second factor: the first one answered for the email already.
+		return u, nil
+	case errors.Is(err, models.ErrEmailNotVerified):
+		rp.log(ctx).Info("webauthn sign-in refused", "reason", "email not verified", "user", f.UserID)
+		return nil, err
 	case errors.Is(err, models.ErrUserDisabled), errors.Is(err, models.ErrNotFound):
 		rp.log(ctx).Info("webauthn response rejected", "ceremony", kind, "user", f.UserID, "reason", "account disabled or passkey removed")
 		return nil, ErrRejected
