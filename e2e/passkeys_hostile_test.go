@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -130,4 +131,84 @@ func TestPasskeySignInRequiresAVerifiedEmailWhereThePoolDoes(t *testing.T) {
 			t.Fatalf("signed in by the refused passkey:\n%s", p.body)
 		}
 	})
+}
+
+// With the database down, every passkey endpoint answers 503 with Retry-After — never a 4xx that blames the
+// passkey or the caller, never a 500 — and the throttles fail closed.
+func TestPasskeysOutageIsA503(t *testing.T) {
+	t.Parallel()
+	pg := startPrivatePostgres(t)
+	pg.createDatabase("latchkey")
+	env := newTestEnv(t, pg.URL("latchkey"))
+	app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+	env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+	env["test.hostname"] = "localhost"
+	srv := env.startServer(t)
+	api, origin := srv.URL+"/api/v1/auth", srv.URL
+	code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+	if code != 200 {
+		t.Fatalf("login: %d %v", code, lg)
+	}
+	tok := lg["access_token"].(string)
+	b := newBrowser(t, "http://never.example")
+	wantAccount(t, signInAt(b, srv.URL, "default", adaEmail, adaPassword), http.StatusOK, adaEmail)
+	ada := newSoftKey(t)
+	registerPasskey(t, api, tok, origin, "Laptop", ada)
+	code, _, ch := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+	if code != 401 || ch["mfa_token"] == nil {
+		t.Fatalf("login with a passkey: %d %v", code, ch)
+	}
+	code, _, begun := apiCall(t, "POST", api+"/passkeys/signin/begin", map[string]any{"client_id": app.ClientID}, nil)
+	if code != 200 {
+		t.Fatalf("begin: %d %v", code, begun)
+	}
+	cred := ada.assert(t, begun, origin)
+	// The sign-in page's passkey form, signed in already (so the account page is reachable) and with a begun
+	// ceremony answered.
+	lp := b.get(srv.URL + "/login")
+	f := formWith(t, lp.body, "credential", "")
+	resp, body := fetch(t, b.c, "POST", srv.URL+"/login/passkey/options", url.Values{"csrf_token": f.values["csrf_token"]})
+	var pageBegun map[string]any
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &pageBegun) != nil {
+		t.Fatalf("page options: %d %s", resp.StatusCode, body)
+	}
+	pageCred, _ := json.Marshal(ada.assert(t, pageBegun, origin))
+
+	pg.kill()
+	jsonOutage := func(what string, code int, h map[string]any, retry string) {
+		t.Helper()
+		if code != 503 || retry == "" || h["error"] == nil {
+			t.Errorf("%s in an outage: %d Retry-After=%q %v, want 503", what, code, retry, h)
+		}
+	}
+	for _, c := range []struct {
+		what, path string
+		body       any
+		bearer     string
+	}{
+		{"passwordless begin", "/passkeys/signin/begin", map[string]any{"client_id": app.ClientID}, ""},
+		{"passwordless finish", "/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "credential": cred}, ""},
+		{"register begin", "/passkeys/register/begin", nil, tok},
+		{"second factor begin", "/mfa/passkey/begin", map[string]any{"mfa_token": ch["mfa_token"]}, ""},
+	} {
+		var hdr map[string]string
+		if c.bearer != "" {
+			hdr = bearerHeader(c.bearer)
+		}
+		code, h, got := apiCall(t, "POST", api+c.path, c.body, hdr)
+		jsonOutage(c.what, code, got, h.Get("Retry-After"))
+	}
+	resp, body = fetch(t, b.c, "POST", srv.URL+"/login/passkey/options", url.Values{"csrf_token": f.values["csrf_token"]})
+	var o map[string]any
+	_ = json.Unmarshal([]byte(body), &o)
+	jsonOutage("sign-in page's passkey options", resp.StatusCode, o, resp.Header.Get("Retry-After"))
+	resp, body = fetch(t, b.c, "POST", srv.URL+"/account/passkeys/options", url.Values{"csrf_token": f.values["csrf_token"]})
+	o = nil
+	_ = json.Unmarshal([]byte(body), &o)
+	jsonOutage("account page's passkey options", resp.StatusCode, o, resp.Header.Get("Retry-After"))
+	resp, body = fetch(t, noRedirects(b), "POST", srv.URL+"/login/passkey", url.Values{"csrf_token": f.values["csrf_token"], "credential": {string(pageCred)}})
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "temporarily unavailable") {
+		t.Errorf("the sign-in page's passkey form in an outage: %d Retry-After=%q\n%s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	wantOutage(t, b, "GET", srv.URL+"/account/passkeys", nil)
 }
