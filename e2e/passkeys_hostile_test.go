@@ -212,3 +212,52 @@ func TestPasskeysOutageIsA503(t *testing.T) {
 	}
 	wantOutage(t, b, "GET", srv.URL+"/account/passkeys", nil)
 }
+
+// A registration's transports are the client's words: only those WebAuthn defines are kept, so neither text no
+// column can hold (a 500) nor kilobytes of it are stored.
+func TestPasskeyRegistrationWithHostileTransports(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		tok := lg["access_token"].(string)
+		for _, tc := range []struct {
+			name       string
+			transports any
+		}{
+			{"a NUL byte", []string{"usb\x00"}},
+			{"a long list", func() []string {
+				out := make([]string, 2000)
+				for i := range out {
+					out[i] = strings.Repeat("x", 16)
+				}
+				return append(out, "usb", "usb")
+			}()},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				k := newSoftKey(t)
+				code, _, begun := apiCall(t, "POST", api+"/passkeys/register/begin", nil, bearerHeader(tok))
+				if code != 200 {
+					t.Fatalf("begin: %d %v", code, begun)
+				}
+				cred := k.create(t, begun, origin)
+				cred["response"].(map[string]any)["transports"] = tc.transports
+				code, _, f := apiCall(t, "POST", api+"/passkeys/register/finish", map[string]any{"credential": cred, "name": "x"}, bearerHeader(tok))
+				pk, _ := f["passkey"].(map[string]any)
+				if code != 201 || pk == nil {
+					t.Fatalf("register with %s in transports: %d %v", tc.name, code, f)
+				}
+				if ts, _ := pk["transports"].([]any); len(ts) > 1 || len(ts) == 1 && ts[0] != "usb" {
+					t.Fatalf("transports stored: %v", ts)
+				}
+			})
+		}
+	})
+}

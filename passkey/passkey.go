@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -253,14 +254,27 @@ func (rp *RP) FinishRegistration(ctx context.Context, u *models.User, name strin
 	if a, err := uuid.FromBytes(cred.Authenticator.AAGUID); err == nil && a != uuid.Nil {
 		pk.AAGUID = a.String()
 	}
-	for _, t := range cred.Transport {
-		pk.Transports = append(pk.Transports, string(t))
-	}
+	pk.Transports = knownTransports(cred.Transport)
 	f := models.Factor{ID: id, UserID: u.ID, Kind: models.FactorWebAuthn, Name: name, Passkey: pk}
 	if err := rp.store.AddPasskey(ctx, f); err != nil {
 		return nil, err
 	}
 	return rp.store.PasskeyByCredentialID(ctx, pk.CredentialID)
+}
+
+// transports are the ones WebAuthn defines: a client may name any text (hints for the browser, never a check).
+var transports = []protocol.AuthenticatorTransport{protocol.USB, protocol.NFC, protocol.BLE, protocol.SmartCard, protocol.Hybrid, protocol.Internal}
+
+// knownTransports keeps of a registration's transports those WebAuthn defines, once each: the rest is the
+// client's text, which is not stored.
+func knownTransports(given []protocol.AuthenticatorTransport) []string {
+	var out []string
+	for _, t := range transports {
+		if slices.Contains(given, t) {
+			out = append(out, string(t))
+		}
+	}
+	return out
 }
 
 // rejected logs why a response did not verify (the library's detail is for the log, not the client).
