@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -258,6 +259,56 @@ func TestPasskeyRegistrationWithHostileTransports(t *testing.T) {
 					t.Fatalf("transports stored: %v", ts)
 				}
 			})
+		}
+	})
+}
+
+// Text no column can hold, in every field of the passkey API: a client error, never a 500.
+func TestPasskeyAPIHostileText(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		tok := lg["access_token"].(string)
+		ada := newSoftKey(t)
+		registerPasskey(t, api, tok, origin, "Laptop", ada)
+		for _, x := range []string{"a\x00b", strings.Repeat("é", 5000), "\ufffd\u202e"} {
+			code, _, begun := apiCall(t, "POST", api+"/passkeys/signin/begin", map[string]any{"client_id": app.ClientID}, nil)
+			if code != 200 {
+				t.Fatalf("begin: %d %v", code, begun)
+			}
+			cred := ada.assert(t, begun, origin)
+			// A begin names the client only to bind the ceremony (the finish checks it): any text, never a 500.
+			if code, _, b := apiCall(t, "POST", api+"/passkeys/signin/begin", map[string]any{"client_id": x}, nil); code >= 500 {
+				t.Fatalf("signin begin with a hostile client_id: %d %v", code, b)
+			}
+			for _, c := range []struct {
+				what, method, path string
+				body               any
+				bearer             string
+			}{
+				{"signin finish client_id", "POST", "/passkeys/signin/finish", map[string]any{"client_id": x, "credential": cred}, ""},
+				{"signin finish scope", "POST", "/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "scope": x, "credential": cred}, ""},
+				{"signin finish credential id", "POST", "/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "credential": map[string]any{"id": x, "rawId": x, "type": "public-key", "response": cred["response"]}}, ""},
+				{"mfa begin token", "POST", "/mfa/passkey/begin", map[string]any{"mfa_token": x}, ""},
+				{"mfa verify with a credential", "POST", "/mfa/verify", map[string]any{"mfa_token": x, "credential": cred}, ""},
+				{"register finish name", "POST", "/passkeys/register/finish", map[string]any{"name": x, "credential": cred}, tok},
+				{"delete id", "DELETE", "/passkeys/" + url.PathEscape(x), nil, tok},
+			} {
+				var hdr map[string]string
+				if c.bearer != "" {
+					hdr = bearerHeader(c.bearer)
+				}
+				code, _, b := apiCall(t, c.method, api+c.path, c.body, hdr)
+				refusedNot500(t, c.what+" "+strconv.Quote(x[:min(len(x), 8)]), code, b)
+			}
 		}
 	})
 }
