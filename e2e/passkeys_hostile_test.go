@@ -312,3 +312,47 @@ func TestPasskeyAPIHostileText(t *testing.T) {
 		}
 	})
 }
+
+// Passwordless sign-in is counted per address before the assertion is checked: a guesser is paced after a few
+// tries that did not verify (429 with Retry-After), and the right passkey from that address waits too.
+func TestPasskeySignInIsThrottled(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		ada := newSoftKey(t)
+		registerPasskey(t, api, lg["access_token"].(string), origin, "Laptop", ada)
+		guesser := newSoftKey(t) // a key nobody registered
+		guesser.userHandle = ada.userHandle
+		throttled := false
+		for i := range 12 {
+			code, h, b := func() (int, map[string]string, map[string]any) {
+				code, _, begun := apiCall(t, "POST", api+"/passkeys/signin/begin", map[string]any{"client_id": app.ClientID}, nil)
+				if code != 200 {
+					t.Fatalf("begin %d: %d %v", i, code, begun)
+				}
+				code, hdr, b := apiCall(t, "POST", api+"/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "credential": guesser.assert(t, begun, origin)}, nil)
+				return code, map[string]string{"Retry-After": hdr.Get("Retry-After")}, b
+			}()
+			if code == 429 && h["Retry-After"] != "" {
+				throttled = true
+				break
+			}
+			notAccepted(t, "an unregistered key", code, b)
+		}
+		if !throttled {
+			t.Fatal("12 passkeys that did not verify from one address, none throttled")
+		}
+		code, b, _ := passkeySignIn(t, api, app.ClientID, origin, ada)
+		if code != 429 {
+			t.Fatalf("the right passkey from the throttled address: %d %v, want 429", code, b)
+		}
+	})
+}
