@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // notAccepted asserts a passkey sign-in was refused as one that does not verify (401), not throttled or failed.
@@ -353,6 +354,115 @@ func TestPasskeySignInIsThrottled(t *testing.T) {
 		code, b, _ := passkeySignIn(t, api, app.ClientID, origin, ada)
 		if code != 429 {
 			t.Fatalf("the right passkey from the throttled address: %d %v, want 429", code, b)
+		}
+	})
+}
+
+// ageSignIns makes every sign-in of the database an hour old: the browser sessions' auth_time and the
+// auth_time in every access token's session, as a thief's stolen session or token would be.
+func ageSignIns(t *testing.T, env testEnv) {
+	t.Helper()
+	db, q := rawDB(t, env)
+	hourAgo := time.Now().Add(-time.Hour).UTC()
+	if _, err := db.Exec(q("UPDATE browser_sessions SET auth_time = ?"), hourAgo); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query("SELECT signature, session FROM oauth2_access")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ sig, session string }
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.sig, &r.session); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	for _, r := range all {
+		var s map[string]any
+		if err := json.Unmarshal([]byte(r.session), &s); err != nil {
+			t.Fatalf("access token session: %v", err)
+		}
+		if _, ok := s["auth_time"]; !ok {
+			t.Fatalf("no auth_time in %s", r.session)
+		}
+		s["auth_time"] = hourAgo.Format(time.RFC3339Nano)
+		raw, _ := json.Marshal(s)
+		if _, err := db.Exec(q("UPDATE oauth2_access SET session = ? WHERE signature = ?"), string(raw), r.sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A stolen session or access token an hour old adds no factor and removes none: each change asks for a fresh
+// sign-in or the current password, on the pages and in the token API alike.
+func TestStaleSignInChangesNoFactor(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		b := newBrowser(t, "http://never.example")
+		wantAccount(t, signInAt(b, srv.URL, "default", adaEmail, adaPassword), http.StatusOK, adaEmail)
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		tok := lg["access_token"].(string)
+		f := registerPasskey(t, api, tok, origin, "Laptop", newSoftKey(t))
+		ageSignIns(t, env)
+
+		for _, c := range []struct {
+			what, method, path string
+			body               any
+		}{
+			{"passkey registration", "POST", "/passkeys/register/begin", nil},
+			{"passkey registration with a wrong password", "POST", "/passkeys/register/begin", map[string]any{"password": "not it"}},
+			{"passkey removal", "DELETE", "/passkeys/" + f["id"].(string), nil},
+			{"authenticator app enrolment", "POST", "/mfa/totp/enroll", nil},
+			{"factor removal", "DELETE", "/mfa/factors/" + f["id"].(string), map[string]any{"code": "000000"}},
+		} {
+			code, _, got := apiCall(t, c.method, api+c.path, c.body, bearerHeader(tok))
+			if code < 400 || code >= 500 || got["error"] == nil {
+				t.Errorf("%s with a stale token: %d %v", c.what, code, got)
+			}
+		}
+		if code, _, pl := apiCall(t, "GET", api+"/passkeys", nil, bearerHeader(tok)); code != 200 || len(pl["passkeys"].([]any)) != 1 {
+			t.Fatalf("passkeys after the stale tries: %d %v", code, pl)
+		}
+		if code, _, got := apiCall(t, "POST", api+"/passkeys/register/begin", map[string]any{"password": adaPassword}, bearerHeader(tok)); code != 200 {
+			t.Fatalf("passkey registration with the password: %d %v", code, got)
+		}
+
+		// The pages, with the stale browser session.
+		pp := b.get(srv.URL + "/account/passkeys")
+		if pp.status != 200 {
+			t.Fatalf("passkeys page: %d\n%s", pp.status, pp.body)
+		}
+		if strings.Contains(pp.body, `value="remove"`) {
+			t.Errorf("the passkeys page offers removal to a stale session:\n%s", pp.body)
+		}
+		ap := b.get(srv.URL + "/account")
+		csrf := accountForm(t, ap, "/account/factors/remove", nil).Get("csrf_token")
+		if resp, body := fetch(t, b.c, "POST", srv.URL+"/account/passkeys/options", url.Values{"csrf_token": {csrf}}); resp.StatusCode != 403 {
+			t.Errorf("registration options with a stale session: %d %s", resp.StatusCode, body)
+		}
+		if got := post(b, pp, "/account/passkeys", url.Values{"csrf_token": {csrf}, "op": {"remove"}, "factor_id": {f["id"].(string)}}); got.status != 403 {
+			t.Errorf("passkey removal with a stale session: %d\n%s", got.status, got.body)
+		}
+		if got := post(b, ap, "/account/factors/remove", accountForm(t, ap, "/account/factors/remove", map[string]string{"factor_id": f["id"].(string), "password": ""})); got.status != 403 {
+			t.Errorf("factor removal on the account page with a stale session: %d\n%s", got.status, got.body)
+		}
+		if got := post(b, ap, "/account/factors/totp", url.Values{"csrf_token": {csrf}}); got.status != 403 {
+			t.Errorf("authenticator app enrolment with a stale session: %d\n%s", got.status, got.body)
+		}
+		if code, _, pl := apiCall(t, "GET", api+"/passkeys", nil, bearerHeader(tok)); code != 200 || len(pl["passkeys"].([]any)) != 1 {
+			t.Fatalf("passkeys after the stale page tries: %d %v", code, pl)
 		}
 	})
 }
