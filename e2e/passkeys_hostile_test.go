@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/oauth2"
 )
 
 // notAccepted asserts a passkey sign-in was refused as one that does not verify (401), not throttled or failed.
@@ -463,6 +465,32 @@ func TestStaleSignInChangesNoFactor(t *testing.T) {
 		}
 		if code, _, pl := apiCall(t, "GET", api+"/passkeys", nil, bearerHeader(tok)); code != 200 || len(pl["passkeys"].([]any)) != 1 {
 			t.Fatalf("passkeys after the stale page tries: %d %v", code, pl)
+		}
+	})
+}
+
+// A client deleted while its user signs in with a passkey: the sign-in page's passkey form answers that the
+// sign-in has expired (as the password form does), not a 500.
+func TestPasskeySignInForADeletedClient(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env["test.hostname"] = "localhost"
+		f := newEdge(t, env)
+		b := newBrowser(t, spaCallback)
+		p := b.get(f.authURL(f.scoped("openid", "email"), randomString(t), oauth2.GenerateVerifier()))
+		form := formWith(t, p.body, "credential", "")
+		if form.values.Get("challenge") == "" {
+			t.Fatalf("the passkey form carries no authorization request:\n%s", p.body)
+		}
+		env.cli(t, "clients", "delete", "--id", "spa")
+		values := url.Values{}
+		for k, v := range form.values {
+			values[k] = v
+		}
+		values.Set("credential", `{"id":"eA","rawId":"eA","type":"public-key"}`)
+		got := post(b, p, form.action, values)
+		if got.status >= 500 || got.status < 400 || !strings.Contains(got.body, "<h1>") {
+			t.Fatalf("passkey form for a deleted client: %d\n%s", got.status, got.body)
 		}
 	})
 }
