@@ -494,3 +494,70 @@ func TestPasskeySignInForADeletedClient(t *testing.T) {
 		}
 	})
 }
+
+// The log of passkey flows at debug level — registration, passwordless sign-in, a second factor, refusals —
+// holds no token, mfa_token, password or signed response.
+func TestPasskeyLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email offline_access")
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		env["test.hostname"] = "localhost"
+		env["LATCHKEY_LOG_LEVEL"] = "debug"
+		logs := &lockedBuffer{}
+		srv := env.startServerLoggingTo(t, logs)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		var secrets []string
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		tok := lg["access_token"].(string)
+		secrets = append(secrets, tok, adaPassword)
+		ada := newSoftKey(t)
+		f := registerPasskey(t, api, tok, origin, "Laptop", ada)
+		code, tk, cred := passkeySignIn(t, api, app.ClientID, origin, ada)
+		if code != 200 {
+			t.Fatalf("passkey sign-in: %d %v", code, tk)
+		}
+		resp := cred["response"].(map[string]any)
+		secrets = append(secrets, tk["access_token"].(string), tk["refresh_token"].(string), tk["id_token"].(string),
+			resp["signature"].(string), resp["authenticatorData"].(string), resp["clientDataJSON"].(string))
+		// Replayed, and from another origin.
+		code, _, b := apiCall(t, "POST", api+"/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "credential": cred}, nil)
+		refusedNot500(t, "replay", code, b)
+		code, _, ch := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 401 || ch["mfa_token"] == nil {
+			t.Fatalf("login with a passkey: %d %v", code, ch)
+		}
+		mt := ch["mfa_token"].(string)
+		secrets = append(secrets, mt)
+		code, _, begun := apiCall(t, "POST", api+"/mfa/passkey/begin", map[string]any{"mfa_token": mt}, nil)
+		if code != 200 {
+			t.Fatalf("mfa begin: %d %v", code, begun)
+		}
+		code, _, b = apiCall(t, "POST", api+"/mfa/verify", map[string]any{"mfa_token": mt, "credential": ada.assert(t, begun, "https://evil.example")}, nil)
+		refusedNot500(t, "wrong origin", code, b)
+		code, _, begun = apiCall(t, "POST", api+"/mfa/passkey/begin", map[string]any{"mfa_token": mt}, nil)
+		if code != 200 {
+			t.Fatalf("mfa begin: %d %v", code, begun)
+		}
+		code, _, done := apiCall(t, "POST", api+"/mfa/verify", map[string]any{"mfa_token": mt, "credential": ada.assert(t, begun, origin)}, nil)
+		if code != 200 {
+			t.Fatalf("mfa verify: %d %v", code, done)
+		}
+		secrets = append(secrets, done["access_token"].(string), done["refresh_token"].(string))
+		if pk, _ := f["passkey"].(map[string]any); pk != nil && pk["public_key"] != nil {
+			t.Fatalf("the API shows the public key: %v", f)
+		}
+		log := logs.String()
+		if !strings.Contains(log, "passkey added") {
+			t.Fatalf("no debug log captured:\n%.2000s", log)
+		}
+		for _, s := range secrets {
+			if strings.Contains(log, s) || len(s) > 24 && strings.Contains(log, s[:24]) {
+				t.Errorf("the log holds a secret (%.12s…)", s)
+			}
+		}
+	})
+}
