@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -559,5 +562,67 @@ func TestPasskeyLogsHoldNoSecrets(t *testing.T) {
 				t.Errorf("the log holds a secret (%.12s…)", s)
 			}
 		}
+	})
+}
+
+var dataOptions = regexp.MustCompile(`data-options="([^"]*)"`)
+
+// The browser's passkey forms, as passkey.js fills them, end in an ID token whose amr says what was used: a
+// passkey alone (hwk user mfa), or a password and a passkey (pwd hwk mfa); each page lets its post end at the app.
+func TestPasskeyAMRInTheBrowser(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		env["test.hostname"] = "localhost"
+		f := newEdge(t, env)
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		api, origin := f.srv.URL+"/api/v1/auth", f.srv.URL
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		ada := newSoftKey(t)
+		registerPasskey(t, api, lg["access_token"].(string), origin, "Laptop", ada)
+		asJSON := func(v any) string { raw, _ := json.Marshal(v); return string(raw) }
+
+		t.Run("passwordless", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			conf, verifier := f.scoped("openid", "email"), oauth2.GenerateVerifier()
+			p := b.get(f.authURL(conf, randomString(t), verifier))
+			wantFormActionAllows(t, "sign-in page", p, spaCallback)
+			form := formWith(t, p.body, "credential", "")
+			resp, body := fetch(t, b.c, "POST", f.srv.URL+"/login/passkey/options", url.Values{"csrf_token": form.values["csrf_token"]})
+			var begun map[string]any
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &begun) != nil {
+				t.Fatalf("options: %d %s", resp.StatusCode, body)
+			}
+			values := url.Values{"csrf_token": form.values["csrf_token"], "challenge": form.values["challenge"], "credential": {asJSON(ada.assert(t, begun, origin))}}
+			q := toApp(t, b, post(b, p, form.action, values))
+			_, claims := f.exchange(t, conf, q.Get("code"), verifier)
+			if amr := amrOf(claims); !slices.Equal(amr, []string{"hwk", "user", "mfa"}) {
+				t.Fatalf("amr = %v, want [hwk user mfa]", amr)
+			}
+		})
+		t.Run("password, then the passkey as second factor", func(t *testing.T) {
+			b := newBrowser(t, spaCallback)
+			conf, verifier := f.scoped("openid", "email"), oauth2.GenerateVerifier()
+			p := b.submit(b.get(f.authURL(conf, randomString(t), verifier)), map[string]string{"email": adaEmail, "password": adaPassword})
+			m := dataOptions.FindStringSubmatch(p.body)
+			if m == nil {
+				t.Fatalf("the code page offers no passkey: %d\n%s", p.status, p.body)
+			}
+			wantFormActionAllows(t, "code page", p, spaCallback)
+			var options map[string]any
+			if err := json.Unmarshal([]byte(html.UnescapeString(m[1])), &options); err != nil {
+				t.Fatalf("data-options: %v", err)
+			}
+			form := formWith(t, p.body, "credential", "")
+			values := url.Values{"csrf_token": form.values["csrf_token"], "mfa_token": form.values["mfa_token"],
+				"credential": {asJSON(ada.assert(t, map[string]any{"options": options}, origin))}}
+			q := toApp(t, b, post(b, p, form.action, values))
+			_, claims := f.exchange(t, conf, q.Get("code"), verifier)
+			if amr := amrOf(claims); !slices.Equal(amr, []string{"pwd", "hwk", "mfa"}) {
+				t.Fatalf("amr = %v, want [pwd hwk mfa]", amr)
+			}
+		})
 	})
 }
