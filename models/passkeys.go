@@ -202,8 +202,9 @@ type ceremonyRow struct {
 
 func (ceremonyRow) TableName() string { return "webauthn_ceremonies" }
 
-// SaveCeremony stores c under its challenge (the random challenge the authenticator signs; only its hash is
-// kept), valid for ttl.
+// SaveCeremony stores c under its challenge (the random challenge the authenticator signs), keyed by its hash,
+// valid for ttl. The session data holds the challenge itself, which the finish compares: a nonce, not a
+// secret (the authenticator's signature over it is what counts).
 func (s *Store) SaveCeremony(ctx context.Context, challenge string, c Ceremony, ttl time.Duration) error {
 	now := dbTime(s.now())
 	row := ceremonyRow{ChallengeHash: hashKey(challenge), Kind: c.Kind, UserID: c.UserID, BoundTo: c.BoundTo, SessionData: c.SessionData,
