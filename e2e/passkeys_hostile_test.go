@@ -40,7 +40,8 @@ func TestPasskeysRefuseWhatTheyMustNot(t *testing.T) {
 			return lg["access_token"].(string)
 		}
 		ada, bob, eve := newSoftKey(t), newSoftKey(t), newSoftKey(t)
-		registerPasskey(t, api, token("ada@example.com"), origin, "Ada's", ada)
+		adaTok := token("ada@example.com")
+		registerPasskey(t, api, adaTok, origin, "Ada's", ada)
 		registerPasskey(t, api, token("bob@example.com"), origin, "Bob's", bob)
 		if code, tk, _ := passkeySignIn(t, api, appA.ClientID, origin, ada); code != 200 || tk["access_token"] == nil {
 			t.Fatalf("ada's passkey at her own pool's app: %d %v", code, tk)
@@ -62,6 +63,16 @@ func TestPasskeysRefuseWhatTheyMustNot(t *testing.T) {
 			defer func() { ada.flags = 0 }()
 			code, b, _ := passkeySignIn(t, api, appA.ClientID, origin, ada)
 			notAccepted(t, "an assertion without UV", code, b)
+		})
+		t.Run("a new registration excludes the user's passkeys", func(t *testing.T) {
+			code, _, begun := apiCall(t, "POST", api+"/passkeys/register/begin", nil, bearerHeader(adaTok))
+			if code != 200 {
+				t.Fatalf("begin: %d %v", code, begun)
+			}
+			ex, _ := publicKeyOptions(t, begun)["excludeCredentials"].([]any)
+			if len(ex) != 1 || ex[0].(map[string]any)["id"] != b64u.EncodeToString(ada.credID) {
+				t.Fatalf("excludeCredentials = %v, want ada's passkey alone", ex)
+			}
 		})
 		t.Run("a credential id another user owns", func(t *testing.T) {
 			stolen := newSoftKey(t)
