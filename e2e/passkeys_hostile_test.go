@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -364,6 +365,55 @@ func TestPasskeySignInIsThrottled(t *testing.T) {
 		code, b, _ := passkeySignIn(t, api, app.ClientID, origin, ada)
 		if code != 429 {
 			t.Fatalf("the right passkey from the throttled address: %d %v, want 429", code, b)
+		}
+	})
+}
+
+// A cloned authenticator answering several challenges at once with one counter value: the counter's conditional
+// UPDATE lets exactly one sign in.
+func TestPasskeyCounterHoldsAgainstConcurrentClones(t *testing.T) {
+	t.Parallel()
+	forEachDB(t, func(t *testing.T, env testEnv) {
+		app := env.createClient(t, "--name", "app", "--first-party", "--scopes", "openid email")
+		env.cli(t, "users", "create", "--email", adaEmail, "--password", adaPassword)
+		env["test.hostname"] = "localhost"
+		srv := env.startServer(t)
+		api, origin := srv.URL+"/api/v1/auth", srv.URL
+		code, _, lg := apiCall(t, "POST", api+"/login", map[string]any{"client_id": app.ClientID, "email": adaEmail, "password": adaPassword}, nil)
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, lg)
+		}
+		ada := newSoftKey(t)
+		registerPasskey(t, api, lg["access_token"].(string), origin, "Laptop", ada)
+		const n = 5 // within the address's free tries, so the throttle lets them all reach the counter
+		creds := make([]map[string]any, n)
+		for i := range creds {
+			code, _, begun := apiCall(t, "POST", api+"/passkeys/signin/begin", map[string]any{"client_id": app.ClientID}, nil)
+			if code != 200 {
+				t.Fatalf("begin: %d %v", code, begun)
+			}
+			creds[i] = ada.assertCount(t, begun, origin, 7)
+		}
+		var wg sync.WaitGroup
+		codes := make([]int, n)
+		for i := range creds {
+			wg.Go(func() {
+				codes[i], _, _ = apiCall(t, "POST", api+"/passkeys/signin/finish", map[string]any{"client_id": app.ClientID, "credential": creds[i]}, nil)
+			})
+		}
+		wg.Wait()
+		wins := 0
+		for _, c := range codes {
+			switch c {
+			case 200:
+				wins++
+			case 401:
+			default:
+				t.Errorf("a finish answered %d", c)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d of %d clones with one counter signed in (%v), want exactly 1", wins, n, codes)
 		}
 	})
 }
