@@ -43,6 +43,7 @@ type page struct {
 	status int
 	url    *url.URL
 	body   string
+	csp    string // the page's Content-Security-Policy (a browser enforces its form-action on the redirects after a post)
 }
 
 func (b *browserClient) do(req *http.Request) page {
@@ -58,7 +59,7 @@ func (b *browserClient) do(req *http.Request) page {
 		loc, _ := resp.Location()
 		return page{status: resp.StatusCode, url: loc, body: string(body)}
 	}
-	return page{status: resp.StatusCode, url: resp.Request.URL, body: string(body)}
+	return page{status: resp.StatusCode, url: resp.Request.URL, body: string(body), csp: resp.Header.Get("Content-Security-Policy")}
 }
 
 func (b *browserClient) get(u string) page {

@@ -21,6 +21,8 @@ type softKey struct {
 	credID     []byte
 	userHandle []byte
 	count      uint32
+	// flags of its assertions; 0: user present and verified, as a passkey unlocked by a PIN or biometric
+	flags byte
 }
 
 var b64u = base64.RawURLEncoding
@@ -117,7 +119,11 @@ func (k *softKey) assertCount(t *testing.T, begun map[string]any, origin string,
 	if rp == "" {
 		rp = u.Hostname()
 	}
-	ad := authData(rp, flagUP|flagUV, count, nil)
+	flags := k.flags
+	if flags == 0 {
+		flags = flagUP | flagUV
+	}
+	ad := authData(rp, flags, count, nil)
 	cd := clientData(t, "webauthn.get", pk["challenge"].(string), origin)
 	cdHash := sha256.Sum256(cd)
 	digest := sha256.Sum256(append(append([]byte{}, ad...), cdHash[:]...))

@@ -68,8 +68,21 @@ const (
 var ErrMailToken = errors.New("invalid or expired token or code")
 
 // ErrEmailNotVerified is returned by Authenticate for the right password of a user whose pool requires a
-// verified email they have not verified (with the user).
+// verified email they have not verified (with the user), and by UsePasskey for such a user's passkey.
 var ErrEmailNotVerified = errors.New("email not verified")
+
+// mustVerifyEmail says whether a sign-in of a user of pool whose email verification is verified must wait for
+// it: the pool requires verified emails and this one is not. The one owner of the rule for every first factor.
+func mustVerifyEmail(db *gorm.DB, pool string, verified bool) (bool, error) {
+	if verified {
+		return false, nil
+	}
+	var p poolRow
+	if err := db.Select("require_email_verification").Where("name = ?", pool).Take(&p).Error; err != nil {
+		return false, mapErr(err)
+	}
+	return p.RequireEmailVerification, nil
+}
 
 type mailTokenRow struct {
 	ID            string     `gorm:"column:id;primaryKey"`

@@ -107,10 +107,12 @@ var ErrSignCount = errors.New("passkey signature counter did not increase")
 // The counter is the guard, in one conditional UPDATE: a non-zero counter must exceed the recorded one (two
 // concurrent uses of one count cannot both pass), and zero is accepted only while zero is recorded (an
 // authenticator that keeps no counter). ErrSignCount otherwise; ErrNotFound if there is no such active passkey;
-// ErrUserDisabled (with the user) if its user is disabled.
+// ErrUserDisabled (with the user) if its user is disabled; ErrEmailNotVerified (with the user, the use recorded)
+// if the user's pool requires a verified email the user has not verified, as Authenticate answers a password.
 func (s *Store) UsePasskey(ctx context.Context, factorID string, signCount uint32, backupState bool) (*User, error) {
 	now := dbTime(s.now())
 	var u *User
+	unverified := false
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
 		res := tx.Exec(`UPDATE user_factors SET sign_count = ?, backup_state = ?, last_used_at = ?
 WHERE id = ? AND kind = ? AND confirmed_at IS NOT NULL AND (sign_count < ? OR (sign_count = 0 AND ? = 0))`,
@@ -136,13 +138,17 @@ WHERE id = ? AND kind = ? AND confirmed_at IS NOT NULL AND (sign_count < ? OR (s
 		if ur.Disabled {
 			return ErrUserDisabled
 		}
-		return nil
+		unverified, err = mustVerifyEmail(tx, ur.Pool, ur.EmailVerified)
+		return err
 	})
 	if errors.Is(err, ErrUserDisabled) {
 		return u, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("use passkey: %w", err)
+	}
+	if unverified {
+		return u, ErrEmailNotVerified
 	}
 	return u, nil
 }
@@ -196,8 +202,9 @@ type ceremonyRow struct {
 
 func (ceremonyRow) TableName() string { return "webauthn_ceremonies" }
 
-// SaveCeremony stores c under its challenge (the random challenge the authenticator signs; only its hash is
-// kept), valid for ttl.
+// SaveCeremony stores c under its challenge (the random challenge the authenticator signs), keyed by its hash,
+// valid for ttl. The session data holds the challenge itself, which the finish compares: a nonce, not a
+// secret (the authenticator's signature over it is what counts).
 func (s *Store) SaveCeremony(ctx context.Context, challenge string, c Ceremony, ttl time.Duration) error {
 	now := dbTime(s.now())
 	row := ceremonyRow{ChallengeHash: hashKey(challenge), Kind: c.Kind, UserID: c.UserID, BoundTo: c.BoundTo, SessionData: c.SessionData,

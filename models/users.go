@@ -473,17 +473,13 @@ func (s *Store) Authenticate(ctx context.Context, pool, email, password string) 
 		}
 		return u, ErrUserDisabled
 	}
-	if !u.EmailVerified {
-		var p poolRow
-		if err := s.conn(ctx).Select("require_email_verification").Where("name = ?", row.Pool).Take(&p).Error; err != nil {
-			return nil, fmt.Errorf("authenticate: %w", mapErr(err))
+	if must, err := mustVerifyEmail(s.conn(ctx), row.Pool, u.EmailVerified); err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	} else if must {
+		if err := s.signInFailed(ctx, pool, email, u.ID, ReasonEmailNotVerified, ErrEmailNotVerified); !errors.Is(err, ErrEmailNotVerified) {
+			return nil, err
 		}
-		if p.RequireEmailVerification {
-			if err := s.signInFailed(ctx, pool, email, u.ID, ReasonEmailNotVerified, ErrEmailNotVerified); !errors.Is(err, ErrEmailNotVerified) {
-				return nil, err
-			}
-			return u, ErrEmailNotVerified
-		}
+		return u, ErrEmailNotVerified
 	}
 	return u, nil
 }

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -253,14 +254,27 @@ func (rp *RP) FinishRegistration(ctx context.Context, u *models.User, name strin
 	if a, err := uuid.FromBytes(cred.Authenticator.AAGUID); err == nil && a != uuid.Nil {
 		pk.AAGUID = a.String()
 	}
-	for _, t := range cred.Transport {
-		pk.Transports = append(pk.Transports, string(t))
-	}
+	pk.Transports = knownTransports(cred.Transport)
 	f := models.Factor{ID: id, UserID: u.ID, Kind: models.FactorWebAuthn, Name: name, Passkey: pk}
 	if err := rp.store.AddPasskey(ctx, f); err != nil {
 		return nil, err
 	}
 	return rp.store.PasskeyByCredentialID(ctx, pk.CredentialID)
+}
+
+// transports are the ones WebAuthn defines: a client may name any text (hints for the browser, never a check).
+var transports = []protocol.AuthenticatorTransport{protocol.USB, protocol.NFC, protocol.BLE, protocol.SmartCard, protocol.Hybrid, protocol.Internal}
+
+// knownTransports keeps of a registration's transports those WebAuthn defines, once each: the rest is the
+// client's text, which is not stored.
+func knownTransports(given []protocol.AuthenticatorTransport) []string {
+	var out []string
+	for _, t := range transports {
+		if slices.Contains(given, t) {
+			out = append(out, string(t))
+		}
+	}
+	return out
 }
 
 // rejected logs why a response did not verify (the library's detail is for the log, not the client).
@@ -308,7 +322,8 @@ func (rp *RP) FinishSecondFactor(ctx context.Context, userID, bind string, body 
 }
 
 // FinishSignIn verifies body as the answer to a passwordless sign-in begun with bind and returns the user whose
-// passkey it is, able to start a session.
+// passkey it is, able to start a session; models.ErrEmailNotVerified for a right passkey of a user whose pool
+// requires the verified email they lack.
 func (rp *RP) FinishSignIn(ctx context.Context, bind string, body []byte) (*models.User, error) {
 	return rp.finish(ctx, models.CeremonySignIn, "", bind, body)
 }
@@ -364,6 +379,12 @@ func (rp *RP) finish(ctx context.Context, kind, userID, bind string, body []byte
 	case errors.Is(err, models.ErrSignCount):
 		rp.log(ctx).Warn("passkey refused: signature counter did not increase (a cloned authenticator, or a concurrent use)", "user", f.UserID, "factor", f.ID, "counter", count)
 		return nil, ErrRejected
+	case errors.Is(err, models.ErrEmailNotVerified) && kind != models.CeremonySignIn:
+		// A second factor: the first one answered for the email already.
+		return u, nil
+	case errors.Is(err, models.ErrEmailNotVerified):
+		rp.log(ctx).Info("webauthn sign-in refused", "reason", "email not verified", "user", f.UserID)
+		return nil, err
 	case errors.Is(err, models.ErrUserDisabled), errors.Is(err, models.ErrNotFound):
 		rp.log(ctx).Info("webauthn response rejected", "ceremony", kind, "user", f.UserID, "reason", "account disabled or passkey removed")
 		return nil, ErrRejected

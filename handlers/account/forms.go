@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/latchkey/latchkey/handlers/grant"
 	"github.com/latchkey/latchkey/handlers/page"
 	"github.com/latchkey/latchkey/handlers/request"
 	"github.com/latchkey/latchkey/handlers/throttle"
@@ -164,15 +165,23 @@ func plural(n int, one, many string) string {
 
 // unlinkSubmit removes a linked provider while the user keeps another way to sign in: the current password
 // (typed here: a user made by another provider has one nobody knows) or another linked provider. The store
-// decides it atomically (models.Store.UnlinkIdentity).
+// decides it atomically (models.Store.UnlinkIdentity). Without the password it needs a recent sign-in
+// (grant.SignedInRecently), as a change of factors does.
 func (h *Pages) unlinkSubmit(w http.ResponseWriter, r *http.Request, v *signedIn) {
 	providerID, subject := r.PostForm.Get("provider_id"), r.PostForm.Get("subject")
 	if providerID == "" || subject == "" || len(providerID) > 64 || len(subject) > 255 {
 		h.refuse(w, r, v, http.StatusBadRequest, secProviders, "Choose a linked provider to unlink.")
 		return
 	}
+	pw := r.PostForm.Get("password")
+	if pw == "" && !grant.SignedInRecently(v.session.AuthTime, h.Now()) {
+		// Unlinking changes how the account signs in: as for a factor, a stolen old session alone may not.
+		h.refuse(w, r, v, http.StatusForbidden, secProviders,
+			"Unlinking a provider needs a sign-in from the last 5 minutes: enter your current password, or sign in again first.")
+		return
+	}
 	ctx, passwordChecked := r.Context(), false
-	if pw := r.PostForm.Get("password"); pw != "" {
+	if pw != "" {
 		var err error
 		if _, ctx, err = h.checkPassword(w, r, v, secProviders, pw); err != nil {
 			return

@@ -119,7 +119,8 @@ func (h *Browser) authorize(w http.ResponseWriter, r *http.Request) {
 		h.authorizeError(w, r, ar, d.Err)
 		return
 	case stepSignIn:
-		sealed, err := h.sealPending(pendingRequest{Query: query, ClientID: client.ID, RequestedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL)})
+		sealed, err := h.sealPending(pendingRequest{Query: query, ClientID: client.ID, RequestedAt: requestedAt, ExpiresAt: now.Add(h.ChallengeTTL),
+			Redirect: ar.GetRedirectURI().String()})
 		if err != nil {
 			h.authorizeError(w, r, ar, serverError(err))
 			return

@@ -92,9 +92,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 			h.page().Fault(w, r, "load the signing-in client", err)
 			return
 		}
-		if q, err := url.ParseQuery(p.Query); err == nil {
-			redirect = q.Get("redirect_uri")
-		}
+		redirect = p.redirectURI()
 	}
 	retry := func(status int, msg string) {
 		action := PathLogin
@@ -173,7 +171,7 @@ func (h *Browser) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if pending != nil {
 		clientID = pending.ClientID
 	}
-	if asked, err := h.secondStep(w, r, user, clientID, secondfactor.Resume{Stamp: user.CredentialStamp(), Pending: challengeID, ReturnTo: returnTo, Redirect: redirect}); err != nil {
+	if asked, err := h.secondStep(w, r, user, clientID, secondfactor.Resume{Stamp: user.CredentialStamp(), Pending: challengeID, ReturnTo: returnTo}); err != nil {
 		attempt.Void()
 		fault("second factor", err)
 		return

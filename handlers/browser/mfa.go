@@ -19,6 +19,8 @@ func (h *Browser) secondStep(w http.ResponseWriter, r *http.Request, user *model
 	case err != nil:
 		return false, err
 	case demand == grant.MFAVerify:
+		// The code page's form ends where the sign-in does, whichever first factor led here.
+		res.Redirect = h.pendingRedirect(res.Pending)
 		return true, h.mfa.Begin(w, r, user.ID, clientID, res)
 	case demand == grant.MFAEnroll:
 		h.mfa.EnrolFirst(w, r, user.ID)

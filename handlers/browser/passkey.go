@@ -21,7 +21,11 @@ func (h *Browser) SignInPool(w http.ResponseWriter, r *http.Request) (string, bo
 		return "", false
 	}
 	c, err := h.Store.ClientByID(r.Context(), p.ClientID)
-	if err != nil {
+	if errors.Is(err, models.ErrNotFound) {
+		// Deleted since the request began: nothing to sign in to.
+		h.expiredPage(w, r)
+		return "", false
+	} else if err != nil {
 		h.page().Fault(w, r, "load the signing-in client", err)
 		return "", false
 	}

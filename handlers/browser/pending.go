@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/latchkey/latchkey/keys"
@@ -23,6 +24,32 @@ type pendingRequest struct {
 	ClientID    string    `json:"c"`
 	RequestedAt time.Time `json:"t"`
 	ExpiresAt   time.Time `json:"e"`
+	// Redirect is the redirect URI fosite resolved for the request (the registered one when the request names
+	// none), where every sign-in page's form post ends: see redirectURI.
+	Redirect string `json:"u,omitempty"`
+}
+
+// redirectURI is where a sign-in for p ends, which the CSP form-action of every page on the way must allow
+// (browsers apply it to the redirects after a post): the one owner of that rule for the sign-in pages. A request
+// sealed before Redirect was kept falls back to its redirect_uri parameter.
+func (p pendingRequest) redirectURI() string {
+	if p.Redirect != "" {
+		return p.Redirect
+	}
+	q, _ := url.ParseQuery(p.Query)
+	return q.Get("redirect_uri")
+}
+
+// pendingRedirect is redirectURI of the sealed request s ("" for none, or one that does not open).
+func (h *Browser) pendingRedirect(s string) string {
+	if s == "" {
+		return ""
+	}
+	p, err := h.openPending(s, h.Now())
+	if err != nil {
+		return ""
+	}
+	return p.redirectURI()
 }
 
 // pendingAAD binds a sealed value to this use: nothing else sealed under the same key opens as a request.

@@ -216,6 +216,10 @@ func (h *Passkeys) checkSignIn(r *http.Request, pool, bind string, credential []
 	case err == nil:
 		attempt.Succeeded()
 		return u, nil
+	case errors.Is(err, models.ErrEmailNotVerified):
+		// The passkey was right: say what is missing (no session), and count it as a success, as for a password.
+		attempt.Succeeded()
+		return nil, err
 	case errors.Is(err, passkey.ErrMalformed), errors.Is(err, passkey.ErrCeremony), errors.Is(err, passkey.ErrRejected):
 		return nil, err
 	}

@@ -207,6 +207,9 @@ func (h *Passkeys) signInSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 		h.page().Error(w, r, refused.Status, "Not signed in", refused.Description)
 		return
+	case errors.Is(err, models.ErrEmailNotVerified):
+		h.page().Error(w, r, http.StatusForbidden, "Not signed in", "Please verify your email address first: open the link in the mail we sent you.")
+		return
 	case errors.Is(err, passkey.ErrMalformed), errors.Is(err, passkey.ErrCeremony), errors.Is(err, passkey.ErrRejected):
 		h.page().Error(w, r, http.StatusUnauthorized, "That passkey was not accepted", "Go back and try again, or sign in with your email and password.")
 		return

@@ -56,7 +56,8 @@ type Resume struct {
 	Pending   string `json:"p,omitempty"` // the sealed authorization request being signed in to
 	ReturnTo  string `json:"r,omitempty"` // a direct sign-in's local return path
 	Browser   string `json:"b"`           // hash of the browser's binding cookie
-	// Redirect is the client's redirect URI: the page's form ends in a redirect there, which its CSP must allow.
+	// Redirect is the client's redirect URI (the browser's, from Pending): the page's form ends in a redirect
+	// there, which its CSP must allow.
 	Redirect string `json:"u,omitempty"`
 }
 

@@ -40,7 +40,7 @@ func (h *API) Caller(r *http.Request) (*models.User, error) {
 // SignInWith is a token-API sign-in by a credential another family checks (a passkey): the client (first-party,
 // allowed from the caller's origin), scope and DPoP proof are checked first; then check verifies the credential
 // on r (DPoP-bound) for a user of pool, and the answer is the tokens a login gives, recording the amr check
-// returns. An error goes to jsonapi.Write.
+// returns; models.ErrEmailNotVerified from check is answered as a password sign-in's. An error goes to jsonapi.Write.
 func (h *API) SignInWith(w http.ResponseWriter, r *http.Request, clientID, scope string, check func(r *http.Request, pool string) (*models.User, []string, error)) error {
 	c, err := h.firstPartyClient(r, clientID)
 	if err != nil {
@@ -55,7 +55,10 @@ func (h *API) SignInWith(w http.ResponseWriter, r *http.Request, clientID, scope
 		return err
 	}
 	u, amr, err := check(r, c.Pool)
-	if err != nil {
+	if errors.Is(err, models.ErrEmailNotVerified) {
+		request.Logger(r.Context()).Info("api sign-in refused", "reason", "email not verified", "client", c.ID)
+		return errEmailNotVerified()
+	} else if err != nil {
 		return err
 	}
 	resp, err := h.startSession(r, c, u, scopes, tokenType, amr)
