@@ -98,7 +98,11 @@ func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string,
 	stmt := q.String()
 	if ev != nil && s.dialect != dialectPostgres {
 		if _, inTx := ctx.Value(txKey{s}).(*gorm.DB); !inTx {
-			return s.insertWithEventSQLite(ctx, stmt, args, check, ev)
+			inserted, err := s.insertWithEventSQLite(ctx, stmt, args, check, ev)
+			if err != nil || check == nil {
+				return err
+			}
+			return check.settle(inserted)
 		}
 	}
 	if ev != nil && s.dialect == dialectPostgres {
