@@ -2,8 +2,12 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+
+	"gorm.io/gorm"
 )
 
 // On SQLite an access token outside a caller's transaction (a client_credentials token) and its event are
@@ -23,12 +27,12 @@ import (
 // maxTokenBatch bounds a batch, and so how long its first request waits for the last.
 const maxTokenBatch = 64
 
-// tokenWrite is one request's token INSERT and event INSERT, and, once its batch has run, the outcome.
+// tokenWrite is one request's token INSERT and event row, and, once its batch has run, the outcome.
 type tokenWrite struct {
 	ctx         context.Context
 	token       string // with ? placeholders
 	tokenArgs   []any
-	event       string
+	poolSQL     string // the event row's pool (auditArgs)
 	eventArgs   []any
 	conditional bool // the token INSERT is conditional on a cached client: inserted tells
 	inserted    bool
@@ -86,14 +90,26 @@ func (s *Store) runTokenBatch(batch []*tokenWrite) {
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
 	if err != nil {
-		fail(err)
+		fail(mapErr(err))
 		return
 	}
+	var events strings.Builder
+	events.WriteString("INSERT INTO " + tableAudit + " (" + auditColumns + ") VALUES ")
+	var eventArgs []any
+	sep := ""
 	for _, w := range batch {
 		res, err := tx.ExecContext(ctx, w.token, w.tokenArgs...)
 		if err != nil {
-			// A single-row INSERT that fails leaves the transaction as it was (no statement journal needed).
-			w.err = insertError(s.translate(noteFault(w.ctx, err)))
+			err = s.translate(err)
+			if !errors.Is(err, gorm.ErrDuplicatedKey) {
+				// SQLite may have rolled the whole transaction back (a full disk, an I/O error): the statements
+				// after it would run, and commit, on their own.
+				_ = tx.Rollback()
+				fail(mapErr(err))
+				return
+			}
+			// A single-row INSERT refused for a duplicate key leaves the transaction as it was.
+			w.err = insertError(err)
 			continue
 		}
 		w.inserted = true
@@ -106,12 +122,16 @@ func (s *Store) runTokenBatch(batch []*tokenWrite) {
 			}
 			w.inserted = n == 1
 		}
-		if !w.inserted {
-			continue
+		if w.inserted {
+			events.WriteString(sep + "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + w.poolSQL + ")")
+			eventArgs, sep = append(eventArgs, w.eventArgs...), ", "
 		}
-		if _, err := tx.ExecContext(ctx, w.event, w.eventArgs...); err != nil {
+	}
+	// The events in one INSERT: the driver compiles each statement on every call, one per token cost more.
+	if len(eventArgs) > 0 {
+		if _, err := tx.ExecContext(ctx, events.String(), eventArgs...); err != nil {
 			_ = tx.Rollback()
-			fail(fmt.Errorf("record %s event: %w", EventTokenIssued, mapErr(err)))
+			fail(fmt.Errorf("record token events: %w", mapErr(err)))
 			return
 		}
 	}
@@ -128,7 +148,7 @@ func (s *Store) insertWithEventSQLite(ctx context.Context, stmt string, args []a
 	if unstorableArgs(args) {
 		return false, errUnstorableText
 	}
-	w := &tokenWrite{ctx: ctx, token: stmt, tokenArgs: args, event: auditInsertSQL(poolSQL), eventArgs: evArgs,
+	w := &tokenWrite{ctx: ctx, token: stmt, tokenArgs: args, poolSQL: poolSQL, eventArgs: evArgs,
 		conditional: check != nil}
 	s.writeTokenBatched(w)
 	return w.inserted, w.err

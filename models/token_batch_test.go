@@ -54,9 +54,10 @@ func testTokenWritesInParallel(t *testing.T, s *models.Store) {
 	}
 	out := make([]outcome, n)
 	start := make(chan struct{})
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
 			o := outcome{client: "svc", sig: fmt.Sprintf("sig-%d", i)}
@@ -67,7 +68,8 @@ func testTokenWritesInParallel(t *testing.T, s *models.Store) {
 				o.client = "changed"
 			}
 			cctx, _ := s.WithClientCache(ctx)
-			c, err := s.GetClient(cctx, o.client)
+			c, err := s.GetClient(cctx, o.client) // from the cache, before any write settles it stale
+			ready.Done()
 			if err != nil {
 				o.err = err
 				out[i] = o
@@ -82,6 +84,7 @@ func testTokenWritesInParallel(t *testing.T, s *models.Store) {
 			out[i] = o
 		}()
 	}
+	ready.Wait()
 	close(start)
 	wg.Wait()
 
