@@ -14,8 +14,9 @@ import (
 // written by group commit: the token requests waiting for the single writer connection share one transaction.
 // Each commit writes one WAL frame per page changed, and one token with its event changes about eight pages, of
 // which only the token's signature and request id index entries are its own: the tables' last leaves and the
-// client, time and expiry index leaves are the same for every token of a batch. Committing each token alone cost
-// its event +80% of the token write's CPU (docs/PERFORMANCE.md, "Audit log cost").
+// client, time and expiry index leaves are the same for every token of a batch, and the batch's events go in one
+// multi-row INSERT. A transaction per token made the event cost +41% server CPU per client_credentials token,
+// shared ones +6% (docs/PERFORMANCE.md, "Audit log cost").
 //
 // No goroutine of its own: the first request to arrive leads, writing every waiting request's rows (its own
 // among them) in one transaction, then hands the lead to the next waiting request, if any. Requests that arrive
