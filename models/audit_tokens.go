@@ -1,9 +1,7 @@
 package models
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"sync"
 
 	"github.com/ory/fosite"
@@ -42,35 +40,4 @@ func tokenEvent(req fosite.Requester) *Event {
 	}
 	ev.detailsJSON = grantDetailsJSON(grant)
 	return ev
-}
-
-// insertWithEventSQLite stores a token row (stmt, args: insertRowEvent's) and its event on SQLite for a caller
-// without a transaction (a client_credentials token): one transaction of its own on the single writer
-// connection, begun without gorm's transaction machinery, which would cost more than the event's INSERT.
-func (s *Store) insertWithEventSQLite(ctx context.Context, stmt string, args []any, check *ClientCheck, ev *Event) error {
-	evArgs, poolSQL := auditArgs(ctx, *ev, s.now())
-	if unstorableArgs(args) {
-		return errUnstorableText
-	}
-	tx, err := s.sqlDB.BeginTx(ctx, nil)
-	if err != nil {
-		return mapErr(noteFault(ctx, err))
-	}
-	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, stmt, args...)
-	if err != nil {
-		return insertError(s.translate(noteFault(ctx, err)))
-	}
-	inserted := true
-	if check != nil {
-		if inserted, err = settleInsert(check, res); err != nil {
-			return err
-		}
-	}
-	if inserted {
-		if _, err := tx.ExecContext(ctx, auditInsertSQL(poolSQL), evArgs...); err != nil {
-			return fmt.Errorf("record %s event: %w", ev.Type, mapErr(noteFault(ctx, err)))
-		}
-	}
-	return mapErr(noteFault(ctx, tx.Commit()))
 }

@@ -96,6 +96,8 @@ type Store struct {
 	newSession func() fosite.Session
 	now        func() time.Time
 	clients    clientCache
+	// tokenBatch groups SQLite's access token writes into shared transactions (token_batch.go).
+	tokenBatch tokenBatcher
 	// auditRetention is Options.AuditRetention.
 	auditRetention time.Duration
 }

@@ -71,7 +71,8 @@ func (s *Store) insertRow(ctx context.Context, table string, cols []string, args
 // insertRowEvent is insertRow that also records ev (nil: none) if, and only if, the row is inserted. On
 // PostgreSQL both are one statement (the row's INSERT in a WITH, the event inserted from what it returned): a
 // client_credentials token has no transaction, and opening one would cost two round trips per token. On SQLite
-// the event follows in the same transaction (insertWithEventSQLite opens one if the caller has none).
+// the event follows in the same transaction: the caller's, or without one a transaction shared with the other
+// token writes waiting for the single writer (insertWithEventSQLite, group commit).
 func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string, args []any, ev *Event) error {
 	check := s.unsettledCheck(ctx)
 	if check != nil && check.stale {
@@ -98,7 +99,11 @@ func (s *Store) insertRowEvent(ctx context.Context, table string, cols []string,
 	stmt := q.String()
 	if ev != nil && s.dialect != dialectPostgres {
 		if _, inTx := ctx.Value(txKey{s}).(*gorm.DB); !inTx {
-			return s.insertWithEventSQLite(ctx, stmt, args, check, ev)
+			inserted, err := s.insertWithEventSQLite(ctx, stmt, args, check, ev)
+			if err != nil || check == nil {
+				return err
+			}
+			return check.settle(inserted)
 		}
 	}
 	if ev != nil && s.dialect == dialectPostgres {
