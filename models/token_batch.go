@@ -87,6 +87,13 @@ func (s *Store) runTokenBatch(batch []*tokenWrite) {
 			w.inserted, w.err = false, noteFault(w.ctx, err)
 		}
 	}
+	// A panic here must not leave the batch's other requests, and every later token, waiting for a lead that
+	// never comes: it fails this batch like an error, and the lead passes on.
+	defer func() {
+		if r := recover(); r != nil {
+			fail(fmt.Errorf("token batch: panic: %v", r))
+		}
+	}()
 	// The batch runs for all its requests: one request's cancellation must not cut the others' rows.
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := s.sqlDB.BeginTx(ctx, nil)
