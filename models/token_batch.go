@@ -2,6 +2,7 @@ package models
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -89,8 +90,12 @@ func (s *Store) runTokenBatch(batch []*tokenWrite) {
 	}
 	// A panic here must not leave the batch's other requests, and every later token, waiting for a lead that
 	// never comes: it fails this batch like an error, and the lead passes on.
+	var tx *sql.Tx
 	defer func() {
 		if r := recover(); r != nil {
+			if tx != nil {
+				_ = tx.Rollback() // the writer connection goes back to the pool, not held in a transaction
+			}
 			fail(fmt.Errorf("token batch: panic: %v", r))
 		}
 	}()
