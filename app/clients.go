@@ -531,6 +531,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer a.Close()
+	was := *cl // as stored: what a new secret depends on (NeedsNewSecret)
 	if admin.set {
 		cl.SetAdmin(admin.value)
 	}
@@ -541,19 +542,21 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	default:
 		cl.AdminPools = splitList(*adminPools)
 	}
-	before := cl.TokenEndpointAuthMethod
 	if *authMethod != "" {
 		cl.SetAuthMethod(*authMethod) // --token-endpoint-auth-signing-alg, applied below, may name the alg
 	}
 	if p := policy.apply(cl); len(p) > 0 {
 		return errors.New(strings.Join(p, "; "))
 	}
-	// A client moving to client_secret_jwt needs its secret sealed, and Latchkey kept only its hash: it gets a
-	// new secret, stored with the rest in one transaction.
+	// A client moving to client_secret_jwt (whose secret must be sealed; only its hash was kept) or gaining admin
+	// power gets a new secret, stored with the rest in one transaction (models.Client.NeedsNewSecret).
 	plain, update := "", a.store.UpdateClient
-	if cl.NeedsSealedSecret(before) {
-		plain = provider.GenerateClientSecretJWT()
-		if cl.SecretHash, cl.SealedSecret, err = a.prov.StoredSecret(cl.ID, plain, true); err != nil {
+	if cl.NeedsNewSecret(&was) {
+		sealed := cl.TokenEndpointAuthMethod == models.AuthMethodClientSecretJWT
+		if plain, err = newClientSecret("", sealed); err != nil {
+			return err
+		}
+		if cl.SecretHash, cl.SealedSecret, err = a.prov.StoredSecret(cl.ID, plain, sealed); err != nil {
 			return err
 		}
 		update = a.store.UpdateClientAndSecret
@@ -568,7 +571,7 @@ func clientsUpdate(ctx context.Context, c *cli, args []string) error {
 	}
 	fmt.Fprintf(c.stdout, "updated client %s\n", cl.ID)
 	if plain != "" {
-		fmt.Fprintf(c.stdout, "client_secret: %s\n(a new secret for client_secret_jwt: the old one no longer works; shown once)\n", plain)
+		fmt.Fprintf(c.stdout, "client_secret: %s\n(a new secret, for client_secret_jwt or new admin power: the old one no longer works; shown once)\n", plain)
 	}
 	return nil
 }

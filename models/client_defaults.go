@@ -66,6 +66,37 @@ func (c *Client) NeedsSealedSecret(before string) bool {
 	return c.TokenEndpointAuthMethod == AuthMethodClientSecretJWT && before != AuthMethodClientSecretJWT && !c.Public
 }
 
+// NeedsNewSecret says whether c, changed from was, must get a new secret (shown once, the old one gone): when it
+// becomes client_secret_jwt (NeedsSealedSecret), and when a client that has a secret gains admin power, by
+// becoming an admin client or administering more pools than it did. Whoever knew its secret was trusted with
+// what the client could do then, not with more: a pool-limited admin that made the client, say.
+func (c *Client) NeedsNewSecret(was *Client) bool {
+	if c.NeedsSealedSecret(was.TokenEndpointAuthMethod) {
+		return true
+	}
+	switch c.TokenEndpointAuthMethod {
+	case "", AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodClientSecretJWT: // "": the default, basic
+	default:
+		return false // no secret to know: a public client, or one that signs with its own keys
+	}
+	switch {
+	case c.Public || !c.Admin:
+		return false
+	case !was.Admin:
+		return true
+	case len(was.AdminPools) == 0: // it administered every pool already
+		return false
+	case len(c.AdminPools) == 0:
+		return true
+	}
+	for _, p := range c.AdminPools {
+		if !slices.Contains(was.AdminPools, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // SignupAllowed is whether a new client lets users sign themselves up through it (if its pool allows sign-up
 // too): a first-party app does unless asked (nil: not said) not to; no other client can.
 func SignupAllowed(firstParty bool, asked *bool) bool {

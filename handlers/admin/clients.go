@@ -343,7 +343,7 @@ func (h *API) patchClient(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	plain := ""
-	newSecret := next.NeedsSealedSecret(cur.TokenEndpointAuthMethod)
+	newSecret := next.NeedsNewSecret(cur)
 	if newSecret {
 		if plain, err = h.newSecret(&next); err != nil {
 			return err
