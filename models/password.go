@@ -33,6 +33,17 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// hashMemory and hashTime are the argon2id cost of new hashes: argonMemory and argonTime, unless a test suite that
+// hashes thousands of passwords in process lowered them (CheapPasswordHashesForTests). Verification always
+// follows the parameters stored in the hash.
+var hashMemory, hashTime uint32 = argonMemory, argonTime
+
+// CheapPasswordHashesForTests makes new password hashes cheap (argon2id m=64 KiB, t=1) for the rest of the
+// process. Only test binaries call it (a layout test in this package checks that no other file does): the
+// end-to-end suite runs its servers in process under the race detector, where OWASP-strength hashes for every
+// sign-in dominated its time. Never call it from a server.
+func CheapPasswordHashesForTests() { hashMemory, hashTime = 64, 1 }
+
 // passwordSlots bounds how many argon2id computations run at once. Each holds 19 MiB for its whole run, and the
 // work is CPU-bound anyway, so more in parallel than there are cores only multiplies memory: without this bound 64
 // concurrent sign-ins took the server to 1.9 GiB. Waiting callers queue; throughput is unchanged.
@@ -55,9 +66,9 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}
-	key := boundedIDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := boundedIDKey([]byte(password), salt, hashTime, hashMemory, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		argon2.Version, hashMemory, hashTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 // VerifyPassword checks password against a PHC argon2id hash, using the parameters in the hash. A wrong

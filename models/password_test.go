@@ -1,6 +1,9 @@
 package models
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -75,5 +78,33 @@ func TestDummyPasswordHashMatchesParameters(t *testing.T) {
 	}
 	if ok, err := VerifyPassword(dummyPasswordHash, "password"); ok || err != nil {
 		t.Errorf("VerifyPassword(dummy) = %v, %v; want false, nil", ok, err)
+	}
+}
+
+// Only test files make password hashes cheap: no server, command or library code of ours calls
+// CheapPasswordHashesForTests.
+func TestCheapPasswordHashesOnlyInTests(t *testing.T) {
+	root := ".."
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), "CheapPasswordHashesForTests()") && !strings.HasSuffix(path, filepath.Join("models", "password.go")) {
+			t.Errorf("%s calls CheapPasswordHashesForTests", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
