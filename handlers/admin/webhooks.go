@@ -126,6 +126,16 @@ func (h *API) webhook(r *http.Request, c *models.Client) (*models.Webhook, error
 	return w, nil
 }
 
+// authorizedWebhook authorizes the caller and loads the webhook the path names, one of the caller's pools.
+func (h *API) authorizedWebhook(r *http.Request) (*models.Client, *models.Webhook, error) {
+	c, err := h.authorize(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	wh, err := h.webhook(r, c)
+	return c, wh, err
+}
+
 // webhookInvalid is a refused webhook: the store's reasons, field by field.
 func webhookInvalid(what string, err error) error {
 	var ve models.ValidationError
@@ -207,11 +217,7 @@ func (h *API) createWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *API) getWebhook(w http.ResponseWriter, r *http.Request) error {
-	c, err := h.authorize(r)
-	if err != nil {
-		return err
-	}
-	wh, err := h.webhook(r, c)
+	_, wh, err := h.authorizedWebhook(r)
 	if err != nil {
 		return err
 	}
@@ -273,11 +279,7 @@ func (h *API) patchWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *API) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
-	c, err := h.authorize(r)
-	if err != nil {
-		return err
-	}
-	wh, err := h.webhook(r, c)
+	c, wh, err := h.authorizedWebhook(r)
 	if err != nil {
 		return err
 	}
@@ -298,11 +300,7 @@ func (h *API) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *API) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error {
-	c, err := h.authorize(r)
-	if err != nil {
-		return err
-	}
-	wh, err := h.webhook(r, c)
+	c, wh, err := h.authorizedWebhook(r)
 	if err != nil {
 		return err
 	}
@@ -324,11 +322,7 @@ func (h *API) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error 
 const maxDeliveriesPage = 200
 
 func (h *API) webhookDeliveries(w http.ResponseWriter, r *http.Request) error {
-	c, err := h.authorize(r)
-	if err != nil {
-		return err
-	}
-	wh, err := h.webhook(r, c)
+	_, wh, err := h.authorizedWebhook(r)
 	if err != nil {
 		return err
 	}
@@ -358,11 +352,7 @@ func (h *API) webhookDeliveries(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *API) redeliverWebhook(w http.ResponseWriter, r *http.Request) error {
-	c, err := h.authorize(r)
-	if err != nil {
-		return err
-	}
-	wh, err := h.webhook(r, c)
+	c, wh, err := h.authorizedWebhook(r)
 	if err != nil {
 		return err
 	}
